@@ -1,0 +1,53 @@
+# rpdeploy: two commands matter, `make demo` and `make test`. Both create the
+# virtual environment and bring up the local stack (Docker engine, registry,
+# base image, package index) themselves, so they work on a fresh Debian 12 machine.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint unit venv stack-up stack-down stack-status bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+stack-up: venv
+	scripts/stack.sh up
+
+stack-down:
+	scripts/stack.sh down
+
+stack-status:
+	scripts/stack.sh status
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check deploy tests bench
+	$(BIN)/mypy
+
+## demo: the main job, a full release of the reference worker against the local stack.
+demo: stack-up
+	scripts/demo.sh
+
+## test: every test (lint, type check, unit, integration against real docker/registry/emulator).
+test: stack-up lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## unit: the fast tests only (no Docker).
+unit: venv
+	$(BIN)/pytest -m 'not docker' $(PYTEST_ARGS)
+
+bench: stack-up
+	$(BIN)/python bench/build.py
+
+clean:
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache
