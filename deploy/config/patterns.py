@@ -17,6 +17,9 @@ from pydantic import AfterValidator
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _HOST = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?"
+#: In a reference, the first component is a registry only if it has a dot or a port, or is
+#: localhost (Docker's rule); otherwise it is part of the repository path.
+_REF_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})+(?::[0-9]{{1,5}})?|{_LABEL}:[0-9]{{1,5}}|localhost)"
 _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"sha256:[a-f0-9]{64}"
 
@@ -25,7 +28,9 @@ REGISTRY: Final = re.compile(rf"^{_HOST}$")
 #: Repository path without host or tag: ``acme/echo-worker`` (Docker's grammar: lowercase).
 REPOSITORY: Final = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 #: A full image reference: ``[host[:port]/]path[:tag][@sha256:…]``.
-IMAGE_REF: Final = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$")
+IMAGE_REF: Final = re.compile(
+    rf"^(?:{_REF_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
+)
 #: A Docker tag.
 TAG: Final = re.compile(rf"^{_TAG}$")
 #: A Debian package, optionally pinned: ``ffmpeg``, ``libgl1=1.6.0-1``.
