@@ -31,9 +31,13 @@ def test_workflow_matches_github_schema(workflow: Path) -> None:
 
 def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - runz: echo\n")
+    broken.write_text(
+        "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - runz: echo\n"
+    )
     checker = Path(sys.executable).parent / "check-jsonschema"
     done = subprocess.run(
-        [str(checker), "--builtin-schema", "vendor.github-workflows", str(broken)], capture_output=True, check=False
+        [str(checker), "--builtin-schema", "vendor.github-workflows", str(broken)],
+        capture_output=True,
+        check=False,
     )
     assert done.returncode == 1

@@ -62,16 +62,21 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
     doc = YamlDocument(file=file, data=None)
     if node is None:
         return doc
-    doc.data = _convert(node, (), doc)
+    # One loader resolves every scalar with PyYAML's own rules (ints, bools, nulls, ...).
+    loader = yaml.SafeLoader("")
+    try:
+        doc.data = _convert(node, (), doc, loader)
+    finally:
+        loader.dispose()
     return doc
 
 
-def _convert(node: Node, path: PathKey, doc: YamlDocument) -> Any:
+def _convert(node: Node, path: PathKey, doc: YamlDocument, loader: yaml.SafeLoader) -> Any:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node, doc)
+            key = _scalar(key_node, doc, loader)
             if not isinstance(key, str):
                 raise ConfigError(
                     f"{doc.file.name}:{key_node.start_mark.line + 1}: keys must be strings, got {key!r}"
@@ -83,22 +88,17 @@ def _convert(node: Node, path: PathKey, doc: YamlDocument) -> Any:
                     f" (first defined on line {first})"
                 )
             doc.lines[(*path, key)] = key_node.start_mark.line + 1
-            result[key] = _convert(value_node, (*path, key), doc)
+            result[key] = _convert(value_node, (*path, key), doc, loader)
         return result
     if isinstance(node, SequenceNode):
-        return [_convert(item, (*path, index), doc) for index, item in enumerate(node.value)]
-    return _scalar(node, doc)
+        return [_convert(item, (*path, index), doc, loader) for index, item in enumerate(node.value)]
+    return _scalar(node, doc, loader)
 
 
-def _scalar(node: Node, doc: YamlDocument) -> Any:
+def _scalar(node: Node, doc: YamlDocument, loader: yaml.SafeLoader) -> Any:
     if not isinstance(node, ScalarNode):
         raise ConfigError(f"{doc.file.name}:{node.start_mark.line + 1}: a mapping key must be a plain value")
-    # Reuse PyYAML's own tag resolution (ints, bools, nulls, ...) for one scalar.
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    return loader.construct_object(node, deep=True)
 
 
 def dotted(path: PathKey) -> str:

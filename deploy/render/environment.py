@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader, StrictUndefined
@@ -21,12 +22,14 @@ def builtin_templates_dir() -> Path:
     return packaged if packaged.is_dir() else package_dir.parent / "templates"
 
 
+@lru_cache(maxsize=8)
 def make_environment(project_root: Path) -> SandboxedEnvironment:
     """A sandboxed environment whose search path is ``<project>/templates`` then built-ins.
 
     A user overrides a template by putting a file of the same name in their
     ``templates/`` folder; ``builtin/<name>`` always reaches rpdeploy's own version, so
     an override can ``{% extends "builtin/Dockerfile.slim.j2" %}`` and change one block.
+    Cached per project: Jinja re-reads a template when its file changes (auto_reload).
     """
     builtin = FileSystemLoader(str(builtin_templates_dir()))
     search = [FileSystemLoader(str(project_root / "templates")), builtin]
