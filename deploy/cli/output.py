@@ -70,7 +70,7 @@ def common_options(func: F) -> F:
         default=False,
         help="Show a Python traceback for errors (for bug reports).",
     )(func)
-    func = click.option(
+    return click.option(
         "--output",
         "-o",
         "output",
@@ -79,7 +79,6 @@ def common_options(func: F) -> F:
         show_default=True,
         help="text for people; json prints one JSON object on stdout (logs stay on stderr).",
     )(func)
-    return func
 
 
 def make_context(output: str, debug: bool) -> Context:

@@ -1,0 +1,93 @@
+"""Strict patterns for every config value that can reach a Dockerfile or a shell.
+
+A value that reaches a ``RUN`` line, an ``ENV``, ``COPY`` or ``FROM`` must match one of
+these (or be quoted by a render filter). Checking at load time means a hostile
+value (``numpy; rm -rf /``, a newline, ``$(curl …)``, backticks) is rejected with
+a clear line before anything is rendered; the render filters check again, so a
+template that forgets cannot leak one through.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?"
+#: In a reference, the first component is a registry only if it has a dot or a port, or is
+#: localhost (Docker's rule); otherwise it is part of the repository path.
+_REF_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})+(?::[0-9]{{1,5}})?|{_LABEL}:[0-9]{{1,5}}|localhost)"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = r"sha256:[a-f0-9]{64}"
+
+#: Registry host, optionally with a port: ``ghcr.io``, ``127.0.0.1:5000``.
+REGISTRY: Final = re.compile(rf"^{_HOST}$")
+#: Repository path without host or tag: ``acme/echo-worker`` (Docker's grammar: lowercase).
+REPOSITORY: Final = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+#: A full image reference: ``[host[:port]/]path[:tag][@sha256:…]``.
+IMAGE_REF: Final = re.compile(
+    rf"^(?:{_REF_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
+)
+#: A Docker tag.
+TAG: Final = re.compile(rf"^{_TAG}$")
+#: A Debian package, optionally pinned: ``ffmpeg``, ``libgl1=1.6.0-1``.
+APT_PACKAGE: Final = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?$")
+#: A path inside the project, relative, no ``..``: ``worker/handler.py``.
+RELATIVE_PATH: Final = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*/?$")
+#: An absolute path inside the container: ``/runpod-volume``.
+CONTAINER_PATH: Final = re.compile(r"^/(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?$")
+#: An environment variable name.
+ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A RunPod secret name, as used in ``{{ RUNPOD_SECRET_<name> }}``.
+SECRET_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Project and environment names: they end up in image titles, endpoint and secret names.
+NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+#: A CUDA version as RunPod takes it: ``12.4``.
+CUDA_VERSION: Final = re.compile(r"^\d+\.\d+$")
+#: A Python module path: ``handler``, ``worker.handler``.
+PY_MODULE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: A port as RunPod takes it: ``8000/http``.
+PORT: Final = re.compile(r"^[0-9]{1,5}/(?:http|tcp|udp)$")
+#: Characters that never belong in any single-line value.
+CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def describe(value: str) -> str:
+    """Show a rejected value safely: control characters escaped, long values cut."""
+    shown = value.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _checker(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{describe(value)!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+RegistryHost = Annotated[str, _checker(REGISTRY, "registry host (expected host[:port])")]
+Repository = Annotated[str, _checker(REPOSITORY, "repository (expected lowercase name[/name...])")]
+ImageRef = Annotated[str, _checker(IMAGE_REF, "image reference (expected [host[:port]/]name[:tag][@digest])")]
+AptPackage = Annotated[str, _checker(APT_PACKAGE, "Debian package name (expected name or name=version)")]
+RelativePath = Annotated[str, _checker(RELATIVE_PATH, "relative path inside the project (no '..')")]
+ContainerPath = Annotated[str, _checker(CONTAINER_PATH, "absolute container path")]
+EnvName = Annotated[str, _checker(ENV_NAME, "environment variable name")]
+SecretName = Annotated[str, _checker(SECRET_NAME, "RunPod secret name (letters, digits, '_' and '-')")]
+Name = Annotated[str, _checker(NAME, "name (lowercase letters, digits and '-', at most 63)")]
+CudaVersion = Annotated[str, _checker(CUDA_VERSION, "CUDA version (expected major.minor)")]
+PyModule = Annotated[str, _checker(PY_MODULE, "Python module name")]
+Port = Annotated[str, _checker(PORT, "port (expected number/http|tcp|udp)")]
+
+
+def _single_line(value: str) -> str:
+    if CONTROL_CHARS.search(value):
+        raise ValueError(f"{describe(value)!r} contains a newline or control character")
+    return value
+
+
+SingleLine = Annotated[str, AfterValidator(_single_line)]

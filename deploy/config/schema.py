@@ -1,0 +1,263 @@
+"""The pydantic schema of ``rpdeploy.yaml``.
+
+rpdeploy's own sections use snake_case. The ``endpoint`` section uses RunPod REST v2
+vocabulary and spelling (``idleTimeout``, ``allowedCudaVersions``, …) so that values
+can be copied from RunPod's docs unchanged. Structural rules (types, patterns,
+unknown keys) live here; rules that relate several fields live in
+`deploy.config.rules`, where each problem can name its exact path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from deploy.config.patterns import (
+    AptPackage,
+    ContainerPath,
+    CudaVersion,
+    EnvName,
+    ImageRef,
+    Name,
+    Port,
+    PyModule,
+    RegistryHost,
+    RelativePath,
+    Repository,
+    SecretName,
+    SingleLine,
+)
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class RunPodModel(StrictModel):
+    """Models spelled like RunPod's REST v2 JSON (camelCase keys)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False)
+
+
+# --- image ---------------------------------------------------------------------------
+
+
+class ImageConfig(StrictModel):
+    registry: RegistryHost = Field(description="Registry host the image is pushed to, e.g. ghcr.io.")
+    repository: Repository = Field(description="Repository path inside the registry, e.g. acme/echo-worker.")
+    base: ImageRef = Field(description="Base image. Must already contain Python 3.11.")
+    strategy: Literal["slim", "baked"] = Field(
+        default="slim",
+        description="slim: the image holds Python, the bootstrap and the handler; dependencies are "
+        "provisioned at cold start. baked: dependencies are installed into the image.",
+    )
+    system_packages: list[AptPackage] = Field(
+        default_factory=list, description="Debian packages (needs a base image with apt)."
+    )
+    max_compressed_mb: float | None = Field(
+        default=None, gt=0, description="Fail the push when the compressed image is larger."
+    )
+    builder: Literal["auto", "docker", "buildx"] = "auto"
+    latest: bool = Field(default=False, description="Also tag `latest`. Deploys never use it.")
+    workdir: ContainerPath = Field(default="/app", description="Where the handler code lives in the image.")
+
+
+# --- runtime -------------------------------------------------------------------------
+
+
+class S3Archive(StrictModel):
+    """A prebuilt dependency archive on S3-compatible storage (e.g. Backblaze B2)."""
+
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    prefix: RelativePath = "rpdeploy/envs/"
+    endpoint_url: SingleLine | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    region: SingleLine | None = None
+
+
+class DiskThresholds(StrictModel):
+    """Free-space floors checked at cold start, so failures are explained, not cryptic."""
+
+    min_free_os_mb: int = Field(default=512, ge=0)
+    min_free_volume_mb: int = Field(default=2048, ge=0)
+
+
+class RuntimeConfig(StrictModel):
+    requirements: RelativePath = Field(description="Requirements or lock file of the worker's dependencies.")
+    installer: Literal["pip", "uv"] = "pip"
+    index_url: SingleLine | None = Field(
+        default=None,
+        description="Package index for installs (baked builds and cold-start provisioning).",
+    )
+    volume_path: ContainerPath = Field(
+        default="/runpod-volume", description="Where the network volume mounts."
+    )
+    s3: S3Archive | None = None
+    disk: DiskThresholds = Field(default_factory=DiskThresholds)
+
+    @field_validator("index_url")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        # `${RPDEPLOY_INDEX_URL:-}` interpolates to "" when unset: that means "no index".
+        return value or None
+
+
+# --- handler -------------------------------------------------------------------------
+
+
+class HandlerConfig(StrictModel):
+    path: RelativePath = Field(default="worker", description="Directory copied into the image.")
+    file: RelativePath = Field(default="handler.py", description="Handler file, relative to `path`.")
+    module: PyModule | None = Field(default=None, description="Import path, if started with `python -m`.")
+    command: SingleLine | None = Field(
+        default=None, description="Start command. Default: python -u <workdir>/<file>."
+    )
+
+
+# --- endpoint (RunPod REST v2 vocabulary) ---------------------------------------------
+
+
+class GpuConfig(RunPodModel):
+    pools: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z0-9_]+$")]], Field(min_length=1)]
+    excluded_types: list[SingleLine] = Field(default_factory=list)
+    count: int = Field(default=1, ge=1)
+    allowed_cuda_versions: list[CudaVersion] | None = None
+    min_cuda_version: CudaVersion | None = None
+
+
+class CpuConfig(RunPodModel):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    vcpu_count: int = Field(ge=2)
+
+    @field_validator("vcpu_count")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"must be a power of two, got {value}")
+        return value
+
+
+class WorkersConfig(RunPodModel):
+    min: int = Field(default=0, ge=0)
+    max: int = Field(default=3, ge=0)
+    idle_timeout: int = Field(default=5, ge=1, le=3600)
+
+
+class ScalingConfig(RunPodModel):
+    type: Literal["QUEUE_DELAY", "REQUEST_COUNT"] = "QUEUE_DELAY"
+    queue_delay: float | None = Field(default=None, ge=0.5)
+    request_count: int | None = Field(default=None, ge=1)
+
+
+FlashBoot = Literal["OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT"]
+
+
+class EndpointConfig(RunPodModel):
+    name: Annotated[str, Field(min_length=1, max_length=191)] | None = Field(
+        default=None, description="Endpoint name. Default: the project name (plus -<environment>)."
+    )
+    type: Literal["QUEUE", "LOAD_BALANCER"] = "QUEUE"
+    gpu: GpuConfig | None = None
+    cpu: Annotated[list[CpuConfig], Field(min_length=1)] | None = None
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
+    scaling: ScalingConfig = Field(default_factory=lambda: ScalingConfig(type="QUEUE_DELAY", queueDelay=4))
+    timeout: int = Field(default=300000, ge=1000, description="Per-request execution timeout, ms.")
+    flashboot: FlashBoot = "OFF"
+    network_volumes: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]] = Field(default_factory=list)
+    data_center_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]] = Field(default_factory=list)
+    disk: int | None = Field(default=None, ge=1, description="Container disk, GB.")
+    env: dict[EnvName, str] = Field(default_factory=dict)
+    ports: list[Port] = Field(default_factory=list)
+    registry: SingleLine | None = Field(default=None, description="RunPod registry credential id.")
+
+    @field_validator("flashboot", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare OFF as the boolean false (and ON as true).
+        if value is False:
+            return "OFF"
+        if value is True:
+            return "FLASHBOOT"
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_strings(cls, value: Any) -> Any:
+        # RunPod env values are strings; YAML turns `1` and `true` into numbers and
+        # booleans, which users mean as the strings they typed.
+        if isinstance(value, dict):
+            return {k: _env_value(v) for k, v in value.items()}
+        return value
+
+
+def _env_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+# --- secrets -------------------------------------------------------------------------
+
+
+class SecretConfig(StrictModel):
+    """One environment variable whose value is a secret (e.g. AWS_SECRET_ACCESS_KEY)."""
+
+    name: EnvName = Field(description="Environment variable the worker reads, e.g. AWS_ACCESS_KEY_ID.")
+    mode: Literal["runpod-secret", "inline"] = Field(
+        default="runpod-secret",
+        description="runpod-secret: env holds {{ RUNPOD_SECRET_<secret> }}, resolved by RunPod at start. "
+        "inline: the value is sent in the endpoint env (visible to anyone who can read the endpoint).",
+    )
+    secret: SecretName | None = Field(
+        default=None, description="RunPod secret name. Default: <project>_<name>."
+    )
+    from_env: EnvName | None = Field(
+        default=None, description="Process variable holding the value at deploy time. Default: `name`."
+    )
+
+
+# --- tests ---------------------------------------------------------------------------
+
+
+class TestsConfig(StrictModel):
+    path: RelativePath = Field(default=".runpod/tests.json", description="Validation cases (Hub tests.json).")
+    timeout_ms: int = Field(default=300000, ge=1000)
+
+
+# --- whole file ----------------------------------------------------------------------
+
+
+class Sections(StrictModel):
+    """What an environment may override (everything but identity)."""
+
+    image: ImageConfig
+    runtime: RuntimeConfig
+    handler: HandlerConfig = Field(default_factory=HandlerConfig)
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    secrets: list[SecretConfig] = Field(default_factory=list)
+    tests: TestsConfig = Field(default_factory=TestsConfig)
+
+
+class Config(Sections):
+    version: Literal[1] = 1
+    project: Name
+    environments: dict[Name, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-environment overrides of the sections above."
+    )
+
+    def endpoint_name(self, environment: str | None) -> str:
+        if self.endpoint.name:
+            return self.endpoint.name
+        return f"{self.project}-{environment}" if environment else self.project
+
+    def secret_name(self, secret: SecretConfig) -> str:
+        return secret.secret or f"{self.project}_{secret.name}".lower().replace("-", "_")
+
+
+#: Top-level keys an `environments.<name>` block may set.
+OVERRIDABLE: frozenset[str] = frozenset(Sections.model_fields)

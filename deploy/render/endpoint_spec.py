@@ -1,0 +1,106 @@
+"""The RunPod REST v2 endpoint bodies (create and update) for a config.
+
+Built as plain data in Python, then passed to the spec templates: logic stays out
+of templates, and ``{{ RUNPOD_SECRET_name }}`` references are data Jinja never
+evaluates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from deploy.config import Config
+from deploy.config.schema import EndpointConfig, SecretConfig
+
+#: What rendered files show instead of an inline secret's value.
+MASK: Final = "***"
+
+#: Resolves an inline secret to its value at deploy time; rendering uses `masked`.
+SecretResolver = Callable[[SecretConfig], str]
+
+
+def masked(_secret: SecretConfig) -> str:
+    return MASK
+
+
+def runpod_secret_reference(name: str) -> str:
+    """RunPod's secret syntax, exactly as its docs spell it (spaces included)."""
+    return "{{ RUNPOD_SECRET_" + name + " }}"
+
+
+def endpoint_env(config: Config, resolve_inline: SecretResolver = masked) -> dict[str, str]:
+    """The endpoint's env: plain values plus secret references (or inline values)."""
+    env = dict(config.endpoint.env)
+    for secret in config.secrets:
+        if secret.mode == "runpod-secret":
+            env[secret.name] = runpod_secret_reference(config.secret_name(secret))
+        else:
+            env[secret.name] = resolve_inline(secret)
+    return dict(sorted(env.items()))
+
+
+def create_request(
+    config: Config, environment: str | None, image: str, resolve_inline: SecretResolver = masked
+) -> dict[str, Any]:
+    """A `CreateEndpointRequest` body."""
+    ep = config.endpoint
+    body: dict[str, Any] = {
+        "name": config.endpoint_name(environment),
+        "type": ep.type,
+        "image": image,
+        **_compute(ep),
+        "workers": _workers(ep),
+        "scaling": _scaling(ep),
+        "timeout": ep.timeout,
+        "flashboot": ep.flashboot,
+        "networkVolumes": list(ep.network_volumes),
+        "dataCenterIds": list(ep.data_center_ids),
+        "env": endpoint_env(config, resolve_inline),
+    }
+    if ep.disk is not None:
+        body["disk"] = ep.disk
+    if ep.ports:
+        body["ports"] = list(ep.ports)
+    if ep.registry is not None:
+        body["registry"] = ep.registry
+    return body
+
+
+def update_request(
+    config: Config, environment: str | None, image: str, resolve_inline: SecretResolver = masked
+) -> dict[str, Any]:
+    """An `UpdateEndpointRequest` body: everything the create sets, except ``type``."""
+    body = create_request(config, environment, image, resolve_inline)
+    del body["type"]
+    return body
+
+
+def _compute(ep: EndpointConfig) -> dict[str, Any]:
+    if ep.cpu is not None:
+        return {"cpu": [{"id": c.id, "vcpuCount": c.vcpu_count} for c in ep.cpu]}
+    assert ep.gpu is not None  # config rules guarantee exactly one of gpu/cpu
+    gpu: dict[str, Any] = {"pools": list(ep.gpu.pools), "count": ep.gpu.count}
+    if ep.gpu.excluded_types:
+        gpu["excludedTypes"] = list(ep.gpu.excluded_types)
+    if ep.gpu.allowed_cuda_versions is not None:
+        gpu["allowedCudaVersions"] = list(ep.gpu.allowed_cuda_versions)
+    if ep.gpu.min_cuda_version is not None:
+        gpu["minCudaVersion"] = ep.gpu.min_cuda_version
+    return {"gpu": gpu}
+
+
+def _workers(ep: EndpointConfig) -> dict[str, int]:
+    workers = {"min": ep.workers.min, "max": ep.workers.max}
+    # RunPod rejects idleTimeout for queue endpoints that scale on request count.
+    if not (ep.type == "QUEUE" and ep.scaling.type == "REQUEST_COUNT"):
+        workers["idleTimeout"] = ep.workers.idle_timeout
+    return workers
+
+
+def _scaling(ep: EndpointConfig) -> dict[str, Any]:
+    if ep.scaling.type == "QUEUE_DELAY":
+        delay = ep.scaling.queue_delay
+        assert delay is not None  # config rules require it for QUEUE_DELAY
+        return {"type": "QUEUE_DELAY", "queueDelay": int(delay) if delay.is_integer() else delay}
+    return {"type": "REQUEST_COUNT", "requestCount": ep.scaling.request_count}

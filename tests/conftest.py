@@ -1,0 +1,115 @@
+"""Shared fixtures: temporary projects, the CLI runner, golden files, RunPod's spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from deploy.cli.main import cli
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+#: A small valid config; tests edit its text to make it invalid.
+BASE_CONFIG = """\
+version: 1
+project: demo
+image:
+  registry: 127.0.0.1:5000
+  repository: acme/demo-worker
+  base: 127.0.0.1:5000/python:3.11-slim-local
+  strategy: slim
+runtime:
+  requirements: worker/requirements.txt
+handler:
+  path: worker
+  file: handler.py
+endpoint:
+  type: QUEUE
+  gpu:
+    pools: [ADA_24]
+  workers: {min: 0, max: 2, idleTimeout: 5}
+  scaling: {type: QUEUE_DELAY, queueDelay: 4}
+secrets:
+  - name: AWS_ACCESS_KEY_ID
+  - name: AWS_SECRET_ACCESS_KEY
+environments:
+  staging:
+    endpoint:
+      workers: {max: 1}
+"""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", default=False, help="Rewrite tests/golden files."
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+MakeProject = Callable[..., Path]
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> MakeProject:
+    """Factory: a project directory with a worker and the given config text."""
+
+    def make(config: str = BASE_CONFIG, name: str = "project", files: dict[str, str] | None = None) -> Path:
+        root = tmp_path / name
+        (root / "worker").mkdir(parents=True)
+        (root / "worker" / "handler.py").write_text("print('handler')\n")
+        (root / "worker" / "requirements.txt").write_text("runpod==1.12.0\n")
+        (root / "rpdeploy.yaml").write_text(config)
+        for rel, content in (files or {}).items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(content)
+        return root
+
+    return make
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., Result]:
+    """Invoke the real click CLI in-process (stdout and stderr kept apart)."""
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+        runner = CliRunner()
+        old = Path.cwd()
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            return runner.invoke(cli, list(args), env=env, catch_exceptions=True)
+        finally:
+            os.chdir(old)
+
+    return run
+
+
+def official_spec() -> dict[str, Any]:
+    """RunPod's REST v2 OpenAPI document (shared/reference beside the checkout)."""
+    path = REFERENCE / "runpod-openapi-v2.json"
+    if not path.exists():
+        pytest.fail(f"RunPod's spec is missing at {path}; CI lays shared/ beside the clone")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def copy_repo_project(dest: Path) -> Path:
+    """A copy of this repository's own project files (config, worker, templates, rendered files)."""
+    for name in ("rpdeploy.yaml", "Dockerfile.slim", ".dockerignore"):
+        shutil.copy2(REPO / name, dest / name)
+    for name in ("worker", "templates"):
+        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
