@@ -54,3 +54,9 @@ def read_git(root: Path) -> GitInfo | None:
         dirty=bool(status),
         remote_url=_git(root, "config", "--get", "remote.origin.url") or None,
     )
+
+
+def untracked_files(root: Path, paths: list[str]) -> list[str]:
+    """Untracked, not ignored files under ``paths`` (they reach a build context without a commit)."""
+    out = _git(root, "ls-files", "--others", "--exclude-standard", "--", *paths)
+    return out.splitlines() if out else []

@@ -17,6 +17,9 @@ from deploy import __version__
 COMMANDS: dict[str, str] = {
     "config": "deploy.cli.config_cmd:config",
     "render": "deploy.cli.render_cmd:render",
+    "build": "deploy.cli.build_cmd:build",
+    "push": "deploy.cli.push_cmd:push",
+    "image": "deploy.cli.image_cmd:image",
 }
 
 

@@ -1,0 +1,115 @@
+"""`rpdeploy push`: push what `rpdeploy build` recorded (or build first with --build)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from deploy.cli.build_cmd import build_options, build_project
+from deploy.cli.options import config_option, env_option
+from deploy.cli.output import common_options, make_context, run_command
+from deploy.cli.progress import PushProgress
+from deploy.config import load_config
+from deploy.errors import ExitCode, UsageError
+from deploy.image.build import read_record
+from deploy.image.engine import connect
+from deploy.registry import PushResult, human_bytes, push_image
+
+
+@dataclass(frozen=True)
+class PushCommandResult:
+    result: PushResult
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return self.result.to_json()
+
+    def print_text(self, console: Console) -> None:
+        result = self.result
+        size = result.size
+        unc = f", {human_bytes(size.uncompressed_bytes)} uncompressed" if size.uncompressed_bytes else ""
+        console.print(f"pushed {result.image}", markup=False)
+        console.print(f"tags: {', '.join(result.tags)}", markup=False)
+        console.print(f"size: {human_bytes(size.compressed_bytes)} compressed{unc}", markup=False)
+
+
+def write_github_output(result: PushResult, environ: dict[str, str]) -> None:
+    """In GitHub Actions, expose ``image`` and ``digest`` as step outputs."""
+    target = environ.get("GITHUB_OUTPUT")
+    if not target:
+        return
+    try:
+        with Path(target).open("a", encoding="utf-8") as handle:
+            handle.write(f"image={result.image}\ndigest={result.digest}\n")
+    except OSError as exc:
+        raise UsageError(f"GITHUB_OUTPUT={target}: cannot append: {exc.strerror}") from None
+
+
+@click.command()
+@config_option
+@env_option
+@click.option(
+    "--build", "build_first", is_flag=True, default=False, help="Build first (as `rpdeploy build`)."
+)
+@build_options
+@common_options
+def push(
+    config_path: str,
+    environment: str | None,
+    build_first: bool,
+    builder: str | None,
+    tags: tuple[str, ...],
+    no_cache: bool,
+    output: str,
+    debug: bool,
+) -> None:
+    """Push every tag of the last build; print image@digest and sizes.
+
+    Reads build/rpdeploy/<env>/build.json written by `rpdeploy build` (or builds
+    first with --build). The immutable sha tag goes first; the registry's digest is
+    checked against the push; the compressed size (sum of the manifest's layers) is
+    checked against image.max_compressed_mb before the moving tags (branch, semver,
+    latest) are pushed. Credentials: REGISTRY_USERNAME/REGISTRY_PASSWORD, else the
+    Docker config. In GitHub Actions, image= and digest= go to $GITHUB_OUTPUT.
+
+    \b
+    Examples:
+      rpdeploy push
+      rpdeploy push --build --output json
+      rpdeploy push --env staging
+
+    Exit codes: 0 pushed, 1 over the size budget (largest layers listed),
+    2 no build recorded or bad config, 3 registry or engine unreachable.
+    """
+    ctx = make_context(output, debug)
+
+    def body() -> PushCommandResult:
+        loaded = load_config(config_path, environment)
+        if build_first:
+            record = build_project(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
+        else:
+            if tags or no_cache or builder:
+                raise UsageError("--tag, --no-cache and --builder apply to a build: add --build")
+            record = read_record(loaded)
+        client = connect()
+        ctx.log(f"push: {record.repository} ({', '.join(record.tags)})")
+        with PushProgress(ctx) as progress:
+            result = push_image(
+                client,
+                repository=record.repository,
+                image_id=record.id,
+                tags=record.tags,
+                immutable=record.immutable,
+                max_compressed_mb=loaded.config.image.max_compressed_mb,
+                environ=os.environ,
+                listener=progress,
+            )
+        write_github_output(result, dict(os.environ))
+        return PushCommandResult(result)
+
+    run_command(ctx, "push", body)

@@ -1,0 +1,1 @@
+"""Images: tags and labels from git, the build context, and the build itself."""
