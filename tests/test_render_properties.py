@@ -159,7 +159,11 @@ def test_endpoint_env_values_are_data_not_templates(tmp_path: Path, value: str) 
 
 
 @SETTINGS
-@given(secret_value=st.text(st.characters(whitelist_categories=["L", "N"]), min_size=8, max_size=30).map("zZ-secret-".__add__))
+@given(
+    secret_value=st.text(st.characters(whitelist_categories=["L", "N"]), min_size=8, max_size=30).map(
+        "zZ-secret-".__add__
+    )
+)
 def test_inline_secret_values_never_reach_rendered_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret_value: str
 ) -> None:

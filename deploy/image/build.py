@@ -46,6 +46,10 @@ from deploy.render.project import SPEC_DIR
 #: How many lines of a failing step's output the error shows.
 TAIL_LINES = 15
 _STEP = re.compile(r"^Step (?P<n>\d+)/(?P<total>\d+) : (?P<instruction>.*)$")
+#: The legacy builder colours a step's stderr; the colour codes are noise in an error message.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: Builder bookkeeping lines, not a step's output.
+_BOOKKEEPING = ("---> ", "Removing intermediate container", "Successfully built", "Successfully tagged")
 RECORD_NAME = "build.json"
 
 
@@ -262,7 +266,7 @@ class _StepTracker:
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
 
     def feed(self, text: str) -> None:
-        for line in text.splitlines():
+        for line in _ANSI.sub("", text).splitlines():
             match = _STEP.match(line.strip())
             if match:
                 self._close()
@@ -273,7 +277,7 @@ class _StepTracker:
                 self.cached = True
                 if self.current:
                     self.listener.cached(self.current[0])
-            elif line.strip() and not line.startswith(" ---> "):
+            elif line.strip() and not line.strip().startswith(_BOOKKEEPING):
                 self.tail.append(line.rstrip())
                 self.listener.output(line.rstrip())
 

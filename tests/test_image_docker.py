@@ -1,0 +1,309 @@
+"""`rpdeploy build`, `push` and `image report` against the real engine and the registry on 127.0.0.1:5000.
+
+Nothing is mocked: every test builds real images (on the stack's base image), pushes
+them and reads the registry's own answers. Fixture projects are tiny git repositories
+in tmp dirs; images are removed from the engine afterwards (the registry keeps a few kB
+of layers per run under rpdeploy-test/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+from click.testing import Result
+
+from tests.conftest import BASE_CONFIG
+
+pytestmark = pytest.mark.docker
+
+REGISTRY = "127.0.0.1:5000"
+BASE = os.environ.get("RPDEPLOY_BASE_IMAGE", f"{REGISTRY}/python:3.11-slim-local")
+INDEX = os.environ.get("RPDEPLOY_INDEX_URL", "http://127.0.0.1:8099/simple/")
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+#: The tests decide every CI variable themselves, whatever CI runs them.
+CLEAN_ENV: dict[str, str | None] = dict.fromkeys(
+    (
+        "GITHUB_EVENT_NAME",
+        "GITHUB_REF",
+        "GITHUB_OUTPUT",
+        "GITHUB_SERVER_URL",
+        "GITHUB_REPOSITORY",
+        "SOURCE_DATE_EPOCH",
+        "REGISTRY_USERNAME",
+        "REGISTRY_PASSWORD",
+    )
+)
+TEST_LABEL = "dev.rpdeploy.test"
+
+Run = Callable[..., Result]
+
+
+def config_text(
+    repository: str,
+    *,
+    registry: str = REGISTRY,
+    strategy: str = "slim",
+    max_mb: float | None = None,
+    latest: bool = False,
+) -> str:
+    """conftest's small valid config, pointed at this test's repository, registry and base."""
+    image = f"  strategy: {strategy}\n  latest: {str(latest).lower()}\n"
+    if max_mb is not None:
+        image += f"  max_compressed_mb: {max_mb}\n"
+    return (
+        BASE_CONFIG.replace("project: demo", "project: tiny")
+        .replace("registry: 127.0.0.1:5000", f"registry: {registry}")
+        .replace("acme/demo-worker", repository)
+        .replace("base: 127.0.0.1:5000/python:3.11-slim-local", f"base: {BASE}")
+        .replace("  strategy: slim\n", image)
+        .replace(
+            "  requirements: worker/requirements.txt\n",
+            f"  requirements: worker/requirements.txt\n  index_url: {INDEX}\n",
+        )
+    )
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    client = docker.from_env()
+    yield client
+    # Remove every image these tests tagged (by repository), and their containers.
+    for image in client.images.list():
+        if any("/rpdeploy-test/" in tag for tag in image.tags):
+            client.images.remove(image.id, force=True)
+    client.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
+    """Factory: a committed git project; returns (root, repository)."""
+
+    def make(
+        branch: str = "main", templates: dict[str, str] | None = None, **config: Any
+    ) -> tuple[Path, str]:
+        root = tmp_path / "project"
+        (root / "worker").mkdir(parents=True)
+        (root / "worker" / "handler.py").write_text("def handler(job):\n    return job['input']\n")
+        (root / "worker" / "requirements.txt").write_text("six==1.17.0\n")
+        (root / ".gitignore").write_text("build/\n")
+        for name, text in (templates or {}).items():
+            (root / "templates").mkdir(exist_ok=True)
+            (root / "templates" / name).write_text(text)
+        repository = f"rpdeploy-test/{uuid.uuid4().hex[:10]}"
+        (root / "rpdeploy.yaml").write_text(config_text(repository, **config))
+        git(root, "init", "-q", "-b", branch)
+        git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
+        git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "init")
+        return root, repository
+
+    return make
+
+
+def commit(root: Path, message: str) -> None:
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-am", message)
+
+
+def invoke(run_cli: Run, root: Path, *args: str, **env: str | None) -> Result:
+    return run_cli(*args, cwd=root, env={**CLEAN_ENV, **env})
+
+
+def as_json(result: Result) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def registry_digest(repository: str, tag: str, registry: str = REGISTRY) -> str | None:
+    response = requests.get(
+        f"http://{registry}/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_V2}, timeout=10
+    )
+    return response.headers["Docker-Content-Digest"] if response.status_code == 200 else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_build_push_report_with_semver_tags_labels_and_github_output(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any, tmp_path: Path
+) -> None:
+    root, repository = project(branch="feature/fast-build")
+    git(root, "tag", "v1.2.3")
+    sha = git(root, "rev-parse", "HEAD")
+    outputs = tmp_path / "github_output"
+    outputs.write_text("before=1\n")
+
+    built = invoke(run_cli, root, "build", "-o", "json", SOURCE_DATE_EPOCH="1700000000")
+    assert built.exit_code == 0, built.stderr
+    record = as_json(built)
+    assert record["tags"] == ["1.2.3", "1.2", "feature-fast-build", f"sha-{sha[:7]}"]
+    assert record["image"] == f"{REGISTRY}/{repository}:sha-{sha[:7]}"
+    assert record["context_files"] == 2  # handler.py and requirements.txt: nothing else
+    assert 0 < record["context_bytes"] < 20_000
+    assert "build: step" in built.stderr
+    labels = engine.images.get(record["id"]).labels
+    assert labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
+    assert labels["org.opencontainers.image.revision"] == sha
+    assert labels["org.opencontainers.image.version"] == "1.2.3"
+    assert labels["org.opencontainers.image.title"] == "tiny"
+    assert len(labels["dev.rpdeploy.config-hash"]) == 64
+    assert len(labels["dev.rpdeploy.lock-hash"]) == 64
+
+    pushed = invoke(run_cli, root, "push", "-o", "json", GITHUB_OUTPUT=str(outputs))
+    assert pushed.exit_code == 0, pushed.stderr
+    result = as_json(pushed)
+    digest = result["digest"]
+    assert result["image"] == f"{REGISTRY}/{repository}@{digest}"
+    for tag in record["tags"]:
+        assert registry_digest(repository, tag) == digest
+    size = result["size"]
+    assert size["compressed_bytes"] == sum(layer["compressed_bytes"] for layer in size["layers"])
+    assert size["uncompressed_bytes"] > size["compressed_bytes"]
+    assert any(layer["instruction"].startswith("COPY") for layer in size["layers"])
+    assert outputs.read_text() == f"before=1\nimage={result['image']}\ndigest={digest}\n"
+
+    report = invoke(run_cli, root, "image", "report", f"{REGISTRY}/{repository}:1.2", "-o", "json")
+    assert report.exit_code == 0, report.stderr
+    assert as_json(report)["digest"] == digest
+    assert as_json(report)["size"]["layers"] == size["layers"]
+    text = invoke(run_cli, root, "image", "report", f"{REGISTRY}/{repository}:1.2")
+    assert "COPY dir:" in text.stdout
+    assert "compressed" in text.stdout
+
+
+def test_handler_only_change_rebuilds_only_the_handler_layer_and_dirty_tree_is_marked(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any
+) -> None:
+    root, _ = project()
+    first = invoke(run_cli, root, "build", "-o", "json")
+    assert first.exit_code == 0, first.stderr
+
+    (root / "worker" / "handler.py").write_text("def handler(job):\n    return {'v': 2}\n")
+    commit(root, "handler v2")
+    second = invoke(run_cli, root, "build", "-o", "json")
+    assert second.exit_code == 0, second.stderr
+    record = as_json(second)
+    sha = git(root, "rev-parse", "--short=7", "HEAD")
+    assert record["tags"] == ["main", f"sha-{sha}"]
+    layers = {
+        s["instruction"].split()[0]: s["cached"]
+        for s in record["steps"]
+        if s["instruction"].startswith(("ENV", "WORKDIR", "COPY", "RUN"))
+    }
+    assert layers == {"ENV": True, "WORKDIR": True, "COPY": False}
+
+    (root / "worker" / "handler.py").write_text("def handler(job):\n    return {'v': 3}\n")
+    dirty = invoke(run_cli, root, "build", "-o", "json")
+    assert dirty.exit_code == 0, dirty.stderr
+    dirty_record = as_json(dirty)
+    assert len(dirty_record["tags"]) == 1
+    assert dirty_record["tags"][0].startswith(f"sha-{sha}-dirty-")
+    assert engine.images.get(dirty_record["id"]).labels["dev.rpdeploy.dirty"] == "true"
+    # The same dirty content gives the same tag; an untracked file in the context makes a tree dirty too.
+    assert as_json(invoke(run_cli, root, "build", "-o", "json"))["tags"] == dirty_record["tags"]
+    commit(root, "handler v3")
+    (root / "worker" / "extra.py").write_text("X = 1\n")
+    untracked = as_json(invoke(run_cli, root, "build", "-o", "json"))
+    assert untracked["dirty"] is True
+    assert "-dirty-" in untracked["tags"][0]
+
+
+def test_failed_build_names_the_instruction_and_shows_its_output(
+    project: Callable[..., tuple[Path, str]], run_cli: Run
+) -> None:
+    failing = (
+        '{% extends "Dockerfile.base.j2" %}\n'
+        "{% block dependencies %}\n"
+        'RUN echo "fixture-output-line" && exit 3\n'
+        "{% endblock %}\n"
+    )
+    root, _ = project(templates={"Dockerfile.slim.j2": failing})
+    result = invoke(run_cli, root, "build")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert "build failed at step" in result.stderr
+    assert 'RUN echo "fixture-output-line" && exit 3' in result.stderr
+    assert "returned a non-zero code: 3" in result.stderr
+    assert "  fixture-output-line" in result.stderr  # the step's own output, in the tail
+    assert not (root / "build" / "rpdeploy" / "default" / "build.json").exists()
+
+
+def test_over_budget_push_fails_with_largest_layers_and_no_moving_tags(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, tmp_path: Path
+) -> None:
+    root, repository = project(max_mb=1, latest=True)
+    assert invoke(run_cli, root, "build").exit_code == 0
+    outputs = tmp_path / "out"
+    result = invoke(run_cli, root, "push", GITHUB_OUTPUT=str(outputs))
+    assert result.exit_code == 1
+    assert "over the image.max_compressed_mb budget of 1 MB" in result.stderr
+    assert "(Imported from -)" in result.stderr or "RUN" in result.stderr  # the base layer tops the table
+    assert "COPY dir:" in result.stderr
+    assert result.stdout == ""
+    assert not outputs.exists()
+    # The moving tags were never pushed.
+    assert registry_digest(repository, "main") is None
+    assert registry_digest(repository, "latest") is None
+
+
+def test_registry_down_is_one_line_exit_3_and_nothing_pushed(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, tmp_path: Path
+) -> None:
+    port = free_port()
+    root, _ = project(registry=f"127.0.0.1:{port}")
+    assert invoke(run_cli, root, "build").exit_code == 0
+    outputs = tmp_path / "out"
+    result = invoke(run_cli, root, "push", GITHUB_OUTPUT=str(outputs))
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == f"error: registry 127.0.0.1:{port}: [Errno 111] Connection refused (after 4 attempts)"
+    assert "pushed" not in result.stdout + result.stderr.replace("push:", "")
+    assert not outputs.exists()
+    as_json_result = invoke(run_cli, root, "push", "-o", "json")
+    assert as_json_result.exit_code == 3
+    payload = as_json(as_json_result)
+    assert payload["ok"] is False
+    assert payload["error"]["type"] == "RegistryError"
+
+
+def test_baked_image_installs_from_the_loopback_index(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any
+) -> None:
+    root, _ = project(strategy="baked")
+    result = invoke(run_cli, root, "build", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    image = as_json(result)["image"]
+    output = engine.containers.run(
+        image,
+        ["/opt/venv/bin/python", "-c", "import six; print(six.__version__)"],
+        remove=True,
+        labels={TEST_LABEL: "1"},
+        network_mode="none",
+    )
+    assert output.decode().strip() == "1.17.0"
+
+
+def test_push_without_a_build_is_a_usage_error(
+    project: Callable[..., tuple[Path, str]], run_cli: Run
+) -> None:
+    root, _ = project()
+    result = invoke(run_cli, root, "push")
+    assert result.exit_code == 2
+    assert "no build recorded" in result.stderr

@@ -1,0 +1,209 @@
+"""Tags, labels, build context and history parsing, without a Docker engine."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from deploy.errors import BudgetExceeded, UsageError
+from deploy.gitinfo import GitInfo, read_git, untracked_files
+from deploy.image.context import build_context, ignore_patterns
+from deploy.image.labels import created_at, image_labels, source_url
+from deploy.image.tags import compute_tags, sanitize, semver_tags
+from deploy.registry import ImageSize, Layer, Reference, check_budget, instruction_of
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def git(tag: str | None = None, branch: str | None = "main", remote: str | None = None) -> GitInfo:
+    return GitInfo(sha=SHA, tag=tag, branch=branch, dirty=False, remote_url=remote)
+
+
+# ---- tags (docker/metadata-action rules)
+
+
+def test_clean_branch_build_gets_branch_and_sha() -> None:
+    tags = compute_tags(git(branch="feature/Login_v2"), {}, dirty=False, context_digest=DIGEST)
+    assert tags.tags == ("feature-Login_v2", "sha-0123456")
+    assert tags.immutable == "sha-0123456"
+    assert tags.version == "feature-Login_v2"
+
+
+def test_semver_tag_on_head_gives_version_and_major_minor_first() -> None:
+    tags = compute_tags(git(tag="v1.4.2"), {}, dirty=False, context_digest=DIGEST, latest=True)
+    assert tags.tags == ("1.4.2", "1.4", "main", "latest", "sha-0123456")
+    assert tags.version == "1.4.2"
+
+
+def test_prerelease_only_extends_full_version() -> None:
+    assert semver_tags("v2.0.0-rc.1") == ["2.0.0-rc.1"]
+    assert semver_tags("release-7") == []
+    assert semver_tags("1.2.3") == ["1.2.3", "1.2"]
+
+
+def test_pull_request_ci_tags_pr_number_not_branch() -> None:
+    environ = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_REF": "refs/pull/42/merge"}
+    tags = compute_tags(git(branch=None), environ, dirty=False, context_digest=DIGEST)
+    assert tags.tags == ("pr-42", "sha-0123456")
+
+
+def test_github_push_uses_the_ref_branch_and_tag_push_semver() -> None:
+    pushed = compute_tags(
+        git(branch=None), {"GITHUB_REF": "refs/heads/rel/2"}, dirty=False, context_digest=DIGEST
+    )
+    assert pushed.tags == ("rel-2", "sha-0123456")
+    tag_push = compute_tags(
+        git(branch=None), {"GITHUB_REF": "refs/tags/v3.1.0"}, dirty=False, context_digest=DIGEST
+    )
+    assert tag_push.tags == ("3.1.0", "3.1", "sha-0123456")
+
+
+def test_dirty_tree_gets_only_a_dirty_tag_even_with_semver_and_latest() -> None:
+    tags = compute_tags(git(tag="v1.0.0"), {}, dirty=True, context_digest=DIGEST, latest=True)
+    assert tags.tags == ("sha-0123456-dirty-abababababab",)
+    assert tags.immutable == tags.version == tags.tags[0]
+    assert tags.dirty
+
+
+def test_sanitize_follows_docker_tag_grammar() -> None:
+    assert sanitize("feat/é ü//x") == "feat-x"
+    assert sanitize("-.hidden") == "hidden"
+    assert len(sanitize("a" * 300)) == 128
+
+
+# ---- labels
+
+
+def test_created_honours_source_date_epoch() -> None:
+    assert created_at({"SOURCE_DATE_EPOCH": "1700000000"}) == "2023-11-14T22:13:20Z"
+    with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH"):
+        created_at({"SOURCE_DATE_EPOCH": "yesterday"})
+
+
+def test_source_url_from_github_or_remote_without_credentials() -> None:
+    actions = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/worker"}
+    assert source_url(git(), actions) == "https://github.com/acme/worker"
+    assert source_url(git(remote="git@github.com:acme/worker.git"), {}) == "https://github.com/acme/worker"
+    leaked = source_url(git(remote="https://bot:ghp_secret@github.com/acme/worker.git"), {})
+    assert leaked == "https://github.com/acme/worker"
+    assert source_url(git(), {}) is None
+
+
+def test_labels_carry_oci_and_rpdeploy_keys() -> None:
+    labels = image_labels(
+        title="demo",
+        version="1.2.3",
+        git=git(remote="https://github.com/acme/worker"),
+        dirty=False,
+        config_hash="c" * 64,
+        lock_hash="l" * 64,
+        strategy="slim",
+        environ={"SOURCE_DATE_EPOCH": "0"},
+    )
+    assert labels["org.opencontainers.image.revision"] == SHA
+    assert labels["org.opencontainers.image.created"] == "1970-01-01T00:00:00Z"
+    assert labels["org.opencontainers.image.source"] == "https://github.com/acme/worker"
+    assert labels["dev.rpdeploy.config-hash"] == "c" * 64
+    assert labels["dev.rpdeploy.lock-hash"] == "l" * 64
+    assert "dev.rpdeploy.dirty" not in labels
+
+
+# ---- build context
+
+
+def _names(data: bytes) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_context_admits_only_what_dockerignore_lets_through(tmp_path: Path) -> None:
+    (tmp_path / "worker" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "worker" / "handler.py").write_text("x = 1\n")
+    (tmp_path / "worker" / ".env").write_text("SECRET=1\n")
+    (tmp_path / "worker" / "__pycache__" / "h.pyc").write_bytes(b"\0")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[core]\n")
+    (tmp_path / "Dockerfile.slim").write_text("FROM stale-on-disk\n")
+    ignore = "# comment\n*\n!worker\nworker/**/__pycache__\nworker/**/.env*\n"
+    context = build_context(
+        tmp_path, dockerfile_name="Dockerfile.slim", dockerfile="FROM rendered\n", dockerignore=ignore
+    )
+    members = _names(context.data)
+    assert set(members) == {"worker", "worker/handler.py", "Dockerfile.slim", ".dockerignore"}
+    assert context.files == ("worker/handler.py",)
+    # the rendered Dockerfile wins over a stale one on disk
+    with tarfile.open(fileobj=io.BytesIO(context.data)) as tar:
+        extracted = tar.extractfile("Dockerfile.slim")
+        assert extracted is not None
+        assert extracted.read() == b"FROM rendered\n"
+    assert {m.mtime for m in members.values()} == {0}
+    assert context.size == len(context.data)
+
+
+def test_context_is_deterministic_and_its_digest_tracks_content(tmp_path: Path) -> None:
+    (tmp_path / "worker").mkdir()
+    handler = tmp_path / "worker" / "handler.py"
+    handler.write_text("x = 1\n")
+    kwargs = {"dockerfile_name": "Dockerfile.slim", "dockerfile": "FROM x\n", "dockerignore": "*\n!worker\n"}
+    first = build_context(tmp_path, **kwargs)
+    handler.touch()  # a new mtime alone changes nothing
+    assert build_context(tmp_path, **kwargs).digest == first.digest
+    handler.write_text("x = 2\n")
+    assert build_context(tmp_path, **kwargs).digest != first.digest
+
+
+def test_ignore_patterns_drop_comments_and_blanks() -> None:
+    assert ignore_patterns("# c\n\n*\n  !worker  \n") == ["*", "!worker"]
+
+
+# ---- git facts used by tags
+
+
+def test_untracked_file_in_context_is_seen(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "worker" / "new.py").write_text("")
+    assert untracked_files(tmp_path, ["worker/new.py"]) == ["worker/new.py"]
+    assert read_git(tmp_path) is None  # no commit yet
+
+
+# ---- history and budget
+
+
+def test_instruction_of_history_entries() -> None:
+    assert instruction_of({"created_by": '/bin/sh -c #(nop)  CMD ["python3"]'}) == 'CMD ["python3"]'
+    assert (
+        instruction_of({"created_by": "|1 PIP_INDEX_URL=http://x/ /bin/sh -c pip install a"})
+        == "RUN pip install a"
+    )
+    copy = "/bin/sh -c #(nop) COPY dir:" + "f" * 64 + " in /app/ "
+    assert instruction_of({"created_by": copy}) == "COPY dir:ffffffffffff in /app/"
+    assert instruction_of({"created_by": "RUN /bin/sh -c true # buildkit"}) == "RUN /bin/sh -c true"
+    assert instruction_of({"comment": "Imported from -"}) == "(Imported from -)"
+
+
+def test_budget_lists_largest_layers() -> None:
+    layers = [
+        Layer("sha256:a", 40_000_000, 100_000_000, "(Imported from -)"),
+        Layer("sha256:b", 2_000, 5_000, "COPY dir:abc in /app/"),
+    ]
+    size = ImageSize(40_002_000, 100_005_000, layers)
+    check_budget(size, 45, "img")  # under: nothing raised
+    with pytest.raises(BudgetExceeded) as caught:
+        check_budget(size, 10, "img")
+    text = str(caught.value)
+    assert "40.00 MB compressed, over the image.max_compressed_mb budget of 10 MB" in text
+    assert text.index("(Imported from -)") < text.index("COPY dir:abc")
+
+
+def test_reference_parsing() -> None:
+    ref = Reference.parse("127.0.0.1:5000/acme/w:sha-1234567")
+    assert (ref.registry, ref.repository, ref.reference) == ("127.0.0.1:5000", "acme/w", "sha-1234567")
+    assert Reference.parse("python:3.11-slim").repository == "library/python"
+    with pytest.raises(UsageError):
+        Reference.parse("Not A Ref")
