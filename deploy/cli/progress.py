@@ -11,6 +11,7 @@ from types import TracebackType
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from deploy.cli.output import Context
+from deploy.registry import human_bytes
 
 
 def _line(ctx: Context, text: str) -> None:
@@ -86,6 +87,8 @@ class PushProgress:
         self.progress: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
         self.totals: dict[str, int] = {}
+        #: Layers already reported: later tags of the same image only repeat "already exists".
+        self.reported: set[str] = set()
 
     def __enter__(self) -> PushProgress:
         if self.ctx.err.is_terminal:
@@ -112,7 +115,8 @@ class PushProgress:
             if layer_id not in self.tasks:
                 self.tasks[layer_id] = self.progress.add_task(f"{tag} {layer_id}", total=total)
             self.progress.update(self.tasks[layer_id], completed=current or 0, total=total or None)
-        if status.startswith(self.DONE):
+        if status.startswith(self.DONE) and layer_id not in self.reported:
+            self.reported.add(layer_id)
             size = self.totals.get(layer_id)
-            shown = f" ({size / 1e6:.2f} MB)" if size else ""
+            shown = f" ({human_bytes(size)})" if size else ""
             _line(self.ctx, f"push: {tag} layer {layer_id} {status.lower()}{shown}")
