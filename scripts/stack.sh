@@ -330,6 +330,49 @@ ensure_index() {
 	wait_until 20 index_up || die "package index did not answer within 20 s; see $LOGS/index.log"
 }
 
+# ---- buildx CLI plugin (only used with image.builder: buildx)
+
+# Bookworm has no docker-buildx; trixie's runs on bookworm (libc6 >= 2.34). Fetch it with a private
+# apt config derived from the host's own bookworm stanza, into the state folder (local-stack.md §6).
+ensure_buildx() {
+	local cfg=$STATE/docker-config apt=$STATE/apt-trixie
+	BUILDX_CONFIG=
+	if [ -x "$cfg/cli-plugins/docker-buildx" ]; then
+		BUILDX_CONFIG=$cfg
+		return 0
+	fi
+	docker buildx version >/dev/null 2>&1 && return 0
+	if ! command -v apt-get >/dev/null || [ -z "$(host_sources)" ]; then
+		say "note: no buildx plugin here; image.builder: buildx is unavailable (docker and auto work)"
+		return 0
+	fi
+	say "fetching the buildx CLI plugin into $cfg (log: $LOGS/buildx.log)"
+	mkdir -p "$apt/parts" "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/deb" "$cfg/cli-plugins"
+	python3 - /etc/apt/sources.list.d/*.sources >"$apt/parts/trixie.sources" <<'PY' ||
+import re, sys
+for path in sys.argv[1:]:
+    for stanza in open(path).read().split("\n\n"):
+        if re.search(r"^Suites:.*\bbookworm\b(?!-)", stanza, re.M):
+            print(re.sub(r"^Suites:.*$", "Suites: trixie", stanza, flags=re.M)); sys.exit(0)
+sys.exit("no bookworm stanza found")
+PY
+		die "no bookworm deb822 stanza to derive trixie's from"
+	printf '%s\n' "Dir::Etc::SourceList \"/dev/null\";" "Dir::Etc::SourceParts \"$apt/parts\";" \
+		"Dir::State::Lists \"$apt/lists\";" "Dir::Cache \"$apt/cache\";" \
+		'Dir::State::status "/var/lib/dpkg/status";' >"$apt/apt.conf"
+	if apt-config dump | grep 'Check-Valid-Until "false"' >/dev/null; then
+		echo 'Acquire::Check-Valid-Until "false";' >>"$apt/apt.conf"
+	fi
+	{
+		APT_CONFIG="$apt/apt.conf" apt-get update &&
+			(cd "$apt/deb" && APT_CONFIG="$apt/apt.conf" apt-get download docker-buildx) &&
+			dpkg-deb -x "$apt"/deb/docker-buildx_*.deb "$apt/x"
+	} >>"$LOGS/buildx.log" 2>&1 || die "fetching docker-buildx failed; see $LOGS/buildx.log"
+	cp "$apt/x/usr/libexec/docker/cli-plugins/docker-buildx" "$cfg/cli-plugins/"
+	rm -rf "$apt"
+	BUILDX_CONFIG=$cfg
+}
+
 write_env() {
 	local tmp=$STATE/stack.env.tmp
 	{
@@ -340,6 +383,8 @@ write_env() {
 		echo "RPDEPLOY_BASE_IMAGE=$BASE_IMAGE"
 		echo "RPDEPLOY_INDEX_URL=$INDEX_URL"
 		[ -z "${DOCKER_HOST:-}" ] || echo "DOCKER_HOST=$DOCKER_HOST"
+		# A DOCKER_CONFIG for `docker buildx` only (rpdeploy sets it for that subprocess).
+		[ -z "$BUILDX_CONFIG" ] || echo "RPDEPLOY_DOCKER_CONFIG=$BUILDX_CONFIG"
 	} >"$tmp"
 	mv "$tmp" "$STATE/stack.env"
 }
@@ -365,6 +410,7 @@ cmd_up() {
 	ensure_pypiserver_venv
 	ensure_wheelhouse
 	ensure_index
+	ensure_buildx
 	write_env
 	say "up: engine, registry $REGISTRY, base $BASE_IMAGE, index $INDEX_URL (env: $STATE/stack.env)"
 }

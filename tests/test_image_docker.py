@@ -307,3 +307,43 @@ def test_push_without_a_build_is_a_usage_error(
     result = invoke(run_cli, root, "push")
     assert result.exit_code == 2
     assert "no build recorded" in result.stderr
+
+
+def stack_env() -> dict[str, str]:
+    """What scripts/stack.sh up wrote (make test brings the stack up first)."""
+    state = Path(os.environ.get("RPDEPLOY_STATE", Path(__file__).resolve().parent.parent / ".state"))
+    pairs = (line.partition("=") for line in (state / "stack.env").read_text().splitlines())
+    return {key: value for key, sep, value in pairs if sep and not key.startswith("#")}
+
+
+def test_buildx_builder_gets_the_image_from_its_metadata_file(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any
+) -> None:
+    # scripts/stack.sh provides the plugin where the system has none (local-stack.md §6).
+    plugin_env = {"RPDEPLOY_DOCKER_CONFIG": stack_env().get("RPDEPLOY_DOCKER_CONFIG")}
+    root, repository = project()
+    built = invoke(run_cli, root, "build", "--builder", "buildx", "-o", "json", **plugin_env)
+    assert built.exit_code == 0, built.stderr
+    record = as_json(built)
+    assert record["builder"] == "buildx"
+    assert [s["instruction"].split()[0] for s in record["steps"]] == ["FROM", "WORKDIR", "COPY"]
+    assert engine.images.get(record["id"]).labels["org.opencontainers.image.title"] == "tiny"
+    pushed = invoke(run_cli, root, "push", "-o", "json")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert registry_digest(repository, record["tags"][-1]) == as_json(pushed)["digest"]
+
+
+def test_buildx_failure_shows_the_output_tail(project: Callable[..., tuple[Path, str]], run_cli: Run) -> None:
+    failing = (
+        '{% extends "Dockerfile.base.j2" %}\n{% block dependencies %}\n'
+        "RUN echo buildx-fixture-line && exit 4\n{% endblock %}\n"
+    )
+    root, _ = project(templates={"Dockerfile.slim.j2": failing})
+    plugin_env = {"RPDEPLOY_DOCKER_CONFIG": stack_env().get("RPDEPLOY_DOCKER_CONFIG")}
+    failed = invoke(run_cli, root, "build", "--builder", "buildx", **plugin_env)
+    assert failed.exit_code == 1
+    assert "build failed at step 2/4 `RUN echo buildx-fixture-line && exit 4`" in failed.stderr
+    assert "exit code: 4" in failed.stderr
+    assert "  buildx-fixture-line" in failed.stderr
+    assert "buildx-fixture-line" in failed.stderr
+    assert "Traceback" not in failed.stderr

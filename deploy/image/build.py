@@ -81,7 +81,8 @@ class BuildRecord:
     #: Tag names, highest priority first; ``immutable`` is among them.
     tags: list[str]
     immutable: str
-    version: str
+    #: org.opencontainers.image.version (not "version": JSON results use that key for their schema).
+    oci_version: str
     dirty: bool
     labels: dict[str, str]
     builder: str
@@ -235,7 +236,7 @@ def run_build(
         id=image_id,
         tags=list(plan.tags.tags),
         immutable=plan.tags.immutable,
-        version=plan.tags.version,
+        oci_version=plan.tags.version,
         dirty=plan.tags.dirty,
         labels=plan.labels,
         builder=builder,
@@ -292,12 +293,17 @@ class _StepTracker:
         return self.steps
 
     def failure(self, message: str) -> BuildError:
-        where = f"step {self.current[0]}/{self.current[1]} `{self.current[2]}`" if self.current else "start"
-        lines = [f"build failed at {where}: {message.strip()}"]
-        if self.tail:
-            lines.append("last output lines:")
-            lines.extend(f"  {line}" for line in self.tail)
-        return BuildError("\n".join(lines))
+        return step_failure(self.current, message, self.tail)
+
+
+def step_failure(current: tuple[int, int, str] | None, message: str, tail: Iterable[str]) -> BuildError:
+    """The failing instruction, the builder's message and the last lines of the step's output."""
+    where = f"step {current[0]}/{current[1]} `{' '.join(current[2].split())}`" if current else "start"
+    lines = [f"build failed at {where}: {message.strip()}"]
+    shown = [f"  {line}" for line in tail]
+    if shown:
+        lines += ["last output lines:", *shown]
+    return BuildError("\n".join(lines))
 
 
 def build_with_docker(
@@ -385,9 +391,9 @@ def build_with_buildx(
             stderr=subprocess.STDOUT,
             env=buildx_env(),
         )
-        steps = _follow_buildx(proc, plan.context.data, listener)
-        if proc.returncode != 0:
-            raise BuildError("\n".join(["buildx build failed; last output lines:", *steps[1]]))
+        steps, error = _follow_buildx(proc, plan.context.data, listener)
+        if error is not None:
+            raise error
         try:
             meta = json.loads(metadata.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -395,35 +401,49 @@ def build_with_buildx(
     image_id = meta.get("containerimage.config.digest") or meta.get("containerimage.digest")
     if not image_id:
         raise BuildError("buildx metadata has no image digest")
-    return str(image_id), steps[0]
+    return str(image_id), steps
 
 
 _BUILDX_STEP = re.compile(r"^#(?P<id>\d+) \[(?:[\w-]+ )?(?P<n>\d+)/(?P<total>\d+)\] (?P<instruction>.*)$")
 _BUILDX_CACHED = re.compile(r"^#(?P<id>\d+) CACHED$")
+#: A vertex's output line: "#5 0.053 text", or "#5 ERROR: …" / "#5 DONE 0.1s".
+_BUILDX_LINE = re.compile(r"^#(?P<id>\d+) (?:\d+\.\d+ )?(?P<text>.*)$")
 
 
 def _follow_buildx(
     proc: subprocess.Popen[bytes], data: bytes, listener: BuildListener
-) -> tuple[list[BuildStep], list[str]]:
-    """Feed the context, parse BuildKit's plain progress: steps, CACHED marks and the output tail."""
+) -> tuple[list[BuildStep], BuildError | None]:
+    """Feed the context and parse BuildKit's plain progress: steps, CACHED marks, a failing step."""
     assert proc.stdin is not None
     assert proc.stdout is not None
     proc.stdin.write(data)
     proc.stdin.close()
-    steps: dict[str, BuildStep] = {}  # BuildKit vertex id -> step
+    steps: dict[str, tuple[int, int, str]] = {}  # BuildKit vertex id -> (n, total, instruction)
+    cached_ids: set[str] = set()
+    outputs: dict[str, deque[str]] = {}
+    error: BuildError | None = None
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     for raw in proc.stdout:
-        line = raw.decode("utf-8", "replace").rstrip()
+        line = _ANSI.sub("", raw.decode("utf-8", "replace")).rstrip()
         tail.append(line)
-        step, cached = _BUILDX_STEP.match(line), _BUILDX_CACHED.match(line)
+        step, cached, vertex = _BUILDX_STEP.match(line), _BUILDX_CACHED.match(line), _BUILDX_LINE.match(line)
         if step:
-            steps[step["id"]] = BuildStep(int(step["n"]), step["instruction"], cached=False)
-            listener.step(int(step["n"]), int(step["total"]), step["instruction"])
+            steps[step["id"]] = (int(step["n"]), int(step["total"]), step["instruction"])
+            listener.step(*steps[step["id"]])
         elif cached and cached["id"] in steps:
-            old = steps[cached["id"]]
-            steps[cached["id"]] = BuildStep(old.number, old.instruction, cached=True)
-            listener.cached(old.number)
-        else:
-            listener.output(line)
+            cached_ids.add(cached["id"])
+            listener.cached(steps[cached["id"]][0])
+        elif vertex and vertex["id"] in steps:
+            text = vertex["text"]
+            if text.startswith("ERROR: "):
+                error = step_failure(
+                    steps[vertex["id"]], text.removeprefix("ERROR: "), outputs.get(vertex["id"], [])
+                )
+            elif not text.startswith("DONE "):
+                outputs.setdefault(vertex["id"], deque(maxlen=TAIL_LINES)).append(text)
+                listener.output(text)
     proc.wait()
-    return sorted(steps.values(), key=lambda s: s.number), list(tail)
+    if proc.returncode != 0 and error is None:
+        error = step_failure(None, "buildx build failed", tail)
+    ordered = sorted(steps.items(), key=lambda item: item[1][0])
+    return [BuildStep(n, instruction, vid in cached_ids) for vid, (n, _, instruction) in ordered], error
