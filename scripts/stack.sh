@@ -133,7 +133,9 @@ ensure_engine() {
 	# Never a second dockerd in the host network namespace (local-stack.md §11): if one exists but
 	# does not answer yet, wait for it.
 	local other
-	if [ -s /var/run/docker.pid ] && other=$(</var/run/docker.pid) && kill -0 "$other" 2>/dev/null; then
+	# (A stale pid file may name a recycled pid: only a live process called dockerd counts.)
+	if [ -s /var/run/docker.pid ] && other=$(</var/run/docker.pid) &&
+		[ "$(cat "/proc/$other/comm" 2>/dev/null)" = dockerd ]; then
 		say "waiting for the running dockerd (pid $other)"
 		wait_until 60 engine_version >/dev/null || die "dockerd (pid $other) runs but does not answer"
 		return 0
@@ -313,15 +315,19 @@ index_missing_pin() {
 	done < <(required_pins)
 }
 
-ensure_index() {
+# An index another state folder started (another worktree) is used as is if it serves our pins.
+foreign_index_ok() {
 	local missing
-	if index_up; then
-		own_pid index pypi-server >/dev/null && return 0
-		missing=$(index_missing_pin)
-		[ -z "$missing" ] ||
-			die "the index on $INDEX_URL was not started from $STATE and lacks $missing; stop it (scripts/stack.sh down with its RPDEPLOY_STATE) and rerun"
-		return 0
-	fi
+	index_up || return 1
+	own_pid index pypi-server >/dev/null && return 1
+	missing=$(index_missing_pin)
+	[ -z "$missing" ] ||
+		die "the index on $INDEX_URL was not started from $STATE and lacks $missing; stop it (scripts/stack.sh down with its RPDEPLOY_STATE) and rerun"
+}
+
+ensure_index() {
+	# Ours and running: the wheelhouse was refreshed in place (pypiserver rescans its folder).
+	index_up && return 0
 	say "starting package index on $INDEX_URL"
 	# -a . -P .: no authentication; it listens on loopback only. --disable-fallback: a missing package
 	# is a 404, never a redirect to a public index the containers cannot verify.
@@ -407,9 +413,11 @@ cmd_up() {
 	ensure_engine
 	ensure_registry
 	ensure_base
-	ensure_pypiserver_venv
-	ensure_wheelhouse
-	ensure_index
+	if ! foreign_index_ok; then
+		ensure_pypiserver_venv
+		ensure_wheelhouse
+		ensure_index
+	fi
 	ensure_buildx
 	write_env
 	say "up: engine, registry $REGISTRY, base $BASE_IMAGE, index $INDEX_URL (env: $STATE/stack.env)"
