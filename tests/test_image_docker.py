@@ -8,14 +8,16 @@ of layers per run under rpdeploy-test/).
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import docker
 import pytest
@@ -347,3 +349,57 @@ def test_buildx_failure_shows_the_output_tail(project: Callable[..., tuple[Path,
     assert "  buildx-fixture-line" in failed.stderr
     assert "buildx-fixture-line" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+class FlakyRegistry(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to the first `failures` requests, then relays to the real registry.
+
+    A stand-in for what cannot be produced on demand here: a registry with a transient outage.
+    """
+
+    failures = 0
+    served: ClassVar[list[int]] = []
+
+    def do_GET(self) -> None:
+        if len(self.served) < self.failures:
+            self.served.append(503)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        upstream = requests.get(
+            f"http://{REGISTRY}{self.path}", headers={"Accept": self.headers.get("Accept", "*/*")}, timeout=10
+        )
+        self.served.append(upstream.status_code)
+        self.send_response(upstream.status_code)
+        for name in ("Content-Type", "Docker-Content-Digest", "Docker-Distribution-Api-Version"):
+            if name in upstream.headers:
+                self.send_header(name, upstream.headers[name])
+        self.send_header("Content-Length", str(len(upstream.content)))
+        self.end_headers()
+        self.wfile.write(upstream.content)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_transient_registry_errors_are_retried(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any
+) -> None:
+    root, repository = project()
+    assert invoke(run_cli, root, "push", "--build").exit_code == 0
+    tag = f"sha-{git(root, 'rev-parse', '--short=7', 'HEAD')}"
+    FlakyRegistry.failures, FlakyRegistry.served = 2, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        ref = f"127.0.0.1:{port}/{repository}:{tag}"
+        result = invoke(run_cli, root, "image", "report", ref, "-o", "json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.stderr
+    assert FlakyRegistry.served[:3] == [503, 503, 200]
+    assert as_json(result)["digest"] == registry_digest(repository, tag)
