@@ -87,6 +87,12 @@ class Api:
         headers = {"Authorization": self.key, **kwargs.pop("headers", {})}
         return self.client.request(method, f"{self.base}/v2{path}", json=body, headers=headers, **kwargs)
 
+    def submit(self, endpoint_id: str, job_input: Any, **extra: Any) -> str:
+        """POST /run; the job id."""
+        response = self.job("POST", f"/{endpoint_id}/run", {"input": job_input, **extra})
+        assert response.status_code == 200, response.text
+        return str(response.json()["id"])
+
     def create_endpoint(self, **overrides: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
             "name": "test",

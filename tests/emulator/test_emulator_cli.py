@@ -12,7 +12,6 @@ import httpx
 
 from tests.emulator.helpers import FAST_ENV, ROOT, free_port
 
-
 CURL_LIST = '\ncurl -s -H "Authorization: Bearer $RUNPOD_API_KEY" "$RUNPOD_API_URL/serverless"'
 
 
