@@ -566,8 +566,11 @@ def router(
 
     @api.post("/v2/{endpoint_id}/runsync")
     async def runsync(endpoint_id: str, request: Request) -> Response:
-        wait_ms = _wait_ms(request.query_params.get("wait"))
-        retention = min(max(RUNSYNC_RETENTION_S, wait_ms / 1000), RUNSYNC_MAX_RETENTION_S)
+        raw_wait = request.query_params.get("wait")
+        wait_ms = _wait_ms(raw_wait)
+        retention: float = RUNSYNC_RETENTION_S
+        if raw_wait is not None:  # an explicit ?wait= keeps the result up to 5 min
+            retention = min(max(RUNSYNC_RETENTION_S, wait_ms / 1000), RUNSYNC_MAX_RETENTION_S)
         job = await accept(request, endpoint_id, RUNSYNC_LIMIT, sync=True, retention_s=retention)
         job = await service.wait_final(job, wait_ms / 1000)
         if not job.final:

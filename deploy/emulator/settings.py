@@ -1,8 +1,8 @@
 """Emulator settings: where it listens, where it keeps state, and the worker-plane knobs.
 
-Every knob can come from the command line or from an ``RPDEPLOY_EMULATOR_*``
-environment variable (documented in README, "Emulator"), so tests and the
-background `start` form pass them the same way.
+Worker-plane and timing knobs come from ``RPDEPLOY_EMULATOR_*`` environment
+variables (documented in docs/emulator.md), so tests and the background `start`
+form pass them the same way; bind address, port, state dir and key are flags.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import hashlib
 import ipaddress
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from deploy.errors import UsageError
 
@@ -20,26 +22,25 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 DEFAULT_STATE = Path(".state/emulator")
 ENV_PREFIX = "RPDEPLOY_EMULATOR_"
+T = TypeVar("T", int, float)
+
+
+def _env_number(name: str, default: T, parse: Callable[[str], T], what: str) -> T:
+    raw = os.environ.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse(raw)
+    except ValueError:
+        raise UsageError(f"{ENV_PREFIX}{name}={raw!r} is not {what}") from None
 
 
 def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(ENV_PREFIX + name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise UsageError(f"{ENV_PREFIX}{name}={raw!r} is not an integer") from None
+    return _env_number(name, default, int, "an integer")
 
 
 def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(ENV_PREFIX + name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise UsageError(f"{ENV_PREFIX}{name}={raw!r} is not a number") from None
+    return _env_number(name, default, float, "a number")
 
 
 def _env_bool(name: str, default: bool) -> bool:

@@ -339,3 +339,18 @@ def test_network_volume_persists_across_workers_and_idle_scale_to_zero(api: Api,
     assert read["output"]["content"] == "kept"
     assert read["output"]["worker"] != first_worker
     api.rest("DELETE", f"/v2/serverless/{vol}")
+
+
+def test_request_count_scaling_starts_a_worker_per_request_count(api: Api, sdk_image: str) -> None:
+    counted = endpoint(
+        api,
+        sdk_image,
+        name="request-count",
+        env=ASYNC,
+        scaling={"type": "REQUEST_COUNT", "requestCount": 1},
+        workers={"min": 0, "max": 2},
+    )
+    ids = [api.submit(counted, {"mock_delay": 3}) for _ in range(2)]
+    views = [api.wait_status(counted, job_id, {"COMPLETED"}) for job_id in ids]
+    assert len({view["workerId"] for view in views}) == 2
+    api.rest("DELETE", f"/v2/serverless/{counted}")
