@@ -336,6 +336,24 @@ class JobService:
         if event is not None:
             event.set()
 
+    def resignal_stops(self, endpoint_id: str, worker_id: str, running: list[str]) -> None:
+        """A ping lists jobs the worker still runs; stop again any that already ended here.
+
+        The SDK drops a stop signal that arrives before the job's task starts
+        (`JobScaler.stop_job` finds no task), so one signal is not always enough.
+        """
+        for job_id in running:
+            if job_id in self._held.get(worker_id, ()):
+                continue
+            job = self.store.job(job_id)
+            if (
+                job is not None
+                and job.endpoint_id == endpoint_id
+                and job.worker_id == worker_id
+                and job.final
+            ):
+                self._signal_stop(job)
+
     async def stop_signals(self, worker_id: str, hold_s: float) -> list[str]:
         """Long poll for the ids of jobs this worker must stop."""
         pending = self._stops.pop(worker_id, None)

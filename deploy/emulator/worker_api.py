@@ -99,13 +99,18 @@ def router(jobs: JobService, plane: WorkerPlane) -> APIRouter:
 
     @api.get("/v2/{endpoint_id}/ping/{worker_id}")
     async def ping(endpoint_id: str, worker_id: str, request: Request) -> Response:
-        worker = require_worker(endpoint_id, worker_id)
-        params = request.query_params
-        if params.get("status") == "unhealthy":
-            plane.unhealthy(worker, params.get("check", "unknown"), params.get("reason", "")[:256])
+        _ping(jobs, plane, require_worker(endpoint_id, worker_id), dict(request.query_params))
         return JSONResponse({})
 
     return api
+
+
+def _ping(jobs: JobService, plane: WorkerPlane, worker: Worker, params: dict[str, str]) -> None:
+    """Heartbeat: an unhealthy report marks the worker; listed jobs that ended here get a new stop."""
+    if params.get("status") == "unhealthy":
+        plane.unhealthy(worker, params.get("check", "unknown"), params.get("reason", "")[:256])
+    running = [job_id for job_id in params.get("job_id", "").split(",") if job_id]
+    jobs.resignal_stops(worker.endpoint_id, worker.id, running)
 
 
 def _not_held(jobs: JobService, endpoint_id: str, worker_id: str, job_id: str) -> Response:
