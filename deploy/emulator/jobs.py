@@ -106,9 +106,8 @@ def job_view(job: Job) -> dict[str, Any]:
     view: dict[str, Any] = {}
     if job.started_at is not None:
         view["delayTime"] = _ms(job.started_at - job.created_at)
-        end = job.completed_at if job.completed_at is not None else None
-        if end is not None:
-            view["executionTime"] = _ms(end - job.started_at)
+        if job.completed_at is not None:
+            view["executionTime"] = _ms(job.completed_at - job.started_at)
     view["id"] = job.id
     if job.has_output:
         view["output"] = job.output
