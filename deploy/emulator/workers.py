@@ -522,12 +522,17 @@ class WorkerPlane:
             detail += f" after reporting unhealthy ({worker.unhealthy_reason})"
         self.jobs.worker_gone(worker.id, f"{detail} while running this job")
         self._log(worker, detail)
+        self._spawn(asyncio.to_thread(self._finish_container, worker, container_id))
         if not worker.expected_exit:
             log.warning("endpoint %s: %s", worker.endpoint_id, detail)
-            if not worker.ready or worker.unhealthy_reason:
-                self._note_failure(worker.endpoint_id)
-        self._end(worker, detail, exit_code=exit_code)
-        self._spawn(asyncio.to_thread(self._finish_container, worker, container_id))
+        if not worker.expected_exit and (not worker.ready or worker.unhealthy_reason):
+            # Died unhealthy or before taking a job: list it UNHEALTHY until the backoff ends.
+            self._note_failure(worker.endpoint_id)
+            self.store.update_worker(worker.id, ended_at=now_iso(), reason=detail, exit_code=exit_code)
+            worker.failed, worker.stopping, worker.container_id = True, False, None
+            worker.unhealthy_reason = detail
+        else:
+            self._end(worker, detail, exit_code=exit_code)
         self.kick()
 
     def _end(self, worker: Worker, reason: str, exit_code: int | None = None) -> None:

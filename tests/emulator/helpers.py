@@ -7,6 +7,7 @@ it start their own (`EmulatorProcess`). Every control-plane answer that passes t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -187,4 +188,14 @@ def build_sdk_image() -> str:
         except BuildError as exc:
             log = "".join(str(chunk.get("stream", "")) for chunk in exc.build_log)
             raise AssertionError(f"building {tag} failed: {exc}\n{log[-3000:]}") from None
+        _drop_stale_tags(client, tag)
     return tag
+
+
+def _drop_stale_tags(client: docker.DockerClient, keep: str) -> None:
+    """Older content-hash tags of the test image only take disk on a shared machine."""
+    repository = keep.rsplit(":", 1)[0]
+    for image in client.images.list(name=repository):
+        for stale in (t for t in image.tags if t != keep):
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(stale)

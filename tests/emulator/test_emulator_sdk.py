@@ -354,3 +354,20 @@ def test_request_count_scaling_starts_a_worker_per_request_count(api: Api, sdk_i
     views = [api.wait_status(counted, job_id, {"COMPLETED"}) for job_id in ids]
     assert len({view["workerId"] for view in views}) == 2
     api.rest("DELETE", f"/v2/serverless/{counted}")
+
+
+def test_failing_fitness_check_marks_the_worker_unhealthy(api: Api, sdk_image: str) -> None:
+    unfit = endpoint(
+        api, sdk_image, name="unfit", env={"FITNESS_FAIL": "no GPU found"}, workers={"min": 0, "max": 1}
+    )
+    job_id = api.submit(unfit, {})
+    listed = wait_for(
+        lambda: [w for w in workers(api, unfit) if "exited" in (w.get("statusReason") or "")],
+        what="the unhealthy worker to exit",
+    )
+    assert listed[0]["status"] == "UNHEALTHY"
+    assert "exited with code 1 after reporting unhealthy" in listed[0]["statusReason"]
+    assert "fitness check gpu_present failed: RuntimeError: no GPU found" in listed[0]["statusReason"]
+    # The job was never taken: it waits in the queue for a healthy worker.
+    assert api.job("GET", f"/{unfit}/status/{job_id}").json()["status"] == "IN_QUEUE"
+    api.rest("DELETE", f"/v2/serverless/{unfit}")
