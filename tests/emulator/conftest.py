@@ -14,6 +14,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
     proc = EmulatorProcess(tmp_path_factory.mktemp("emulator-state")).start()
     yield proc
     proc.stop()
+    proc.remove_volumes()
 
 
 @pytest.fixture(scope="session")

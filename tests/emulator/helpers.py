@@ -25,6 +25,8 @@ import httpx
 from docker.errors import BuildError, ImageNotFound
 
 from deploy.emulator import schemas
+from deploy.emulator.settings import state_label
+from deploy.emulator.workers import LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -159,6 +161,14 @@ class EmulatorProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+    def remove_volumes(self) -> None:
+        """Network-volume emulation persists on purpose; a test's volumes go with its state."""
+        client = docker.from_env()
+        mine = {"label": f"{LABEL}={state_label(self.state)}"}
+        for volume in client.volumes.list(filters=mine):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
 
     def log(self) -> str:
         path = self.state / "serve.log"
