@@ -48,6 +48,7 @@ unit: venv
 
 bench: stack-up
 	$(BIN)/python bench/build.py
+	$(BIN)/python bench/emulator.py
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache

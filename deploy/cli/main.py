@@ -16,6 +16,7 @@ from deploy import __version__
 #: command name -> "module:attribute". One module per noun.
 COMMANDS: dict[str, str] = {
     "config": "deploy.cli.config_cmd:config",
+    "emulator": "deploy.cli.emulator_cmd:emulator",
     "render": "deploy.cli.render_cmd:render",
     "build": "deploy.cli.build_cmd:build",
     "push": "deploy.cli.push_cmd:push",

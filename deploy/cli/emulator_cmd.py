@@ -1,0 +1,292 @@
+"""`rpdeploy emulator`: a local RunPod-compatible serverless platform that runs the real image."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from deploy.cli.output import common_options, make_context, run_command
+from deploy.emulator import server
+from deploy.emulator.settings import (
+    API_KEY_FILE,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_STATE,
+    check_bind,
+    settings_from_env,
+)
+from deploy.errors import EmulatorError, ExitCode, UsageError
+
+STATE_ENV = "RPDEPLOY_EMULATOR_STATE"
+
+
+def _state_option(func: Any) -> Any:
+    return click.option(
+        "--state",
+        "state",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: Path(os.environ.get(STATE_ENV, str(DEFAULT_STATE))),
+        show_default=f"${STATE_ENV} or {DEFAULT_STATE}",
+        help="State directory: SQLite database, API key, pid file, logs.",
+    )(func)
+
+
+def _bind_options(func: Any) -> Any:
+    func = click.option(
+        "--allow-remote", is_flag=True, default=False, help="Allow binding to a non-loopback address."
+    )(func)
+    func = click.option(
+        "--api-key",
+        default=None,
+        help="API key clients must send (default: $RUNPOD_API_KEY, else a generated key in the state dir).",
+    )(func)
+    func = click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="TCP port.")(func)
+    return click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind.")(func)
+
+
+def _key_hint(state_dir: Path) -> str:
+    key_file = state_dir / API_KEY_FILE
+    if key_file.exists():
+        return f'stored in {key_file} (eval "$(rpdeploy emulator env)" exports it)'
+    return "the one given with --api-key or $RUNPOD_API_KEY when the emulator started"
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    status: server.Status
+    action: str = "status"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.action == "stop":
+            return ExitCode.OK if not self.status.running else ExitCode.FAILED
+        return ExitCode.OK if self.status.running else ExitCode.FAILED
+
+    def urls(self) -> dict[str, str]:
+        if not self.status.running or self.status.host is None or self.status.port is None:
+            return {}
+        return server.urls(self.status.host, self.status.port)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "running": self.status.running,
+            "pid": self.status.pid if self.status.running else None,
+            "state_dir": str(self.status.state_dir),
+            "urls": self.urls(),
+            "api_key": _key_hint(self.status.state_dir),
+        }
+
+    def print_text(self, console: Console) -> None:
+        st = self.status
+        if not st.running:
+            word = "stopped" if self.action == "stop" else "not running"
+            console.print(f"emulator {word} (state {st.state_dir})", markup=False)
+            return
+        console.print(
+            f"emulator running (pid {st.pid}) on {st.host}:{st.port}, state {st.state_dir}", markup=False
+        )
+        for name, value in self.urls().items():
+            console.print(f"  {name}={value}", markup=False)
+        console.print(f"API key: {_key_hint(st.state_dir)}", markup=False)
+
+
+@dataclass(frozen=True)
+class EnvResult:
+    variables: dict[str, str]
+    key_file: Path | None
+    exit_code: ExitCode = ExitCode.OK
+
+    def lines(self) -> list[str]:
+        out = [f"export {name}={shlex.quote(value)}" for name, value in self.variables.items()]
+        if self.key_file is not None:
+            # The key itself is never printed: the shell reads it from the 0600 file.
+            out.append(f'export RUNPOD_API_KEY="$(cat {shlex.quote(str(self.key_file))})"')
+        else:
+            out.append("# RUNPOD_API_KEY: the key given with --api-key or $RUNPOD_API_KEY at start")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"env": self.variables, "api_key_file": str(self.key_file) if self.key_file else None}
+
+    def print_text(self, console: Console) -> None:
+        for line in self.lines():
+            console.print(line, markup=False, highlight=False)
+
+
+@dataclass(frozen=True)
+class LogsResult:
+    endpoint: str
+    files: list[Path] = field(default_factory=list)
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "workers": {p.stem: p.read_text(encoding="utf-8", errors="replace") for p in self.files},
+        }
+
+    def print_text(self, console: Console) -> None:
+        for path in self.files:
+            console.print(f"==> worker {path.stem} <==", markup=False)
+            console.out(path.read_text(encoding="utf-8", errors="replace"), end="", highlight=False)
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stopped": True}
+
+    def print_text(self, console: Console) -> None:
+        console.print("emulator stopped", markup=False)
+
+
+@click.group()
+def emulator() -> None:
+    """Run a local RunPod-compatible serverless platform (REST v2, job API, real worker containers).
+
+    \b
+    Examples:
+      rpdeploy emulator start                 # background; prints RUNPOD_API_URL and friends
+      eval "$(rpdeploy emulator env)"         # point the toolkit and the SDK at it
+      rpdeploy emulator logs ep123 --worker w1
+      rpdeploy emulator stop
+    """
+
+
+@emulator.command()
+@_bind_options
+@_state_option
+@common_options
+def serve(
+    *, host: str, port: int, api_key: str | None, allow_remote: bool, state: Path, output: str, debug: bool
+) -> None:
+    """Run the emulator in the foreground until Ctrl-C.
+
+    \b
+    Example:
+      rpdeploy emulator serve --port 8787 --state .state/emulator
+    """
+    ctx = make_context(output, debug)
+
+    def body() -> ServeResult:
+        settings = settings_from_env(host, port, state, api_key, allow_remote)
+        for name, value in server.urls(host, port).items():
+            ctx.log(f"{name}={value}")
+        ctx.log(f"API key: {_key_hint(settings.state_dir)}")
+        server.serve(settings)
+        return ServeResult()
+
+    run_command(ctx, "emulator serve", body)
+
+
+@emulator.command()
+@_bind_options
+@_state_option
+@common_options
+def start(
+    *, host: str, port: int, api_key: str | None, allow_remote: bool, state: Path, output: str, debug: bool
+) -> None:
+    """Start the emulator in the background and wait until it is healthy.
+
+    \b
+    Example:
+      rpdeploy emulator start --port 8787 && eval "$(rpdeploy emulator env)"
+    """
+    ctx = make_context(output, debug)
+
+    def body() -> StatusResult:
+        check_bind(host, allow_remote)
+        return StatusResult(
+            server.start(state, host=host, port=port, api_key=api_key, allow_remote=allow_remote),
+            action="start",
+        )
+
+    run_command(ctx, "emulator start", body)
+
+
+@emulator.command()
+@_state_option
+@common_options
+def status(*, state: Path, output: str, debug: bool) -> None:
+    """Say whether the emulator runs, and print its URLs (exit 1 when it does not run).
+
+    \b
+    Example:
+      rpdeploy emulator status --output json
+    """
+    ctx = make_context(output, debug)
+    run_command(ctx, "emulator status", lambda: StatusResult(server.status(state)))
+
+
+@emulator.command()
+@_state_option
+@common_options
+def stop(*, state: Path, output: str, debug: bool) -> None:
+    """Stop the background emulator (by its pid file) and remove its worker containers.
+
+    \b
+    Example:
+      rpdeploy emulator stop
+    """
+    ctx = make_context(output, debug)
+    run_command(ctx, "emulator stop", lambda: StatusResult(server.stop(state), action="stop"))
+
+
+@emulator.command()
+@_state_option
+@common_options
+def env(*, state: Path, output: str, debug: bool) -> None:
+    """Print `export` lines that point RunPod clients at the running emulator.
+
+    \b
+    Example:
+      eval "$(rpdeploy emulator env)"
+    """
+    ctx = make_context(output, debug)
+
+    def body() -> EnvResult:
+        current = server.status(state)
+        if not current.running or current.host is None or current.port is None:
+            raise EmulatorError(f"no emulator runs for {current.state_dir}", hint="rpdeploy emulator start")
+        key_file = current.api_key_file if current.api_key_file.exists() else None
+        return EnvResult(server.urls(current.host, current.port), key_file)
+
+    run_command(ctx, "emulator env", body)
+
+
+@emulator.command()
+@click.argument("endpoint")
+@click.option("--worker", "worker_id", default=None, help="Only this worker's log.")
+@_state_option
+@common_options
+def logs(*, endpoint: str, worker_id: str | None, state: Path, output: str, debug: bool) -> None:
+    """Print the logs of an endpoint's workers (kept after the workers are gone).
+
+    \b
+    Example:
+      rpdeploy emulator logs 4m7x2k9q --worker 8g3n5t6r
+    """
+    ctx = make_context(output, debug)
+
+    def body() -> LogsResult:
+        if not endpoint.replace("-", "").replace("_", "").isalnum():
+            raise UsageError(f"ENDPOINT {endpoint!r} is not an endpoint id")
+        folder = state.resolve() / "logs" / endpoint
+        files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+        if worker_id is not None:
+            files = [p for p in files if p.stem == worker_id]
+            if not files:
+                raise UsageError(f"no log for worker {worker_id} of endpoint {endpoint} in {folder}")
+        elif not files:
+            raise UsageError(f"no worker logs for endpoint {endpoint} in {folder}")
+        return LogsResult(endpoint, files)
+
+    run_command(ctx, "emulator logs", body)

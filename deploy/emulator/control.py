@@ -1,0 +1,463 @@
+"""Control plane: the RunPod REST v2 subset for serverless endpoints and templates.
+
+Request bodies are validated against the official schemas (422 with RFC 9457
+problem details); the rules the schemas cannot express give 400, as the spec's
+operation descriptions say (runpod-platform.md §2). A change to the image, env
+or another setting that needs new containers creates a release (version + 1,
+`diff` of `{field, old, new}`); the worker plane rolls it out.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from deploy.emulator import schemas
+from deploy.emulator.catalog import CPU_FLAVORS, GPU_POOLS, cpu_memory_gb
+from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
+from deploy.emulator.store import Store
+
+ENDPOINT_DEFAULTS: dict[str, Any] = {
+    "args": "",
+    "disk": 5,
+    "ports": [],
+    "env": {},
+    "registry": None,
+    "dataCenterIds": [],
+    "networkVolumes": [],
+    "timeout": 300_000,
+    "flashboot": "OFF",
+}
+WORKERS_DEFAULTS = {"min": 0, "max": 3, "idleTimeout": 10}
+TEMPLATE_DEFAULTS: dict[str, Any] = {
+    "args": "",
+    "disk": 50,
+    "mounts": {},
+    "ports": [],
+    "env": {},
+    "registry": None,
+    "serverless": False,
+    "public": False,
+    "category": "NVIDIA",
+    "startSsh": True,
+    "startJupyter": True,
+    "allowedCudaVersions": [],
+}
+CONTAINER_FIELDS = ("image", "args", "disk", "ports", "env", "registry")
+#: Top-level fields whose change needs new containers, so it makes a release.
+RELEASE_FIELDS = frozenset({*CONTAINER_FIELDS, "gpu", "cpu", "networkVolumes"})
+BODY_LIMIT = 10 * MB
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class WorkerPlaneView(Protocol):
+    def endpoint_changed(self, endpoint_id: str) -> None: ...
+
+    def endpoint_deleted(self, endpoint_id: str) -> None: ...
+
+    def worker_versions(self, endpoint_id: str) -> list[int]: ...
+
+    def workers_doc(self, endpoint_id: str, version: int) -> dict[str, Any]: ...
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_id(length: int = 10) -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def validate_body(schema_name: str, body: Any) -> dict[str, Any]:
+    problems = schemas.problems(schema_name, body)
+    if problems:
+        raise HttpError(422, "Request validation failed.", problems)
+    assert isinstance(body, dict)  # the schemas all require an object
+    return body
+
+
+def flatten(doc: dict[str, Any]) -> dict[str, Any]:
+    """Settings as dotted fields for release diffs (`workers.max`, `gpu.pools`; `env` stays whole)."""
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key in {"id", "createdAt", "requestUrls"}:
+            continue
+        if isinstance(value, dict) and key != "env":
+            for sub, sub_value in value.items():
+                flat[f"{key}.{sub}"] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    before, after = flatten(old), flatten(new)
+    return [
+        {"field": name, "old": before.get(name), "new": after.get(name)}
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name) != after.get(name)
+    ]
+
+
+class ControlPlane:
+    def __init__(self, store: Store, base_url: str) -> None:
+        self.store = store
+        self.base_url = base_url
+        self.workers: WorkerPlaneView | None = None
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def request_urls(self, endpoint_id: str, kind: str) -> dict[str, str]:
+        root = f"{self.base_url}/v2/{endpoint_id}"
+        if kind == "LOAD_BALANCER":
+            return {
+                "base": f"{self.base_url}/lb/{endpoint_id}",
+                "health": f"{self.base_url}/lb/{endpoint_id}/ping",
+            }
+        return {
+            "run": f"{root}/run",
+            "runSync": f"{root}/runsync",
+            "status": f"{root}/status/{{job_id}}",
+            "stream": f"{root}/stream/{{job_id}}",
+            "cancel": f"{root}/cancel/{{job_id}}",
+            "retry": f"{root}/retry/{{job_id}}",
+            "purgeQueue": f"{root}/purge-queue",
+            "health": f"{root}/health",
+        }
+
+    def endpoint(self, endpoint_id: str) -> tuple[dict[str, Any], int]:
+        found = self.store.endpoint(endpoint_id)
+        if found is None:
+            raise HttpError(404, f"endpoint {endpoint_id} not found")
+        return found
+
+    def find_endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
+        found = self.store.endpoint(endpoint_id)
+        return None if found is None else found[0]
+
+    def list_endpoints(self) -> dict[str, Any]:
+        return {"endpoints": [doc for doc, _ in self.store.endpoints()]}
+
+    def create_endpoint(self, body: Any) -> dict[str, Any]:
+        body = copy.deepcopy(validate_body("CreateEndpointRequest", body))
+        template_id = body.pop("templateId", None)
+        if template_id is not None:
+            body = self._apply_template(template_id, body, on_create=True)
+        if ("gpu" in body) == ("cpu" in body):
+            raise HttpError(400, "specify exactly one of gpu or cpu")
+        endpoint_id = new_id()
+        while self.store.endpoint(endpoint_id) is not None:  # pragma: no cover - 36^10 ids
+            endpoint_id = new_id()
+        doc: dict[str, Any] = {"id": endpoint_id, "name": body["name"], "type": body["type"]}
+        doc["requestUrls"] = self.request_urls(endpoint_id, body["type"])
+        for name in CONTAINER_FIELDS:
+            doc[name] = body.get(name, ENDPOINT_DEFAULTS.get(name))
+        if "gpu" in body:
+            doc["gpu"] = self._gpu({}, body["gpu"])
+        else:
+            doc["cpu"] = self._cpu(body["cpu"])
+        doc["workers"] = {**WORKERS_DEFAULTS, **body.get("workers", {})}
+        doc["scaling"] = body["scaling"]
+        for name in ("dataCenterIds", "networkVolumes", "timeout", "flashboot"):
+            doc[name] = body.get(name, ENDPOINT_DEFAULTS[name])
+        doc["createdAt"] = now_iso()
+        self._check_workers(doc, body.get("workers", {}))
+        self.store.put_endpoint(doc, 1, template_id)
+        self._release(doc, 1, diff({}, doc))
+        if self.workers is not None:
+            self.workers.endpoint_changed(endpoint_id)
+        return self.public(doc)
+
+    def update_endpoint(self, endpoint_id: str, body: Any) -> dict[str, Any]:
+        current, version = self.endpoint(endpoint_id)
+        body = copy.deepcopy(validate_body("UpdateEndpointRequest", body))
+        template_id = body.pop("templateId", None)
+        if template_id is not None:
+            body = self._apply_template(template_id, body, on_create=False)
+        if "gpu" in body and "cpu" in body:
+            raise HttpError(400, "specify at most one of gpu or cpu")
+        if "gpu" in body and "gpu" not in current:
+            raise HttpError(400, "gpu given for a CPU endpoint; the compute family cannot change")
+        if "cpu" in body and "cpu" not in current:
+            raise HttpError(400, "cpu given for a GPU endpoint; the compute family cannot change")
+        doc = self._patched(current, body)
+        if doc["scaling"]["type"] == "QUEUE_DELAY" and doc["type"] == "LOAD_BALANCER":
+            raise HttpError(400, "QUEUE_DELAY scaling is for queue-based endpoints only")
+        if doc["scaling"]["type"] == "REQUEST_COUNT" and doc["type"] == "QUEUE":
+            doc["workers"].pop("idleTimeout", None)
+        elif "idleTimeout" not in doc["workers"]:
+            doc["workers"]["idleTimeout"] = WORKERS_DEFAULTS["idleTimeout"]
+        self._check_workers(doc, body.get("workers", {}))
+        changes = diff(current, doc)
+        if any(change["field"].split(".")[0] in RELEASE_FIELDS for change in changes):
+            version += 1
+            self._release(doc, version, changes)
+        self.store.put_endpoint(doc, version, self.store.endpoint_template(endpoint_id))
+        if self.workers is not None:
+            self.workers.endpoint_changed(endpoint_id)
+        return self.public(doc)
+
+    def _patched(self, current: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """PATCH semantics: only the fields present change (`workers` merges per key)."""
+        doc = copy.deepcopy(current)
+        for name, value in body.items():
+            if name == "gpu":
+                doc["gpu"] = self._gpu(doc["gpu"], value)
+            elif name == "cpu":
+                doc["cpu"] = self._cpu(value)
+            elif name == "workers":
+                doc["workers"] = {**doc["workers"], **value}
+            else:
+                doc[name] = value
+        return doc
+
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        self.endpoint(endpoint_id)
+        template_id = self.store.endpoint_template(endpoint_id)
+        self.store.delete_endpoint(endpoint_id)
+        # RunPod: deleting an endpoint also deletes its bound template (unless another uses it).
+        if template_id is not None and not self.store.endpoints_bound_to(template_id):
+            self.store.delete_template(template_id)
+        if self.workers is not None:
+            self.workers.endpoint_deleted(endpoint_id)
+
+    def public(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The Endpoint object as the API returns it."""
+        out = copy.deepcopy(doc)
+        if out["scaling"]["type"] == "REQUEST_COUNT" and out["type"] == "QUEUE":
+            out["workers"].pop("idleTimeout", None)
+        return out
+
+    def releases(self, endpoint_id: str) -> dict[str, Any]:
+        _, version = self.endpoint(endpoint_id)
+        versions = self.workers.worker_versions(endpoint_id) if self.workers is not None else []
+        on_latest = sum(1 for v in versions if v == version)
+        total = len(versions)
+        releases = []
+        for release in self.store.releases(endpoint_id):
+            release.update(
+                source="MANUAL",
+                buildId=None,
+                createdByUserId=None,
+                workerCount=sum(1 for v in versions if v == release["version"]),
+            )
+            releases.append(dict(sorted(release.items())))
+        return {
+            "endpointVersion": version,
+            "rollout": {
+                "inProgress": on_latest < total,
+                "workersOnLatest": on_latest,
+                "workersTotal": total,
+                "percentOnLatest": (on_latest * 100) // total if total else 0,
+            },
+            "releases": releases,
+        }
+
+    def workers_doc(self, endpoint_id: str) -> dict[str, Any]:
+        _, version = self.endpoint(endpoint_id)
+        if self.workers is None:
+            summary = dict.fromkeys(("running", "idle", "initializing", "throttled", "unhealthy", "total"), 0)
+            return {"endpointVersion": version, "summary": summary, "workers": []}
+        return self.workers.workers_doc(endpoint_id, version)
+
+    def _release(self, doc: dict[str, Any], version: int, changes: list[dict[str, Any]]) -> None:
+        self.store.add_release(
+            release_id=new_id(8),
+            endpoint_id=doc["id"],
+            version=version,
+            created_at=now_iso(),
+            diff=changes,
+            snapshot=doc,
+        )
+
+    # -- semantic checks ----------------------------------------------------------------------
+
+    def _gpu(self, current: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+        gpu = {
+            "pools": current.get("pools", []),
+            "excludedTypes": current.get("excludedTypes", []),
+            "count": current.get("count", 1),
+            "allowedCudaVersions": current.get("allowedCudaVersions", []),
+            "minCudaVersion": current.get("minCudaVersion"),
+        }
+        if "pools" in request:
+            # A new pool selection replaces the old one, exclusions included unless restated.
+            gpu["pools"] = request["pools"]
+            gpu["excludedTypes"] = [name.strip() for name in request.get("excludedTypes", [])]
+        if "count" in request:
+            gpu["count"] = request["count"]
+        if "allowedCudaVersions" in request:
+            gpu["allowedCudaVersions"] = request["allowedCudaVersions"]
+        if "minCudaVersion" in request:
+            gpu["minCudaVersion"] = request["minCudaVersion"] or None
+        unknown = [pool for pool in gpu["pools"] if pool not in GPU_POOLS]
+        if unknown:
+            raise HttpError(
+                400, f"unknown GPU pool(s) {', '.join(unknown)}; known pools: {', '.join(GPU_POOLS)}"
+            )
+        cards = {card for pool in gpu["pools"] for card in GPU_POOLS[pool]}
+        stray = [name for name in gpu["excludedTypes"] if name not in cards]
+        if stray:
+            raise HttpError(400, f"excludedTypes {', '.join(stray)} not in the selected pools")
+        if cards and cards <= set(gpu["excludedTypes"]):
+            raise HttpError(400, "excludedTypes leave no GPU type in the selected pools")
+        if gpu["allowedCudaVersions"] and gpu["minCudaVersion"]:
+            raise HttpError(400, "gpu.allowedCudaVersions and gpu.minCudaVersion are mutually exclusive")
+        if not gpu["excludedTypes"]:
+            gpu.pop("excludedTypes")
+        return gpu
+
+    @staticmethod
+    def _cpu(request: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for item in request:
+            flavor, vcpus = item["id"], item["vcpuCount"]
+            if flavor not in CPU_FLAVORS:
+                raise HttpError(400, f"unknown CPU flavor {flavor}; known: {', '.join(CPU_FLAVORS)}")
+            if vcpus & (vcpus - 1):
+                raise HttpError(400, f"cpu vcpuCount {vcpus} is not a power of two")
+            out.append({"id": flavor, "vcpuCount": vcpus, "memory": cpu_memory_gb(flavor, vcpus)})
+        return out
+
+    @staticmethod
+    def _check_workers(doc: dict[str, Any], requested: dict[str, Any]) -> None:
+        workers = doc["workers"]
+        if workers["min"] > workers["max"]:
+            raise HttpError(
+                400, f"workers.min ({workers['min']}) is greater than workers.max ({workers['max']})"
+            )
+        if (
+            doc["type"] == "QUEUE"
+            and doc["scaling"]["type"] == "REQUEST_COUNT"
+            and "idleTimeout" in requested
+        ):
+            raise HttpError(
+                400, "workers.idleTimeout does not apply to queue endpoints scaling on REQUEST_COUNT"
+            )
+
+    def _apply_template(self, template_id: str, body: dict[str, Any], *, on_create: bool) -> dict[str, Any]:
+        template = self.store.template(template_id)
+        if template is None:
+            raise HttpError(404, f"template {template_id} not found")
+        if not template["serverless"]:
+            raise HttpError(422, f"template {template_id} is not a serverless template")
+        merged = dict(body)
+        for name in CONTAINER_FIELDS:
+            if name == "env":
+                merged["env"] = {**template["env"], **body.get("env", {})}
+            elif name not in body:
+                merged[name] = template[name]
+        gpu = merged.get("gpu")
+        if (
+            on_create
+            and isinstance(gpu, dict)
+            and "allowedCudaVersions" not in gpu
+            and "minCudaVersion" not in gpu
+        ):
+            gpu["allowedCudaVersions"] = list(template["allowedCudaVersions"])
+        return merged
+
+    # -- templates -----------------------------------------------------------------------------
+
+    def template(self, template_id: str) -> dict[str, Any]:
+        template = self.store.template(template_id)
+        if template is None:
+            raise HttpError(404, f"template {template_id} not found")
+        return template
+
+    def list_templates(self) -> dict[str, Any]:
+        return {"templates": self.store.templates()}
+
+    def create_template(self, body: Any) -> dict[str, Any]:
+        body = validate_body("CreateTemplateRequest", body)
+        doc = {"id": new_id(), **TEMPLATE_DEFAULTS, **copy.deepcopy(body)}
+        self.store.put_template(doc)
+        return doc
+
+    def update_template(self, template_id: str, body: Any) -> dict[str, Any]:
+        doc = self.template(template_id)
+        body = copy.deepcopy(validate_body("UpdateTemplateRequest", body))
+        if body.get("mounts") == {}:
+            body.pop("mounts")  # `{}` leaves the existing mount unchanged
+        doc.update(body)
+        self.store.put_template(doc)
+        return doc
+
+    def delete_template(self, template_id: str) -> None:
+        self.template(template_id)
+        users = self.store.endpoints_bound_to(template_id)
+        if users:
+            raise HttpError(
+                400,
+                "Template is in use by a pod or serverless endpoint and cannot be deleted",
+                [f"bound to endpoint {endpoint}" for endpoint in users],
+            )
+        self.store.delete_template(template_id)
+
+
+def router(control: ControlPlane) -> APIRouter:
+    """REST v2 routes. Auth, rate-limit headers and problem+json errors are the app's job."""
+    api = APIRouter()
+
+    async def json_body(request: Request) -> Any:
+        return parse_json(await read_body(request, BODY_LIMIT))
+
+    @api.get("/v2/serverless")
+    async def list_endpoints() -> Response:
+        return JSONResponse(control.list_endpoints())
+
+    @api.post("/v2/serverless")
+    async def create_endpoint(request: Request) -> Response:
+        return JSONResponse(control.create_endpoint(await json_body(request)), status_code=201)
+
+    @api.get("/v2/serverless/{endpoint_id}")
+    async def get_endpoint(endpoint_id: str) -> Response:
+        return JSONResponse(control.public(control.endpoint(endpoint_id)[0]))
+
+    @api.patch("/v2/serverless/{endpoint_id}")
+    async def update_endpoint(endpoint_id: str, request: Request) -> Response:
+        control.endpoint(endpoint_id)  # 404 before looking at the body
+        return JSONResponse(control.update_endpoint(endpoint_id, await json_body(request)))
+
+    @api.delete("/v2/serverless/{endpoint_id}")
+    async def delete_endpoint(endpoint_id: str) -> Response:
+        control.delete_endpoint(endpoint_id)
+        return Response(status_code=204)
+
+    @api.get("/v2/serverless/{endpoint_id}/releases")
+    async def list_releases(endpoint_id: str) -> Response:
+        return JSONResponse(control.releases(endpoint_id))
+
+    @api.get("/v2/serverless/{endpoint_id}/workers")
+    async def list_workers(endpoint_id: str) -> Response:
+        return JSONResponse(control.workers_doc(endpoint_id))
+
+    @api.get("/v2/templates")
+    async def list_templates() -> Response:
+        return JSONResponse(control.list_templates())
+
+    @api.post("/v2/templates")
+    async def create_template(request: Request) -> Response:
+        return JSONResponse(control.create_template(await json_body(request)), status_code=201)
+
+    @api.get("/v2/templates/{template_id}")
+    async def get_template(template_id: str) -> Response:
+        return JSONResponse(control.template(template_id))
+
+    @api.patch("/v2/templates/{template_id}")
+    async def update_template(template_id: str, request: Request) -> Response:
+        control.template(template_id)
+        return JSONResponse(control.update_template(template_id, await json_body(request)))
+
+    @api.delete("/v2/templates/{template_id}")
+    async def delete_template(template_id: str) -> Response:
+        control.delete_template(template_id)
+        return Response(status_code=204)
+
+    return api

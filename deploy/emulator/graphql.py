@@ -1,0 +1,100 @@
+"""GraphQL `POST /graphql`: the two secret mutations REST v2 lacks (`secretCreate`, `secretDelete`).
+
+Parsed and executed by graphql-core against a small SDL, so selections, variables
+and error shapes are real GraphQL. Introspection is refused, as in production
+(runpod-mcp `src/server.ts`). Secret values are stored, never logged, never returned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from graphql import GraphQLError, build_schema, graphql_sync, parse, validate
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+
+from deploy.emulator.control import new_id
+from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
+from deploy.emulator.store import Store
+
+SDL = """
+type Secret { id: String! name: String! description: String }
+input SecretCreateInput { name: String!, value: String!, description: String }
+type Query { myself: User }
+type User { id: String! }
+type Mutation {
+  secretCreate(input: SecretCreateInput!): Secret
+  secretDelete(id: String!): Boolean
+}
+"""
+SCHEMA = build_schema(SDL)
+RULES = (*specified_rules, NoSchemaIntrospectionCustomRule)
+
+
+class Resolvers:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def secretCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        name = input["name"]
+        if not name or not all(ch.isalnum() or ch in "_-." for ch in name):
+            raise GraphQLError("Secret name may contain only letters, digits, '_', '-' and '.'")
+        secret_id = new_id()
+        if not self.store.add_secret(secret_id, name, input["value"], input.get("description")):
+            raise GraphQLError(f"A secret named {name} already exists")
+        return {"id": secret_id, "name": name, "description": input.get("description")}
+
+    def secretDelete(self, _info: Any, id: str) -> None:  # noqa: N802
+        if not self.store.delete_secret(id):
+            raise GraphQLError(f"Secret {id} not found")
+
+    def myself(self, _info: Any) -> dict[str, str]:
+        return {"id": "emulator-user"}
+
+
+def execute(store: Store, body: Any) -> tuple[int, dict[str, Any]]:
+    """Run one GraphQL request; (HTTP status, response body)."""
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+        raise HttpError(400, "GraphQL request must be a JSON object with a 'query' string")
+    variables = body.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise HttpError(400, "GraphQL 'variables' must be an object")
+    try:
+        document = parse(body["query"])
+    except GraphQLError as exc:
+        return 400, {"errors": [_error(exc, "GRAPHQL_PARSE_FAILED")]}
+    invalid = validate(SCHEMA, document, RULES)
+    if invalid:
+        return 400, {"errors": [_error(exc, "GRAPHQL_VALIDATION_FAILED") for exc in invalid]}
+    result = graphql_sync(
+        SCHEMA,
+        body["query"],
+        root_value=Resolvers(store),
+        variable_values=variables,
+        operation_name=body.get("operationName"),
+    )
+    out: dict[str, Any] = {}
+    if result.errors:
+        out["errors"] = [_error(exc, "INTERNAL_SERVER_ERROR") for exc in result.errors]
+    out["data"] = result.data
+    return 200, out
+
+
+def _error(exc: GraphQLError, code: str) -> dict[str, Any]:
+    error: dict[str, Any] = {"message": exc.message}
+    if exc.path:
+        error["path"] = list(exc.path)
+    error["extensions"] = {"code": code}
+    return error
+
+
+def router(store: Store) -> APIRouter:
+    api = APIRouter()
+
+    @api.post("/graphql")
+    async def graphql_endpoint(request: Request) -> Response:
+        status, payload = execute(store, parse_json(await read_body(request, 1 * MB)))
+        return JSONResponse(payload, status_code=status)
+
+    return api

@@ -1,0 +1,243 @@
+"""Running the emulator: in the foreground (uvicorn), or detached with a pid file and a log.
+
+The detached form re-runs `python -m deploy.emulator serve` in a new session with
+stdout and stderr in `<state>/emulator.log`, writes `<state>/emulator.pid`, and
+waits until the server answers its health check. `stop` signals that pid (never a
+process found by name) and, if it does not exit, kills it and removes the
+containers it labelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from deploy.emulator.settings import API_KEY_FILE, EmulatorSettings, state_label
+from deploy.errors import EmulatorError
+
+PID_FILE = "emulator.pid"
+LOG_FILE = "emulator.log"
+INFO_FILE = "emulator.json"
+HEALTH_PATH = "/_emulator/health"
+
+
+def serve(settings: EmulatorSettings) -> None:
+    """Run the server in this process until SIGINT/SIGTERM."""
+    # Imported here: `status`, `stop` and `env` must not pay for fastapi, uvicorn and docker.
+    import asyncio  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+
+    from deploy.emulator.app import build  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app, emulator = build(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,  # uvicorn's access log would print ?api_key= query strings
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+    )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # End the long polls now, or graceful shutdown waits for them.
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_soon_threadsafe(emulator.jobs.shut_down)
+            super().handle_exit(sig, frame)
+
+    _write_info(settings)
+    try:
+        Server(config).run()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (settings.state_dir / INFO_FILE).unlink()
+
+
+def _write_info(settings: EmulatorSettings) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    info = {"pid": os.getpid(), "host": settings.host, "port": settings.port, "label": settings.label}
+    (settings.state_dir / INFO_FILE).write_text(json.dumps(info) + "\n", encoding="utf-8")
+
+
+def urls(host: str, port: int) -> dict[str, str]:
+    """The settings the toolkit (and the SDK) read to talk to RunPod, pointed at the emulator."""
+    shown = f"[{host}]" if ":" in host else host
+    if host in {"0.0.0.0", "::"}:  # noqa: S104 - a wildcard bind is reached through loopback
+        shown = "127.0.0.1"
+    base = f"http://{shown}:{port}"
+    return {
+        "RUNPOD_API_URL": f"{base}/v2",
+        "RUNPOD_ENDPOINT_BASE_URL": f"{base}/v2",
+        "RUNPOD_GRAPHQL_URL": f"{base}/graphql",
+        "RUNPOD_API_BASE_URL": base,
+    }
+
+
+@dataclass(frozen=True)
+class Status:
+    running: bool
+    pid: int | None
+    host: str | None
+    port: int | None
+    state_dir: Path
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.state_dir / API_KEY_FILE
+
+
+def healthy(host: str, port: int, timeout: float = 1.0) -> bool:
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    try:
+        response = requests.get(f"http://{shown}:{port}{HEALTH_PATH}", timeout=timeout)
+    except requests.RequestException:
+        return False
+    return response.status_code == 200
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / PID_FILE).read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def status(state_dir: Path) -> Status:
+    state_dir = state_dir.resolve()
+    pid = _read_pid(state_dir)
+    try:
+        info = json.loads((state_dir / INFO_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        info = {}
+    host, port = info.get("host"), info.get("port")
+    running = bool(pid and _pid_alive(pid) and host and port and healthy(host, port))
+    return Status(running=running, pid=pid, host=host, port=port, state_dir=state_dir)
+
+
+def start(
+    state_dir: Path, *, host: str, port: int, api_key: str | None, allow_remote: bool, wait_s: float = 30.0
+) -> Status:
+    """Start a detached server and wait until it is healthy."""
+    state_dir = state_dir.resolve()
+    current = status(state_dir)
+    if current.running:
+        raise EmulatorError(
+            f"an emulator already runs for {state_dir} (pid {current.pid})",
+            hint="rpdeploy emulator stop, or use another --state directory",
+        )
+    if healthy(host, port, timeout=0.5):
+        raise EmulatorError(f"port {port} on {host} is already serving another emulator", hint="pick --port")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "deploy", "emulator", "serve", "--host", host, "--port", str(port)]
+    command += ["--state", str(state_dir)]
+    if allow_remote:
+        command.append("--allow-remote")
+    env = dict(os.environ)
+    if api_key:
+        env["RUNPOD_API_KEY"] = api_key  # through the environment, never argv (visible in ps)
+    log_path = state_dir / LOG_FILE
+    with log_path.open("ab") as log_handle:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_handle,
+            stderr=log_handle,
+            env=env,
+            start_new_session=True,
+        )
+    (state_dir / PID_FILE).write_text(f"{process.pid}\n", encoding="utf-8")
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmulatorError(
+                f"the emulator exited with code {process.returncode} while starting",
+                hint=f"see {log_path}",
+            )
+        if healthy(host, port, timeout=0.5):
+            return status(state_dir)
+        time.sleep(0.1)
+    _terminate(process.pid, grace_s=5)
+    raise EmulatorError(f"the emulator did not become healthy within {wait_s:.0f} s", hint=f"see {log_path}")
+
+
+def _terminate(pid: int, grace_s: float) -> bool:
+    """SIGTERM, then SIGKILL after ``grace_s``; True if it exited on SIGTERM."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid) or _reap(pid):
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return False
+
+
+def _reap(pid: int) -> bool:
+    """Collect a child that exited (the CLI's own child when start and stop share a process)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == pid
+
+
+def stop(state_dir: Path, grace_s: float = 20.0) -> Status:
+    state_dir = state_dir.resolve()
+    pid = _read_pid(state_dir)
+    if pid is None or not _pid_alive(pid):
+        with contextlib.suppress(FileNotFoundError):
+            (state_dir / PID_FILE).unlink()
+        return status(state_dir)
+    clean = _terminate(pid, grace_s)
+    if not clean:
+        remove_containers(state_dir)
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir / PID_FILE).unlink()
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir / INFO_FILE).unlink()
+    return status(state_dir)
+
+
+def remove_containers(state_dir: Path) -> int:
+    """Remove containers labelled for this state dir (after a server that could not clean up)."""
+    import docker  # noqa: PLC0415 - only needed when a server could not clean up
+    from docker.errors import DockerException  # noqa: PLC0415
+
+    from deploy.emulator.workers import LABEL  # noqa: PLC0415
+
+    try:
+        client = docker.from_env()
+        containers = client.containers.list(all=True, filters={"label": f"{LABEL}={state_label(state_dir)}"})
+    except DockerException:
+        return 0
+    for container in containers:
+        with contextlib.suppress(DockerException):
+            container.remove(force=True)
+    return len(containers)

@@ -1,0 +1,114 @@
+"""`rpdeploy emulator start|status|env|stop|logs|serve` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.emulator.helpers import FAST_ENV, ROOT, free_port
+
+CURL_LIST = '\ncurl -s -H "Authorization: Bearer $RUNPOD_API_KEY" "$RUNPOD_API_URL/serverless"'
+
+
+def rpdeploy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
+    return subprocess.run(
+        [sys.executable, "-m", "deploy", "emulator", *args],
+        cwd=ROOT,
+        env={**base, **FAST_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_start_status_env_stop(tmp_path: Path) -> None:
+    state, port = tmp_path / "state", free_port()
+    started = rpdeploy("start", "--port", str(port), "--state", str(state), "--output", "json")
+    try:
+        assert started.returncode == 0, started.stderr
+        result = json.loads(started.stdout)
+        assert result["running"] is True
+        assert result["urls"] == {
+            "RUNPOD_API_URL": f"http://127.0.0.1:{port}/v2",
+            "RUNPOD_ENDPOINT_BASE_URL": f"http://127.0.0.1:{port}/v2",
+            "RUNPOD_GRAPHQL_URL": f"http://127.0.0.1:{port}/graphql",
+            "RUNPOD_API_BASE_URL": f"http://127.0.0.1:{port}",
+        }
+        key = (state / "api-key").read_text().strip()
+        assert oct((state / "api-key").stat().st_mode & 0o777) == "0o600"
+
+        status = rpdeploy("status", "--state", str(state))
+        assert status.returncode == 0
+        assert f"RUNPOD_API_URL=http://127.0.0.1:{port}/v2" in status.stdout
+        assert "api-key" in status.stdout
+
+        exported = rpdeploy("env", "--state", str(state))
+        assert exported.returncode == 0
+        assert f"export RUNPOD_ENDPOINT_BASE_URL=http://127.0.0.1:{port}/v2" in exported.stdout
+        assert 'export RUNPOD_API_KEY="$(cat ' in exported.stdout
+        shell = subprocess.run(
+            [
+                "bash",
+                "-c",
+                exported.stdout
+                + '\ncurl -s -H "Authorization: Bearer $RUNPOD_API_KEY" "$RUNPOD_API_URL/serverless"',
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(shell.stdout) == {"endpoints": []}
+        for output in (started, status, exported):
+            assert key not in output.stdout + output.stderr
+        again = rpdeploy("start", "--port", str(port), "--state", str(state))
+        assert again.returncode == 3
+        assert "already runs" in again.stderr
+    finally:
+        stopped = rpdeploy("stop", "--state", str(state))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped" in stopped.stdout
+    after = rpdeploy("status", "--state", str(state), "--output", "json")
+    assert after.returncode == 1
+    assert json.loads(after.stdout)["running"] is False
+    assert rpdeploy("env", "--state", str(state)).returncode == 3
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1)
+        raise AssertionError("the emulator still answers after stop")
+    except httpx.HTTPError:
+        pass
+
+
+def test_non_loopback_bind_needs_allow_remote(tmp_path: Path) -> None:
+    refused = rpdeploy("serve", "--host", "0.0.0.0", "--state", str(tmp_path))
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert lines[0] == "error: --host 0.0.0.0 is not a loopback address"
+    assert "--allow-remote" in lines[1]
+    assert "Traceback" not in refused.stderr
+
+
+def test_logs_reports_missing_logs_as_usage_errors(tmp_path: Path) -> None:
+    missing = rpdeploy("logs", "ep123", "--state", str(tmp_path))
+    assert missing.returncode == 2
+    assert "no worker logs for endpoint ep123" in missing.stderr
+    (tmp_path / "logs" / "ep123").mkdir(parents=True)
+    (tmp_path / "logs" / "ep123" / "w1.log").write_text("hello from w1\n")
+    shown = rpdeploy("logs", "ep123", "--worker", "w1", "--state", str(tmp_path))
+    assert shown.returncode == 0
+    assert "hello from w1" in shown.stdout
+    assert rpdeploy("logs", "ep123", "--worker", "w2", "--state", str(tmp_path)).returncode == 2
+    as_json = json.loads(rpdeploy("logs", "ep123", "--state", str(tmp_path), "--output", "json").stdout)
+    assert as_json["workers"] == {"w1": "hello from w1\n"}
+
+
+def test_help_has_an_example() -> None:
+    shown = rpdeploy("--help")
+    assert shown.returncode == 0
+    assert "Examples:" in shown.stdout

@@ -1,0 +1,227 @@
+"""REST v2 control plane over HTTP. Every answer here also passes the official response schemas
+(`Api.rest` checks each one against runpod-openapi-v2.json: the contract test)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.emulator.helpers import Api
+
+GPU_BODY: dict[str, Any] = {
+    "name": "contract",
+    "type": "QUEUE",
+    "image": "127.0.0.1:5000/rpdeploy-test/none:1",
+    "gpu": {"pools": ["ADA_24", "AMPERE_48"], "excludedTypes": ["NVIDIA A40"], "minCudaVersion": "12.4"},
+    "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
+    "workers": {"min": 0, "max": 0},
+    "env": {"A": "1", "HF_TOKEN": "{{ RUNPOD_SECRET_hf }}"},
+    "networkVolumes": ["vol1"],
+}
+
+
+def test_endpoint_lifecycle_status_codes_and_shapes(api: Api) -> None:
+    created = api.rest("POST", "/v2/serverless", GPU_BODY)
+    assert created.status_code == 201
+    endpoint = created.json()
+    assert endpoint["workers"] == {"min": 0, "max": 0, "idleTimeout": 10}
+    assert endpoint["gpu"] == {
+        "pools": ["ADA_24", "AMPERE_48"],
+        "excludedTypes": ["NVIDIA A40"],
+        "count": 1,
+        "allowedCudaVersions": [],
+        "minCudaVersion": "12.4",
+    }
+    assert endpoint["env"]["HF_TOKEN"] == "{{ RUNPOD_SECRET_hf }}"  # stored literally
+    assert endpoint["requestUrls"]["run"] == f"{api.base}/v2/{endpoint['id']}/run"
+    assert "RateLimit" in created.headers
+    assert "RateLimit-Policy" in created.headers
+
+    path = f"/v2/serverless/{endpoint['id']}"
+    assert api.rest("GET", path).json() == endpoint
+    listed = api.rest("GET", "/v2/serverless").json()["endpoints"]
+    assert endpoint["id"] in [e["id"] for e in listed]
+
+    renamed = api.rest("PATCH", path, {"name": "renamed", "workers": {"max": 2}})
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "renamed"
+    assert renamed.json()["workers"] == {"min": 0, "max": 2, "idleTimeout": 10}
+
+    workers = api.rest("GET", f"{path}/workers").json()
+    assert workers["workers"] == []
+    assert workers["summary"]["total"] == 0
+    deleted = api.rest("DELETE", path)
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert api.rest("GET", path).status_code == 404
+    assert api.rest("DELETE", path).status_code == 404
+    assert api.rest("PATCH", path, {"name": "x"}).status_code == 404
+
+
+def test_releases_record_container_changes_with_diffs(api: Api) -> None:
+    endpoint = api.create_endpoint(env={"TAG": "v1"})
+    path = f"/v2/serverless/{endpoint['id']}"
+    first = api.rest("GET", f"{path}/releases").json()
+    assert first["endpointVersion"] == 1
+    assert len(first["releases"]) == 1
+    assert {"field": "image", "old": None, "new": endpoint["image"]} in first["releases"][0]["diff"]
+
+    api.rest("PATCH", path, {"workers": {"max": 1}})  # not restart-requiring: applied in place
+    assert api.rest("GET", f"{path}/releases").json()["endpointVersion"] == 1
+
+    api.rest(
+        "PATCH", path, {"image": "127.0.0.1:5000/rpdeploy-test/none:2", "env": {"TAG": "v2"}, "timeout": 9000}
+    )
+    releases = api.rest("GET", f"{path}/releases").json()
+    assert releases["endpointVersion"] == 2
+    newest = releases["releases"][0]
+    assert newest["version"] == 2
+    assert newest["source"] == "MANUAL"
+    assert newest["diff"] == [
+        {"field": "env", "old": {"TAG": "v1"}, "new": {"TAG": "v2"}},
+        {"field": "image", "old": endpoint["image"], "new": "127.0.0.1:5000/rpdeploy-test/none:2"},
+        {"field": "timeout", "old": 300000, "new": 9000},
+    ]
+    assert releases["rollout"] == {
+        "inProgress": False,
+        "workersOnLatest": 0,
+        "workersTotal": 0,
+        "percentOnLatest": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"cpu": [{"id": "cpu3c", "vcpuCount": 2}]}, "exactly one of gpu or cpu"),
+        ({"gpu": None}, "exactly one of gpu or cpu"),
+        (
+            {"gpu": {"pools": ["ADA_24"], "allowedCudaVersions": ["12.4"], "minCudaVersion": "12.1"}},
+            "mutually",
+        ),
+        ({"gpu": {"pools": ["NOPE_99"]}}, "unknown GPU pool"),
+        ({"gpu": {"pools": ["ADA_24"], "excludedTypes": ["NVIDIA A40"]}}, "not in the selected pools"),
+        ({"gpu": {"pools": ["ADA_24"], "excludedTypes": ["NVIDIA GeForce RTX 4090"]}}, "leave no GPU type"),
+        ({"workers": {"min": 3, "max": 1}}, "greater than workers.max"),
+        (
+            {"scaling": {"type": "REQUEST_COUNT", "requestCount": 2}, "workers": {"idleTimeout": 5}},
+            "idleTimeout does not apply",
+        ),
+    ],
+)
+def test_semantic_rules_give_400(api: Api, change: dict[str, Any], fragment: str) -> None:
+    body = {**GPU_BODY, **change}
+    body = {k: v for k, v in body.items() if v is not None}
+    response = api.rest("POST", "/v2/serverless", body)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({**GPU_BODY, "bogus": 1}, "bogus"),
+        ({**GPU_BODY, "scaling": {"type": "QUEUE_DELAY", "queueDelay": 0.1}}, "$.scaling"),
+        ({k: v for k, v in GPU_BODY.items() if k != "image"}, "'image' is a required property"),
+        ({**GPU_BODY, "type": "LOAD_BALANCER"}, "$.scaling"),
+        ({**GPU_BODY, "workers": {"idleTimeout": 0}}, "$.workers"),
+        ([1, 2], "$"),
+    ],
+)
+def test_schema_violations_give_422_problem_details(api: Api, body: Any, fragment: str) -> None:
+    response = api.rest("POST", "/v2/serverless", body)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["title"] == "Unprocessable Entity"
+    assert problem["detail"] == "Request validation failed."
+    assert any(fragment in error for error in problem["errors"]), problem
+
+
+def test_patch_rules(api: Api) -> None:
+    endpoint = api.create_endpoint(gpu={"pools": ["AMPERE_48"], "excludedTypes": ["NVIDIA A40"]})
+    path = f"/v2/serverless/{endpoint['id']}"
+    assert api.rest("PATCH", path, {"cpu": [{"id": "cpu3c", "vcpuCount": 2}]}).status_code == 400
+    assert api.rest("PATCH", path, {"gpu": {"excludedTypes": ["NVIDIA A40"]}}).status_code == 422
+    # New pools clear the exclusions unless restated.
+    patched = api.rest("PATCH", path, {"gpu": {"pools": ["AMPERE_48", "ADA_24"]}}).json()
+    assert "excludedTypes" not in patched["gpu"]
+    # Setting a floor next to a non-empty set is refused; clearing the set in the same patch is fine.
+    assert api.rest("PATCH", path, {"gpu": {"allowedCudaVersions": ["12.4"]}}).status_code == 200
+    assert api.rest("PATCH", path, {"gpu": {"minCudaVersion": "12.1"}}).status_code == 400
+    both = api.rest("PATCH", path, {"gpu": {"minCudaVersion": "12.1", "allowedCudaVersions": []}}).json()
+    assert both["gpu"]["minCudaVersion"] == "12.1"
+    assert both["gpu"]["allowedCudaVersions"] == []
+    cleared = api.rest("PATCH", path, {"gpu": {"minCudaVersion": ""}}).json()
+    assert cleared["gpu"]["minCudaVersion"] is None
+    switched = api.rest("PATCH", path, {"scaling": {"type": "REQUEST_COUNT", "requestCount": 2}}).json()
+    assert "idleTimeout" not in switched["workers"]
+
+
+def test_templates_apply_once_and_bind_to_their_endpoint(api: Api) -> None:
+    created = api.rest(
+        "POST",
+        "/v2/templates",
+        {"name": "tpl", "image": "img:1", "env": {"A": "t", "B": "t"}, "serverless": True, "disk": 7},
+    )
+    assert created.status_code == 201
+    template = created.json()
+    assert template["category"] == "NVIDIA"
+    assert template["startSsh"] is True
+    endpoint = api.create_endpoint(image=None, templateId=template["id"], env={"B": "body"})
+    assert endpoint["image"] == "img:1"
+    assert endpoint["disk"] == 7
+    assert endpoint["env"] == {"A": "t", "B": "body"}
+
+    tpath = f"/v2/templates/{template['id']}"
+    assert api.rest("PATCH", tpath, {"image": "img:2", "mounts": {}}).json()["image"] == "img:2"
+    assert api.rest("GET", f"/v2/serverless/{endpoint['id']}").json()["image"] == "img:1"
+    in_use = api.rest("DELETE", tpath)
+    assert in_use.status_code == 400
+    assert "in use" in in_use.json()["detail"]
+    assert api.rest("DELETE", f"/v2/serverless/{endpoint['id']}").status_code == 204
+    assert api.rest("GET", tpath).status_code == 404  # deleted with its bound endpoint
+
+    pod_template = api.rest("POST", "/v2/templates", {"name": "pod", "image": "img:1"}).json()
+    refused = api.rest("POST", "/v2/serverless", {**GPU_BODY, "templateId": pod_template["id"]})
+    assert refused.status_code == 422
+    assert api.rest("POST", "/v2/serverless", {**GPU_BODY, "templateId": "missing"}).status_code == 404
+    assert api.rest("DELETE", f"/v2/templates/{pod_template['id']}").status_code == 204
+    assert api.rest("GET", "/v2/templates").status_code == 200
+    assert api.rest("POST", "/v2/templates", {"name": "no-image"}).status_code == 422
+
+
+def test_authentication_is_bearer_only(api: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": api.key}):
+        response = httpx.get(f"{api.base}/v2/serverless", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["title"] == "Unauthorized"
+    assert api.rest("GET", "/v2/serverless", key="wrong").status_code == 401
+
+
+def test_malformed_json_and_unknown_routes(api: Api) -> None:
+    headers = {"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"}
+    broken = httpx.post(f"{api.base}/v2/serverless", content=b'{"name": ', headers=headers)
+    assert broken.status_code == 400
+    assert broken.headers["content-type"].startswith("application/problem+json")
+    assert "not valid JSON" in broken.json()["detail"]
+    assert api.rest("GET", "/v2/serverless/nope/releases").status_code == 404
+    assert api.rest("GET", "/v2/serverless/nope/workers").status_code == 404
+    assert api.rest("GET", "/v2/templates/nope").status_code == 404
+
+
+def test_cpu_endpoint_memory_and_request_count(api: Api) -> None:
+    endpoint = api.create_endpoint(
+        gpu=None,
+        cpu=[{"id": "cpu5c", "vcpuCount": 4}],
+        scaling={"type": "REQUEST_COUNT", "requestCount": 3},
+        workers={"min": 0, "max": 0},
+    )
+    assert endpoint["cpu"] == [{"id": "cpu5c", "vcpuCount": 4, "memory": 8}]
+    assert "gpu" not in endpoint
+    assert "idleTimeout" not in endpoint["workers"]
+    bad = {**GPU_BODY, "cpu": [{"id": "cpu5c", "vcpuCount": 3}]}
+    bad.pop("gpu")
+    assert api.rest("POST", "/v2/serverless", bad).status_code == 400
