@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -136,7 +137,7 @@ def _all_commands() -> list[tuple[str, click.Command]]:
 
 @pytest.mark.parametrize(("name", "command"), _all_commands(), ids=[n for n, _ in _all_commands()])
 def test_every_command_has_example_and_output_option(name: str, command: click.Command) -> None:
-    assert "Examples:" in (command.help or ""), f"{name}: --help needs an example"
+    assert re.search(r"Examples?:", command.help or ""), f"{name}: --help needs an example"
     options = {opt for p in command.params for opt in getattr(p, "opts", [])}
     assert "--output" in options, f"{name}: needs --output text|json"
 

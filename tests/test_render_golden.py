@@ -43,3 +43,16 @@ def test_override_template_is_used(make_project: MakeProject) -> None:
     rendered = render_scenario(make_project, next(s for s in SCENARIOS if s.name == "overrides"))
     assert 'ENV APP_FLAVOUR="override"' in rendered["Dockerfile.slim"]
     assert '"--rp_log_level", "ERROR"' in rendered["Dockerfile.slim"]
+
+
+def test_override_added_later_in_the_same_process_is_used(make_project: MakeProject) -> None:
+    root = make_project(name="late-override")
+    before = render_project(load_config(root / "rpdeploy.yaml"), IMAGE).files["Dockerfile.slim"]
+    assert "LATE=1" not in before
+    (root / "templates").mkdir()
+    (root / "templates" / "Dockerfile.slim.j2").write_text(
+        '{% extends "builtin/Dockerfile.slim.j2" %}'
+        "{% block start %}\nENV LATE=1\n{{ super() }}{% endblock %}\n"
+    )
+    after = render_project(load_config(root / "rpdeploy.yaml"), IMAGE).files["Dockerfile.slim"]
+    assert "ENV LATE=1" in after

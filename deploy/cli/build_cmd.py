@@ -11,7 +11,7 @@ from rich.console import Console
 
 from deploy.cli.options import config_option, env_option
 from deploy.cli.output import Context, common_options, make_context, run_command
-from deploy.cli.progress import BuildProgress, log_line
+from deploy.cli.progress import BuildProgress
 from deploy.config import LoadedConfig, load_config
 from deploy.config.patterns import TAG
 from deploy.errors import ExitCode, UsageError
@@ -54,8 +54,7 @@ def build_project(
             raise UsageError(f"--tag {tag!r} is not a valid Docker tag")
     plan = plan_build(loaded, os.environ, tags)
     chosen = choose_builder(loaded.config.image.builder, builder)
-    log_line(
-        ctx,
+    ctx.log(
         f"build: {plan.repository}:{plan.tags.immutable} with {chosen} "
         f"(context {plan.context.size / 1000:.1f} kB, {len(plan.context.files)} files)",
     )

@@ -55,8 +55,11 @@ class Context:
         return self.output is OutputFormat.JSON
 
     def log(self, message: str) -> None:
-        """A progress line on stderr (stays off stdout so JSON output remains parseable)."""
-        self.err.print(message, markup=False)
+        """A progress line on stderr (off stdout, so JSON output stays parseable).
+
+        Never wrapped: CI logs are read by grep, not at 80 columns.
+        """
+        self.err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

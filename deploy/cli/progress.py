@@ -14,11 +14,6 @@ from deploy.cli.output import Context
 from deploy.registry import human_bytes
 
 
-def log_line(ctx: Context, text: str) -> None:
-    """A progress line on stderr, never wrapped (CI logs are read by grep, not at 80 columns)."""
-    ctx.err.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
 class BuildProgress:
     """One line per step; a spinner with the current step in a terminal."""
 
@@ -66,14 +61,14 @@ class BuildProgress:
 
     def output(self, line: str) -> None:
         if self.ctx.debug:
-            log_line(self.ctx, f"    {line}")
+            self.ctx.log(f"    {line}")
 
     def _flush(self) -> None:
         if self.pending is None:
             return
         number, total, instruction = self.pending
         mark = "cached" if self.pending_cached else "built "
-        log_line(self.ctx, f"build: step {number}/{total} {mark} {' '.join(instruction.split())}")
+        self.ctx.log(f"build: step {number}/{total} {mark} {' '.join(instruction.split())}")
         self.pending = None
 
 
@@ -119,4 +114,4 @@ class PushProgress:
             self.reported.add(layer_id)
             size = self.totals.get(layer_id)
             shown = f" ({human_bytes(size)})" if size else ""
-            log_line(self.ctx, f"push: {tag} layer {layer_id} {status.lower()}{shown}")
+            self.ctx.log(f"push: {tag} layer {layer_id} {status.lower()}{shown}")

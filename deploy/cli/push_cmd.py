@@ -13,7 +13,7 @@ from rich.console import Console
 from deploy.cli.build_cmd import build_options, build_project
 from deploy.cli.options import config_option, env_option
 from deploy.cli.output import common_options, make_context, run_command
-from deploy.cli.progress import PushProgress, log_line
+from deploy.cli.progress import PushProgress
 from deploy.config import load_config
 from deploy.errors import ExitCode, UsageError
 from deploy.image.build import read_record
@@ -97,7 +97,7 @@ def push(
                 raise UsageError("--tag, --no-cache and --builder apply to a build: add --build")
             record = read_record(loaded)
         client = connect()
-        log_line(ctx, f"push: {record.repository} ({', '.join(record.tags)})")
+        ctx.log(f"push: {record.repository} ({', '.join(record.tags)})")
         with PushProgress(ctx) as progress:
             result = push_image(
                 client,
