@@ -105,7 +105,12 @@ stop_own() {
 
 install_missing() {
 	local missing=() pkg
-	command -v dockerd >/dev/null || command -v docker >/dev/null || missing+=(docker.io)
+	# What to install follows from what is needed, never from a client being present: machines of this
+	# kind ship a `docker` client without an engine. An engine is needed when none answers and no
+	# dockerd is installed to start; the client is needed for `docker version` below.
+	if ! command -v docker >/dev/null || { ! engine_version >/dev/null && ! command -v dockerd >/dev/null; }; then
+		missing+=(docker.io)
+	fi
 	if ! registry_up; then command -v docker-registry >/dev/null || missing+=(docker-registry); fi
 	if base_is_local && ! base_in_registry; then command -v mmdebstrap >/dev/null || missing+=(mmdebstrap); fi
 	[ ${#missing[@]} -gt 0 ] || return 0
