@@ -32,7 +32,9 @@ sys.path.insert(0, str(REPO))
 from deploy.config import load_config  # noqa: E402
 from deploy.image.build import BuildRecord, plan_build, run_build  # noqa: E402
 from deploy.image.engine import connect  # noqa: E402
-from deploy.registry import MB, Reference, RegistryClient, image_size, push_image  # noqa: E402
+from deploy.image.push import push_image  # noqa: E402
+from deploy.image.registry import Reference, RegistryClient  # noqa: E402
+from deploy.image.size import MB, image_size  # noqa: E402
 
 MIB = 1024 * 1024
 BENCH_REPOSITORY = "rpdeploy-bench/echo-worker"
@@ -100,16 +102,7 @@ def build(client: Any, root: Path, environ: dict[str, str], *, no_cache: bool) -
 
 def push(client: Any, record: BuildRecord, environ: dict[str, str]) -> tuple[dict[str, Any], float]:
     started = time.perf_counter()
-    result = push_image(
-        client,
-        repository=record.repository,
-        image_id=record.id,
-        tags=record.tags,
-        immutable=record.immutable,
-        max_compressed_mb=None,
-        environ=environ,
-        listener=Quiet(),
-    )
+    result = push_image(client, record, environ, Quiet())
     return result.to_json(), time.perf_counter() - started
 
 

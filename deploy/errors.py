@@ -65,6 +65,18 @@ class RenderError(RpdeployError):
     exit_code = ExitCode.USAGE
 
 
+class OutsideProject(RpdeployError):
+    """A path to read or write resolves outside the project (a symlink leading out)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class FileWriteError(RpdeployError):
+    """The disk refused a write or read (ENOSPC, EACCES, EROFS…); nothing half-written is left."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
 class CheckFailed(RpdeployError):
     """A check found a difference (e.g. `render --check` drift)."""
 

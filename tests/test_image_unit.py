@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import BudgetExceeded, UsageError
-from deploy.gitinfo import GitInfo, read_git, untracked_files
+from deploy.gitinfo import GitInfo, public_remote_url, read_git, untracked_files
 from deploy.image.context import build_context, ignore_patterns
 from deploy.image.labels import created_at, image_labels, source_url
+from deploy.image.registry import Reference
+from deploy.image.size import MB, ImageSize, Layer, check_budget, format_bytes, instruction_of
 from deploy.image.tags import compute_tags, sanitize, semver_tags
-from deploy.registry import ImageSize, Layer, Reference, check_budget, instruction_of
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "sha256:" + "ab" * 32
@@ -46,10 +47,14 @@ def test_prerelease_only_extends_full_version() -> None:
     assert semver_tags("1.2.3") == ["1.2.3", "1.2"]
 
 
-def test_pull_request_ci_tags_pr_number_not_branch() -> None:
-    environ = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_REF": "refs/pull/42/merge"}
-    tags = compute_tags(git(branch=None), environ, dirty=False, context_digest=DIGEST)
+@pytest.mark.parametrize("event", ["pull_request", "pull_request_target"])
+def test_pull_request_ci_tags_pr_number_not_branch(event: str) -> None:
+    environ = {"GITHUB_EVENT_NAME": event, "GITHUB_REF": "refs/pull/42/merge"}
+    tags = compute_tags(git(branch="main"), environ, dirty=False, context_digest=DIGEST)
     assert tags.tags == ("pr-42", "sha-0123456")
+    # pull_request_target runs on the base branch: GITHUB_REF names it, never a tag for it.
+    target = {"GITHUB_EVENT_NAME": event, "GITHUB_REF": "refs/heads/main"}
+    assert compute_tags(git(branch="main"), target, dirty=False, context_digest=DIGEST).tags == ("sha-0123456",)
 
 
 def test_github_push_uses_the_ref_branch_and_tag_push_semver() -> None:
@@ -79,10 +84,36 @@ def test_sanitize_follows_docker_tag_grammar() -> None:
 # ---- labels
 
 
-def test_created_honours_source_date_epoch() -> None:
-    assert created_at({"SOURCE_DATE_EPOCH": "1700000000"}) == "2023-11-14T22:13:20Z"
-    with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH"):
-        created_at({"SOURCE_DATE_EPOCH": "yesterday"})
+def test_created_honours_source_date_epoch_else_the_commit_time_never_the_clock() -> None:
+    assert created_at({"SOURCE_DATE_EPOCH": "1700000000"}, 5) == "2023-11-14T22:13:20Z"
+    assert created_at({}, 1700000000) == "2023-11-14T22:13:20Z"
+    assert created_at({"SOURCE_DATE_EPOCH": " "}, 0) == "1970-01-01T00:00:00Z"
+    for bad in ("yesterday", "١٧٠٠", "1" * 40, "-5"):
+        with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH"):
+            created_at({"SOURCE_DATE_EPOCH": bad}, 0)
+
+
+@pytest.mark.parametrize(
+    ("remote", "public"),
+    [
+        ("https://ci@corp.example:TOKEN@github.com/org/repo.git", "https://github.com/org/repo"),
+        ("https://bot:ghp_secret@github.com/acme/worker.git", "https://github.com/acme/worker"),
+        ("https://oauth2:glpat-TOKEN@gitlab.com:8443/a/b.git?private_token=TOKEN#x", "https://gitlab.com:8443/a/b"),
+        ("https://TOKEN@github.com/org/repo", "https://github.com/org/repo"),
+        ("git@github.com:org/repo.git", "https://github.com/org/repo"),
+        ("user:TOKEN@host.example:org/repo.git", "https://host.example/org/repo"),
+        ("ssh://git:TOKEN@github.com:22/org/repo.git", "https://github.com/org/repo"),
+        ("git://github.com/org/repo.git", "https://github.com/org/repo"),
+        ("http://127.0.0.1:8080/org/repo/", "http://127.0.0.1:8080/org/repo"),
+        ("/srv/git/repo.git", None),
+        ("file:///srv/git/repo.git", None),
+        ("../sibling", None),
+        ("", None),
+    ],
+)
+def test_public_remote_url_drops_every_credential(remote: str, public: str | None) -> None:
+    assert public_remote_url(remote) == public
+    assert "TOKEN" not in str(public_remote_url(remote))
 
 
 def test_source_url_from_github_or_remote_without_credentials() -> None:
@@ -133,16 +164,16 @@ def test_context_admits_only_what_dockerignore_lets_through(tmp_path: Path) -> N
     context = build_context(
         tmp_path, dockerfile_name="Dockerfile.slim", dockerfile="FROM rendered\n", dockerignore=ignore
     )
-    members = _names(context.data)
+    members = _names(context.read())
     assert set(members) == {"worker", "worker/handler.py", "Dockerfile.slim", ".dockerignore"}
     assert context.files == ("worker/handler.py",)
     # the rendered Dockerfile wins over a stale one on disk
-    with tarfile.open(fileobj=io.BytesIO(context.data)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(context.read())) as tar:
         extracted = tar.extractfile("Dockerfile.slim")
         assert extracted is not None
         assert extracted.read() == b"FROM rendered\n"
     assert {m.mtime for m in members.values()} == {0}
-    assert context.size == len(context.data)
+    assert context.size == len(context.read())
 
 
 def test_context_is_deterministic_and_its_digest_tracks_content(tmp_path: Path) -> None:
@@ -185,6 +216,22 @@ def test_instruction_of_history_entries() -> None:
     assert instruction_of({"created_by": copy}) == "COPY dir:ffffffffffff in /app/"
     assert instruction_of({"created_by": "RUN /bin/sh -c true # buildkit"}) == "RUN /bin/sh -c true"
     assert instruction_of({"comment": "Imported from -"}) == "(Imported from -)"
+
+
+def test_budget_limit_is_inclusive() -> None:
+    exact = ImageSize(10 * MB, None, [Layer("sha256:a", 10 * MB, None, "COPY x")])
+    check_budget(exact, 10, "img")  # exactly at the limit: within it
+    check_budget(exact, 10.0, "img")
+    over = ImageSize(10 * MB + 1, None, [Layer("sha256:a", 10 * MB + 1, None, "COPY x")])
+    with pytest.raises(BudgetExceeded):
+        check_budget(over, 10, "img")
+    check_budget(over, None, "img")  # no budget: nothing to exceed
+
+
+def test_sizes_use_rich_decimal_units() -> None:
+    assert format_bytes(37_852_101) == "37.85 MB"
+    assert format_bytes(1_100) == "1.10 kB"
+    assert format_bytes(None) == "?"
 
 
 def test_budget_lists_largest_layers() -> None:

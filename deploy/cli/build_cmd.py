@@ -13,10 +13,8 @@ from deploy.cli.options import config_option, env_option
 from deploy.cli.output import Context, common_options, make_context, run_command
 from deploy.cli.progress import BuildProgress
 from deploy.config import LoadedConfig, load_config
-from deploy.config.patterns import TAG
-from deploy.errors import ExitCode, UsageError
-from deploy.image.build import BuildRecord, choose_builder, plan_build, record_path, run_build
-from deploy.image.engine import connect
+from deploy.errors import ExitCode
+from deploy.image.build import BuildRecord, build_project, record_path
 
 
 @dataclass(frozen=True)
@@ -45,22 +43,14 @@ class BuildResult:
         console.print(f"recorded in {self.record_file}; next: rpdeploy push", markup=False)
 
 
-def build_project(
+def build_with_progress(
     ctx: Context, loaded: LoadedConfig, *, builder: str | None, no_cache: bool, tags: tuple[str, ...]
 ) -> BuildRecord:
-    """Plan, connect, build with progress (shared by `build` and `push --build`)."""
-    for tag in tags:
-        if not TAG.fullmatch(tag):
-            raise UsageError(f"--tag {tag!r} is not a valid Docker tag")
-    plan = plan_build(loaded, os.environ, tags)
-    chosen = choose_builder(loaded.config.image.builder, builder)
-    ctx.log(
-        f"build: {plan.repository}:{plan.tags.immutable} with {chosen} "
-        f"(context {plan.context.size / 1000:.1f} kB, {len(plan.context.files)} files)",
-    )
-    client = connect()
+    """`deploy.image.build.build_project` with progress on stderr (`build` and `push --build`)."""
     with BuildProgress(ctx) as progress:
-        return run_build(client, loaded, plan, progress, builder=chosen, no_cache=no_cache)
+        return build_project(
+            loaded, os.environ, progress, builder=builder, no_cache=no_cache, tags=tags, log=ctx.log
+        )
 
 
 def builder_option(func: Any) -> Any:
@@ -114,7 +104,7 @@ def build(
 
     def body() -> BuildResult:
         loaded = load_config(config_path, environment)
-        record = build_project(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
+        record = build_with_progress(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
         return BuildResult(record, str(record_path(loaded)))
 
     run_command(ctx, "build", body)

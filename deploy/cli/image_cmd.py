@@ -14,7 +14,8 @@ from rich.table import Table
 from deploy.cli.output import common_options, make_context, run_command
 from deploy.errors import EngineError, ExitCode
 from deploy.image.engine import connect
-from deploy.registry import ImageSize, Reference, RegistryClient, credentials_for, human_bytes, image_size
+from deploy.image.registry import Reference, RegistryClient, credentials_for
+from deploy.image.size import ImageSize, format_bytes, image_size
 
 
 @click.group()
@@ -42,15 +43,16 @@ class ReportResult:
         for number, layer in enumerate(self.size.layers, start=1):
             table.add_row(
                 str(number),
-                human_bytes(layer.compressed_bytes),
-                human_bytes(layer.uncompressed_bytes),
+                format_bytes(layer.compressed_bytes),
+                format_bytes(layer.uncompressed_bytes),
                 layer.instruction,
             )
         console.print(table)
         unc_total = self.size.uncompressed_bytes
-        shown = human_bytes(unc_total) if unc_total is not None else "? (image not in the local engine)"
+        shown = format_bytes(unc_total) if unc_total is not None else "? (image not in the local engine)"
         console.print(
-            f"total: {human_bytes(self.size.compressed_bytes)} compressed, {shown} uncompressed", markup=False
+            f"total: {format_bytes(self.size.compressed_bytes)} compressed, {shown} uncompressed",
+            markup=False,
         )
 
 

@@ -1,7 +1,7 @@
 """Build and push progress on stderr: rich bars in a terminal, plain lines otherwise (CI logs).
 
 Both classes implement the listener protocols of `deploy.image.build` and
-`deploy.registry`, so the library never prints.
+`deploy.image.push`, so the library never prints.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from types import TracebackType
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from deploy.cli.output import Context
-from deploy.registry import human_bytes
+from deploy.image.size import format_bytes
 
 
 class BuildProgress:
@@ -113,5 +113,7 @@ class PushProgress:
         if status.startswith(self.DONE) and layer_id not in self.reported:
             self.reported.add(layer_id)
             size = self.totals.get(layer_id)
-            shown = f" ({human_bytes(size)})" if size else ""
+            # The engine's per-layer figures are the layer's uncompressed bytes (push
+            # compresses as it sends); the push result's total is compressed: say which.
+            shown = f" ({format_bytes(size)} uncompressed)" if size else ""
             self.ctx.log(f"push: {tag} layer {layer_id} {status.lower()}{shown}")

@@ -10,15 +10,16 @@ from typing import Any
 import click
 from rich.console import Console
 
-from deploy.cli.build_cmd import build_options, build_project
+from deploy.cli.build_cmd import build_options, build_with_progress
 from deploy.cli.options import config_option, env_option
 from deploy.cli.output import common_options, make_context, run_command
 from deploy.cli.progress import PushProgress
 from deploy.config import load_config
 from deploy.errors import ExitCode, UsageError
-from deploy.image.build import read_record
 from deploy.image.engine import connect
-from deploy.registry import PushResult, human_bytes, push_image
+from deploy.image.push import PushResult, push_image
+from deploy.image.record import read_record
+from deploy.image.size import format_bytes
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,10 @@ class PushCommandResult:
     def print_text(self, console: Console) -> None:
         result = self.result
         size = result.size
-        unc = f", {human_bytes(size.uncompressed_bytes)} uncompressed" if size.uncompressed_bytes else ""
+        unc = f", {format_bytes(size.uncompressed_bytes)} uncompressed" if size.uncompressed_bytes else ""
         console.print(f"pushed {result.image}", markup=False)
         console.print(f"tags: {', '.join(result.tags)}", markup=False)
-        console.print(f"size: {human_bytes(size.compressed_bytes)} compressed{unc}", markup=False)
+        console.print(f"size: {format_bytes(size.compressed_bytes)} compressed{unc}", markup=False)
 
 
 def write_github_output(result: PushResult, environ: dict[str, str]) -> None:
@@ -91,7 +92,7 @@ def push(
     def body() -> PushCommandResult:
         loaded = load_config(config_path, environment)
         if build_first:
-            record = build_project(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
+            record = build_with_progress(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
         else:
             if tags or no_cache or builder:
                 raise UsageError("--tag, --no-cache and --builder apply to a build: add --build")
@@ -99,16 +100,7 @@ def push(
         client = connect()
         ctx.log(f"push: {record.repository} ({', '.join(record.tags)})")
         with PushProgress(ctx) as progress:
-            result = push_image(
-                client,
-                repository=record.repository,
-                image_id=record.id,
-                tags=record.tags,
-                immutable=record.immutable,
-                max_compressed_mb=loaded.config.image.max_compressed_mb,
-                environ=os.environ,
-                listener=progress,
-            )
+            result = push_image(client, record, os.environ, progress)
         write_github_output(result, dict(os.environ))
         return PushCommandResult(result)
 

@@ -12,10 +12,10 @@ from rich.console import Console
 
 from deploy.cli.options import config_option, env_option
 from deploy.cli.output import common_options, make_context, run_command
-from deploy.config import LoadedConfig, load_config
+from deploy.config import load_config
 from deploy.config.patterns import IMAGE_REF, describe
 from deploy.errors import ExitCode, UsageError
-from deploy.gitinfo import read_git
+from deploy.image.tags import default_image
 from deploy.render import check_drift, render_project, write_files
 
 
@@ -50,18 +50,6 @@ class RenderCommandResult:
         for name in self.files:
             console.print(f"rendered {name}", markup=False)
         console.print(f"image: {self.image}", markup=False)
-
-
-def default_image(loaded: LoadedConfig) -> str:
-    """The immutable tag `rpdeploy build` gives this commit: ``<registry>/<repo>:sha-<7>``."""
-    git = read_git(loaded.root)
-    if git is None:
-        raise UsageError(
-            f"{loaded.root}: not a git checkout, so there is no commit to tag the image with",
-            hint="pass --image REF (an immutable tag or digest)",
-        )
-    image = loaded.config.image
-    return f"{image.registry}/{image.repository}:sha-{git.short}"
 
 
 @click.command()

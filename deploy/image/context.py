@@ -5,6 +5,11 @@ from disk, so a build never depends on `rpdeploy render` having been run first a
 stale committed Dockerfile cannot sneak in. Entries are sorted and carry a fixed
 mtime and owner, so the same sources give the same bytes (and the same digest, which
 names dirty builds in `deploy.image.tags`).
+
+The tar is streamed into an anonymous temporary file and hashed as it is written,
+never held in memory: a 1 GB file in the handler folder costs 1 GB of disk for the
+duration of the build, and a few hundred kB of memory. A link leading outside the
+project is refused (`OutsideProject`), never archived.
 """
 
 from __future__ import annotations
@@ -14,32 +19,60 @@ import io
 import os
 import stat
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from docker.utils.build import exclude_paths
 
-from deploy.errors import UsageError
+from deploy.errors import FileWriteError, UsageError
+from deploy.files import confined
 
 DOCKERIGNORE = ".dockerignore"
 
 
 @dataclass(frozen=True)
 class BuildContext:
-    #: The tar (uncompressed) the engine receives.
-    data: bytes
+    #: The tar (uncompressed) the engine receives, in an anonymous temporary file.
+    file: IO[bytes]
     #: Name of the Dockerfile inside the tar.
     dockerfile: str
     #: Project files in the tar (relative paths, regular files and links), sorted.
     files: tuple[str, ...]
+    #: Bytes of the tar.
+    size: int
+    #: ``sha256:<hex>`` of the tar.
+    digest: str
 
-    @property
-    def size(self) -> int:
-        return len(self.data)
+    def open(self) -> IO[bytes]:
+        """The tar, rewound to its start (each builder streams it from there)."""
+        self.file.seek(0)
+        return self.file
 
-    @property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+    def read(self) -> bytes:
+        """The whole tar in memory: for tests and small contexts only."""
+        return self.open().read()
+
+
+class _HashingWriter(io.RawIOBase):
+    """Writes through to a file and hashes what passes (one pass, no second read)."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self.target = target
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.sha.update(data)
+        self.count += len(data)
+        return self.target.write(data)
+
+    def tell(self) -> int:
+        return self.count
 
 
 def ignore_patterns(dockerignore: str) -> list[str]:
@@ -57,28 +90,55 @@ def build_context(
     # docker-py implements .dockerignore exactly as the Docker CLI does (negations included).
     admitted = sorted(exclude_paths(str(root), ignore_patterns(dockerignore), dockerfile=dockerfile_name))
     generated = {dockerfile_name: dockerfile, DOCKERIGNORE: dockerignore}
-    buffer = io.BytesIO()
+    # Not a `with`: the file outlives this function (the builder streams it); closed on error.
+    target = tempfile.TemporaryFile(prefix="rpdeploy-context-")  # noqa: SIM115
+    writer = _HashingWriter(target)
     files: list[str] = []
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for rel in admitted:
-            if rel in generated:
-                continue
-            info = _tarinfo(root / rel, rel, mtime)
-            if info is None:
-                continue
-            if info.isfile():
-                with (root / rel).open("rb") as handle:
-                    tar.addfile(info, handle)
-            else:
-                tar.addfile(info)
-            if not info.isdir():
-                files.append(rel)
-        for name, content in sorted(generated.items()):
-            encoded = content.encode("utf-8")
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(encoded), 0o644, mtime
-            tar.addfile(info, io.BytesIO(encoded))
-    return BuildContext(data=buffer.getvalue(), dockerfile=dockerfile_name, files=tuple(files))
+    try:
+        with tarfile.open(fileobj=writer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for rel in admitted:
+                if rel not in generated and _add(tar, root, rel, mtime):
+                    files.append(rel)
+            for name, content in sorted(generated.items()):
+                encoded = content.encode("utf-8")
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(encoded), 0o644, mtime
+                tar.addfile(info, io.BytesIO(encoded))
+        target.flush()
+    except OSError as exc:
+        target.close()
+        raise FileWriteError(
+            f"build context: cannot write its temporary file: {exc.strerror or exc}"
+        ) from None
+    except BaseException:
+        target.close()
+        raise
+    return BuildContext(
+        file=target,
+        dockerfile=dockerfile_name,
+        files=tuple(files),
+        size=writer.count,
+        digest="sha256:" + writer.sha.hexdigest(),
+    )
+
+
+def _add(tar: tarfile.TarFile, root: Path, rel: str, mtime: int) -> bool:
+    """Add one admitted path; True when it is a file or link (not a folder or a socket)."""
+    path = root / rel
+    info = _tarinfo(path, rel, mtime)
+    if info is None:
+        return False
+    if info.issym():
+        confined(root, path)  # a link is archived as a link, but only one that stays inside
+    if info.isfile():
+        try:
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read for the build context: {exc.strerror}") from None
+    else:
+        tar.addfile(info)
+    return not info.isdir()
 
 
 def _tarinfo(path: Path, arcname: str, mtime: int) -> tarfile.TarInfo | None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from deploy.errors import UsageError
-from deploy.gitinfo import GitInfo
+from deploy.gitinfo import GitInfo, public_remote_url
 
 OCI = "org.opencontainers.image"
 #: rpdeploy's own labels: which config and which runtime lock produced the image.
@@ -16,35 +15,30 @@ LOCK_HASH = "dev.rpdeploy.lock-hash"
 STRATEGY = "dev.rpdeploy.strategy"
 DIRTY = "dev.rpdeploy.dirty"
 
-_SCP_REMOTE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
 
+def created_at(environ: Mapping[str, str], commit_time: int) -> str:
+    """RFC 3339 UTC date of the image: ``SOURCE_DATE_EPOCH`` if set, else the commit's time.
 
-def created_at(environ: Mapping[str, str], now: datetime | None = None) -> str:
-    """RFC 3339 UTC build time; ``SOURCE_DATE_EPOCH`` wins, for reproducible builds."""
+    Never the wall clock: the label is part of the image config, so a clock-dated
+    label would give every rebuild of the same commit a new image id and digest
+    (reproducible-builds.org's SOURCE_DATE_EPOCH convention).
+    """
     epoch = environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch:
-        if not epoch.isdigit():
-            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds since 1970")
-        moment = datetime.fromtimestamp(int(epoch), tz=UTC)
+        if not (epoch.isascii() and epoch.isdigit()) or len(epoch) > 12:
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch[:40]!r} is not a number of seconds since 1970")
+        seconds = int(epoch)
     else:
-        moment = now or datetime.now(tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        seconds = commit_time
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def source_url(git: GitInfo, environ: Mapping[str, str]) -> str | None:
     """Browsable repository URL: GitHub's own in Actions, else ``origin`` without credentials."""
     server, repository = environ.get("GITHUB_SERVER_URL"), environ.get("GITHUB_REPOSITORY")
     if server and repository:
-        return f"{server.rstrip('/')}/{repository}"
-    remote = git.remote_url
-    if not remote:
-        return None
-    scp = _SCP_REMOTE.match(remote)
-    if scp and "://" not in remote:
-        remote = f"https://{scp['host']}/{scp['path']}"
-    # A token in an https remote (https://user:token@host/...) must never reach a label.
-    remote = re.sub(r"^(\w+://)[^/@]*@", r"\1", remote)
-    return remote.removesuffix(".git")
+        return public_remote_url(f"{server.rstrip('/')}/{repository}")
+    return public_remote_url(git.remote_url)
 
 
 def image_labels(
@@ -63,7 +57,7 @@ def image_labels(
         f"{OCI}.title": title,
         f"{OCI}.version": version,
         f"{OCI}.revision": git.sha,
-        f"{OCI}.created": created_at(environ),
+        f"{OCI}.created": created_at(environ, git.commit_time),
         CONFIG_HASH: config_hash,
         STRATEGY: strategy,
     }

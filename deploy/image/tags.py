@@ -22,7 +22,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from deploy.gitinfo import GitInfo
+from deploy.config import LoadedConfig
+from deploy.errors import UsageError
+from deploy.gitinfo import GitInfo, read_git
 
 _SEMVER = re.compile(
     r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
@@ -110,3 +112,23 @@ def compute_tags(
     unique = tuple(dict.fromkeys(ordered))
     version = next((t for t in unique if t != "latest"), sha_tag)
     return TagSet(tags=unique, immutable=sha_tag, version=version, dirty=False)
+
+
+def require_git(loaded: LoadedConfig, hint: str) -> GitInfo:
+    """The project's git facts; `UsageError` (with ``hint``) when it is not a checkout with commits."""
+    git = read_git(loaded.root)
+    if git is None:
+        raise UsageError(
+            f"{loaded.root}: not a git checkout, so there is no commit to tag the image with", hint=hint
+        )
+    return git
+
+
+def default_image(loaded: LoadedConfig) -> str:
+    """The immutable tag `rpdeploy build` gives this commit: ``<registry>/<repo>:sha-<7>``.
+
+    Used by `rpdeploy render` when no ``--image`` is given; `UsageError` outside git.
+    """
+    git = require_git(loaded, "pass --image REF (an immutable tag or digest)")
+    image = loaded.config.image
+    return f"{image.registry}/{image.repository}:sha-{git.short}"

@@ -1,14 +1,54 @@
-"""The Jinja environment: sandboxed, strict, project templates before built-ins."""
+"""The Jinja environment: sandboxed, bounded, strict, project templates before built-ins.
+
+A user template is code we run on every render (and in CI), so besides Jinja's
+sandbox (no attribute escapes) it is bounded in what it can allocate and how long it
+can loop. Jinja's docs suggest subclassing the sandbox and overriding
+`call_binop` for this ("Operator Intercepting"); BentoML does the same for its
+Dockerfile templates. The bounds:
+
+- ``range()``: at most `MAX_RANGE` items per call;
+- every ``for`` loop and ``range`` draws from one budget of `MAX_STEPS` per render,
+  so nested loops cannot spin for hours;
+- ``*``, ``+``, ``~``, ``%`` and ``**`` refuse results over `MAX_SIZE` items/characters
+  (``'A' * 10**10``, a list doubled in a loop) or ``**`` results over `MAX_POWER_BITS`;
+- calls and filters refuse integer arguments over `MAX_SIZE` (``center(10**10)``) and
+  format strings with widths of 7+ digits;
+- mutating methods (``append``, ``extend``…) are unavailable (the immutable sandbox);
+- the rendered text stops at `MAX_OUTPUT` characters.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
+from functools import lru_cache, wraps
 from pathlib import Path
+from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, PrefixLoader, StrictUndefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from deploy.files import confined
 from deploy.render.filters import FILTERS
+
+#: Items one ``range()`` may produce (Jinja's own sandbox allows 100,000).
+MAX_RANGE = 10_000
+#: Loop iterations and range items in one render, all loops together.
+MAX_STEPS = 200_000
+#: Characters of a string or items of a list/tuple an operator or argument may produce.
+MAX_SIZE = 1_000_000
+#: Bits of an integer ``**`` may produce.
+MAX_POWER_BITS = 4096
+#: Characters of one rendered file.
+MAX_OUTPUT = 5_000_000
+_WIDE_FORMAT = re.compile(r"\d{7,}")
+_steps: ContextVar[list[int]] = ContextVar("rpdeploy_render_steps")
 
 
 def builtin_templates_dir() -> Path:
@@ -22,8 +62,159 @@ def builtin_templates_dir() -> Path:
     return packaged if packaged.is_dir() else package_dir.parent / "templates"
 
 
-def make_environment(project_root: Path) -> SandboxedEnvironment:
-    """A sandboxed environment whose search path is ``<project>/templates`` then built-ins.
+def reset_budget() -> None:
+    """Start a fresh loop/range budget (`MAX_STEPS`) for the render about to run."""
+    _steps.set([MAX_STEPS])
+
+
+def _spend(count: int) -> None:
+    budget = _steps.get(None)
+    if budget is None:
+        budget = [MAX_STEPS]
+        _steps.set(budget)
+    budget[0] -= count
+    if budget[0] < 0:
+        raise SecurityError(f"the template loops more than {MAX_STEPS:,} times in one render")
+
+
+def bounded_range(*args: int) -> range:
+    """``range`` with at most `MAX_RANGE` items, counted against the render's budget."""
+    result = range(*args)
+    if len(result) > MAX_RANGE:
+        raise SecurityError(f"range() of {len(result):,} items is over the limit of {MAX_RANGE:,}")
+    _spend(len(result))
+    return result
+
+
+def bounded_iter(iterable: Iterable[Any]) -> Iterator[Any]:
+    """Every ``for`` loop iterates through this: each item costs one step of the budget."""
+    for item in iterable:
+        _spend(1)
+        yield item
+
+
+def _size(value: Any) -> int | None:
+    return len(value) if isinstance(value, (str, list, tuple, bytes)) else None
+
+
+def _refuse_size(size: int, operator: str) -> None:
+    if size > MAX_SIZE:
+        raise SecurityError(f"'{operator}' would make {size:,} items, over the limit of {MAX_SIZE:,}")
+
+
+def _check_format(text: Any) -> None:
+    if isinstance(text, str) and _WIDE_FORMAT.search(text) and ("%" in text or "{" in text):
+        raise SecurityError("a format width or precision of 7+ digits is over the template limit")
+
+
+def check_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse ``left operator right`` when its result would exceed the bounds (before computing it)."""
+    if operator == "*":
+        for seq, count in ((left, right), (right, left)):
+            size = _size(seq)
+            if size is not None and isinstance(count, int):
+                _refuse_size(size * max(count, 0), operator)
+    elif operator == "+":
+        left_size, right_size = _size(left), _size(right)
+        if left_size is not None and right_size is not None:
+            _refuse_size(left_size + right_size, operator)
+    elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+        if abs(left) > 1 and right > 0 and right * math.log2(abs(left)) > MAX_POWER_BITS:
+            raise SecurityError(f"'**' would make an integer over {MAX_POWER_BITS} bits")
+    elif operator == "%":
+        _check_format(left)
+
+
+def check_arguments(args: Iterable[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse integer arguments over `MAX_SIZE` (widths, counts) and very wide format strings."""
+    for value in [*args, *kwargs.values()]:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
+            raise SecurityError(f"argument {value:.3g} is over the template limit of {MAX_SIZE:,}")
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Routes ``~`` results and ``for`` iterables through the environment's bounds."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's visitor name
+        self.write("environment.bounded_concat(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:  # noqa: N802 - Jinja's visitor name
+        node.iter = nodes.Call(
+            nodes.EnvironmentAttribute("bounded_iter"), [node.iter], [], None, None, lineno=node.lineno
+        )
+        super().visit_For(node, frame)
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with allocation and loop bounds (module docstring)."""
+
+    code_generator_class = _BoundedCodeGenerator
+    intercepted_binops = frozenset({"*", "+", "**", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.globals["range"] = bounded_range
+        # lipsum(n) writes n paragraphs: an allocation no Dockerfile template needs.
+        self.globals.pop("lipsum", None)
+
+    @staticmethod
+    def bounded_iter(iterable: Iterable[Any]) -> Iterator[Any]:
+        return bounded_iter(iterable)
+
+    @staticmethod
+    def bounded_concat(text: str) -> str:
+        _refuse_size(len(text), "~")
+        return text
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        check_arguments(args, kwargs)
+        if getattr(__obj, "__name__", "") in ("format", "format_map"):
+            _check_format(getattr(__obj, "__self__", None))
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _guard_filter(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Filters are called directly by compiled templates, not through `call`: guard them here."""
+
+    @wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        # The first non-context argument is the filtered value; only the options are bounded.
+        check_arguments(args[2:] if _passes_context(func) else args[1:], kwargs)
+        if getattr(func, "__name__", "") == "do_format" and args:
+            _check_format(args[1] if _passes_context(func) else args[0])
+        return func(*args, **kwargs)
+
+    return guarded
+
+
+def _passes_context(func: Callable[..., Any]) -> bool:
+    return getattr(func, "jinja_pass_arg", None) is not None
+
+
+class ProjectLoader(FileSystemLoader):
+    """``<project>/templates`` whose files (links followed) must stay inside the project."""
+
+    def __init__(self, project_root: Path) -> None:
+        super().__init__(str(project_root / "templates"))
+        self.project_root = project_root
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
+        # Checked before Jinja reads: a link to /dev/zero must not be read at all.
+        for searchpath in self.searchpath:
+            candidate = Path(searchpath, *split_template_path(template))
+            if candidate.is_symlink() or candidate.exists() or Path(searchpath).is_symlink():
+                confined(self.project_root, candidate)
+        return super().get_source(environment, template)
+
+
+def make_environment(project_root: Path) -> BoundedSandbox:
+    """A bounded sandbox whose search path is ``<project>/templates`` then built-ins.
 
     A user overrides a template by putting a file of the same name in their
     ``templates/`` folder; ``builtin/<name>`` always reaches rpdeploy's own version, so
@@ -38,10 +229,10 @@ def make_environment(project_root: Path) -> SandboxedEnvironment:
 
 
 @lru_cache(maxsize=8)
-def _environment(project_root: Path, _present: tuple[str, ...]) -> SandboxedEnvironment:
+def _environment(project_root: Path, _present: tuple[str, ...]) -> BoundedSandbox:
     builtin = FileSystemLoader(str(builtin_templates_dir()))
-    search = [FileSystemLoader(str(project_root / "templates")), builtin]
-    env = SandboxedEnvironment(
+    search: list[BaseLoader] = [ProjectLoader(project_root), builtin]
+    env = BoundedSandbox(
         loader=ChoiceLoader([PrefixLoader({"builtin": builtin}), *search]),
         undefined=StrictUndefined,
         autoescape=False,
@@ -49,5 +240,5 @@ def _environment(project_root: Path, _present: tuple[str, ...]) -> SandboxedEnvi
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(FILTERS)
+    env.filters = {name: _guard_filter(func) for name, func in {**env.filters, **FILTERS}.items()}
     return env

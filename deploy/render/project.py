@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import difflib
 import shlex
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
 
+from deploy import files, layout
 from deploy.config import LoadedConfig
 from deploy.config.schema import Config
-from deploy.errors import RenderError
+from deploy.errors import RenderError, RpdeployError
 from deploy.render import endpoint_spec
-from deploy.render.environment import make_environment
-
-#: Where endpoint specs go (they differ per environment and are not committed).
-SPEC_DIR = Path("build") / "rpdeploy"
+from deploy.render.environment import MAX_OUTPUT, builtin_templates_dir, make_environment, reset_budget
 
 
 @dataclass(frozen=True)
@@ -47,46 +46,85 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
     config = loaded.config
     env = make_environment(loaded.root)
     dockerfile = f"Dockerfile.{config.image.strategy}"
-    spec_dir = SPEC_DIR / (loaded.environment or "default")
     outputs: dict[str, tuple[str, dict[str, Any]]] = {
         dockerfile: (f"{dockerfile}.j2", _dockerfile_context(loaded)),
         ".dockerignore": ("dockerignore.j2", _dockerignore_context(config)),
-        str(spec_dir / "endpoint.create.json"): (
+        str(layout.create_spec(loaded.environment)): (
             "endpoint.create.json.j2",
             {"spec": endpoint_spec.create_request(config, loaded.environment, image)},
         ),
-        str(spec_dir / "endpoint.update.json"): (
+        str(layout.update_spec(loaded.environment)): (
             "endpoint.update.json.j2",
             {"spec": endpoint_spec.update_request(config, loaded.environment, image)},
         ),
     }
-    files = {
-        name: _render(env, template, {"template_name": template, **context})
+    rendered = {
+        name: _render(env, template, {"template_name": template, **context}, loaded.root)
         for name, (template, context) in outputs.items()
     }
     return RenderResult(
         dockerfile=dockerfile,
-        files=files,
+        files=rendered,
         committed=(dockerfile, ".dockerignore"),
         image=image,
         sources={name: template for name, (template, _) in outputs.items()},
     )
 
 
-def _render(env: jinja2.Environment, template_name: str, context: dict[str, Any]) -> str:
+def _render(env: jinja2.Environment, template_name: str, context: dict[str, Any], root: Path) -> str:
+    """Render one template; any failure of a (user) template is one `RenderError` line.
+
+    User templates are code: besides Jinja's own errors they can divide by zero, recurse
+    or hit the sandbox's bounds. Each becomes ``<template>:<line>: <what>``.
+    """
+    reset_budget()
     try:
-        text = env.get_template(template_name).render(context)
+        chunks: list[str] = []
+        size = 0
+        for chunk in env.get_template(template_name).generate(context):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise jinja2.exceptions.SecurityError(f"output is over {MAX_OUTPUT:,} characters")
+            chunks.append(chunk)
+        text = "".join(chunks)
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(
             f"{exc.filename or exc.name}:{exc.lineno}: template syntax error: {exc.message}"
         ) from None
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"template {exc.name!r} not found in templates/ or rpdeploy's built-ins") from None
+    except RpdeployError:
+        raise
     except jinja2.UndefinedError as exc:
-        raise RenderError(f"{template_name}: {exc.message}") from None
+        raise RenderError(f"{_where(exc, template_name, root)}: {exc.message}") from None
     except jinja2.exceptions.SecurityError as exc:
-        raise RenderError(f"{template_name}: unsafe template operation: {exc}") from None
+        raise RenderError(f"{_where(exc, template_name, root)}: unsafe template operation: {exc}") from None
+    except RecursionError as exc:
+        raise RenderError(f"{_where(exc, template_name, root)}: template recursion is too deep") from None
+    except MemoryError as exc:
+        raise RenderError(f"{_where(exc, template_name, root)}: template ran out of memory") from None
+    except Exception as exc:
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise RenderError(f"{_where(exc, template_name, root)}: template error: {what}") from None
     return _normalize(text)
+
+
+def _where(exc: BaseException, template_name: str, root: Path) -> str:
+    """``<template file>:<line>`` of the innermost template frame (Jinja rewrites tracebacks so
+    their frames carry the template's file and line); the template name when none is found."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    if not frames:
+        return template_name
+    frame = frames[-1]
+    path = Path(frame.filename)
+    builtin = builtin_templates_dir()
+    if path.is_relative_to(builtin):
+        shown = f"builtin/{path.relative_to(builtin)}"
+    elif path.is_relative_to(root):
+        shown = str(path.relative_to(root))
+    else:
+        shown = path.name
+    return f"{shown}:{frame.lineno}"
 
 
 def _normalize(text: str) -> str:
@@ -129,36 +167,66 @@ def start_command(config: Config) -> list[str]:
 
 
 def _dockerignore_context(config: Config) -> dict[str, Any]:
-    handler_dir = config.handler.path.rstrip("/")
-    include = [handler_dir]
+    """The allowlist: what the Dockerfile copies, and nothing else.
+
+    The root layout (``handler.path: "."``, RunPod's quickstart and worker-basic) cannot
+    be let back in as a folder (``!.`` re-admits nothing), so it lists what the image
+    needs: the handler file, the Python modules beside it, the package named by
+    ``handler.module`` and the requirements file.
+    """
+    handler = config.handler
+    handler_dir = handler.path.rstrip("/")
+    if handler_dir in ("", "."):
+        parent = str(PurePosixPath(handler.file).parent)
+        include = [handler.file, "*.py" if parent == "." else f"{parent}/*.py"]
+        if handler.module:
+            include.append(handler.module.split(".")[0])
+        prefix = "**"
+    else:
+        include = [handler_dir]
+        prefix = f"{handler_dir}/**"
     requirements = config.runtime.requirements
     if not requirements.startswith(handler_dir + "/"):
         include.append(requirements)
-    exclude = [f"{handler_dir}/**/__pycache__", f"{handler_dir}/**/*.pyc", f"{handler_dir}/**/.env*"]
-    return {"include": include, "exclude": exclude}
+    exclude = [f"{prefix}/__pycache__", f"{prefix}/*.pyc", f"{prefix}/.env*"]
+    return {"include": list(dict.fromkeys(include)), "exclude": exclude}
+
+
+def _target(name: str, result: RenderResult, root: Path, out: Path | None) -> tuple[Path, Path]:
+    """(confinement root, path) for one output: the project, or ``--out`` (specs flattened)."""
+    if out is None:
+        return root, root / name
+    return out, out / (name if name in result.committed else Path(name).name)
 
 
 def write_files(result: RenderResult, root: Path, out: Path | None = None) -> list[Path]:
-    """Write committed files to ``root`` (or ``out``) and specs under it; return the paths."""
+    """Write committed files to ``root`` (or ``out``) and specs under it; return the paths.
+
+    Every path is confined to its root (a link leading out is refused) and all files
+    are written as one atomic step (`deploy.files.write_many`): on a full disk or a
+    read-only folder nothing changes. Unchanged files are not rewritten.
+    """
+    base = out if out is not None else root
+    changed: dict[Path, bytes] = {}
     written: list[Path] = []
     for name, content in result.files.items():
-        if out is not None:
-            target = out / Path(name).name if name not in result.committed else out / name
-        else:
-            target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_text(encoding="utf-8") != content:
-            target.write_text(content, encoding="utf-8")
+        confine_root, target = _target(name, result, root, out)
+        if files.read_text(confine_root, target) != content:
+            changed[target] = content.encode("utf-8")
         written.append(target)
+    files.write_many(base, changed)
     return written
 
 
 def check_drift(result: RenderResult, root: Path) -> dict[str, str]:
-    """Unified diffs of committed files that differ from what the templates render."""
+    """Unified diffs of committed files that differ from what the templates render.
+
+    A committed file that is a link leading out of the project is refused
+    (`OutsideProject`), never read into a diff that CI would print.
+    """
     diffs: dict[str, str] = {}
     for name in result.committed:
-        path = root / name
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        current = files.read_text(root, root / name) or ""
         expected = result.files[name]
         if current != expected:
             diff = difflib.unified_diff(

@@ -1,0 +1,132 @@
+"""Every file rpdeploy reads from or writes into a project goes through here.
+
+Two promises, kept in one place so no caller can forget them:
+
+- **Confinement**: a path is resolved (symlinks followed) and refused with
+  `OutsideProject` when it lands outside the project root. A committed
+  ``templates/Dockerfile.slim.j2 -> /etc/passwd`` or ``Dockerfile.slim -> /outside``
+  is named in one line instead of being read into a CI log or overwritten.
+- **Atomic writes**: content goes to a temporary file in the target's own folder,
+  is fsynced, then `os.replace`d over the target, so a full disk, a read-only file
+  system or a kill leaves either the old file or the new one, never a half-written
+  or 0-byte one. OS errors become `FileWriteError` naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from deploy.errors import FileWriteError, OutsideProject
+
+
+def _shown(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def confined(root: Path, path: Path) -> Path:
+    """``path`` (absolute or relative to ``root``) resolved; `OutsideProject` if it leaves ``root``.
+
+    Every component is resolved, so a linked folder (``build -> /tmp/x``) is caught
+    as well as a linked file. A path that does not exist yet is fine as long as
+    what exists of it stays inside.
+    """
+    base = root.resolve()
+    candidate = path if path.is_absolute() else root / path
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(base):
+        link = _first_link_out(root, candidate, base)
+        raise OutsideProject(
+            f"{_shown(link, root)}: a link leading outside the project (to {link.resolve()}); "
+            "refusing to follow it",
+            hint="replace the symlink with a regular file or folder inside the project",
+        )
+    return resolved
+
+
+def _first_link_out(root: Path, candidate: Path, base: Path) -> Path:
+    """The first component of ``candidate`` whose resolution leaves ``base`` (the link to name)."""
+    current = candidate.anchor and Path(candidate.anchor)
+    for part in candidate.parts[1:] if candidate.is_absolute() else candidate.parts:
+        current = Path(current) / part if current else Path(part)
+        if current.is_symlink() and not current.resolve().is_relative_to(base):
+            return current
+    return candidate
+
+
+def read_text(root: Path, path: Path) -> str | None:
+    """Text of a project file (None when missing), refusing links that leave the project."""
+    resolved = confined(root, path)
+    try:
+        return resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileWriteError(f"{path}: cannot read: {_reason(exc)}") from None
+
+
+def write_text(root: Path, path: Path, content: str) -> Path:
+    """Write ``content`` to ``path`` inside ``root`` atomically; return the resolved path."""
+    return write_bytes(root, path, content.encode("utf-8"))
+
+
+def write_bytes(root: Path, path: Path, data: bytes, mode: int = 0o644) -> Path:
+    """Atomic, confined write: temp file in the same folder, fsync, `os.replace`.
+
+    Raises `OutsideProject` for a link leading out, `FileWriteError` for an OS error
+    (ENOSPC, EACCES, EROFS, …); in both cases the target is untouched.
+    """
+    return write_many(root, {path: data}, mode)[0]
+
+
+def write_many(root: Path, contents: dict[Path, bytes], mode: int = 0o644) -> list[Path]:
+    """Write several files as one step: every temp file is complete before any is renamed.
+
+    A full disk therefore fails while staging and leaves every target as it was
+    (render's Dockerfile and .dockerignore never disagree). Returns resolved paths.
+    """
+    staged: list[tuple[str, Path, Path]] = []
+    try:
+        for path, data in contents.items():
+            staged.append((_stage(root, path, data, mode), confined(root, path), path))
+        for tmp_name, target, path in staged:
+            try:
+                os.replace(tmp_name, target)
+            except OSError as exc:
+                raise FileWriteError(f"{path}: cannot write: {_reason(exc)}") from None
+    finally:
+        for tmp_name, _, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+    return [target for _, target, _ in staged]
+
+
+def _stage(root: Path, path: Path, data: bytes, mode: int) -> str:
+    """A complete, fsynced temp file beside ``path``'s target; its name."""
+    target = confined(root, path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Checked again: a folder that already existed on the way could be a link leading out.
+        confined(root, target)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise FileWriteError(f"{path}: cannot write: {_reason(exc)}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise FileWriteError(f"{path}: cannot write: {_reason(exc)}") from None
+    return tmp_name
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
