@@ -54,7 +54,9 @@ def test_pull_request_ci_tags_pr_number_not_branch(event: str) -> None:
     assert tags.tags == ("pr-42", "sha-0123456")
     # pull_request_target runs on the base branch: GITHUB_REF names it, never a tag for it.
     target = {"GITHUB_EVENT_NAME": event, "GITHUB_REF": "refs/heads/main"}
-    assert compute_tags(git(branch="main"), target, dirty=False, context_digest=DIGEST).tags == ("sha-0123456",)
+    assert compute_tags(git(branch="main"), target, dirty=False, context_digest=DIGEST).tags == (
+        "sha-0123456",
+    )
 
 
 def test_github_push_uses_the_ref_branch_and_tag_push_semver() -> None:
@@ -98,7 +100,10 @@ def test_created_honours_source_date_epoch_else_the_commit_time_never_the_clock(
     [
         ("https://ci@corp.example:TOKEN@github.com/org/repo.git", "https://github.com/org/repo"),
         ("https://bot:ghp_secret@github.com/acme/worker.git", "https://github.com/acme/worker"),
-        ("https://oauth2:glpat-TOKEN@gitlab.com:8443/a/b.git?private_token=TOKEN#x", "https://gitlab.com:8443/a/b"),
+        (
+            "https://oauth2:glpat-TOKEN@gitlab.com:8443/a/b.git?private_token=TOKEN#x",
+            "https://gitlab.com:8443/a/b",
+        ),
         ("https://TOKEN@github.com/org/repo", "https://github.com/org/repo"),
         ("git@github.com:org/repo.git", "https://github.com/org/repo"),
         ("user:TOKEN@host.example:org/repo.git", "https://host.example/org/repo"),

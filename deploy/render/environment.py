@@ -174,9 +174,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         check_arguments(args, kwargs)
-        if getattr(__obj, "__name__", "") in ("format", "format_map"):
-            _check_format(getattr(__obj, "__self__", None))
         return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Every ``str.format``/``format_map`` a template reaches comes through here."""
+        _check_format(getattr(value, "__self__", None))
+        return super().wrap_str_format(value)
 
 
 def _guard_filter(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -16,11 +16,16 @@ from typing import Any
 from deploy.config import patterns
 from deploy.errors import RenderError
 
+#: A .dockerignore path pattern inside the project: a relative path whose segments may
+#: hold ``*`` and ``?`` (never ``..``, never absolute, no ``!`` or spaces).
+IGNORE_PATTERN = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._*?-]+(?:/[A-Za-z0-9._*?-]+)*/?$")
+
 #: Pattern names usable as ``{{ value | checked("image") }}``.
 CHECKS: dict[str, re.Pattern[str]] = {
     "image": patterns.IMAGE_REF,
     "apt_package": patterns.APT_PACKAGE,
     "relative_path": patterns.RELATIVE_PATH,
+    "ignore_pattern": IGNORE_PATTERN,
     "container_path": patterns.CONTAINER_PATH,
     "env_name": patterns.ENV_NAME,
     "tag": patterns.TAG,
