@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import base64
+import http.server
 import io
+import json
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from deploy.errors import BudgetExceeded, UsageError
+from deploy.errors import BudgetExceeded, RegistryError, UsageError
 from deploy.gitinfo import GitInfo, public_remote_url, read_git, untracked_files
 from deploy.image.context import build_context, ignore_patterns
 from deploy.image.labels import created_at, image_labels, source_url
-from deploy.image.registry import Reference
+from deploy.image.registry import (
+    MAX_RETRY_AFTER_S,
+    Credentials,
+    Reference,
+    RegistryClient,
+    Transient,
+    is_loopback,
+    retry_wait,
+)
 from deploy.image.size import MB, ImageSize, Layer, check_budget, format_bytes, instruction_of
 from deploy.image.tags import compute_tags, sanitize, semver_tags
 
@@ -259,3 +272,92 @@ def test_reference_parsing() -> None:
     assert Reference.parse("python:3.11-slim").repository == "library/python"
     with pytest.raises(UsageError):
         Reference.parse("Not A Ref")
+
+
+# ---- registry client: loopback, retries, challenge auth (against a real HTTP server)
+
+
+@pytest.mark.parametrize(
+    ("registry", "loopback"),
+    [
+        ("127.0.0.1:5000", True),
+        ("127.8.9.10", True),
+        ("[::1]:5000", True),
+        ("localhost:5000", True),
+        ("127.example.com:5000", False),
+        ("registry-1.docker.io", False),
+        ("10.0.0.1:5000", False),
+        ("[2001:db8::1]:5000", False),
+    ],
+)
+def test_loopback_is_decided_by_ipaddress(registry: str, loopback: bool) -> None:
+    assert is_loopback(registry) is loopback
+    client = RegistryClient(registry)
+    assert client.base.startswith("http://" if loopback else "https://")
+
+
+def test_retry_wait_honours_retry_after_else_backs_off() -> None:
+    assert retry_wait(Transient("busy", retry_after=7), 1) == 7
+    assert retry_wait(Transient("busy", retry_after=10_000), 1) == MAX_RETRY_AFTER_S
+    assert [retry_wait(Transient("down"), n) for n in (1, 2, 3)] == [0.25, 0.5, 1.0]
+
+
+class _TokenRegistry(http.server.BaseHTTPRequestHandler):
+    """A registry that demands a bearer token (from its own realm) and first answers 429."""
+
+    requests_seen: ClassVar[list[tuple[str, str | None]]] = []
+    busy = 1
+
+    def do_GET(self) -> None:
+        type(self).requests_seen.append((self.path, self.headers.get("Authorization")))
+        if self.path.startswith("/token"):
+            ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"u:p").decode()
+            self._answer(200 if ok else 401, {"token": "T0K"})
+        elif type(self).busy > 0:
+            type(self).busy -= 1
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.end_headers()
+        elif self.headers.get("Authorization") != "Bearer T0K":
+            realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+            self.send_response(401)
+            self.send_header(
+                "WWW-Authenticate", f'Bearer realm="{realm}",service="r",scope="repository:a:pull"'
+            )
+            self.end_headers()
+        else:
+            self._answer(200, {"ok": True})
+
+    def _answer(self, status: int, body: dict[str, object]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_bearer_challenge_is_one_auth_step_and_429_is_retried() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        _TokenRegistry.requests_seen.clear()
+        registry = f"127.0.0.1:{server.server_address[1]}"
+        client = RegistryClient(registry, Credentials("u", "p"))
+        assert client.get("a/manifests/x").json() == {"ok": True}
+        paths = [path for path, _ in _TokenRegistry.requests_seen]
+        assert paths[0] == "/v2/a/manifests/x"  # 429, retried
+        assert paths[1] == "/v2/a/manifests/x"  # 401 with the challenge
+        assert paths[2].startswith("/token?")
+        assert "scope=repository%3Aa%3Apull" in paths[2]
+        assert _TokenRegistry.requests_seen[3] == ("/v2/a/manifests/x", "Bearer T0K")
+        client.get("a/manifests/y")  # the token is reused: no second token request
+        assert sum(1 for path, _ in _TokenRegistry.requests_seen if path.startswith("/token")) == 1
+        with pytest.raises(RegistryError, match="refused the credentials"):
+            RegistryClient(registry, Credentials("u", "wrong")).get("a/manifests/x")
+    finally:
+        server.shutdown()

@@ -26,7 +26,7 @@ import docker.errors
 import docker.utils
 import requests
 import requests.auth
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from deploy.config.patterns import IMAGE_REF, describe
 from deploy.errors import RegistryError, UsageError
@@ -54,15 +54,17 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
-_backoff = wait_exponential(multiplier=0.25, max=4)
+def retry_wait(exc: BaseException | None, attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``: ``Retry-After`` when the failure carried one
+    (capped at `MAX_RETRY_AFTER_S`), else 0.25 s, 0.5 s, 1 s… (at most 4 s)."""
+    if isinstance(exc, Transient) and exc.retry_after is not None:
+        return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER_S)
+    return float(min(0.25 * 2 ** (attempt - 1), 4.0))
 
 
 def _wait(state: RetryCallState) -> float:
-    """``Retry-After`` when the failure carried one (capped), else 0.25 s, 0.5 s, 1 s…"""
     exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, Transient) and exc.retry_after is not None:
-        return min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER_S)
-    return float(_backoff(state))
+    return retry_wait(exc, state.attempt_number)
 
 
 def retrying(action: Callable[[], T], what: str) -> T:
