@@ -6,7 +6,11 @@ temporary git repository, pushed to ``<registry>/rpdeploy-bench/echo-worker``:
 - the base image's compressed size;
 - slim and baked images' compressed sizes (sum of the registry manifest's layers);
 - cold build time (``--no-cache``), push time of that build;
-- rebuild time after a handler-only change, and which steps were rebuilt.
+- rebuild time after a handler-only change, and which steps were rebuilt;
+- the overhead of an unchanged rebuild: `rpdeploy build` as a fresh process against a
+  plain `docker build` of the same rendered Dockerfile and context, and Python's own
+  start-up, medians of `OVERHEAD_RUNS` (``--overhead`` measures only this and merges it
+  into build.json).
 
 Targets checked: slim − base ≤ 1 MiB + handler code size; slim/baked ≤ 0.4; a
 handler-only change rebuilds only the handler layer. Writes bench/build.json.
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +112,59 @@ def push(client: Any, record: BuildRecord, environ: dict[str, str]) -> tuple[dic
     return result.to_json(), time.perf_counter() - started
 
 
+OVERHEAD_RUNS = 7
+
+
+def _median_seconds(command: list[str], cwd: Path, environ: dict[str, str]) -> dict[str, float]:
+    """Median wall and CPU (user+sys of the child) seconds; CPU is the figure a loaded,
+    shared 2-core machine does not distort."""
+    walls, cpus = [], []
+    for _ in range(OVERHEAD_RUNS):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(command, cwd=cwd, env=environ, check=True, capture_output=True)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return {"wall_s": round(statistics.median(walls), 3), "cpu_s": round(statistics.median(cpus), 3)}
+
+
+def rebuild_overhead(root: Path, environ: dict[str, str]) -> dict[str, Any]:
+    """Unchanged rebuild: `rpdeploy build` vs `docker build` of the same files, and Python start-up."""
+    python = sys.executable
+    subprocess.run([python, "-m", "deploy", "build"], cwd=root, env=environ, check=True, capture_output=True)
+    subprocess.run([python, "-m", "deploy", "render"], cwd=root, env=environ, check=True, capture_output=True)
+    rpdeploy_s = _median_seconds([python, "-m", "deploy", "build"], root, environ)
+    docker_s = _median_seconds(
+        ["docker", "build", "-q", "--network", "host", "-f", "Dockerfile.slim", "."], root, environ
+    )
+    python_s = _median_seconds([python, "-c", "pass"], root, environ)
+    imports_s = _median_seconds(
+        [python, "-c", "import deploy.cli.build_cmd, deploy.image.engine"], root, environ
+    )
+    return {
+        "runs": OVERHEAD_RUNS,
+        "rpdeploy_build": rpdeploy_s,
+        "docker_build": docker_s,
+        "overhead_wall_s": round(rpdeploy_s["wall_s"] - docker_s["wall_s"], 3),
+        "python_startup": python_s,
+        "imports_of_build": imports_s,
+    }
+
+
+def overhead_only() -> int:
+    environ = stack_env()
+    with tempfile.TemporaryDirectory(prefix="rpdeploy-bench-") as tmp:
+        root = copy_project(Path(tmp) / "slim", "slim")
+        figures = rebuild_overhead(root, environ)
+    out = REPO / "bench" / "build.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results["unchanged_rebuild_overhead"] = {"date": datetime.now(tz=UTC).strftime("%Y-%m-%d"), **figures}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"unchanged rebuild {json.dumps(figures)}")
+    return 0
+
+
 def rebuilt_layers(record: BuildRecord) -> list[str]:
     """Steps that produce a filesystem layer and were not served from the cache."""
     return [
@@ -133,6 +192,8 @@ def main() -> int:
         git(slim_root, "commit", "-q", "-am", "handler-only change")
         warm, warm_s = build(client, slim_root, environ, no_cache=False)
         _, rebuild_push_s = push(client, warm, environ)
+
+        overhead = rebuild_overhead(slim_root, environ)
 
         baked_root = copy_project(Path(tmp) / "baked", "baked")
         baked, baked_s = build(client, baked_root, environ, no_cache=True)
@@ -167,6 +228,7 @@ def main() -> int:
             "cold_build_s": round(baked_s, 2),
             "push_s": round(baked_push_s, 2),
         },
+        "unchanged_rebuild_overhead": overhead,
         "handler_code_bytes": handler_bytes,
         "targets": {
             "slim_minus_base_bytes": slim_c - base_size.compressed_bytes,
@@ -191,4 +253,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(overhead_only() if "--overhead" in sys.argv[1:] else main())

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.filesize import decimal
 
 from deploy.errors import BudgetExceeded
-from deploy.image.registry import RegistryClient
+
+if TYPE_CHECKING:  # the registry client pulls in requests and docker: only `image_size` needs one
+    from deploy.image.registry import RegistryClient
 
 #: Budgets are in MB = 10^6 bytes (what `docker images` and registries' UIs show).
 MB = 1_000_000

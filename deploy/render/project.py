@@ -27,7 +27,7 @@ from deploy.render.environment import MAX_OUTPUT, builtin_templates_dir, make_en
 class RenderResult:
     #: Name of the rendered Dockerfile in `files` (``Dockerfile.slim`` or ``Dockerfile.baked``).
     dockerfile: str
-    #: Relative path -> content. Project files first, then the specs under `SPEC_DIR`.
+    #: Relative path -> content. Project files first, then the specs under `deploy.layout.BUILD_DIR`.
     files: dict[str, str]
     #: Files committed to the repository (checked by ``render --check``).
     committed: tuple[str, ...]
