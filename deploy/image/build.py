@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from deploy.config import LoadedConfig
 from deploy.config.patterns import TAG
 from deploy.errors import UsageError
-from deploy.gitinfo import untracked_files
-from deploy.image.builders import BuildListener, BuildRequest, choose_builder, get_builder
-from deploy.image.context import BuildContext, build_context
-from deploy.image.labels import image_labels
+from deploy.image.builders import BuildListener, choose_builder, get_builder
+from deploy.image.plan import BuildPlan, plan_build
 from deploy.image.record import BuildRecord, BuildStep, read_record, record_path, write_record
-from deploy.image.tags import TagSet, compute_tags, default_image, require_git
-from deploy.render import render_project
+from deploy.image.tags import default_image
 
 __all__ = [
     "BuildPlan",
@@ -42,70 +37,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class BuildPlan:
-    """Everything decided before the engine is asked: context, tags, labels, build args."""
-
-    context: BuildContext
-    tags: TagSet
-    labels: dict[str, str]
-    buildargs: dict[str, str]
-    repository: str
-
-
-def plan_build(loaded: LoadedConfig, environ: Mapping[str, str], extra_tags: Iterable[str] = ()) -> BuildPlan:
-    """Render, tar the context and compute tags and labels (no engine needed).
-
-    Dirty when tracked files changed or an untracked (not ignored) file is inside
-    the context: either way the image holds code no commit names.
-    """
-    config = loaded.config
-    git = require_git(loaded, "run `git init && git commit` in the project (tags come from git)")
-    repository = f"{config.image.registry}/{config.image.repository}"
-    # The endpoint spec is rendered too but not needed here; the Dockerfile does not depend on the image.
-    rendered = render_project(loaded, f"{repository}:sha-{git.short}")
-    context = build_context(
-        loaded.root,
-        dockerfile_name=rendered.dockerfile,
-        dockerfile=rendered.files[rendered.dockerfile],
-        dockerignore=rendered.files[".dockerignore"],
-    )
-    dirty = git.dirty or bool(untracked_files(loaded.root, list(context.files)))
-    tags = compute_tags(git, environ, dirty=dirty, context_digest=context.digest, latest=config.image.latest)
-    if extra_tags:
-        tags = TagSet(
-            tags=tuple(dict.fromkeys([*tags.tags, *extra_tags])),
-            immutable=tags.immutable,
-            version=tags.version,
-            dirty=tags.dirty,
-        )
-    labels = image_labels(
-        title=config.project,
-        version=tags.version,
-        git=git,
-        dirty=dirty,
-        config_hash=loaded.config_hash,
-        lock_hash=loaded.lock_hash,
-        strategy=config.image.strategy,
-        environ=environ,
-    )
-    return BuildPlan(context, tags, labels, _buildargs(loaded), repository)
-
-
-def _buildargs(loaded: LoadedConfig) -> dict[str, str]:
-    config = loaded.config
-    if config.image.strategy != "baked" or not config.runtime.index_url:
-        return {}
-    url = config.runtime.index_url
-    if urlsplit(url).password or urlsplit(url).username:
-        # Build args of a RUN step are recorded in the image history, readable by anyone who pulls.
-        raise UsageError(
-            "runtime.index_url carries credentials, which a build would record in the image history",
-            hint="use an index without credentials (e.g. the loopback index of scripts/stack.sh)",
-        )
-    return {"PIP_INDEX_URL": url}
-
-
 def run_build(
     client: Any,
     loaded: LoadedConfig,
@@ -117,14 +48,8 @@ def run_build(
 ) -> BuildRecord:
     """Build ``plan`` with ``builder``, tag every tag, write build.json and return the record."""
     started = time.perf_counter()
-    request = BuildRequest(
-        context=plan.context,
-        ref=f"{plan.repository}:{plan.tags.immutable}",
-        labels=plan.labels,
-        buildargs=plan.buildargs,
-        no_cache=no_cache,
-    )
-    image_id, steps = get_builder(builder, client).build(request, listener)
+    ref = f"{plan.repository}:{plan.tags.immutable}"
+    image_id, steps = get_builder(builder, client).build(plan, ref, listener, no_cache=no_cache)
     for tag in plan.tags.tags:
         client.api.tag(image_id, plan.repository, tag)
     record = BuildRecord(

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deploy.errors import BuildError
-from deploy.image.context import BuildContext
 from deploy.image.record import BuildStep
+
+if TYPE_CHECKING:
+    from deploy.image.plan import BuildPlan
 
 #: How many lines of a failing step's output the error shows.
 TAIL_LINES = 15
@@ -39,19 +40,10 @@ class BuildListener(Protocol):
     def output(self, line: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class BuildRequest:
-    """What a builder needs: the context, the first tag, labels and build args."""
-
-    context: BuildContext
-    ref: str
-    labels: dict[str, str]
-    buildargs: dict[str, str]
-    no_cache: bool
-
-
 class Builder(Protocol):
-    """Builds a request into an image in the engine; returns (image id, steps).
+    """Builds ``plan`` (context, labels, build args) into an image tagged ``ref``.
+
+    Returns (image id, steps); ``no_cache`` rebuilds every step.
 
     Raises `BuildError` for a failing step (its instruction and output tail),
     `EngineError` when the engine stops answering, `UsageError` when unavailable.
@@ -59,7 +51,9 @@ class Builder(Protocol):
 
     name: str
 
-    def build(self, request: BuildRequest, listener: BuildListener) -> tuple[str, list[BuildStep]]: ...
+    def build(
+        self, plan: BuildPlan, ref: str, listener: BuildListener, *, no_cache: bool
+    ) -> tuple[str, list[BuildStep]]: ...
 
 
 def choose_builder(configured: str, override: str | None) -> str:

@@ -12,8 +12,9 @@ from collections import deque
 from pathlib import Path
 
 from deploy.errors import BuildError, UsageError
-from deploy.image.builders import ANSI, TAIL_LINES, BuildListener, BuildRequest, step_failure
+from deploy.image.builders import ANSI, TAIL_LINES, BuildListener, step_failure
 from deploy.image.context import BuildContext
+from deploy.image.plan import BuildPlan
 from deploy.image.record import BuildStep
 
 _BUILDX_STEP = re.compile(r"^#(?P<id>\d+) \[(?:[\w-]+ )?(?P<n>\d+)/(?P<total>\d+)\] (?P<instruction>.*)$")
@@ -45,7 +46,9 @@ class BuildxBuilder:
 
     name = "buildx"
 
-    def build(self, request: BuildRequest, listener: BuildListener) -> tuple[str, list[BuildStep]]:
+    def build(
+        self, plan: BuildPlan, ref: str, listener: BuildListener, *, no_cache: bool
+    ) -> tuple[str, list[BuildStep]]:
         if not buildx_available():
             raise UsageError(
                 "image.builder is buildx but `docker buildx` is not available",
@@ -55,10 +58,10 @@ class BuildxBuilder:
         with tempfile.TemporaryDirectory(prefix="rpdeploy-buildx-") as tmp:
             metadata = Path(tmp) / "metadata.json"
             args = ["docker", "buildx", "build", "--progress", "plain", "--network", "host"]
-            args += ["--metadata-file", str(metadata), "-f", request.context.dockerfile, "-t", request.ref]
-            args += [f"--label={k}={v}" for k, v in request.labels.items()]
-            args += [f"--build-arg={k}={v}" for k, v in request.buildargs.items()]
-            args += ["--no-cache"] if request.no_cache else []
+            args += ["--metadata-file", str(metadata), "-f", plan.context.dockerfile, "-t", ref]
+            args += [f"--label={k}={v}" for k, v in plan.labels.items()]
+            args += [f"--build-arg={k}={v}" for k, v in plan.buildargs.items()]
+            args += ["--no-cache"] if no_cache else []
             proc = subprocess.Popen(
                 [*args, "-"],
                 stdin=subprocess.PIPE,
@@ -66,7 +69,7 @@ class BuildxBuilder:
                 stderr=subprocess.STDOUT,
                 env=buildx_env(),
             )
-            steps, error = _follow(proc, request.context, listener)
+            steps, error = _follow(proc, plan.context, listener)
             if error is not None:
                 raise error
             try:

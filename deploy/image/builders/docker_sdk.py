@@ -10,8 +10,9 @@ import docker.errors
 import requests
 
 from deploy.errors import BuildError, EngineError
-from deploy.image.builders import ANSI, TAIL_LINES, BuildListener, BuildRequest, step_failure
+from deploy.image.builders import ANSI, TAIL_LINES, BuildListener, step_failure
 from deploy.image.engine import first_line
+from deploy.image.plan import BuildPlan
 from deploy.image.record import BuildStep
 
 _STEP = re.compile(r"^Step (?P<n>\d+)/(?P<total>\d+) : (?P<instruction>.*)$")
@@ -67,20 +68,22 @@ class DockerSdkBuilder:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def build(self, request: BuildRequest, listener: BuildListener) -> tuple[str, list[BuildStep]]:
+    def build(
+        self, plan: BuildPlan, ref: str, listener: BuildListener, *, no_cache: bool
+    ) -> tuple[str, list[BuildStep]]:
         tracker = StepTracker(listener)
         image_id: str | None = None
         try:
             stream = self.client.api.build(
-                fileobj=request.context.open(),
+                fileobj=plan.context.open(),
                 custom_context=True,
-                dockerfile=request.context.dockerfile,
-                tag=request.ref,
-                labels=request.labels,
-                buildargs=request.buildargs,
+                dockerfile=plan.context.dockerfile,
+                tag=ref,
+                labels=plan.labels,
+                buildargs=plan.buildargs,
                 network_mode="host",
                 pull=False,
-                nocache=request.no_cache,
+                nocache=no_cache,
                 rm=True,
                 forcerm=True,
                 decode=True,
