@@ -192,6 +192,14 @@ def test_build_push_report_with_semver_tags_labels_and_github_output(
 
     pushed = invoke(run_cli, root, "push", "-o", "json", GITHUB_OUTPUT=str(outputs))
     assert pushed.exit_code == 0, pushed.stderr
+    # Per-layer figures come from the engine (uncompressed); the total is compressed: each says which.
+    sized = [
+        line
+        for line in pushed.stderr.splitlines()
+        if line.startswith("push:") and " layer " in line and "(" in line
+    ]
+    assert sized, pushed.stderr
+    assert all(line.endswith(" uncompressed)") for line in sized), sized
     result = as_json(pushed)
     digest = result["digest"]
     assert result["image"] == f"{REGISTRY}/{repository}@{digest}"
