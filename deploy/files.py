@@ -23,7 +23,9 @@ from deploy.errors import FileWriteError, OutsideProject
 
 
 def _shown(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    """``path`` as the user knows it: relative to the project when inside it."""
+    full = path if path.is_absolute() else root / path
+    return str(full.relative_to(root)) if full.is_relative_to(root) else str(path)
 
 
 def confined(root: Path, path: Path) -> Path:
@@ -64,7 +66,7 @@ def read_text(root: Path, path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise FileWriteError(f"{path}: cannot read: {_reason(exc)}") from None
+        raise FileWriteError(f"{_shown(path, root)}: cannot read: {_reason(exc)}") from None
 
 
 def write_text(root: Path, path: Path, content: str) -> Path:
@@ -95,7 +97,7 @@ def write_many(root: Path, contents: dict[Path, bytes], mode: int = 0o644) -> li
             try:
                 os.replace(tmp_name, target)
             except OSError as exc:
-                raise FileWriteError(f"{path}: cannot write: {_reason(exc)}") from None
+                raise FileWriteError(f"{_shown(path, root)}: cannot write: {_reason(exc)}") from None
     finally:
         for tmp_name, _, _ in staged:
             with contextlib.suppress(OSError):
@@ -112,7 +114,7 @@ def _stage(root: Path, path: Path, data: bytes, mode: int) -> str:
         confined(root, target)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise FileWriteError(f"{path}: cannot write: {_reason(exc)}") from None
+        raise FileWriteError(f"{_shown(path, root)}: cannot write: {_reason(exc)}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -122,7 +124,7 @@ def _stage(root: Path, path: Path, data: bytes, mode: int) -> str:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
-        raise FileWriteError(f"{path}: cannot write: {_reason(exc)}") from None
+        raise FileWriteError(f"{_shown(path, root)}: cannot write: {_reason(exc)}") from None
     return tmp_name
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import sys
 import tarfile
+import tempfile
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,18 +111,24 @@ def test_committed_dockerfile_linked_out_is_never_read_into_the_diff(
 # ---- links leading out: writes
 
 
+@pytest.mark.parametrize("name", ["Dockerfile.slim", ".dockerignore"])
+@pytest.mark.parametrize("outside", ["/etc/passwd", "sibling"])
 def test_rendered_file_linked_out_is_not_overwritten(
-    make_project: MakeProject, run_cli: Run, tmp_path: Path
+    make_project: MakeProject, run_cli: Run, tmp_path: Path, name: str, outside: str
 ) -> None:
-    victim = tmp_path / "victim.txt"
-    victim.write_text("precious\n")
+    victim = Path(outside) if outside.startswith("/") else tmp_path / "victim.txt"
+    if not victim.exists():
+        victim.write_text("precious\n")
+    before = victim.read_bytes()
     root = make_project()
-    (root / ".dockerignore").symlink_to(victim)
+    (root / name).symlink_to(victim)
     result = run_cli("render", "--image", IMAGE, cwd=root)
     assert result.exit_code == 2
-    assert one_error_line(result).startswith("error: .dockerignore: a link leading outside the project")
-    assert victim.read_text() == "precious\n"
-    assert not (root / "Dockerfile.slim").exists()  # all or nothing: no file was written
+    assert one_error_line(result).startswith(f"error: {name}: a link leading outside the project")
+    assert victim.read_bytes() == before
+    other = {"Dockerfile.slim", ".dockerignore"} - {name}
+    assert not (root / other.pop()).exists()  # all or nothing: no file was written
+    assert not (root / "build").exists()
 
 
 def test_build_folder_linked_out_is_refused_for_specs_and_records(
@@ -297,16 +305,38 @@ def test_read_only_file_system_is_one_line(tiny_mount: Path, run_cli: Run, make_
     assert "Read-only file system" in one_error_line(result)
 
 
-def test_permission_denied_is_one_line_naming_the_path(tmp_path: Path) -> None:
-    # root ignores mode bits, so EACCES comes from an immutable-like case: a folder where a file must go.
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def test_permission_denied_is_one_line_and_nothing_written(make_project: MakeProject) -> None:
+    # Root ignores mode bits: run the real CLI as `nobody` (setpriv) on a project it may read, not write.
+    source = make_project()
+    shared = Path(tempfile.mkdtemp(prefix="rpdeploy-eacces-", dir="/tmp"))
+    try:
+        root = shared / "project"
+        subprocess.run(["cp", "-r", str(source), str(root)], check=True)
+        subprocess.run(["chmod", "-R", "a+rX,go-w", str(shared)], check=True)
+        done = subprocess.run(
+            [*NOBODY, sys.executable, "-m", "deploy", "render", "--image", IMAGE],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "HOME": str(shared)},
+        )
+        assert done.returncode == 3, done.stderr
+        assert "Traceback" not in done.stderr
+        assert done.stderr.splitlines()[0] == "error: Dockerfile.slim: cannot write: Permission denied"
+        assert sorted(p.name for p in root.iterdir()) == ["rpdeploy.yaml", "worker"]
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)], check=True)
+
+
+def test_a_folder_where_a_file_must_go_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile.slim").mkdir()
     with pytest.raises(FileWriteError, match=r"Dockerfile\.slim: cannot write: Is a directory"):
         files.write_text(tmp_path, tmp_path / "Dockerfile.slim", "FROM x\n")
-    if os.geteuid() != 0:
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
-        with pytest.raises(FileWriteError, match="Permission denied"):
-            files.write_text(tmp_path, locked / "f", "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["Dockerfile.slim"]
 
 
 def test_unchanged_files_are_not_rewritten(make_project: MakeProject, run_cli: Run) -> None:
