@@ -198,6 +198,8 @@ def test_context_link_leading_out_is_refused(tmp_path: Path, outside: str) -> No
         ("{% for a in range(9000) %}{% for b in range(9000) %}{% endfor %}{% endfor %}", "loops more than"),
         ("{{ 'a' | center(10**10) }}", "over the template limit"),
         ("{{ 'a'.ljust(10**10) }}", "over the template limit"),
+        ("{{ ('a' * 999999).replace('a', 'b' * 999999) }}", ".replace()"),
+        ("{{ ('\\t' * 999999).expandtabs(999) }}", ".expandtabs()"),
         ("{{ '%0999999999d' % 1 }}", "format width"),
         ("{{ '{:>99999999}'.format(1) }}", "format width"),
         ("{{ 9 ** 999999 }}", "'**'"),
@@ -223,14 +225,14 @@ def test_bounds_leave_ordinary_templates_alone(make_project: MakeProject, run_cl
         "{% block start %}{{ super() }}\n{% set ns = namespace(n=0) %}"
         "{% for i in range(1000) %}{% set ns.n = ns.n + i %}{% endfor %}"
         "# {{ ns.n }} {{ 'ab' * 3 }} {{ [1] + [2] }} {{ 2 ** 10 }} {{ '%5s' % 'x' }} {{ 'x' | center(9) }}"
-        "{% endblock %}"
+        " {{ 'a-b'.replace('-', '_') }}{% endblock %}"
     )
     root = make_project(
         files={"templates/Dockerfile.slim.j2": '{% extends "builtin/Dockerfile.slim.j2" %}\n' + body}
     )
     result = run_cli("render", "--image", IMAGE, cwd=root)
     assert result.exit_code == 0, result.stderr
-    assert "# 499500 ababab [1, 2] 1024     x     x\n" in (root / "Dockerfile.slim").read_text()
+    assert "# 499500 ababab [1, 2] 1024     x     x     a_b\n" in (root / "Dockerfile.slim").read_text()
     assert MAX_STEPS >= 100 * MAX_RANGE // 10
     assert MAX_SIZE >= 1000
 

@@ -11,7 +11,7 @@ and therefore the same image id, every step served from the cache.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from deploy.config import LoadedConfig
@@ -82,7 +82,7 @@ def build_project(
     builder: str | None = None,
     no_cache: bool = False,
     tags: Iterable[str] = (),
-    log: Any = None,
+    log: Callable[[str], None] | None = None,
 ) -> BuildRecord:
     """Plan, connect, build and record: `rpdeploy build` and `push --build` in one call.
 

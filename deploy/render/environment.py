@@ -132,6 +132,22 @@ def check_arguments(args: Iterable[Any], kwargs: dict[str, Any]) -> None:
             raise SecurityError(f"argument {value:.3g} is over the template limit of {MAX_SIZE:,}")
 
 
+def check_method_growth(method: Any, args: Iterable[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse a string/list method whose result could exceed `MAX_SIZE` (``s.replace('a', long)``,
+    ``s.expandtabs(n)``): the worst case is the receiver's length times its largest argument."""
+    receiver = getattr(method, "__self__", None)
+    size = _size(receiver)
+    if size is None:
+        return
+    factor = 1
+    for value in [*args, *kwargs.values()]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            factor = max(factor, value)
+        elif _size(value) is not None:
+            factor = max(factor, len(value))
+    _refuse_size(size * factor, f".{getattr(method, '__name__', 'method')}()")
+
+
 class _BoundedCodeGenerator(CodeGenerator):
     """Routes ``~`` results and ``for`` iterables through the environment's bounds."""
 
@@ -174,6 +190,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         check_arguments(args, kwargs)
+        check_method_growth(__obj, args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
