@@ -484,6 +484,11 @@ def test_git_credentials_never_reach_label_record_config_or_history(
     ]
     for text in seen:
         assert canary not in text
+    # Every layer and the config, as `docker save` exports them (chunks overlap by the canary's length).
+    needle, tail = canary.encode(), b""
+    for chunk in engine.api.get_image(image_id):
+        assert needle not in tail + chunk
+        tail = chunk[-len(needle) :]
 
 
 ROOT_HANDLER = """\
