@@ -471,3 +471,17 @@ def _record() -> BuildRecord:
         environment=None,
         max_compressed_mb=None,
     )
+
+
+def test_full_temporary_disk_for_the_context_is_one_error(
+    tiny_mount: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "worker" / "data.bin").write_bytes(b"\1" * 512 * 1024)  # more than the 128 kB mount
+    # TMPDIR is the documented way to move the context's temporary file; here onto the tiny disk.
+    monkeypatch.setattr(tempfile, "tempdir", str(tiny_mount))
+    with pytest.raises(FileWriteError, match=r"^build context: No space left on device \(writing"):
+        build_context(
+            tmp_path, dockerfile_name="Dockerfile.slim", dockerfile="FROM x\n", dockerignore="*\n!worker\n"
+        )
+    assert list(tiny_mount.iterdir()) == []

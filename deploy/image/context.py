@@ -14,6 +14,7 @@ project is refused (`OutsideProject`), never archived.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -106,12 +107,14 @@ def build_context(
                 tar.addfile(info, io.BytesIO(encoded))
         target.flush()
     except OSError as exc:
-        target.close()
+        _discard(target)
+        where = tempfile.gettempdir()
         raise FileWriteError(
-            f"build context: cannot write its temporary file: {exc.strerror or exc}"
+            f"build context: {exc.strerror or exc} (writing its temporary file in {where})",
+            hint="free space there, or set TMPDIR to a folder with room for the context",
         ) from None
     except BaseException:
-        target.close()
+        _discard(target)
         raise
     return BuildContext(
         file=target,
@@ -120,6 +123,12 @@ def build_context(
         size=writer.count,
         digest="sha256:" + writer.sha.hexdigest(),
     )
+
+
+def _discard(target: IO[bytes]) -> None:
+    """Close (and so delete) the temporary tar; its buffered tail may fail on a full disk too."""
+    with contextlib.suppress(OSError):
+        target.close()
 
 
 def _add(tar: tarfile.TarFile, root: Path, rel: str, mtime: int) -> bool:
@@ -132,10 +141,12 @@ def _add(tar: tarfile.TarFile, root: Path, rel: str, mtime: int) -> bool:
         confined(root, path)  # a link is archived as a link, but only one that stays inside
     if info.isfile():
         try:
-            with path.open("rb") as handle:
-                tar.addfile(info, handle)
+            handle = path.open("rb")
         except OSError as exc:
             raise UsageError(f"{path}: cannot read for the build context: {exc.strerror}") from None
+        # Outside the try: an error here is most likely the temporary file's disk (ENOSPC).
+        with handle:
+            tar.addfile(info, handle)
     else:
         tar.addfile(info)
     return not info.isdir()
