@@ -1,7 +1,9 @@
 """Render a project's files: the Dockerfile, .dockerignore and the endpoint specs.
 
-`render_project` is pure (config in, file contents out); `write_files` and
-`check_drift` are the only places that touch the disk.
+`render_project` is pure (config in, file contents out; templates are read through
+a loader confined to the project); `write_files` and `check_drift` are the only
+places that touch the project's files, through `deploy.files` (confined to the
+project, written atomically).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import difflib
 import shlex
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,6 +27,8 @@ from deploy.render.environment import MAX_OUTPUT, builtin_templates_dir, make_en
 
 @dataclass(frozen=True)
 class RenderResult:
+    """Every rendered file's content, before anything is written."""
+
     #: Name of the rendered Dockerfile in `files` (``Dockerfile.slim`` or ``Dockerfile.baked``).
     dockerfile: str
     #: Relative path -> content. Project files first, then the specs under `deploy.layout.BUILD_DIR`.
@@ -33,8 +37,6 @@ class RenderResult:
     committed: tuple[str, ...]
     #: The image reference the endpoint specs deploy.
     image: str
-    #: Template used for each output.
-    sources: dict[str, str] = field(default_factory=dict)
 
 
 def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
@@ -67,7 +69,6 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
         files=rendered,
         committed=(dockerfile, ".dockerignore"),
         image=image,
-        sources={name: template for name, (template, _) in outputs.items()},
     )
 
 
