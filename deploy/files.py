@@ -98,11 +98,23 @@ def write_many(root: Path, contents: dict[Path, bytes], mode: int = 0o644) -> li
                 os.replace(tmp_name, target)
             except OSError as exc:
                 raise FileWriteError(f"{_shown(path, root)}: cannot write: {_reason(exc)}") from None
+        for folder in {target.parent for _, target, _ in staged}:
+            _fsync_folder(folder)
     finally:
         for tmp_name, _, _ in staged:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
     return [target for _, target, _ in staged]
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames durable (a crash right after must not bring the old names back)."""
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a folder; the rename stands
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _stage(root: Path, path: Path, data: bytes, mode: int) -> str:
