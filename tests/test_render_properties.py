@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploy.config import load_config
+from deploy.config.patterns import CONTROL_CHARS
 from deploy.errors import ConfigError, RenderError
 from deploy.render import render_project
 from deploy.render.filters import dockerfile_env, exec_form, shell_quote
@@ -113,16 +114,25 @@ def test_hostile_values_are_rejected_before_rendering(
     assert sorted(p.name for p in root.iterdir()) == ["rpdeploy.yaml", "worker"]  # nothing half-written
 
 
+#: Text a config can hold in handler.command: no quotes or backslash (the test quotes with
+#: shlex), nothing the config refuses (controls, bidi, line separators), and ``$``, ``{``
+#: and ``}`` drawn often, since the config must carry them through interpolation.
+command_text = st.text(
+    st.one_of(
+        st.sampled_from("${}"),
+        st.characters(blacklist_categories=["Cc", "Cs"], blacklist_characters="'\"\\"),
+    ),
+    max_size=20,
+).filter(lambda text: not CONTROL_CHARS.search(text))
+
+
 @SETTINGS
-@given(
-    command_arg=st.text(
-        st.characters(blacklist_categories=["Cc", "Cs"], blacklist_characters="'\"\\"), max_size=20
-    )
-)
+@given(command_arg=command_text)
 def test_start_command_never_reaches_a_shell(tmp_path: Path, command_arg: str) -> None:
+    command = json.dumps("python3 -u " + shlex.quote(command_arg))
+    # `$$` is the config's escape for a literal `$` (deploy.config.interpolate).
     config = BASE_CONFIG.replace(
-        "  file: handler.py",
-        f"  file: handler.py\n  command: {json.dumps('python3 -u ' + shlex.quote(command_arg))}",
+        "  file: handler.py", f"  file: handler.py\n  command: {command.replace('$', '$$')}"
     )
     dockerfile = render_all(write_project(tmp_path, config))["Dockerfile.slim"]
     cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))

@@ -1,24 +1,60 @@
-"""Read YAML while remembering where every value came from.
+"""Read YAML while remembering where every value came from, and never guessing types.
 
-PyYAML's safe loader silently keeps the last of duplicate keys and forgets line
-numbers; both matter for a config file people edit by hand. This loader rejects
-duplicate keys and records the 1-based line of every mapping key and sequence item,
-keyed by its path (e.g. ``("endpoint", "workers", "max")``), so validation errors can
-point at ``rpdeploy.yaml:14``.
+PyYAML's safe loader silently keeps the last of duplicate keys, forgets line numbers,
+and resolves plain scalars by YAML 1.1 rules that change what people typed
+(``3.10`` -> 3.1, ``12:30`` -> 750, ``yes`` -> True, ``017`` -> 15, dates -> date). This
+loader:
+
+- reads every plain scalar as the exact text typed, except the YAML 1.2 core nulls
+  (``~``, ``null``, ``Null``, ``NULL``, nothing). The schema decides what a value is:
+  pydantic turns ``"5"`` into 5 where a number is expected and keeps ``"3.10"`` where a
+  string is (StrictYAML's rule; no value can change on its way to a string field);
+- accepts only the standard tags ``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``,
+  ``!!map`` and ``!!seq``; any other (``!!python/...``, ``!!timestamp``, ``!custom``) is an
+  error naming the line;
+- shares aliases as PyYAML does (one object per anchor), supports YAML 1.1 merge keys
+  (``<<: *defaults``), and rejects recursive aliases, nesting deeper than `MAX_DEPTH`,
+  and alias expansion beyond `MAX_ALIAS_NODES` (a "billion laughs" document);
+- rejects duplicate keys and records the 1-based line of every mapping key and sequence
+  item, keyed by its path (e.g. ``("endpoint", "workers", "max")``), so validation errors
+  can point at ``rpdeploy.yaml:14``. Paths reached through an alias are not recorded:
+  they report the line of the alias, which is where the user wrote them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from deploy.config.patterns import CONTROL_CHARS
 from deploy.errors import ConfigError
 
 PathKey = tuple[str | int, ...]
+
+#: Deepest nesting a config may have (rpdeploy's own schema needs 6).
+MAX_DEPTH: Final = 64
+#: How many nodes aliases may add when expanded, beyond the nodes written in the file.
+MAX_ALIAS_NODES: Final = 100_000
+
+_YAML = "tag:yaml.org,2002:"
+_NULLS: Final = frozenset({"", "~", "null", "Null", "NULL"})
+#: Explicit tags a user may write; each is built by PyYAML's safe constructor.
+_EXPLICIT: Final = frozenset(_YAML + t for t in ("str", "int", "float", "bool", "null"))
+_MERGE: Final = _YAML + "merge"
+
+
+class YamlProblem(Exception):
+    """A structural problem at a node; becomes one ``file:line: path: message`` line."""
+
+    def __init__(self, node: Node, path: PathKey, message: str) -> None:
+        super().__init__(message)
+        self.line = node.start_mark.line + 1
+        self.path = path
+        self.message = message
 
 
 @dataclass
@@ -44,14 +80,22 @@ class YamlDocument:
 
 
 def parse_yaml(text: str, file: Path) -> YamlDocument:
-    """Parse ``text`` (the content of ``file``) into a `YamlDocument`.
+    """Parse ``text`` (the content of ``file``) into a `YamlDocument`; raise `ConfigError`.
 
-    >>> doc = parse_yaml("a:\\n  b: 1\\n", Path("x.yaml"))
+    >>> doc = parse_yaml("a:\\n  b: 1.10\\n", Path("x.yaml"))
     >>> doc.data, doc.lines[("a", "b")]
-    ({'a': {'b': 1}}, 2)
+    ({'a': {'b': '1.10'}}, 2)
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
+        doc = YamlDocument(file=file, data=None)
+        if node is not None:
+            _check_expansion(node)
+            doc.data = _Converter(doc).convert(node, (), record=True)
+        return doc
+    except YamlProblem as exc:
+        label = f"{dotted(exc.path)}: " if exc.path else ""
+        raise ConfigError(f"{file.name}:{exc.line}: {label}{exc.message}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -59,54 +103,210 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
         raise ConfigError(f"{file.name}{line}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file.name}: YAML syntax error: {exc}") from None
-    doc = YamlDocument(file=file, data=None)
-    if node is None:
-        return doc
-    # One loader resolves every scalar with PyYAML's own rules (ints, bools, nulls, ...).
-    loader = yaml.SafeLoader("")
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML's composer recurses once per nesting level; stop it before Python's stack does."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._path: list[str | int] = []
+
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        # Plain scalars stay text (or null); only explicit tags ask for other types.
+        if kind is ScalarNode and implicit[0]:
+            if value == "<<":
+                return _MERGE
+            return _YAML + ("null" if value in _NULLS else "str")
+        resolved: str = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        return resolved
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        step: str | int = (
+            index.value if isinstance(index, ScalarNode) else index if index is not None else "?"
+        )
+        if parent is not None:
+            self._path.append(step)
+        try:
+            if len(self._path) > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                mark = Node("", "", event.start_mark, event.end_mark)
+                raise YamlProblem(mark, tuple(self._path[:-1]), f"nested deeper than {MAX_DEPTH} levels")
+            node: Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            if parent is not None:
+                self._path.pop()
+
+
+def _compose(text: str) -> Node | None:
+    loader = _DepthLimitedLoader(text)
     try:
-        doc.data = _convert(node, (), doc, loader)
+        node: Node | None = loader.get_single_node()
+        return node
     finally:
         loader.dispose()
-    return doc
 
 
-def _convert(node: Node, path: PathKey, doc: YamlDocument, loader: yaml.SafeLoader) -> Any:
-    doc.lines.setdefault(path, node.start_mark.line + 1)
+def _children(node: Node) -> list[Node]:
     if isinstance(node, MappingNode):
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = _scalar(key_node, doc, loader)
-            if not isinstance(key, str):
-                raise ConfigError(
-                    f"{doc.file.name}:{key_node.start_mark.line + 1}: keys must be strings, got {key!r}"
-                )
-            if key in result:
-                first = doc.lines.get((*path, key))
-                raise ConfigError(
-                    f"{doc.file.name}:{key_node.start_mark.line + 1}: duplicate key {dotted((*path, key))!r}"
-                    f" (first defined on line {first})"
-                )
-            doc.lines[(*path, key)] = key_node.start_mark.line + 1
-            result[key] = _convert(value_node, (*path, key), doc, loader)
-        return result
+        return [part for pair in node.value for part in pair]
     if isinstance(node, SequenceNode):
-        return [_convert(item, (*path, index), doc, loader) for index, item in enumerate(node.value)]
-    return _scalar(node, doc, loader)
+        return list(node.value)
+    return []
 
 
-def _scalar(node: Node, doc: YamlDocument, loader: yaml.SafeLoader) -> Any:
-    if not isinstance(node, ScalarNode):
-        raise ConfigError(f"{doc.file.name}:{node.start_mark.line + 1}: a mapping key must be a plain value")
-    return loader.construct_object(node, deep=True)
+def _check_expansion(root: Node) -> None:
+    """Reject recursive aliases, and documents whose aliases expand too far or too deep.
+
+    Iterative (an alias chain can be longer than Python's stack) and memoised per node,
+    so a billion-laughs document is measured in time linear in its size.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    distinct = 0
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    active: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            active.discard(key)
+            if depth[key] > MAX_DEPTH:
+                raise YamlProblem(node, (), f"aliases nest values deeper than {MAX_DEPTH} levels")
+            if size[key] > distinct + MAX_ALIAS_NODES:
+                raise YamlProblem(
+                    node, (), f"aliases expand to more than {MAX_ALIAS_NODES} extra values (an alias bomb?)"
+                )
+            continue
+        if key in size:
+            continue
+        if key in active:
+            raise YamlProblem(node, (), "recursive alias: an anchored value contains an alias to itself")
+        active.add(key)
+        distinct += 1
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node) if id(kid) not in size)
+
+
+class _Converter:
+    """Nodes -> plain Python data, one object per node (aliases share it, as PyYAML does)."""
+
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+        self.built: dict[int, Any] = {}
+        self.constructor = yaml.SafeLoader("")
+
+    def convert(self, node: Node, path: PathKey, *, record: bool) -> Any:
+        if record:
+            self.doc.lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in self.built:
+            return self.built[id(node)]  # an alias: the same object, its paths not recorded again
+        if isinstance(node, MappingNode):
+            value: Any = self._mapping(node, path, record=record)
+        elif isinstance(node, SequenceNode):
+            self._tag(node, path, _YAML + "seq")
+            value = [self.convert(item, (*path, i), record=record) for i, item in enumerate(node.value)]
+        elif isinstance(node, ScalarNode):
+            value = self._scalar(node, path)
+        else:
+            raise YamlProblem(node, path, "unsupported YAML node")
+        self.built[id(node)] = value
+        return value
+
+    def _mapping(self, node: MappingNode, path: PathKey, *, record: bool) -> dict[str, Any]:
+        self._tag(node, path, _YAML + "map")
+        result: dict[str, Any] = {}
+        explicit: set[str] = set()
+        merges: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
+                merges.append((key_node, value_node))
+                continue
+            key = self._key(key_node, path)
+            if key in explicit:
+                first = self.doc.lines.get((*path, key))
+                where = f" (first defined on line {first})" if first else ""
+                raise YamlProblem(key_node, (), f"duplicate key {dotted((*path, key))!r}{where}")
+            explicit.add(key)
+            if record:
+                self.doc.lines[(*path, key)] = key_node.start_mark.line + 1
+            result[key] = self.convert(value_node, (*path, key), record=record)
+        for key_node, value_node in merges:
+            for key, value in self._merged(key_node, value_node, path).items():
+                if key not in result:  # keys written in the mapping itself win over merged ones
+                    result[key] = value
+                    if record:
+                        self.doc.lines.setdefault((*path, key), key_node.start_mark.line + 1)
+        return result
+
+    def _merged(self, key_node: Node, value_node: Node, path: PathKey) -> dict[str, Any]:
+        """What ``<<: *a`` or ``<<: [*a, *b]`` adds; earlier sources win (YAML 1.1 merge)."""
+        sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+        merged: dict[str, Any] = {}
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                raise YamlProblem(key_node, path, "a merge key (<<) takes a mapping or a list of mappings")
+            data = self.convert(source, (*path, "<<"), record=False)
+            for key, value in data.items():
+                merged.setdefault(key, value)
+        return merged
+
+    def _key(self, node: Node, path: PathKey) -> str:
+        if not isinstance(node, ScalarNode):
+            raise YamlProblem(node, path, "a mapping key must be a plain value")
+        key = self._scalar(node, path)
+        if not isinstance(key, str):
+            raise YamlProblem(node, path, f"keys must be strings, got {key!r}")
+        return key
+
+    def _scalar(self, node: ScalarNode, path: PathKey) -> Any:
+        if node.tag == _YAML + "str":
+            return _join_surrogates(node.value)
+        if node.tag == _YAML + "null":
+            return None
+        self._tag(node, path, *_EXPLICIT)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise YamlProblem(node, path, f"cannot read {node.tag} value: {exc}") from None
+
+    def _tag(self, node: Node, path: PathKey, *allowed: str) -> None:
+        if node.tag not in allowed:
+            tag = node.tag.replace(_YAML, "!!")
+            raise YamlProblem(
+                node,
+                path,
+                f"tag {tag} is not allowed (rpdeploy.yaml is plain data; quote the value instead)",
+            )
+
+
+def _join_surrogates(text: str) -> str:
+    """Combine JSON-style surrogate pairs (``"\\ud83d\\ude00"``), which PyYAML leaves split.
+
+    A lone surrogate stays, for the config's character check to reject.
+    """
+    if not any("\ud800" <= char <= "\udfff" for char in text):
+        return text
+    try:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        return text
 
 
 def dotted(path: PathKey) -> str:
-    """``("endpoint", "gpu", "pools", 0)`` -> ``endpoint.gpu.pools[0]``."""
+    """``("endpoint", "gpu", "pools", 0)`` -> ``endpoint.gpu.pools[0]``.
+
+    Control characters in keys are shown escaped: a path goes into messages and logs.
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else part
+            name = CONTROL_CHARS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), part)
+            out += f".{name}" if out else name
     return out
