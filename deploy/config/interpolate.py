@@ -84,6 +84,10 @@ class _Parser:
         self.pos = 0
 
     def expand(self) -> str:
+        # Check the syntax of the whole string first, so a malformed reference is reported
+        # as such even where evaluation would stop earlier at an unset variable.
+        self._sequence(depth=0, evaluate=False)
+        self.pos = 0
         return self._sequence(depth=0, evaluate=True)
 
     def _sequence(self, *, depth: int, evaluate: bool, opened: int = 0) -> str:

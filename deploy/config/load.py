@@ -196,7 +196,7 @@ def _text_problems(data: Any, masker: Masker, path: PathKey = ()) -> Iterator[Pr
         for key, value in data.items():
             bad = first_control(key)
             if bad:
-                yield Problem(path, f"key {describe(key)!r} contains a newline or control character ({bad})")
+                yield Problem((*path, key), f"key contains a newline or control character ({bad})")
             else:
                 yield from _text_problems(value, masker, (*path, key))
     elif isinstance(data, list):

@@ -30,7 +30,7 @@ from typing import Any, Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from deploy.config.patterns import CONTROL_CHARS
+from deploy.config.patterns import CONTROL_CHARS, describe
 from deploy.errors import ConfigError
 
 PathKey = tuple[str | int, ...]
@@ -50,9 +50,9 @@ _MERGE: Final = _YAML + "merge"
 class YamlProblem(Exception):
     """A structural problem at a node; becomes one ``file:line: path: message`` line."""
 
-    def __init__(self, node: Node, path: PathKey, message: str) -> None:
+    def __init__(self, line: int, path: PathKey, message: str) -> None:
         super().__init__(message)
-        self.line = node.start_mark.line + 1
+        self.line = line
         self.path = path
         self.message = message
 
@@ -90,7 +90,6 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
         node = _compose(text)
         doc = YamlDocument(file=file, data=None)
         if node is not None:
-            _check_expansion(node)
             doc.data = _Converter(doc).convert(node, (), record=True)
         return doc
     except YamlProblem as exc:
@@ -129,9 +128,10 @@ class _DepthLimitedLoader(yaml.SafeLoader):
             self._path.append(step)
         try:
             if len(self._path) > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
-                mark = Node("", "", event.start_mark, event.end_mark)
-                raise YamlProblem(mark, tuple(self._path[:-1]), f"nested deeper than {MAX_DEPTH} levels")
+                line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+                # The path of the innermost value would be 64 parts long; its start says enough.
+                where = tuple(self._path[:3])
+                raise YamlProblem(line, where, f"values nested deeper than {MAX_DEPTH} levels")
             node: Node | None = super().compose_node(parent, index)
             return node
         finally:
@@ -148,63 +148,35 @@ def _compose(text: str) -> Node | None:
         loader.dispose()
 
 
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, MappingNode):
-        return [part for pair in node.value for part in pair]
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _check_expansion(root: Node) -> None:
-    """Reject recursive aliases, and documents whose aliases expand too far or too deep.
-
-    Iterative (an alias chain can be longer than Python's stack) and memoised per node,
-    so a billion-laughs document is measured in time linear in its size.
-    """
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    distinct = 0
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    active: set[int] = set()
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        if done:
-            kids = _children(node)
-            size[key] = 1 + sum(size[id(k)] for k in kids)
-            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
-            active.discard(key)
-            if depth[key] > MAX_DEPTH:
-                raise YamlProblem(node, (), f"aliases nest values deeper than {MAX_DEPTH} levels")
-            if size[key] > distinct + MAX_ALIAS_NODES:
-                raise YamlProblem(
-                    node, (), f"aliases expand to more than {MAX_ALIAS_NODES} extra values (an alias bomb?)"
-                )
-            continue
-        if key in size:
-            continue
-        if key in active:
-            raise YamlProblem(node, (), "recursive alias: an anchored value contains an alias to itself")
-        active.add(key)
-        distinct += 1
-        stack.append((node, True))
-        stack.extend((kid, False) for kid in _children(node) if id(kid) not in size)
-
-
 class _Converter:
-    """Nodes -> plain Python data, one object per node (aliases share it, as PyYAML does)."""
+    """Nodes -> plain Python data, one object per node (aliases share it, as PyYAML does).
+
+    Alongside, it measures what aliases would expand to (values and depth, memoised per
+    node), so a billion-laughs document is refused in time linear in its size, and it
+    refuses an alias to a value still being built (a recursive alias).
+    """
 
     def __init__(self, doc: YamlDocument) -> None:
         self.doc = doc
         self.built: dict[int, Any] = {}
+        self.size: dict[int, int] = {}
+        self.depth: dict[int, int] = {}
+        self.building: set[int] = set()
         self.constructor = yaml.SafeLoader("")
 
+    def problem(self, node: Node, path: PathKey, message: str) -> YamlProblem:
+        """A problem at ``path``: its recorded line (where an alias was used), else the node's."""
+        return YamlProblem(self.doc.line_of(path) or node.start_mark.line + 1, path, message)
+
     def convert(self, node: Node, path: PathKey, *, record: bool) -> Any:
+        key = id(node)
         if record:
             self.doc.lines.setdefault(path, node.start_mark.line + 1)
-        if id(node) in self.built:
-            return self.built[id(node)]  # an alias: the same object, its paths not recorded again
+        if key in self.building:
+            raise self.problem(node, path, "recursive alias: an anchored value contains an alias to itself")
+        if key in self.built:
+            return self.built[key]  # an alias: the same object, its paths not recorded again
+        self.building.add(key)
         if isinstance(node, MappingNode):
             value: Any = self._mapping(node, path, record=record)
         elif isinstance(node, SequenceNode):
@@ -213,9 +185,28 @@ class _Converter:
         elif isinstance(node, ScalarNode):
             value = self._scalar(node, path)
         else:
-            raise YamlProblem(node, path, "unsupported YAML node")
-        self.built[id(node)] = value
+            raise self.problem(node, path, "unsupported YAML node")
+        self.building.discard(key)
+        self._measure(node, path)
+        self.built[key] = value
         return value
+
+    def _measure(self, node: Node, path: PathKey) -> None:
+        children: list[Node] = []
+        if isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, SequenceNode):
+            children = list(node.value)
+        key = id(node)
+        # Children are all built (hence measured) by now: anchors precede their aliases.
+        self.size[key] = 1 + sum(self.size.get(id(child), 1) for child in children)
+        self.depth[key] = 1 + max((self.depth.get(id(child), 1) for child in children), default=0)
+        if self.depth[key] > MAX_DEPTH:
+            raise self.problem(node, path, f"aliases nest values deeper than {MAX_DEPTH} levels")
+        if self.size[key] > len(self.size) + MAX_ALIAS_NODES:
+            raise self.problem(
+                node, path, f"aliases expand to more than {MAX_ALIAS_NODES} extra values (an alias bomb?)"
+            )
 
     def _mapping(self, node: MappingNode, path: PathKey, *, record: bool) -> dict[str, Any]:
         self._tag(node, path, _YAML + "map")
@@ -230,37 +221,39 @@ class _Converter:
             if key in explicit:
                 first = self.doc.lines.get((*path, key))
                 where = f" (first defined on line {first})" if first else ""
-                raise YamlProblem(key_node, (), f"duplicate key {dotted((*path, key))!r}{where}")
+                line = key_node.start_mark.line + 1
+                raise YamlProblem(line, (), f"duplicate key {dotted((*path, key))!r}{where}")
             explicit.add(key)
             if record:
                 self.doc.lines[(*path, key)] = key_node.start_mark.line + 1
             result[key] = self.convert(value_node, (*path, key), record=record)
         for key_node, value_node in merges:
-            for key, value in self._merged(key_node, value_node, path).items():
+            if record:
+                self.doc.lines.setdefault((*path, "<<"), key_node.start_mark.line + 1)
+            for key, value in self._merged(value_node, (*path, "<<")).items():
                 if key not in result:  # keys written in the mapping itself win over merged ones
                     result[key] = value
                     if record:
                         self.doc.lines.setdefault((*path, key), key_node.start_mark.line + 1)
         return result
 
-    def _merged(self, key_node: Node, value_node: Node, path: PathKey) -> dict[str, Any]:
+    def _merged(self, value_node: Node, path: PathKey) -> dict[str, Any]:
         """What ``<<: *a`` or ``<<: [*a, *b]`` adds; earlier sources win (YAML 1.1 merge)."""
         sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
         merged: dict[str, Any] = {}
         for source in sources:
             if not isinstance(source, MappingNode):
-                raise YamlProblem(key_node, path, "a merge key (<<) takes a mapping or a list of mappings")
-            data = self.convert(source, (*path, "<<"), record=False)
-            for key, value in data.items():
+                raise self.problem(source, path, "a merge key (<<) takes a mapping or a list of mappings")
+            for key, value in self.convert(source, path, record=False).items():
                 merged.setdefault(key, value)
         return merged
 
     def _key(self, node: Node, path: PathKey) -> str:
         if not isinstance(node, ScalarNode):
-            raise YamlProblem(node, path, "a mapping key must be a plain value")
+            raise YamlProblem(node.start_mark.line + 1, path, "a mapping key must be a plain value")
         key = self._scalar(node, path)
         if not isinstance(key, str):
-            raise YamlProblem(node, path, f"keys must be strings, got {key!r}")
+            raise YamlProblem(node.start_mark.line + 1, path, f"keys must be strings, got {key!r}")
         return key
 
     def _scalar(self, node: ScalarNode, path: PathKey) -> Any:
@@ -272,12 +265,16 @@ class _Converter:
         try:
             return self.constructor.construct_object(node, deep=True)
         except (ValueError, yaml.YAMLError) as exc:
-            raise YamlProblem(node, path, f"cannot read {node.tag} value: {exc}") from None
+            tag = node.tag.replace(_YAML, "!!")
+            shown = describe(str(node.value))
+            raise self.problem(
+                node, path, f"{shown!r} is not a valid {tag} value ({type(exc).__name__})"
+            ) from None
 
     def _tag(self, node: Node, path: PathKey, *allowed: str) -> None:
         if node.tag not in allowed:
             tag = node.tag.replace(_YAML, "!!")
-            raise YamlProblem(
+            raise self.problem(
                 node,
                 path,
                 f"tag {tag} is not allowed (rpdeploy.yaml is plain data; quote the value instead)",
