@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from click.testing import Result
 
+from deploy.config import load_config
+from deploy.errors import ConfigError
 from tests.conftest import BASE_CONFIG, MakeProject
 
 #: Characters that must never reach a terminal raw from a config (they are shown escaped).
@@ -304,11 +305,8 @@ def test_the_table_covers_every_kind() -> None:
     assert len({c[0] for c in HOSTILE}) == len(HOSTILE)
 
 
-def test_alias_bomb_is_refused_without_expanding(make_project: MakeProject, tmp_path: Path) -> None:
+def test_alias_bomb_is_refused_without_expanding(make_project: MakeProject) -> None:
     """The 1 KB document of the issue: 9 ** 9 values if expanded; refused from the node graph."""
-    from deploy.config import load_config
-    from deploy.errors import ConfigError
-
     document = append(bomb(9, 9))
     assert len(document) < 2048
     with pytest.raises(ConfigError, match="alias bomb"):
