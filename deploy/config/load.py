@@ -329,23 +329,21 @@ def _format(problems: list[Problem], document: YamlDocument, env: str | None, ma
 def _source_path(document: YamlDocument, path: PathKey, env: str | None) -> PathKey:
     """Where in the file ``path`` of the merged config was written.
 
-    The environment override wins when it set this path (or a deeper part of it
-    than the base config did), so the message points at the line to fix.
+    The environment's override when the merge took the value at ``path`` from it (it
+    set the key, or replaced a mapping above it), so the message points at the line to fix.
     """
     if env is None or path[:1] == ("environments",):
         return path
-    over: PathKey = ("environments", env, *path)
-    for end in range(len(over), 2, -1):
-        if over[:end] in document.lines:
-            return over if end - 2 >= _known_depth(document, path) else path
-    return path
-
-
-def _known_depth(document: YamlDocument, path: PathKey) -> int:
-    for end in range(len(path), 0, -1):
-        if path[:end] in document.lines:
-            return end
-    return 0
+    base: Any = document.data
+    overlay: Any = (document.data.get("environments") or {}).get(env)
+    for part in path:
+        if not isinstance(overlay, dict) or part not in overlay:
+            return path  # the base config (or a default) set it
+        overlay = overlay[part]
+        base = base.get(part) if isinstance(base, dict) else None
+        if not (isinstance(overlay, dict) and isinstance(base, dict)):
+            break  # the override replaced everything below here
+    return ("environments", env, *path)
 
 
 def _duplicate_endpoint_names(loaded: list[LoadedConfig], document: YamlDocument) -> list[str]:
