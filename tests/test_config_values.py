@@ -84,7 +84,7 @@ def test_other_string_fields_keep_the_text(make_project: MakeProject, text: str)
 
 def test_numbers_and_booleans_still_read_where_the_schema_wants_them(make_project: MakeProject) -> None:
     config = edit("{min: 0, max: 2,", "{min: 1, max: 0x2,")  # hex is not a number here
-    with pytest.raises(ConfigError, match="endpoint.workers.max: must be a valid integer"):
+    with pytest.raises(ConfigError, match=r"endpoint\.workers\.max: must be a valid integer"):
         load_config(make_project(config, name="hex") / "rpdeploy.yaml", environ={})
     config = edit("queueDelay: 4}", "queueDelay: 4.5}")
     config = edit("strategy: slim", "strategy: slim\n  latest: yes\n  max_compressed_mb: 1_000", config)
@@ -163,7 +163,8 @@ def test_error_inside_a_merged_block_points_at_the_merge(make_project: MakeProje
     with pytest.raises(ConfigError) as caught:
         load_config(make_project(config) / "rpdeploy.yaml", "staging", environ={})
     assert caught.value.problems == [
-        "rpdeploy.yaml:26: environments.staging.endpoint.workers.max: must be greater than or equal to 0 (got '-1')"
+        "rpdeploy.yaml:26: environments.staging.endpoint.workers.max: "
+        "must be greater than or equal to 0 (got '-1')"
     ]
 
 
@@ -301,8 +302,9 @@ def test_unknown_key_in_nested_sections(
             "{type: QUEUE_DELAY, queueDelay: 4}", "{type: QUEUE_DELAY, queueDelay: 4, delay: 1}"
         ),
     }
-    key = block.split(":")[0]
+    key = block.split(":", 1)[0]
     result = run_cli("config", "validate", cwd=make_project(configs[key]))
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].endswith(path), lines
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(path), lines
