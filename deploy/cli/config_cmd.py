@@ -59,7 +59,8 @@ def validate(config_path: str, output: str, debug: bool) -> None:
             path=config_path,
             environments=[item.environment for item in loaded if item.environment],
             endpoints={
-                item.environment or "(base)": item.config.endpoint_name(item.environment) for item in loaded
+                item.environment or "(base)": item.masker.text(item.config.endpoint_name(item.environment))
+                for item in loaded
             },
         )
 

@@ -357,8 +357,10 @@ def _duplicate_endpoint_names(loaded: list[LoadedConfig], document: YamlDocument
         if name in owners:
             path: PathKey = ("environments", item.environment or "")
             problems.append(
-                f"{document.where(path)}: {dotted(path)}: deploys endpoint {name!r}, "
-                f"like environment {owners[name]} (set a distinct endpoint.name)"
+                item.masker.reference(
+                    f"{document.where(path)}: {dotted(path)}: deploys endpoint {name!r}, "
+                    f"like environment {owners[name]} (set a distinct endpoint.name)"
+                )
             )
         owners.setdefault(name, label)
     return problems
