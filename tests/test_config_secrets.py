@@ -24,6 +24,7 @@ CANARY = "CANARY-Zq81-secret-value"
 #: A long non-ASCII canary: error messages escape and cut long values; no part may leak.
 LONG_CANARY = "CANÄRY-" + "é" * 80 + "-tail"
 ENV = "  type: QUEUE"
+NINE_REFERENCES = "${AWS_SECRET_ACCESS_KEY}" * 9
 
 
 def edit(old: str, new: str, text: str = BASE_CONFIG) -> str:
@@ -99,8 +100,8 @@ ERRORS = [
     (
         "workers-max",
         edit("{min: 0, max: 2,", '{min: 0, max: "${AWS_SECRET_ACCESS_KEY}",'),
-        "rpdeploy.yaml:17: endpoint.workers.max: must be a valid integer, unable to parse string as an integer "
-        "(got '${AWS_SECRET_ACCESS_KEY}')",
+        "rpdeploy.yaml:17: endpoint.workers.max: must be a valid integer, "
+        "unable to parse string as an integer (got '${AWS_SECRET_ACCESS_KEY}')",
     ),
     (
         "repository-pattern",
@@ -111,7 +112,7 @@ ERRORS = [
         "endpoint-name-too-long",
         edit(
             ENV,
-            f'{ENV}\n  name: "{"${AWS_SECRET_ACCESS_KEY}" * 9}"',
+            f'{ENV}\n  name: "{NINE_REFERENCES}"',
         ),
         "rpdeploy.yaml:15: endpoint.name: String should have at most 191 characters (got '${AWS_SECRET_ACCESS_KEY}",
     ),
