@@ -114,12 +114,14 @@ ERRORS = [
             ENV,
             f'{ENV}\n  name: "{NINE_REFERENCES}"',
         ),
-        "rpdeploy.yaml:15: endpoint.name: String should have at most 191 characters (got '${AWS_SECRET_ACCESS_KEY}",
+        "rpdeploy.yaml:15: endpoint.name: String should have at most 191 characters "
+        "(got '${AWS_SECRET_ACCESS_KEY}",
     ),
     (
         "control-char-check",
         edit(ENV, f'{ENV}\n  name: "${{AWS_SECRET_ACCESS_KEY}}\\e"'),
-        "rpdeploy.yaml:15: endpoint.name: '${AWS_SECRET_ACCESS_KEY}\\\\x1b' contains a newline or control character",
+        "rpdeploy.yaml:15: endpoint.name: '${AWS_SECRET_ACCESS_KEY}\\\\x1b' "
+        "contains a newline or control character",
     ),
     (
         "from-env-variable",
@@ -155,7 +157,7 @@ def test_errors_name_the_reference_never_the_value(
     flags: tuple[str, ...],
 ) -> None:
     root = make_project(config)
-    environ = {name: canary for name in ("AWS_SECRET_ACCESS_KEY", "RUNPOD_API_KEY", "STAGING_ONLY")}
+    environ = dict.fromkeys(("AWS_SECRET_ACCESS_KEY", "RUNPOD_API_KEY", "STAGING_ONLY"), canary)
     for command in (("config", "validate"), ("config", "show"), ("render",)):
         result = run_cli(*command, *flags, cwd=root, env=environ)
         assert result.exit_code == 2, result.output
