@@ -261,6 +261,9 @@ HOSTILE: list[tuple[str, str, int, str]] = [
         16,
         "variable defaults nest deeper than 8 levels",
     ),
+    # --- characters YAML itself forbids in a file ---
+    ("raw-nul-in-file", edit("project: demo", "project: de\x00mo"), 2, "character U+0000 is not allowed"),
+    ("raw-esc-in-file", edit(ENV, f"{ENV}\n  name: \x1b]0;PWNED\x07"), 15, "character U+001B is not allowed"),
     # --- structure ---
     ("merge-non-mapping", append("x-m: {<<: [1, 2]}\n"), END, "x-m.<<: a merge key (<<) takes a mapping"),
     ("null-key", edit(ENV, f"{ENV}\n  ~: x"), 15, "endpoint: keys must be strings, got None"),
@@ -311,3 +314,11 @@ def test_alias_bomb_is_refused_without_expanding(make_project: MakeProject) -> N
     assert len(document) < 2048
     with pytest.raises(ConfigError, match="alias bomb"):
         load_config(make_project(document) / "rpdeploy.yaml")
+
+
+def test_invalid_utf8_names_the_line(make_project: MakeProject, run_cli: Callable[..., Result]) -> None:
+    root = make_project()
+    (root / "rpdeploy.yaml").write_bytes(BASE_CONFIG.encode().replace(b"demo-worker", b"demo-\xffworker"))
+    result = run_cli("config", "validate", cwd=root)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["error: rpdeploy.yaml:5: not UTF-8 text (byte 0xff)"]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploy.config import load_config
-from deploy.config.patterns import CONTROL_CHARS
+from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS
 from deploy.errors import ConfigError, RenderError
 from deploy.render import render_project
 from deploy.render.filters import dockerfile_env, exec_form, shell_quote
@@ -157,12 +157,11 @@ def test_secret_references_are_preserved_byte_for_byte(tmp_path: Path, names: li
 @given(
     value=st.text(
         st.characters(blacklist_categories=["Cc", "Cs", "Co", "Cn", "Zl", "Zp"]), min_size=1, max_size=30
-    )
+    ).filter(lambda text: not FORBIDDEN_CHARS.search(text))  # what an env value can hold
 )
 def test_endpoint_env_values_are_data_not_templates(tmp_path: Path, value: str) -> None:
-    config = BASE_CONFIG.replace(
-        "  scaling:", f"  env:\n    ANY_VALUE: {json.dumps(value, ensure_ascii=False)}\n  scaling:"
-    )
+    quoted = json.dumps(value, ensure_ascii=False).replace("$", "$$")  # `$$`: a literal `$`
+    config = BASE_CONFIG.replace("  scaling:", f"  env:\n    ANY_VALUE: {quoted}\n  scaling:")
     files = render_all(write_project(tmp_path, config))
     spec = json.loads(next(v for k, v in files.items() if k.endswith("endpoint.create.json")))
     assert spec["env"]["ANY_VALUE"] == value

@@ -125,11 +125,14 @@ def read_document(file: Path) -> YamlDocument:
     if not file.is_file():
         raise ConfigError(f"{file}: not a file")
     try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file.name}: not UTF-8 text") from None
+        raw = file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{file.name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     document = parse_yaml(text, file)
     if document.data is None:
         raise ConfigError(f"{file.name}: the file is empty (expected a mapping with project, image, ...)")

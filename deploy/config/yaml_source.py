@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from deploy.config.patterns import CONTROL_CHARS, describe
 from deploy.errors import ConfigError
@@ -100,8 +101,16 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = exc.problem or "invalid YAML"
         raise ConfigError(f"{file.name}{line}: YAML syntax error: {problem}") from None
+    except ReaderError as exc:
+        # A character YAML forbids in a file (NUL, ESC, ...); PyYAML gives an offset, not a line.
+        number = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError(
+            f"{file.name}:{number}: YAML syntax error: character U+{code:04X} is not allowed in a YAML file"
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file.name}: YAML syntax error: {exc}") from None
+        problem = " ".join(str(exc).split())  # one line, whatever PyYAML wrote
+        raise ConfigError(f"{file.name}: YAML syntax error: {problem}") from None
 
 
 class _DepthLimitedLoader(yaml.SafeLoader):
