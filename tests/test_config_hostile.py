@@ -278,7 +278,7 @@ HOSTILE: list[tuple[str, str, int, str]] = [
         "tagged-int-env-value",
         edit(ENV, f"{ENV}\n  env: {{A: !!int 5}}"),
         15,
-        "endpoint.env.A: must be a valid string",
+        "endpoint.env.A: must be a string: quote the value",
     ),
 ]
 

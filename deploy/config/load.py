@@ -268,6 +268,8 @@ def _problem(error: ErrorDetails, masker: Masker) -> Problem:
     value = error.get("input")
     if kind == "string_type" and value is None:
         message = "must be a string (write '' for an empty value)"
+    elif kind == "string_type":
+        message = "must be a string: quote the value, and drop any !! tag"
     elif kind != "value_error" and isinstance(value, str | int | float | bool):
         message += f" (got {describe(masker.reference(str(value)))!r})"
     return Problem(loc, message)
