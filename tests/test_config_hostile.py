@@ -133,9 +133,9 @@ HOSTILE: list[tuple[str, str, int, str]] = [
     # --- huge and non-finite numbers ---
     (
         "huge-integer",
-        edit("{min: 0, max: 2,", "{min: 0, max: " + "9" * 5000 + ","),
+        edit("{min: 0, max: 2,", "{min: " + "9" * 5000 + ", max: 2,"),
         17,
-        "endpoint.workers.max: Unable to parse input string as an integer, exceeded maximum size",
+        "endpoint.workers.min: Unable to parse input string as an integer, exceeded maximum size",
     ),
     (
         "huge-integer-tagged",
@@ -261,6 +261,12 @@ HOSTILE: list[tuple[str, str, int, str]] = [
         16,
         "variable defaults nest deeper than 8 levels",
     ),
+    (
+        "nul-in-environment-override",
+        BASE_CONFIG + '      env: {X: "a\\0b"}\n',
+        26,
+        "environments.staging.endpoint.env.X: 'a\\\\x00b' contains a",
+    ),
     # --- characters YAML itself forbids in a file ---
     ("raw-nul-in-file", edit("project: demo", "project: de\x00mo"), 2, "character U+0000 is not allowed"),
     ("raw-esc-in-file", edit(ENV, f"{ENV}\n  name: \x1b]0;PWNED\x07"), 15, "character U+001B is not allowed"),
@@ -291,7 +297,7 @@ def test_hostile_document_is_one_line_exit_2_nothing_written(
 ) -> None:
     root = make_project(document)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
-    for command in (("config", "validate"), ("render",)):
+    for command in (("config", "validate"), ("render",), ("render", "--env", "staging")):
         result = run_cli(*command, cwd=root)
         assert result.exit_code == 2, (command, result.output)
         assert "Traceback" not in result.output

@@ -328,7 +328,7 @@ def _format(problems: list[Problem], document: YamlDocument, env: str | None, ma
         path = _source_path(document, problem.path, env)
         label = f"{dotted(path)}: " if path else ""
         lines.append(masker.reference(f"{document.where(path)}: {label}{problem.message}"))
-    return lines
+    return list(dict.fromkeys(lines))  # one fault seen twice (merged and as written) is one line
 
 
 def _source_path(document: YamlDocument, path: PathKey, env: str | None) -> PathKey:
