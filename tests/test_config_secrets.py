@@ -124,6 +124,11 @@ ERRORS = [
         "contains a newline or control character",
     ),
     (
+        "cross-field-rule-message",
+        edit("  file: handler.py", '  file: "${AWS_SECRET_ACCESS_KEY}.py"'),
+        "rpdeploy.yaml:12: handler.file: worker/${AWS_SECRET_ACCESS_KEY}.py does not exist",
+    ),
+    (
         "from-env-variable",
         edit(
             "  - name: AWS_SECRET_ACCESS_KEY", "  - name: TOKEN\n    from_env: AWS_SECRET_ACCESS_KEY"
