@@ -175,6 +175,12 @@ HOSTILE: list[tuple[str, str, int, str]] = [
         "image.max_compressed_mb: must be a valid number",
     ),
     (
+        "budget-nan",
+        edit("strategy: slim", "strategy: slim\n  max_compressed_mb: nan"),
+        8,
+        "image.max_compressed_mb: must be a finite number",
+    ),
+    (
         "sexagesimal-integer",
         edit("{min: 0,", "{min: 1:30,"),
         17,
