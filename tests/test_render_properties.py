@@ -23,7 +23,11 @@ SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
-single_line = st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=40)
+#: One line of text that rendering accepts: no character patterns.CONTROL_CHARS refuses
+#: (controls, bidi controls, line separators).
+single_line = st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=40).filter(
+    lambda text: not CONTROL_CHARS.search(text)
+)
 hostile_fragments = st.sampled_from(
     [
         "; rm -rf /",
@@ -81,7 +85,9 @@ def test_dockerfile_env_value_is_literal(value: str) -> None:
 
 @given(
     st.tuples(
-        st.text(max_size=10), st.sampled_from(["\n", "\r", "\x00", "\x1b", "\x7f"]), st.text(max_size=10)
+        st.text(max_size=10),
+        st.sampled_from(["\n", "\r", "\x00", "\x1b", "\x7f", "\x85", "\u202e", "\u2066", "\u2028"]),
+        st.text(max_size=10),
     ).map("".join)
 )
 def test_control_characters_are_refused_everywhere(value: str) -> None:
