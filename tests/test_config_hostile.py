@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import Result
 
-from deploy.config import load_config
+from deploy.config import load_config, yaml_source
+from deploy.config.yaml_source import parse_yaml
 from deploy.errors import ConfigError
 from tests.conftest import BASE_CONFIG, MakeProject
 
@@ -334,3 +336,14 @@ def test_invalid_utf8_names_the_line(make_project: MakeProject, run_cli: Callabl
     result = run_cli("config", "validate", cwd=root)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["error: rpdeploy.yaml:5: not UTF-8 text (byte 0xff)"]
+
+
+def test_expansion_cap_counts_only_what_aliases_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big file without aliases is fine however many values it has; aliases may add up to the cap."""
+    monkeypatch.setattr(yaml_source, "MAX_ALIAS_NODES", 10)
+    plain = "".join(f"k{i}: {{a: {i}, b: [{i}, {i}]}}\n" for i in range(50))
+    assert len(parse_yaml(plain, Path("rpdeploy.yaml")).data) == 50
+    shared = "x: &x [1, 2, 3, 4]\ny: [*x, *x]\n"  # aliases add 10 values: at the cap
+    assert parse_yaml(shared, Path("rpdeploy.yaml")).data["y"] == [["1", "2", "3", "4"]] * 2
+    with pytest.raises(ConfigError, match=r"rpdeploy\.yaml:1: aliases expand to more than 10 extra"):
+        parse_yaml(shared + "z: [*x, *x]\n", Path("rpdeploy.yaml"))

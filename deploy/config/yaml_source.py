@@ -206,10 +206,13 @@ class _Converter:
             children = [part for pair in node.value for part in pair]
         elif isinstance(node, SequenceNode):
             children = list(node.value)
+        for child in children:  # mapping keys are not built through `convert`: count them here
+            self.size.setdefault(id(child), 1)
+            self.depth.setdefault(id(child), 1)
         key = id(node)
         # Children are all built (hence measured) by now: anchors precede their aliases.
-        self.size[key] = 1 + sum(self.size.get(id(child), 1) for child in children)
-        self.depth[key] = 1 + max((self.depth.get(id(child), 1) for child in children), default=0)
+        self.size[key] = 1 + sum(self.size[id(child)] for child in children)
+        self.depth[key] = 1 + max((self.depth[id(child)] for child in children), default=0)
         if self.depth[key] > MAX_DEPTH:
             raise self.problem(node, path, f"aliases nest values deeper than {MAX_DEPTH} levels")
         if self.size[key] > len(self.size) + MAX_ALIAS_NODES:
