@@ -10,11 +10,14 @@ in one error line with the right line number, no traceback, and nothing written 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from deploy.config import load_config, yaml_source
 from deploy.config.yaml_source import parse_yaml
@@ -108,6 +111,18 @@ HOSTILE: list[tuple[str, str, int, str]] = [
         env_value("x").replace('"x"', "!env HOME"),
         16,
         "endpoint.env.VALUE: tag !env is not allowed",
+    ),
+    (
+        "empty-int-tag",
+        edit("{min: 0,", "{min: !!int ,"),
+        17,
+        "endpoint.workers.min: '' is not a valid !!int value",
+    ),
+    (
+        "bad-bool-tag",
+        edit("strategy: slim", "strategy: slim\n  latest: !!bool maybe"),
+        8,
+        "'maybe' is not a valid !!bool",
     ),
     ("timestamp-tag", edit("project: demo", "project: !!timestamp 2024-01-01"), 2, "tag !!timestamp"),
     ("binary-tag", edit("project: demo", "project: !!binary ZGVtbw=="), 2, "project: tag !!binary"),
@@ -347,3 +362,43 @@ def test_expansion_cap_counts_only_what_aliases_add(monkeypatch: pytest.MonkeyPa
     assert parse_yaml(shared, Path("rpdeploy.yaml")).data["y"] == [["1", "2", "3", "4"]] * 2
     with pytest.raises(ConfigError, match=r"rpdeploy\.yaml:1: aliases expand to more than 10 extra"):
         parse_yaml(shared + "z: [*x, *x]\n", Path("rpdeploy.yaml"))
+
+
+#: Fragments of YAML syntax and of the kinds above, for generated documents.
+FRAGMENTS = st.sampled_from(
+    [
+        "&a ",
+        "*a",
+        "<<: ",
+        "- ",
+        ": ",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        "\n",
+        "  ",
+        "!!str ",
+        "!!int ",
+        "!!bool ",
+        "!x ",
+        "? ",
+    ]
+    + ["|", ">", "'", '"', "${A}", "${A:-${B}}", "$$", "\\u202e", "\\0", "~", "3.10", ".inf", "x-a", "env"]
+    + ["endpoint", "workers", "max", "9" * 50, "#", "---\n", "\t", "\u202e", "a"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.lists(FRAGMENTS, max_size=40).map("".join), after_valid_config=st.booleans())
+def test_generated_documents_load_or_fail_cleanly(
+    make_project: MakeProject, text: str, after_valid_config: bool
+) -> None:
+    """Whatever the document, loading ends in a config or a ConfigError of `file:line` lines."""
+    root = make_project(BASE_CONFIG + text if after_valid_config else text, name=uuid.uuid4().hex)
+    try:
+        load_config(root / "rpdeploy.yaml", "staging" if after_valid_config else None, environ={"A": "x"})
+    except ConfigError as exc:
+        assert all(line.startswith("rpdeploy.yaml") for line in exc.problems), exc.problems
+        assert not UNPRINTABLE.search(str(exc)), exc.problems

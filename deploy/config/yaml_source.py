@@ -276,7 +276,9 @@ class _Converter:
         self._tag(node, path, *_EXPLICIT)
         try:
             return self.constructor.construct_object(node, deep=True)
-        except (ValueError, yaml.YAMLError) as exc:
+        except (ArithmeticError, LookupError, TypeError, ValueError, yaml.YAMLError) as exc:
+            # PyYAML's constructors fail on a malformed explicit value (`!!int` alone, `!!bool maybe`)
+            # with whatever the conversion raised.
             tag = node.tag.replace(_YAML, "!!")
             shown = describe(str(node.value))
             raise self.problem(
