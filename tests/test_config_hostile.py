@@ -384,9 +384,30 @@ FRAGMENTS = st.sampled_from(
         "!!bool ",
         "!x ",
         "? ",
+        "|",
+        ">",
+        "'",
+        '"',
+        "${A}",
+        "${A:-${B}}",
+        "$$",
+        "~",
+        "3.10",
+        ".inf",
+        "\\u202e",
+        "\\0",
+        "x-a",
+        "env",
+        "endpoint",
+        "workers",
+        "max",
+        "#",
+        "---\n",
+        "\t",
+        "\u202e",
+        "a",
+        "999999999999999999999999999999",
     ]
-    + ["|", ">", "'", '"', "${A}", "${A:-${B}}", "$$", "\\u202e", "\\0", "~", "3.10", ".inf", "x-a", "env"]
-    + ["endpoint", "workers", "max", "9" * 50, "#", "---\n", "\t", "\u202e", "a"]
 )
 
 
@@ -397,8 +418,10 @@ def test_generated_documents_load_or_fail_cleanly(
 ) -> None:
     """Whatever the document, loading ends in a config or a ConfigError of `file:line` lines."""
     root = make_project(BASE_CONFIG + text if after_valid_config else text, name=uuid.uuid4().hex)
+    problems: list[str] = []
     try:
         load_config(root / "rpdeploy.yaml", "staging" if after_valid_config else None, environ={"A": "x"})
     except ConfigError as exc:
-        assert all(line.startswith("rpdeploy.yaml") for line in exc.problems), exc.problems
-        assert not UNPRINTABLE.search(str(exc)), exc.problems
+        problems = exc.problems
+    assert all(line.startswith("rpdeploy.yaml") for line in problems), problems
+    assert not any(UNPRINTABLE.search(line) for line in problems), problems
