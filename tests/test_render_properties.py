@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploy.config import load_config
+from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS
 from deploy.errors import ConfigError, RenderError
 from deploy.render import render_project
 from deploy.render.filters import dockerfile_env, exec_form, shell_quote
@@ -22,7 +23,11 @@ SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
-single_line = st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=40)
+#: One line of text that rendering accepts: no character patterns.CONTROL_CHARS refuses
+#: (controls, bidi controls, line separators).
+single_line = st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=40).filter(
+    lambda text: not CONTROL_CHARS.search(text)
+)
 hostile_fragments = st.sampled_from(
     [
         "; rm -rf /",
@@ -80,7 +85,9 @@ def test_dockerfile_env_value_is_literal(value: str) -> None:
 
 @given(
     st.tuples(
-        st.text(max_size=10), st.sampled_from(["\n", "\r", "\x00", "\x1b", "\x7f"]), st.text(max_size=10)
+        st.text(max_size=10),
+        st.sampled_from(["\n", "\r", "\x00", "\x1b", "\x7f", "\x85", "\u202e", "\u2066", "\u2028"]),
+        st.text(max_size=10),
     ).map("".join)
 )
 def test_control_characters_are_refused_everywhere(value: str) -> None:
@@ -113,16 +120,25 @@ def test_hostile_values_are_rejected_before_rendering(
     assert sorted(p.name for p in root.iterdir()) == ["rpdeploy.yaml", "worker"]  # nothing half-written
 
 
+#: Text a config can hold in handler.command: no quotes or backslash (the test quotes with
+#: shlex), nothing the config refuses (controls, bidi, line separators), and ``$``, ``{``
+#: and ``}`` drawn often, since the config must carry them through interpolation.
+command_text = st.text(
+    st.one_of(
+        st.sampled_from("${}"),
+        st.characters(blacklist_categories=["Cc", "Cs"], blacklist_characters="'\"\\"),
+    ),
+    max_size=20,
+).filter(lambda text: not CONTROL_CHARS.search(text))
+
+
 @SETTINGS
-@given(
-    command_arg=st.text(
-        st.characters(blacklist_categories=["Cc", "Cs"], blacklist_characters="'\"\\"), max_size=20
-    )
-)
+@given(command_arg=command_text)
 def test_start_command_never_reaches_a_shell(tmp_path: Path, command_arg: str) -> None:
+    command = json.dumps("python3 -u " + shlex.quote(command_arg))
+    # `$$` is the config's escape for a literal `$` (deploy.config.interpolate).
     config = BASE_CONFIG.replace(
-        "  file: handler.py",
-        f"  file: handler.py\n  command: {json.dumps('python3 -u ' + shlex.quote(command_arg))}",
+        "  file: handler.py", f"  file: handler.py\n  command: {command.replace('$', '$$')}"
     )
     dockerfile = render_all(write_project(tmp_path, config))["Dockerfile.slim"]
     cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
@@ -147,12 +163,11 @@ def test_secret_references_are_preserved_byte_for_byte(tmp_path: Path, names: li
 @given(
     value=st.text(
         st.characters(blacklist_categories=["Cc", "Cs", "Co", "Cn", "Zl", "Zp"]), min_size=1, max_size=30
-    )
+    ).filter(lambda text: not FORBIDDEN_CHARS.search(text))  # what an env value can hold
 )
 def test_endpoint_env_values_are_data_not_templates(tmp_path: Path, value: str) -> None:
-    config = BASE_CONFIG.replace(
-        "  scaling:", f"  env:\n    ANY_VALUE: {json.dumps(value, ensure_ascii=False)}\n  scaling:"
-    )
+    quoted = json.dumps(value, ensure_ascii=False).replace("$", "$$")  # `$$`: a literal `$`
+    config = BASE_CONFIG.replace("  scaling:", f"  env:\n    ANY_VALUE: {quoted}\n  scaling:")
     files = render_all(write_project(tmp_path, config))
     spec = json.loads(next(v for k, v in files.items() if k.endswith("endpoint.create.json")))
     assert spec["env"]["ANY_VALUE"] == value

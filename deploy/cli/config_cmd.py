@@ -12,10 +12,9 @@ from rich.syntax import Syntax
 
 from deploy.cli.options import config_option, env_option
 from deploy.cli.output import common_options, make_context, run_command
-from deploy.config import LoadedConfig, load_config, validate_all
-from deploy.config.schema import Config
+from deploy.config import load_config, validate_all
+from deploy.config.view import resolved_view
 from deploy.errors import ExitCode
-from deploy.render.endpoint_spec import MASK
 
 
 @click.group()
@@ -60,7 +59,8 @@ def validate(config_path: str, output: str, debug: bool) -> None:
             path=config_path,
             environments=[item.environment for item in loaded if item.environment],
             endpoints={
-                item.environment or "(base)": item.config.endpoint_name(item.environment) for item in loaded
+                item.environment or "(base)": item.masker.text(item.config.endpoint_name(item.environment))
+                for item in loaded
             },
         )
 
@@ -79,34 +79,6 @@ class ShowResult:
     def print_text(self, console: Console) -> None:
         text = yaml.safe_dump(self.resolved, sort_keys=False, allow_unicode=True)
         console.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
-
-
-def resolved_view(loaded: LoadedConfig) -> dict[str, Any]:
-    """The resolved config as data, with every secret value masked.
-
-    The config never holds secret values itself; what is masked here are the
-    process-environment sources that `${VAR}` interpolation could have read for a
-    secret's variable name, and any endpoint env value that names a secret.
-    """
-    config: Config = loaded.config
-    data = config.model_dump(mode="json", by_alias=True, exclude={"environments"})
-    data["environments"] = sorted(config.environments)
-    data["endpoint"]["name"] = config.endpoint_name(loaded.environment)
-    secret_names = {s.name for s in config.secrets}
-    data["endpoint"]["env"] = {
-        k: (MASK if k in secret_names else v) for k, v in data["endpoint"]["env"].items()
-    }
-    data["secrets"] = [
-        {
-            "name": s.name,
-            "mode": s.mode,
-            "secret": config.secret_name(s) if s.mode == "runpod-secret" else None,
-            "from_env": s.from_env or s.name,
-            "value": MASK,
-        }
-        for s in config.secrets
-    ]
-    return data
 
 
 @config.command("show")

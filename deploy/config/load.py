@@ -12,7 +12,7 @@ import json
 import os
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,14 +21,21 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from deploy.config.interpolate import UnsetVariable, interpolate
-from deploy.config.patterns import describe
+from deploy.config.interpolate import Interpolator, UnsetVariable
+from deploy.config.mask import MASKER, Masker
+from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS, describe, first_control
 from deploy.config.rules import Problem, check
 from deploy.config.schema import OVERRIDABLE, Config
 from deploy.config.yaml_source import PathKey, YamlDocument, dotted, parse_yaml
 from deploy.errors import ConfigError
 
 DEFAULT_FILE = "rpdeploy.yaml"
+
+#: Variables whose values are secret even when no `secrets:` entry names them.
+ALWAYS_SECRET: frozenset[str] = frozenset({"RUNPOD_API_KEY"})
+#: Top-level keys starting with this are ignored: a place for YAML anchors (Docker Compose's
+#: convention for extension fields), e.g. ``x-defaults: &defaults {...}``.
+EXTENSION_PREFIX = "x-"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class LoadedConfig:
     environment: str | None
     config: Config
     document: YamlDocument = field(repr=False, compare=False)
+    #: The secret values interpolation read into `config`; every output goes through it.
+    masker: Masker = field(default_factory=Masker, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -47,10 +56,13 @@ class LoadedConfig:
 
     @cached_property
     def config_hash(self) -> str:
-        """sha256 of the resolved config (canonical JSON), for image labels and drift checks."""
+        """sha256 of the resolved config (canonical JSON, secrets masked), for labels and drift checks.
+
+        Masked so that a label never lets anyone test guesses of a secret against it.
+        """
         payload = {
             "environment": self.environment,
-            "config": self.config.model_dump(mode="json", by_alias=True),
+            "config": self.masker.data(self.config.model_dump(mode="json", by_alias=True)),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -76,10 +88,10 @@ def load_config(
     file = Path(path).absolute()
     document = read_document(file)
     environ = os.environ if environ is None else environ
-    config, problems = _resolve(document, env, environ)
+    config, problems, masker = _resolve(document, env, environ)
     if problems or config is None:
         raise ConfigError(problems)
-    return LoadedConfig(path=file, environment=env, config=config, document=document)
+    return LoadedConfig(path=file, environment=env, config=config, document=document, masker=masker)
 
 
 def validate_all(
@@ -89,14 +101,16 @@ def validate_all(
     file = Path(path).absolute()
     document = read_document(file)
     environ = os.environ if environ is None else environ
-    envs = list(document.data.get("environments") or {}) if isinstance(document.data, dict) else []
+    envs = document.data.get("environments") or {}
     problems: list[str] = []
     loaded: list[LoadedConfig] = []
-    for env in [None, *envs]:
-        config, env_problems = _resolve(document, env, environ)
+    for env in [None, *(envs if isinstance(envs, dict) else {})]:
+        config, env_problems, masker = _resolve(document, env, environ)
         problems.extend(p for p in env_problems if p not in problems)
         if config is not None:
-            loaded.append(LoadedConfig(path=file, environment=env, config=config, document=document))
+            loaded.append(
+                LoadedConfig(path=file, environment=env, config=config, document=document, masker=masker)
+            )
     problems.extend(_duplicate_endpoint_names(loaded, document))
     if problems:
         raise ConfigError(problems)
@@ -111,43 +125,98 @@ def read_document(file: Path) -> YamlDocument:
     if not file.is_file():
         raise ConfigError(f"{file}: not a file")
     try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file.name}: not UTF-8 text") from None
+        raw = file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{file.name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     document = parse_yaml(text, file)
     if document.data is None:
         raise ConfigError(f"{file.name}: the file is empty (expected a mapping with project, image, ...)")
     if not isinstance(document.data, dict):
         kind = type(document.data).__name__
         raise ConfigError(f"{file.name}:1: the top level must be a mapping of keys, got a {kind}")
+    document.data = {k: v for k, v in document.data.items() if not k.startswith(EXTENSION_PREFIX)}
     return document
 
 
 def _resolve(
     document: YamlDocument, env: str | None, environ: Mapping[str, str]
-) -> tuple[Config | None, list[str]]:
+) -> tuple[Config | None, list[str], Masker]:
+    """The config for ``env``, or the problem lines; plus the secrets interpolation read."""
     data: dict[str, Any] = document.data
     problems: list[Problem] = []
     override = _environment_block(data, env, problems)
     if problems:
-        return None, _format(problems, document, env)
+        return None, _format(problems, document, env, Masker()), Masker()
+    interpolator = Interpolator(environ, _secret_variables(data))
     try:
-        base = interpolate({k: v for k, v in data.items() if k != "environments"}, environ)
-        overlay = interpolate(override, environ, ("environments", env)) if env else {}
+        base = interpolator.apply({k: v for k, v in data.items() if k != "environments"})
+        overlay = interpolator.apply(override, ("environments", env)) if env else {}
     except UnsetVariable as exc:
-        return None, [f"{document.where(exc.path)}: {dotted(exc.path)}: {exc.message}"]
+        masker = Masker(interpolator.secrets)
+        return None, _format([Problem(exc.path, exc.message)], document, None, masker), masker
+    masker = Masker(interpolator.secrets)
     merged = _deep_merge(base, overlay)
     merged["environments"] = data.get("environments") or {}
+    problems = list(_text_problems(merged, masker))
+    if problems:
+        return None, _format(problems, document, env, masker), masker
     try:
-        config = Config.model_validate(merged)
+        config = Config.model_validate(merged, context={MASKER: masker})
     except ValidationError as exc:
-        return None, _format([_problem(e) for e in exc.errors()], document, env)
+        return None, _format([_problem(e, masker) for e in exc.errors()], document, env, masker), masker
     problems = check(config, document.file.parent)
     if problems:
-        return None, _format(problems, document, env)
-    return config, []
+        return None, _format(problems, document, env, masker), masker
+    return config, [], masker
+
+
+def _secret_variables(data: dict[str, Any]) -> frozenset[str]:
+    """Every variable a `secrets:` entry (base or any environment) reads: ``name`` and ``from_env``.
+
+    Taken from the raw document, before validation, so that a value is masked even in
+    the error that says its entry is wrong.
+    """
+    lists = [data.get("secrets")]
+    envs = data.get("environments")
+    if isinstance(envs, dict):
+        lists.extend(block.get("secrets") for block in envs.values() if isinstance(block, dict))
+    names = set(ALWAYS_SECRET)
+    for entries in lists:
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                names.update(v for k, v in entry.items() if k in ("name", "from_env") and isinstance(v, str))
+    return frozenset(names)
+
+
+def _text_problems(data: Any, masker: Masker, path: PathKey = ()) -> Iterator[Problem]:
+    """Control and bidi characters anywhere (keys too); line breaks outside env values."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            bad = first_control(key)
+            if bad:
+                yield Problem((*path, key), f"key contains a newline or control character ({bad})")
+            else:
+                yield from _text_problems(value, masker, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _text_problems(value, masker, (*path, index))
+    elif isinstance(data, str):
+        bad = first_control(data, FORBIDDEN_CHARS if _is_env_value(path) else CONTROL_CHARS)
+        if bad:
+            shown = describe(masker.reference(data))
+            yield Problem(path, f"{shown!r} contains a newline or control character ({bad})")
+
+
+def _is_env_value(path: PathKey) -> bool:
+    """Endpoint env values may span lines (a PEM certificate); nothing else may."""
+    if path[:1] == ("environments",):
+        path = path[2:]
+    return len(path) == 3 and path[:2] == ("endpoint", "env")
 
 
 def _environment_block(data: dict[str, Any], env: str | None, problems: list[Problem]) -> dict[str, Any]:
@@ -187,7 +256,7 @@ def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _problem(error: ErrorDetails) -> Problem:
+def _problem(error: ErrorDetails, masker: Masker) -> Problem:
     loc: PathKey = tuple(error["loc"])
     kind = error["type"]
     if kind == "missing":
@@ -196,8 +265,13 @@ def _problem(error: ErrorDetails) -> Problem:
         return Problem(loc, "unknown key" + _suggest(str(loc[-1]), _allowed_keys(Config, loc[:-1])))
     message = error["msg"].removeprefix("Value error, ")
     message = message.replace("Input should be", "must be").replace("Input", "value")
-    if kind != "value_error" and isinstance(error.get("input"), str | int | float | bool):
-        message += f" (got {describe(str(error['input']))!r})"
+    value = error.get("input")
+    if kind == "string_type" and value is None:
+        message = "must be a string (write '' for an empty value)"
+    elif kind == "string_type":
+        message = "must be a string: quote the value, and drop any !! tag"
+    elif kind != "value_error" and isinstance(value, str | int | float | bool):
+        message += f" (got {describe(masker.reference(str(value)))!r})"
     return Problem(loc, message)
 
 
@@ -247,35 +321,34 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _format(problems: list[Problem], document: YamlDocument, env: str | None) -> list[str]:
+def _format(problems: list[Problem], document: YamlDocument, env: str | None, masker: Masker) -> list[str]:
+    """One ``file:line: path: message`` line per problem; secret values shown as ``${NAME}``."""
     lines = []
     for problem in problems:
         path = _source_path(document, problem.path, env)
         label = f"{dotted(path)}: " if path else ""
-        lines.append(f"{document.where(path)}: {label}{problem.message}")
-    return lines
+        lines.append(masker.reference(f"{document.where(path)}: {label}{problem.message}"))
+    return list(dict.fromkeys(lines))  # one fault seen twice (merged and as written) is one line
 
 
 def _source_path(document: YamlDocument, path: PathKey, env: str | None) -> PathKey:
     """Where in the file ``path`` of the merged config was written.
 
-    The environment override wins when it set this path (or a deeper part of it
-    than the base config did), so the message points at the line to fix.
+    The environment's override when the merge took the value at ``path`` from it (it
+    set the key, or replaced a mapping above it), so the message points at the line to fix.
     """
     if env is None or path[:1] == ("environments",):
         return path
-    over: PathKey = ("environments", env, *path)
-    for end in range(len(over), 2, -1):
-        if over[:end] in document.lines:
-            return over if end - 2 >= _known_depth(document, path) else path
-    return path
-
-
-def _known_depth(document: YamlDocument, path: PathKey) -> int:
-    for end in range(len(path), 0, -1):
-        if path[:end] in document.lines:
-            return end
-    return 0
+    base: Any = document.data
+    overlay: Any = (document.data.get("environments") or {}).get(env)
+    for part in path:
+        if not isinstance(overlay, dict) or part not in overlay:
+            return path  # the base config (or a default) set it
+        overlay = overlay[part]
+        base = base.get(part) if isinstance(base, dict) else None
+        if not (isinstance(overlay, dict) and isinstance(base, dict)):
+            break  # the override replaced everything below here
+    return ("environments", env, *path)
 
 
 def _duplicate_endpoint_names(loaded: list[LoadedConfig], document: YamlDocument) -> list[str]:
@@ -289,8 +362,10 @@ def _duplicate_endpoint_names(loaded: list[LoadedConfig], document: YamlDocument
         if name in owners:
             path: PathKey = ("environments", item.environment or "")
             problems.append(
-                f"{document.where(path)}: {dotted(path)}: deploys endpoint {name!r}, "
-                f"like environment {owners[name]} (set a distinct endpoint.name)"
+                item.masker.reference(
+                    f"{document.where(path)}: {dotted(path)}: deploys endpoint {name!r}, "
+                    f"like environment {owners[name]} (set a distinct endpoint.name)"
+                )
             )
         owners.setdefault(name, label)
     return problems

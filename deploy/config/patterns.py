@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationInfo
+
+from deploy.config.mask import context_masker
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -24,35 +26,52 @@ _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"sha256:[a-f0-9]{64}"
 
 #: Registry host, optionally with a port: ``ghcr.io``, ``127.0.0.1:5000``.
-REGISTRY: Final = re.compile(rf"^{_HOST}$")
+REGISTRY: Final = re.compile(rf"^{_HOST}$", re.ASCII)
 #: Repository path without host or tag: ``acme/echo-worker`` (Docker's grammar: lowercase).
-REPOSITORY: Final = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+REPOSITORY: Final = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$", re.ASCII)
 #: A full image reference: ``[host[:port]/]path[:tag][@sha256:…]``.
 IMAGE_REF: Final = re.compile(
-    rf"^(?:{_REF_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
+    rf"^(?:{_REF_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$", re.ASCII
 )
 #: A Docker tag.
-TAG: Final = re.compile(rf"^{_TAG}$")
+TAG: Final = re.compile(rf"^{_TAG}$", re.ASCII)
 #: A Debian package, optionally pinned: ``ffmpeg``, ``libgl1=1.6.0-1``.
-APT_PACKAGE: Final = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?$")
+APT_PACKAGE: Final = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?$", re.ASCII)
 #: A path inside the project, relative, no ``..``: ``worker/handler.py``.
-RELATIVE_PATH: Final = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*/?$")
+RELATIVE_PATH: Final = re.compile(
+    r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*/?$", re.ASCII
+)
 #: An absolute path inside the container: ``/runpod-volume``.
-CONTAINER_PATH: Final = re.compile(r"^/(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?$")
+CONTAINER_PATH: Final = re.compile(r"^/(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?$", re.ASCII)
 #: An environment variable name.
-ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
 #: A RunPod secret name, as used in ``{{ RUNPOD_SECRET_<name> }}``.
 SECRET_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Project and environment names: they end up in image titles, endpoint and secret names.
-NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.ASCII)
 #: A CUDA version as RunPod takes it: ``12.4``.
-CUDA_VERSION: Final = re.compile(r"^\d+\.\d+$")
+CUDA_VERSION: Final = re.compile(r"^[0-9]+\.[0-9]+$", re.ASCII)
 #: A Python module path: ``handler``, ``worker.handler``.
-PY_MODULE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+PY_MODULE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$", re.ASCII)
 #: A port as RunPod takes it: ``8000/http``.
-PORT: Final = re.compile(r"^[0-9]{1,5}/(?:http|tcp|udp)$")
-#: Characters that never belong in any single-line value.
-CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
+PORT: Final = re.compile(r"^[0-9]{1,5}/(?:http|tcp|udp)$", re.ASCII)
+#: Characters no config text may hold: C0 controls but tab and newline, DEL, C1 controls,
+#: bidirectional marks, embeddings, overrides and isolates (the "Trojan Source" set,
+#: CVE-2021-42574), and lone surrogates (not encodable, so never writable to a file).
+FORBIDDEN_CHARS: Final = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+#: Characters that never belong in a single-line value: the above, plus tab, newline,
+#: carriage return and the Unicode line and paragraph separators.
+CONTROL_CHARS: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def first_control(value: str, pattern: re.Pattern[str] = CONTROL_CHARS) -> str | None:
+    """The first character of ``value`` that ``pattern`` forbids, as ``U+XXXX``, or None."""
+    found = pattern.search(value)
+    return f"U+{ord(found.group(0)):04X}" if found else None
 
 
 def describe(value: str) -> str:
@@ -61,10 +80,18 @@ def describe(value: str) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
+def shown(value: str, info: ValidationInfo) -> str:
+    """`describe` for a validator's message: a secret value appears as its ``${NAME}``.
+
+    Masked before `describe`, which escapes and cuts, so no part of a secret can slip through.
+    """
+    return describe(context_masker(info.context).reference(value))
+
+
 def _checker(pattern: re.Pattern[str], what: str) -> AfterValidator:
-    def check(value: str) -> str:
+    def check(value: str, info: ValidationInfo) -> str:
         if not pattern.fullmatch(value):
-            raise ValueError(f"{describe(value)!r} is not a valid {what}")
+            raise ValueError(f"{shown(value, info)!r} is not a valid {what}")
         return value
 
     return AfterValidator(check)
@@ -84,9 +111,9 @@ PyModule = Annotated[str, _checker(PY_MODULE, "Python module name")]
 Port = Annotated[str, _checker(PORT, "port (expected number/http|tcp|udp)")]
 
 
-def _single_line(value: str) -> str:
+def _single_line(value: str, info: ValidationInfo) -> str:
     if CONTROL_CHARS.search(value):
-        raise ValueError(f"{describe(value)!r} contains a newline or control character")
+        raise ValueError(f"{shown(value, info)!r} contains a newline or control character")
     return value
 
 

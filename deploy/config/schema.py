@@ -9,6 +9,7 @@ unknown keys) live here; rules that relate several fields live in
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,13 +35,16 @@ from deploy.config.patterns import (
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # allow_inf_nan: `.inf`/`nan` are not JSON and no RunPod setting means them.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False)
 
 
 class RunPodModel(StrictModel):
     """Models spelled like RunPod's REST v2 JSON (camelCase keys)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False, allow_inf_nan=False
+    )
 
 
 # --- image ---------------------------------------------------------------------------
@@ -74,7 +78,7 @@ class S3Archive(StrictModel):
 
     bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     prefix: RelativePath = "rpdeploy/envs/"
-    endpoint_url: SingleLine | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    endpoint_url: SingleLine | None = Field(default=None, pattern=r"^https?://[!-~]+$")
     region: SingleLine | None = None
 
 
@@ -115,6 +119,22 @@ class HandlerConfig(StrictModel):
     command: SingleLine | None = Field(
         default=None, description="Start command. Default: python -u <workdir>/<file>."
     )
+
+    @field_validator("command")
+    @classmethod
+    def _splittable(cls, value: str | None) -> str | None:
+        # Render splits the command into the exec-form CMD; fail here, with the file line.
+        if value is None:
+            return None
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"cannot be split into arguments ({exc}): check quotes and a trailing '\\'"
+            ) from None
+        if not words:
+            raise ValueError("is empty (omit it to use the default start command)")
+        return value
 
 
 # --- endpoint (RunPod REST v2 vocabulary) ---------------------------------------------
@@ -173,33 +193,6 @@ class EndpointConfig(RunPodModel):
     ports: list[Port] = Field(default_factory=list)
     registry: SingleLine | None = Field(default=None, description="RunPod registry credential id.")
 
-    @field_validator("flashboot", mode="before")
-    @classmethod
-    def _yaml_off(cls, value: Any) -> Any:
-        # YAML 1.1 reads a bare OFF as the boolean false (and ON as true).
-        if value is False:
-            return "OFF"
-        if value is True:
-            return "FLASHBOOT"
-        return value
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_strings(cls, value: Any) -> Any:
-        # RunPod env values are strings; YAML turns `1` and `true` into numbers and
-        # booleans, which users mean as the strings they typed.
-        if isinstance(value, dict):
-            return {k: _env_value(v) for k, v in value.items()}
-        return value
-
-
-def _env_value(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
 
 # --- secrets -------------------------------------------------------------------------
 
@@ -245,6 +238,17 @@ class Sections(StrictModel):
 
 class Config(Sections):
     version: Literal[1] = 1
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_number(cls, value: Any) -> Any:
+        # Plain scalars arrive as the text typed (deploy.config.yaml_source).
+        return (
+            int(value)
+            if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10
+            else value
+        )
+
     project: Name
     environments: dict[Name, dict[str, Any]] = Field(
         default_factory=dict, description="Per-environment overrides of the sections above."

@@ -8,13 +8,11 @@ evaluates.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from deploy.config import Config
+from deploy.config.mask import MASK
 from deploy.config.schema import EndpointConfig, SecretConfig
-
-#: What rendered files show instead of an inline secret's value.
-MASK: Final = "***"
 
 #: Resolves an inline secret to its value at deploy time; rendering uses `masked`.
 SecretResolver = Callable[[SecretConfig], str]

@@ -60,8 +60,9 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
             {"spec": endpoint_spec.update_request(config, loaded.environment, image)},
         ),
     }
+    # Secret values interpolated into the config never reach a rendered file (masked as ***).
     rendered = {
-        name: _render(env, template, {"template_name": template, **context}, loaded.root)
+        name: loaded.masker.text(_render(env, template, {"template_name": template, **context}, loaded.root))
         for name, (template, context) in outputs.items()
     }
     return RenderResult(
