@@ -25,8 +25,8 @@ import httpx
 from docker.errors import BuildError, ImageNotFound
 
 from deploy.emulator import schemas
-from deploy.emulator.settings import state_label
 from deploy.emulator.containers import LABEL
+from deploy.emulator.settings import state_label
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
