@@ -282,17 +282,15 @@ def stop(state_dir: Path, grace_s: float = 20.0) -> Status:
 
 def remove_containers(state_dir: Path) -> int:
     """Remove containers labelled for this state dir (after a server that could not clean up)."""
-    import docker  # noqa: PLC0415 - only needed when a server could not clean up
+    # Imported here: only needed when a server could not clean up.
     from docker.errors import DockerException  # noqa: PLC0415
 
-    from deploy.emulator.containers import LABEL  # noqa: PLC0415
+    from deploy.emulator.containers import ContainerRuntime  # noqa: PLC0415
+    from deploy.emulator.settings import WorkerKnobs  # noqa: PLC0415
 
+    runtime = ContainerRuntime(state_label(state_dir), WorkerKnobs())
     try:
-        client = docker.from_env()
-        containers = client.containers.list(all=True, filters={"label": f"{LABEL}={state_label(state_dir)}"})
+        runtime.connect()
     except DockerException:
         return 0
-    for container in containers:
-        with contextlib.suppress(DockerException):
-            container.remove(force=True)
-    return len(containers)
+    return runtime.remove_labelled()

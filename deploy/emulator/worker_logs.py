@@ -6,11 +6,14 @@ the same file, under one lock. Files are 0600: a handler may print what its env 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+
+log = logging.getLogger("rpdeploy.emulator.worker_logs")
 
 
 class WorkerLogs:
@@ -32,12 +35,15 @@ class WorkerLogs:
         """One emulator line in the worker's log."""
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         data = f"[emulator {stamp}] {message}\n".encode(errors="backslashreplace")
-        with self._lock:
-            fd = self._open(endpoint_id, worker_id)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+        try:
+            with self._lock:
+                fd = self._open(endpoint_id, worker_id)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+        except OSError as exc:  # a full disk must not stop a worker's start or a job's end
+            log.warning("cannot write the log of worker %s: %s (%s)", worker_id, exc, message)
 
     def follow(self, endpoint_id: str, worker_id: str, chunks: Iterable[bytes]) -> None:
         """Append a container's output as it arrives (blocks until the stream ends)."""

@@ -333,8 +333,9 @@ class WorkerPlane:
             started_at=time.time(),
             started_iso=now_iso(),
         )
-        self.workers[worker_id] = worker
+        # Recorded first: if the store cannot write, no worker is left registered without a start.
         self.store.add_worker(worker_id, doc["id"], version, doc["image"], worker.started_iso)
+        self.workers[worker_id] = worker
         self.log(
             worker, f"starting worker {worker_id} (endpoint {doc['id']} version {version}, {doc['image']})"
         )
