@@ -186,6 +186,7 @@ def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
             "status": "ok",
             "version": __version__,
             "pid": os.getpid(),
+            "schema": store.schema_version,
             "docker": plane.docker_error or "ok",
         }
 

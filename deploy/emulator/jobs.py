@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from deploy.emulator.httputil import HttpError
 from deploy.emulator.job_requests import DAY_MS, new_job_id, retention_s, webhook_record
 from deploy.emulator.store import Job, Store, StoreError
 from deploy.emulator.webhooks import WEBHOOK_STATES, WebhookSender
+
+log = logging.getLogger("rpdeploy.emulator.jobs")
 
 
 class WorkerEvents(Protocol):
@@ -167,28 +170,39 @@ class JobService:
                 job = self.store.job(job_id)
                 if job is None or job.status != "IN_QUEUE":
                     continue
-                self._start(job, worker_id, now)
+                started = self._start(job, worker_id, now)
             except StoreError:
                 # The record could not change (full disk): keep the job queued, not lost.
                 queue.appendleft(job_id)
                 self.give_back(taken)
                 raise
+            if not started:
+                continue
             taken.append(job)
         if taken and self.listener is not None:
             self.listener.queue_changed(endpoint_id)
         return taken
 
-    def _start(self, job: Job, worker_id: str, now: float) -> None:
-        timeout_ms = job.options["policy"].get("executionTimeout") or self._endpoint_timeout_ms(
-            job.endpoint_id
-        )
+    def _start(self, job: Job, worker_id: str, now: float) -> bool:
+        """Hand ``job`` to ``worker_id``; False if it cannot start here (then it ends FAILED, with why)."""
+        try:
+            timeout_ms = job.options["policy"].get("executionTimeout") or self._endpoint_timeout_ms(
+                job.endpoint_id
+            )
+            exec_deadline = now + timeout_ms / 1000 if timeout_ms else None
+        except (ArithmeticError, ValueError, TypeError, KeyError) as exc:
+            # Such a job would fail every take and block the queue behind it: end it and go on.
+            log.exception("job %s cannot be handed to a worker", job.id)
+            self._finish(job, "FAILED", error=f"the emulator could not hand this job to a worker: {exc}")
+            return False
         job.status = "IN_PROGRESS"
         job.worker_id = worker_id
         job.started_at = now
-        job.exec_deadline = now + timeout_ms / 1000 if timeout_ms else None
+        job.exec_deadline = exec_deadline
         self.store.save_job(job)
         self._held.setdefault(worker_id, set()).add(job.id)
         self._worker_endpoint[worker_id] = job.endpoint_id
+        return True
 
     def give_back(self, jobs: list[Job]) -> None:
         """Put jobs a worker never received (its poll was gone) back at the head of the queue."""

@@ -398,11 +398,6 @@ class Store:
         )
 
     @_guarded
-    def endpoint_job_count(self, endpoint_id: str) -> int:
-        row = self.db.execute("SELECT COUNT(*) AS n FROM jobs WHERE endpoint_id=?", (endpoint_id,)).fetchone()
-        return int(row["n"])
-
-    @_guarded
     def delete_job(self, job_id: str) -> None:
         with self._transaction():
             self.db.execute("DELETE FROM jobs WHERE id=?", (job_id,))

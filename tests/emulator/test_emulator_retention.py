@@ -169,3 +169,22 @@ def test_forgetting_an_endpoint_stops_its_running_jobs_and_removes_all(tmp_path:
     assert store.job(running.id) is None
     assert store.job(queued.id) is None
     assert service.held_by("w1") == set()
+
+
+def test_a_job_that_cannot_be_started_fails_with_the_reason_and_does_not_block_the_queue(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "emulator.sqlite3")
+    # An endpoint timeout too large for a float (4,000 digits) used to fail every job-take.
+    service = JobService(store, lambda _endpoint: 10**4000, webhook_retry_interval_s=10.0)
+    stuck = service.submit("ep", {"input": {}}, sync=False)
+    fine = service.submit("ep", {"input": {}, "policy": {"executionTimeout": 60_000}}, sync=False)
+
+    async def take() -> list[str]:
+        return [job.id for job in await service.take("ep", "w1", 2, 1.0, lambda: True)]
+
+    assert asyncio.run(take()) == [fine.id]
+    failed = store.job(stuck.id)
+    assert failed is not None
+    assert failed.status == "FAILED"
+    assert "could not hand this job to a worker" in failed.error

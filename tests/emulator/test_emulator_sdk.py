@@ -137,11 +137,11 @@ def test_concurrency_modifier_takes_jobs_in_batches(api: Api, sdk_image: str) ->
         workers={"min": 1, "max": 1, "idleTimeout": 30},
     )
     wait_for(lambda: [w for w in workers(api, batch) if w["status"] == "IDLE"], what="a warm worker")
-    ids = [api.job("POST", f"/{batch}/run", {"input": {"mock_delay": 2}}).json()["id"] for _ in range(3)]
-    views = [api.wait_status(batch, job_id, {"COMPLETED"}) for job_id in ids]
+    ids = [api.job("POST", f"/{batch}/run", {"input": {"barrier": 3}}).json()["id"] for _ in range(3)]
+    views = [api.wait_status(batch, job_id, {"COMPLETED"}, timeout=180) for job_id in ids]
     assert len({v["output"]["worker"] for v in views}) == 1
-    # All three ran at once on the one worker: each started before any of them ended.
-    assert max(v["output"]["start"] for v in views) < min(v["output"]["end"] for v in views)
+    # Each job waits until three run at once (no clocks compared): one worker ran all three together.
+    assert [v["output"]["peak"] for v in views] == [3, 3, 3]
     api.rest("DELETE", f"/v2/serverless/{batch}")
 
 

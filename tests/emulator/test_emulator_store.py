@@ -102,7 +102,7 @@ def test_deleting_an_endpoint_removes_its_jobs_and_their_stream_chunks(tmp_path:
     store.add_chunk(doomed[0].id, {"chunk": 1})
     service.cancel(doomed[1])
     store.delete_endpoint("gone")
-    assert store.endpoint_job_count("gone") == 0
+    assert store.job_counts("gone") == {}
     assert all(store.job(job.id) is None for job in doomed)
     assert store.drain_chunks(doomed[0].id) == []
     assert store.job(kept.id) is not None
