@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -13,8 +12,6 @@ import pytest
 from deploy.emulator import store as store_module
 from deploy.emulator.jobs import JobService
 from deploy.emulator.store import SCHEMA_VERSION, Store, StoreError, UnservableValue
-
-EMULATOR = Path(store_module.__file__).resolve().parent
 
 
 def _service(store: Store) -> JobService:
@@ -107,16 +104,3 @@ def test_deleting_an_endpoint_removes_its_jobs_and_their_stream_chunks(tmp_path:
     assert store.drain_chunks(doomed[0].id) == []
     assert store.job(kept.id) is not None
     store.close()
-
-
-def test_sql_lives_only_in_the_store() -> None:
-    """No other emulator module talks to SQLite or passes SQL text around."""
-    sql = re.compile(
-        r"\bimport sqlite3\b|\.db\.|\bSELECT\b|\bUPDATE\b .* SET|\bDELETE FROM\b|\bINSERT INTO\b"
-    )
-    offenders = [
-        path.name
-        for path in sorted(EMULATOR.glob("*.py"))
-        if path.name != "store.py" and sql.search(path.read_text(encoding="utf-8"))
-    ]
-    assert offenders == []
