@@ -167,7 +167,7 @@ def test_ttl_expiry_removes_the_job(api: Api, endpoint_id: str) -> None:
     assert api.job("GET", f"/{endpoint_id}/status/{job_id}").status_code == 404
 
 
-def test_deleting_an_endpoint_cancels_its_jobs(api: Api) -> None:
+def test_a_deleted_endpoints_jobs_answer_404(api: Api) -> None:
     doomed = api.create_endpoint(name="doomed")["id"]
     job_id = api.job("POST", f"/{doomed}/run", {"input": {}}).json()["id"]
     assert api.rest("DELETE", f"/v2/serverless/{doomed}").status_code == 204
