@@ -58,6 +58,43 @@ def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> 
         time.sleep(0.2)
 
 
+class Gate:
+    """An HTTP gate on the host that test workers poll (`{"hold": url}`): shut (503) until `open()`.
+
+    Lets a test hold a job IN_PROGRESS for exactly as long as it needs, whatever the machine's load.
+    """
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        opened = self.opened
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200 if opened.is_set() else 503)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/gate"
+
+    def open(self) -> None:
+        self.opened.set()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def gate() -> Any:
+    opened = Gate()
+    yield opened
+    opened.open()  # release any worker still waiting before the server goes
+    opened.close()
+
+
 # -- worker side: handler kinds -----------------------------------------------------------------
 
 
@@ -380,7 +417,7 @@ def test_secrets_resolve_in_worker_env_and_missing_ones_fail_the_start(
         api.rest("DELETE", f"/v2/serverless/{doomed}")
 
 
-def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str) -> None:
+def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str, gate: Gate) -> None:
     rolling = endpoint(
         api,
         sdk_image,
@@ -388,7 +425,7 @@ def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str) -> N
         env={"HANDLER_MODE": "plain", "TAG": "v1"},
         workers={"min": 0, "max": 2},
     )
-    busy = api.job("POST", f"/{rolling}/run", {"input": {"mock_delay": 4}}).json()["id"]
+    busy = api.job("POST", f"/{rolling}/run", {"input": {"hold": gate.url}}).json()["id"]
     api.wait_status(rolling, busy, {"IN_PROGRESS"})
     api.rest("PATCH", f"/v2/serverless/{rolling}", {"env": {"HANDLER_MODE": "plain", "TAG": "v2"}})
     releases = api.rest("GET", f"/v2/serverless/{rolling}/releases").json()
@@ -398,6 +435,7 @@ def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str) -> N
     assert [w["isStale"] for w in listed] == [True]
     fresh = api.job("POST", f"/{rolling}/runsync", {"input": {}}).json()
     assert fresh["output"]["tag"] == "v2"
+    gate.open()  # only now may the old worker's job end: the rollout above was seen mid-way
     old = api.wait_status(rolling, busy, {"COMPLETED", "FAILED"})
     assert old["status"] == "COMPLETED"
     assert old["output"]["tag"] == "v1"
@@ -430,7 +468,9 @@ def test_network_volume_persists_across_workers_and_idle_scale_to_zero(api: Api,
     api.rest("DELETE", f"/v2/serverless/{vol}")
 
 
-def test_request_count_scaling_starts_a_worker_per_request_count(api: Api, sdk_image: str) -> None:
+def test_request_count_scaling_starts_a_worker_per_request_count(
+    api: Api, sdk_image: str, gate: Gate
+) -> None:
     counted = endpoint(
         api,
         sdk_image,
@@ -439,7 +479,11 @@ def test_request_count_scaling_starts_a_worker_per_request_count(api: Api, sdk_i
         scaling={"type": "REQUEST_COUNT", "requestCount": 1},
         workers={"min": 0, "max": 2},
     )
-    ids = [api.submit(counted, {"mock_delay": 3}) for _ in range(2)]
+    ids = [api.submit(counted, {"hold": gate.url}) for _ in range(2)]
+    # Both run at once while the gate is shut: a worker holds one job at a time, so two workers ran.
+    for job_id in ids:
+        api.wait_status(counted, job_id, {"IN_PROGRESS"}, timeout=120)
+    gate.open()
     views = [api.wait_status(counted, job_id, {"COMPLETED"}) for job_id in ids]
     assert len({view["workerId"] for view in views}) == 2
     api.rest("DELETE", f"/v2/serverless/{counted}")
