@@ -38,9 +38,11 @@ class HttpError(Exception):
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (400) anything over ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    if _ASCII_INT.fullmatch(declared) and int(declared) > limit:
         raise HttpError(400, f"request body is {int(declared)} bytes; the limit is {limit // MB} MB")
+    if len(declared) > 18 and declared.isascii() and declared.isdigit():  # more than any body could be
+        raise HttpError(400, f"request body is over {limit // MB} MB; the limit is {limit // MB} MB")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -319,6 +319,10 @@ def test_non_string_error_fails_and_the_worker_log_warns(
     log = worker_log(emulator, plain, view["workerId"])
     assert f"job {view['id']}: the handler returned an error that is not a string (dict)" in log
     assert "runpod-python#299" in log
+    # A handler may print what its env holds: the log, like every state file, is private.
+    log_file = emulator.state / "logs" / plain / f"{view['workerId']}.log"
+    assert oct(log_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(log_file.parent.stat().st_mode & 0o777) == "0o700"
 
 
 @pytest.mark.parametrize(
