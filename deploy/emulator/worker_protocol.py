@@ -90,11 +90,15 @@ def router(jobs: JobService, plane: WorkerPlane) -> APIRouter:
 
     @api.post("/v2/{endpoint_id}/job-stream/{worker_id}/{job_id}")
     async def job_stream(endpoint_id: str, worker_id: str, job_id: str, request: Request) -> Response:
-        require_worker(endpoint_id, worker_id)
-        body = await read_body(request, STREAM_CHUNK_LIMIT)
-        chunk = parse_json(body, what="job-stream body")
-        if not isinstance(chunk, dict) or "output" not in chunk:
-            raise HttpError(400, "job-stream body must be a JSON object with an 'output' field")
+        worker = require_worker(endpoint_id, worker_id)
+        try:
+            chunk = parse_json(await read_body(request, STREAM_CHUNK_LIMIT), what="job-stream body")
+            if not isinstance(chunk, dict) or "output" not in chunk:
+                raise HttpError(400, "job-stream body must be a JSON object with an 'output' field")
+        except HttpError as exc:
+            # The job goes on (its final result decides it); the worker log says a chunk was lost.
+            plane.log(worker, f"job {job_id}: stream chunk refused ({exc.detail})")
+            raise
         job = jobs.held_job(worker_id, job_id)
         if job is None:
             return _not_held(jobs, endpoint_id, worker_id, job_id)

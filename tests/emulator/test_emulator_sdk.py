@@ -343,6 +343,19 @@ def test_a_result_the_emulator_refuses_ends_the_job_failed_with_the_reason(
     assert "runpod-python#309" in log
 
 
+def test_a_stream_chunk_that_is_not_json_is_refused_and_logged(
+    api: Api, sdk_image: str, emulator: EmulatorProcess
+) -> None:
+    gen = endpoint(api, sdk_image, name="nan-stream", env={"HANDLER_MODE": "generator", "AGGREGATE": "1"})
+    job_id = api.submit(gen, {"nan_chunk": True, "chunks": 2})
+    view = api.wait_status(gen, job_id, {"COMPLETED", "FAILED"})
+    # The aggregate result holds the same NaN: refused too, so the job ends FAILED with the reason.
+    assert view["status"] == "FAILED"
+    assert "not valid JSON" in view["error"]
+    assert f"job {job_id}: stream chunk refused" in worker_log(emulator, gen, view["workerId"])
+    api.rest("DELETE", f"/v2/serverless/{gen}")
+
+
 # -- workers that cannot start -----------------------------------------------------------------------
 
 
