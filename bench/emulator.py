@@ -32,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploy.emulator import server  # noqa: E402
+from deploy import emulator as server  # noqa: E402
 from tests.emulator.helpers import build_sdk_image, free_port  # noqa: E402
 
 KEY = "rpa_bench_" + "b" * 24

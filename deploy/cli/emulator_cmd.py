@@ -11,9 +11,9 @@ from typing import Any
 import click
 from rich.console import Console
 
+from deploy import emulator as server
 from deploy.cli.output import common_options, make_context, run_command
-from deploy.emulator import server
-from deploy.emulator.settings import (
+from deploy.emulator import (
     API_KEY_FILE,
     DEFAULT_HOST,
     DEFAULT_PORT,

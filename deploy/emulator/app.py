@@ -1,7 +1,9 @@
 """Assembly of the emulator's one server: control plane, job API, worker protocol, GraphQL.
 
-Each face keeps the error shape its clients expect: RFC 9457 problem+json for REST v2,
+Each API keeps the error shape its clients expect: RFC 9457 problem+json for REST v2,
 `{"errors": [...]}` for GraphQL, `{"error": "..."}` for the job and worker APIs.
+Bad input is a 4xx on every API; a state store that cannot write (full disk) is a
+503 with SQLite's reason; a 500 is left only for a bug in the emulator itself.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deploy import __version__
-from deploy.emulator import control, graphql, jobs, worker_api
+from deploy.emulator import control, graphql, job_routes, jobs, sweeper, worker_protocol
 from deploy.emulator.httputil import HttpError, key_matches, presented_key
 from deploy.emulator.settings import WORKER_KEY_FILE, EmulatorSettings, load_or_create_key
-from deploy.emulator.store import Store
+from deploy.emulator.store import Store, StoreError, UnservableValue
 from deploy.emulator.workers import WorkerPlane
 
 log = logging.getLogger("rpdeploy.emulator")
@@ -37,7 +39,7 @@ RATE_POLICY = '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'
 RATE_WINDOWS = (("minute", 60, 60), ("hour", 3000, 3600), ("day", 50000, 86400))
 
 
-def face(path: str) -> str:
+def api_kind(path: str) -> str:
     """Which API a path belongs to: rest, graphql, worker, jobs or emulator."""
     if path.startswith(REST_PREFIXES):
         return "rest"
@@ -51,8 +53,16 @@ def face(path: str) -> str:
     return "jobs"
 
 
+def _printable(text: str) -> str:
+    """Text that encodes as UTF-8: a lone surrogate from a decoded URL would crash the JSON answer."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_response(path: str, status: int, detail: str, errors: list[str] | None = None) -> Response:
-    kind = face(path)
+    """The error answer in the shape of the API ``path`` belongs to."""
+    kind = api_kind(path)
+    detail = _printable(detail)
+    errors = [_printable(error) for error in errors] if errors else errors
     if kind == "rest":
         body: dict[str, Any] = {"title": HTTPStatus(status).phrase, "status": status, "detail": detail}
         if errors:
@@ -99,7 +109,7 @@ class RateLimitHeaders:
         return ", ".join(parts)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or face(scope["path"]) != "rest":
+        if scope["type"] != "http" or api_kind(scope["path"]) != "rest":
             await self.app(scope, receive, send)
             return
 
@@ -115,6 +125,7 @@ class RateLimitHeaders:
 
 
 def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
+    """The ASGI app and its parts for ``settings``; opening the store may raise StoreError."""
     store = Store(settings.db_path)
     plane_control = control.ControlPlane(store, settings.base_url)
 
@@ -135,11 +146,11 @@ def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
         if failed:
             log.warning("failed %d job(s) that workers of the previous run held", failed)
         await plane.start()
-        sweeper = _task(job_service.sweep_forever(settings.sweep_interval_s))
+        sweeping = _task(sweeper.run_forever(job_service, settings.sweep_interval_s))
         try:
             yield
         finally:
-            sweeper.cancel()
+            sweeping.cancel()
             await plane.close()
             await job_service.close()
             store.close()
@@ -150,7 +161,7 @@ def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
     app.add_middleware(RateLimitHeaders)
 
     def user_key(request: Request) -> None:
-        kind = face(request.url.path)
+        kind = api_kind(request.url.path)
         key = presented_key(request, allow_raw=kind == "jobs", allow_query=kind == "graphql")
         if not key_matches(key, settings.api_key):
             raise HttpError(401, "missing bearer token" if key is None else "invalid api key")
@@ -163,9 +174,9 @@ def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
         return plane_control.find_endpoint(endpoint_id) is not None
 
     app.include_router(control.router(plane_control), dependencies=[Depends(user_key)])
-    app.include_router(worker_api.router(job_service, plane), dependencies=[Depends(worker_auth)])
+    app.include_router(worker_protocol.router(job_service, plane), dependencies=[Depends(worker_auth)])
     app.include_router(
-        jobs.router(job_service, endpoint_exists, plane.counts), dependencies=[Depends(user_key)]
+        job_routes.router(job_service, endpoint_exists, plane.counts), dependencies=[Depends(user_key)]
     )
     app.include_router(graphql.router(store), dependencies=[Depends(user_key)])
 
@@ -175,8 +186,16 @@ def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
             "status": "ok",
             "version": __version__,
             "pid": os.getpid(),
+            "schema": store.schema_version,
             "docker": plane.docker_error or "ok",
         }
+
+    _install_error_handlers(app)
+    return app, emulator
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every failure becomes its API's error shape: 4xx for bad input, 503 for the store, 500 for bugs."""
 
     @app.exception_handler(HttpError)
     async def on_problem(request: Request, exc: HttpError) -> Response:
@@ -194,12 +213,19 @@ def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
         errors = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return error_response(request.url.path, 400, "invalid request parameters", errors)
 
+    @app.exception_handler(StoreError)
+    async def on_store(request: Request, exc: StoreError) -> Response:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(request.url.path, 503, str(exc))
+
+    @app.exception_handler(UnservableValue)
+    async def on_unservable(request: Request, exc: UnservableValue) -> Response:
+        return error_response(request.url.path, 400, str(exc))
+
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request.url.path, 500, f"internal emulator error: {type(exc).__name__}")
-
-    return app, emulator
 
 
 def _task(coroutine: Any) -> asyncio.Task[Any]:

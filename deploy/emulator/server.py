@@ -1,15 +1,19 @@
 """Running the emulator: in the foreground (uvicorn), or detached with a pid file and a log.
 
-The detached form re-runs `python -m deploy.emulator serve` in a new session with
-stdout and stderr in `<state>/emulator.log`, writes `<state>/emulator.pid`, and
-waits until the server answers its health check. `stop` signals that pid (never a
-process found by name) and, if it does not exit, kills it and removes the
-containers it labelled.
+The detached form re-runs `python -P -m deploy emulator serve` (the CLI's own entry
+point) in a new session with stdout and stderr in `<state>/emulator.log`, writes
+`<state>/emulator.pid`, and waits until the server answers its health check. `-P`
+keeps the caller's folder off the import path, so a worker repository's own
+`deploy.py` or `deploy/` never runs in rpdeploy's place. `stop` signals that pid
+(never a process found by name) and, if it does not exit, kills it and removes the
+containers it labelled. Every file in the state directory is private (0600, folders 0700):
+the database holds secret values.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -26,23 +30,55 @@ import requests
 from deploy.emulator.settings import API_KEY_FILE, EmulatorSettings, state_label
 from deploy.errors import EmulatorError
 
+#: The modules only `serve` needs, from the `emulator` extra (pyproject.toml).
+SERVER_MODULES = ("fastapi", "uvicorn", "graphql", "httpx")
+EXTRA_HINT = "pip install 'rpdeploy[emulator]'"
+#: Files and folders the server creates are readable by its user only.
+PRIVATE_UMASK = 0o077
+
 PID_FILE = "emulator.pid"
 LOG_FILE = "emulator.log"
 INFO_FILE = "emulator.json"
 HEALTH_PATH = "/_emulator/health"
 
 
+def require_server_modules() -> None:
+    """Raise EmulatorError naming the extra to install when a server dependency is missing."""
+    missing = [name for name in SERVER_MODULES if not _installed(name)]
+    if missing:
+        raise EmulatorError(
+            f"the emulator server needs {', '.join(missing)}, which are not installed",
+            hint=f"install the emulator extra: {EXTRA_HINT}",
+        )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked with sys.modules[name] = None
+        return False
+
+
 def serve(settings: EmulatorSettings) -> None:
-    """Run the server in this process until SIGINT/SIGTERM."""
+    """Run the server in this process until SIGINT/SIGTERM.
+
+    Raises EmulatorError when the emulator extra is missing or the state store cannot open.
+    """
+    require_server_modules()
     # Imported here: `status`, `stop` and `env` must not pay for fastapi, uvicorn and docker.
     import asyncio  # noqa: PLC0415
 
     import uvicorn  # noqa: PLC0415
 
     from deploy.emulator.app import build  # noqa: PLC0415
+    from deploy.emulator.store import StoreError  # noqa: PLC0415
 
+    os.umask(PRIVATE_UMASK)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app, emulator = build(settings)
+    try:
+        app, emulator = build(settings)
+    except StoreError as exc:
+        raise EmulatorError(str(exc), hint=f"check {settings.state_dir}") from None
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -69,9 +105,23 @@ def serve(settings: EmulatorSettings) -> None:
 
 
 def _write_info(settings: EmulatorSettings) -> None:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     info = {"pid": os.getpid(), "host": settings.host, "port": settings.port, "label": settings.label}
-    (settings.state_dir / INFO_FILE).write_text(json.dumps(info) + "\n", encoding="utf-8")
+    _write_private(settings.state_dir / INFO_FILE, json.dumps(info) + "\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a 0600 file (tightening one an older run left open)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _open_private_log(path: Path) -> int:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def urls(host: str, port: int) -> dict[str, str]:
@@ -152,8 +202,10 @@ def start(
         )
     if healthy(host, port, timeout=0.5):
         raise EmulatorError(f"port {port} on {host} is already serving another emulator", hint="pick --port")
-    state_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "deploy", "emulator", "serve", "--host", host, "--port", str(port)]
+    require_server_modules()
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # -P: the caller's folder stays off sys.path (a worker repo's deploy.py must not run as rpdeploy).
+    command = [sys.executable, "-P", "-m", "deploy", "emulator", "serve", "--host", host, "--port", str(port)]
     command += ["--state", str(state_dir)]
     if allow_remote:
         command.append("--allow-remote")
@@ -161,16 +213,19 @@ def start(
     if api_key:
         env["RUNPOD_API_KEY"] = api_key  # through the environment, never argv (visible in ps)
     log_path = state_dir / LOG_FILE
-    with log_path.open("ab") as log_handle:
+    log_fd = _open_private_log(log_path)
+    try:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
-            stdout=log_handle,
-            stderr=log_handle,
+            stdout=log_fd,
+            stderr=log_fd,
             env=env,
             start_new_session=True,
         )
-    (state_dir / PID_FILE).write_text(f"{process.pid}\n", encoding="utf-8")
+    finally:
+        os.close(log_fd)
+    _write_private(state_dir / PID_FILE, f"{process.pid}\n")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -227,17 +282,15 @@ def stop(state_dir: Path, grace_s: float = 20.0) -> Status:
 
 def remove_containers(state_dir: Path) -> int:
     """Remove containers labelled for this state dir (after a server that could not clean up)."""
-    import docker  # noqa: PLC0415 - only needed when a server could not clean up
+    # Imported here: only needed when a server could not clean up.
     from docker.errors import DockerException  # noqa: PLC0415
 
-    from deploy.emulator.workers import LABEL  # noqa: PLC0415
+    from deploy.emulator.containers import ContainerRuntime  # noqa: PLC0415
+    from deploy.emulator.settings import WorkerKnobs  # noqa: PLC0415
 
+    runtime = ContainerRuntime(state_label(state_dir), WorkerKnobs())
     try:
-        client = docker.from_env()
-        containers = client.containers.list(all=True, filters={"label": f"{LABEL}={state_label(state_dir)}"})
+        runtime.connect()
     except DockerException:
         return 0
-    for container in containers:
-        with contextlib.suppress(DockerException):
-            container.remove(force=True)
-    return len(containers)
+    return runtime.remove_labelled()

@@ -3,18 +3,29 @@
 One connection, used only from the server's event-loop thread (docker calls run in
 worker threads and never touch it). WAL mode with synchronous=NORMAL keeps a commit
 well under a millisecond while surviving a process crash, so a restart loses nothing.
+
+Every SQL statement of the emulator lives in this module, behind a named method.
+The schema carries its version in ``PRAGMA user_version``; :data:`MIGRATIONS` takes
+a database of any older version to the current one. The files (database, WAL,
+shared memory) hold secret values and inline env, so they are created mode 0600.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-SCHEMA = """
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS endpoints (
     id TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL,
     template_id TEXT, created_at TEXT NOT NULL);
@@ -39,6 +50,12 @@ CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL, version INTEGER NOT NULL, image TEXT NOT NULL,
     container_id TEXT, started_at TEXT NOT NULL, ended_at TEXT, exit_code INTEGER, reason TEXT);
 """
+#: Statements that take a database of version N-1 to version N (index 0 is version 1).
+#: Version 1 uses IF NOT EXISTS, so a database written before versions existed (0) upgrades.
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+#: The database and the files SQLite keeps beside it.
+STATE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 #: Job states a job never leaves (except through /retry for FAILED and TIMED_OUT).
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
@@ -80,55 +97,133 @@ class Job:
         self.output = _ABSENT
 
 
+class StoreError(Exception):
+    """The state store cannot do what was asked (disk full, read-only, corrupt): the server answers 503."""
+
+
+class UnservableValue(ValueError):
+    """A value that could not be served back as JSON (NaN, a lone surrogate): never stored."""
+
+
 def _load(text: str | None) -> Any:
     return _ABSENT if text is None else json.loads(text)
 
 
+def _json(value: Any) -> str:
+    """Strict JSON text, or UnservableValue: what is stored must be what every list can serve."""
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise UnservableValue(f"value cannot be stored as JSON: {exc}") from None
+    return text
+
+
 def _dump(value: Any) -> str | None:
-    return None if value is _ABSENT else json.dumps(value)
+    return None if value is _ABSENT else _json(value)
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn SQLite's failures (disk full, I/O error, locked) into StoreError with SQLite's reason."""
+
+    @wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"emulator state store failed: {exc}") from exc
+
+    return call
 
 
 class Store:
+    """Owns the emulator's durable state and every SQL statement that reads or writes it.
+
+    Endpoint and template documents, releases, secrets, jobs with their stream
+    chunks, and the worker history. Methods raise StoreError when SQLite fails
+    (full disk: "database or disk is full") and UnservableValue for a value that
+    is not strict JSON; neither leaves a half-written row (each method is one statement
+    or one transaction).
+    """
+
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _create_private(path)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the emulator state {path}: {exc}") from exc
+        _make_private(path)
+
+    def _migrate(self) -> None:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the state was written by a newer rpdeploy (schema {version}, this one reads "
+                f"up to {SCHEMA_VERSION}); use a newer rpdeploy or another --state directory"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            # executescript commits first; the version bump rides in the same script.
+            self.db.executescript(
+                f"BEGIN;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         self.db.close()
 
     # -- documents (endpoints, templates) -------------------------------------------------
 
+    @_guarded
     def put_endpoint(self, doc: dict[str, Any], version: int, template_id: str | None) -> None:
         self.db.execute(
             "INSERT INTO endpoints (id, doc, version, template_id, created_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET doc=excluded.doc, version=excluded.version",
-            (doc["id"], json.dumps(doc), version, template_id, doc["createdAt"]),
+            (doc["id"], _json(doc), version, template_id, doc["createdAt"]),
         )
 
+    @_guarded
     def endpoint(self, endpoint_id: str) -> tuple[dict[str, Any], int] | None:
         row = self.db.execute("SELECT doc, version FROM endpoints WHERE id=?", (endpoint_id,)).fetchone()
         return None if row is None else (json.loads(row["doc"]), int(row["version"]))
 
+    @_guarded
     def endpoints(self) -> list[tuple[dict[str, Any], int]]:
         rows = self.db.execute("SELECT doc, version FROM endpoints ORDER BY created_at, id").fetchall()
         return [(json.loads(r["doc"]), int(r["version"])) for r in rows]
 
+    @_guarded
     def endpoint_template(self, endpoint_id: str) -> str | None:
         row = self.db.execute("SELECT template_id FROM endpoints WHERE id=?", (endpoint_id,)).fetchone()
         return None if row is None else row["template_id"]
 
+    @_guarded
     def endpoints_bound_to(self, template_id: str) -> list[str]:
         rows = self.db.execute("SELECT id FROM endpoints WHERE template_id=?", (template_id,)).fetchall()
         return [r["id"] for r in rows]
 
+    @_guarded
     def delete_endpoint(self, endpoint_id: str) -> None:
-        self.db.execute("DELETE FROM endpoints WHERE id=?", (endpoint_id,))
-        self.db.execute("DELETE FROM releases WHERE endpoint_id=?", (endpoint_id,))
+        """The endpoint, its releases, and its jobs with their stream chunks, in one transaction."""
+        with self._transaction():
+            self.db.execute("DELETE FROM endpoints WHERE id=?", (endpoint_id,))
+            self.db.execute("DELETE FROM releases WHERE endpoint_id=?", (endpoint_id,))
+            self.db.execute(
+                "DELETE FROM stream_chunks WHERE job_id IN (SELECT id FROM jobs WHERE endpoint_id=?)",
+                (endpoint_id,),
+            )
+            self.db.execute("DELETE FROM jobs WHERE endpoint_id=?", (endpoint_id,))
 
+    @_guarded
     def add_release(
         self,
         *,
@@ -142,9 +237,10 @@ class Store:
         self.db.execute(
             "INSERT INTO releases (id, endpoint_id, version, created_at, diff, snapshot)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (release_id, endpoint_id, version, created_at, json.dumps(diff), json.dumps(snapshot)),
+            (release_id, endpoint_id, version, created_at, _json(diff), _json(snapshot)),
         )
 
+    @_guarded
     def releases(self, endpoint_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT id, version, created_at, diff FROM releases WHERE endpoint_id=? ORDER BY version DESC",
@@ -160,26 +256,33 @@ class Store:
             for r in rows
         ]
 
+    @_guarded
     def put_template(self, doc: dict[str, Any]) -> None:
         self.db.execute(
             "INSERT INTO templates (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc=excluded.doc",
-            (doc["id"], json.dumps(doc)),
+            (doc["id"], _json(doc)),
         )
 
+    @_guarded
     def template(self, template_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT doc FROM templates WHERE id=?", (template_id,)).fetchone()
         return None if row is None else dict(json.loads(row["doc"]))
 
+    @_guarded
     def templates(self) -> list[dict[str, Any]]:
         return [json.loads(r["doc"]) for r in self.db.execute("SELECT doc FROM templates ORDER BY rowid")]
 
+    @_guarded
     def delete_template(self, template_id: str) -> None:
         self.db.execute("DELETE FROM templates WHERE id=?", (template_id,))
 
     # -- secrets ---------------------------------------------------------------------------
 
+    @_guarded
     def add_secret(self, secret_id: str, name: str, value: str, description: str | None) -> bool:
         """False when a secret of that name exists."""
+        for text in (name, value, description or ""):
+            _json(text)  # a lone surrogate would make every later read fail
         try:
             self.db.execute(
                 "INSERT INTO secrets (id, name, value, description) VALUES (?, ?, ?, ?)",
@@ -189,14 +292,17 @@ class Store:
             return False
         return True
 
+    @_guarded
     def delete_secret(self, secret_id: str) -> bool:
         return self.db.execute("DELETE FROM secrets WHERE id=?", (secret_id,)).rowcount > 0
 
+    @_guarded
     def secret_values(self) -> dict[str, str]:
         return {r["name"]: r["value"] for r in self.db.execute("SELECT name, value FROM secrets")}
 
     # -- jobs ------------------------------------------------------------------------------
 
+    @_guarded
     def insert_job(self, job: Job) -> None:
         self.db.execute(
             "INSERT INTO jobs (id, endpoint_id, status, input, webhook, options, sync, low_priority,"
@@ -205,9 +311,9 @@ class Store:
                 job.id,
                 job.endpoint_id,
                 job.status,
-                json.dumps(job.input),
+                _json(job.input),
                 job.webhook,
-                json.dumps(job.options),
+                _json(job.options),
                 int(job.sync),
                 int(job.low_priority),
                 job.created_at,
@@ -215,6 +321,7 @@ class Store:
             ),
         )
 
+    @_guarded
     def save_job(self, job: Job) -> None:
         """Write back the mutable fields of a job."""
         self.db.execute(
@@ -223,7 +330,7 @@ class Store:
             (
                 job.status,
                 _dump(job.output),
-                None if job.error is None else json.dumps(job.error),
+                None if job.error is None else _json(job.error),
                 job.worker_id,
                 job.started_at,
                 job.completed_at,
@@ -234,31 +341,76 @@ class Store:
             ),
         )
 
+    @_guarded
     def restamp_job(self, job: Job) -> None:
-        """A retried job starts a new life: new submit time, new TTL deadline."""
-        self.db.execute(
-            "UPDATE jobs SET created_at=?, ttl_deadline=? WHERE id=?",
-            (job.created_at, job.ttl_deadline, job.id),
-        )
+        """A retried job starts a new life: new submit time, new TTL deadline (with its other fields)."""
+        with self._transaction():
+            self.save_job(job)
+            self.db.execute(
+                "UPDATE jobs SET created_at=?, ttl_deadline=? WHERE id=?",
+                (job.created_at, job.ttl_deadline, job.id),
+            )
+            self.db.execute("DELETE FROM stream_chunks WHERE job_id=?", (job.id,))
 
+    @_guarded
     def job(self, job_id: str) -> Job | None:
         row = self.db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return None if row is None else _job(row)
 
-    def jobs_where(self, clause: str, params: tuple[Any, ...] = ()) -> Iterator[Job]:
-        for row in self.db.execute(f"SELECT * FROM jobs WHERE {clause} ORDER BY seq", params):  # noqa: S608
-            yield _job(row)
+    def _jobs(self, where: str, params: tuple[Any, ...] = ()) -> list[Job]:
+        # `where` is always one of this module's literal clauses, never caller text.
+        rows = self.db.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY seq", params).fetchall()  # noqa: S608
+        return [_job(row) for row in rows]
 
+    @_guarded
+    def running_jobs(self) -> list[Job]:
+        """Jobs some worker holds (IN_PROGRESS), oldest first."""
+        return self._jobs("status = 'IN_PROGRESS'")
+
+    @_guarded
+    def queued_jobs(self) -> list[Job]:
+        """Jobs waiting for a worker (IN_QUEUE), in submit order."""
+        return self._jobs("status = 'IN_QUEUE'")
+
+    @_guarded
+    def unfinished_jobs(self, endpoint_id: str) -> list[Job]:
+        """An endpoint's queued and running jobs."""
+        return self._jobs("endpoint_id = ? AND status IN ('IN_QUEUE', 'IN_PROGRESS')", (endpoint_id,))
+
+    @_guarded
+    def jobs_past_execution_deadline(self, now: float) -> list[Job]:
+        return self._jobs(
+            "status = 'IN_PROGRESS' AND exec_deadline IS NOT NULL AND exec_deadline <= ?", (now,)
+        )
+
+    @_guarded
+    def jobs_past_ttl(self, now: float) -> list[Job]:
+        """Unfinished jobs whose TTL (counted from submit) has passed."""
+        return self._jobs("status IN ('IN_QUEUE', 'IN_PROGRESS') AND ttl_deadline <= ?", (now,))
+
+    @_guarded
+    def results_past_retention(self, now: float) -> list[Job]:
+        """Finished jobs whose result retention has passed."""
+        return self._jobs(
+            "retain_until IS NOT NULL AND retain_until <= ? AND status IN "
+            "('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')",
+            (now,),
+        )
+
+    @_guarded
     def delete_job(self, job_id: str) -> None:
-        self.db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
-        self.db.execute("DELETE FROM stream_chunks WHERE job_id=?", (job_id,))
+        with self._transaction():
+            self.db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+            self.db.execute("DELETE FROM stream_chunks WHERE job_id=?", (job_id,))
 
+    @_guarded
     def job_counts(self, endpoint_id: str) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT status, COUNT(*) AS n FROM jobs WHERE endpoint_id=? GROUP BY status", (endpoint_id,)
         )
         return {r["status"]: int(r["n"]) for r in rows}
 
+    @_guarded
     def queue_summary(self, endpoint_id: str) -> tuple[int, float | None]:
         """(queued jobs that trigger scaling, submit time of the oldest): low-priority jobs do not."""
         row = self.db.execute(
@@ -268,19 +420,22 @@ class Store:
         ).fetchone()
         return int(row["n"]), row["oldest"]
 
+    @_guarded
     def retried_count(self, endpoint_id: str) -> int:
         row = self.db.execute(
             "SELECT COALESCE(SUM(retries), 0) AS n FROM jobs WHERE endpoint_id=?", (endpoint_id,)
         ).fetchone()
         return int(row["n"])
 
+    @_guarded
     def add_chunk(self, job_id: str, output: Any) -> None:
         self.db.execute(
             "INSERT INTO stream_chunks (job_id, seq, output) VALUES "
             "(?, (SELECT COALESCE(MAX(seq), -1) + 1 FROM stream_chunks WHERE job_id=?), ?)",
-            (job_id, job_id, json.dumps(output)),
+            (job_id, job_id, _json(output)),
         )
 
+    @_guarded
     def drain_chunks(self, job_id: str) -> list[Any]:
         """Chunks not handed out yet, marked as handed out (each chunk is returned once)."""
         rows = self.db.execute(
@@ -292,28 +447,60 @@ class Store:
             )
         return [json.loads(r["output"]) for r in rows]
 
-    def clear_chunks(self, job_id: str) -> None:
-        self.db.execute("DELETE FROM stream_chunks WHERE job_id=?", (job_id,))
-
     # -- workers ---------------------------------------------------------------------------
 
+    @_guarded
     def add_worker(self, worker_id: str, endpoint_id: str, version: int, image: str, started_at: str) -> None:
         self.db.execute(
             "INSERT INTO workers (id, endpoint_id, version, image, started_at) VALUES (?,?,?,?,?)",
             (worker_id, endpoint_id, version, image, started_at),
         )
 
-    def update_worker(self, worker_id: str, **fields: Any) -> None:
-        columns = ", ".join(f"{name}=?" for name in fields)
-        self.db.execute(f"UPDATE workers SET {columns} WHERE id=?", (*fields.values(), worker_id))  # noqa: S608
+    @_guarded
+    def set_worker_container(self, worker_id: str, container_id: str) -> None:
+        self.db.execute("UPDATE workers SET container_id=? WHERE id=?", (container_id, worker_id))
 
-    def open_workers(self) -> list[sqlite3.Row]:
-        """Workers a previous run left without an end (their containers are gone or orphaned)."""
-        return self.db.execute("SELECT * FROM workers WHERE ended_at IS NULL").fetchall()
+    @_guarded
+    def end_worker(self, worker_id: str, ended_at: str, reason: str, exit_code: int | None = None) -> None:
+        self.db.execute(
+            "UPDATE workers SET ended_at=?, reason=?, exit_code=? WHERE id=?",
+            (ended_at, reason, exit_code, worker_id),
+        )
 
-    def worker_row(self, worker_id: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.db.execute("SELECT * FROM workers WHERE id=?", (worker_id,)).fetchone()
-        return row
+    @_guarded
+    def end_open_workers(self, ended_at: str, reason: str) -> int:
+        """Close the records of workers a previous run left without an end; how many there were."""
+        return self.db.execute(
+            "UPDATE workers SET ended_at=?, reason=? WHERE ended_at IS NULL", (ended_at, reason)
+        ).rowcount
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self.db.in_transaction:  # nested: the outer transaction commits
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (SQLite gives its WAL the same mode)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _make_private(path: Path) -> None:
+    """Tighten files an older run left readable by others."""
+    for suffix in STATE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
 
 
 def _job(row: sqlite3.Row) -> Job:

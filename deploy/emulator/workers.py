@@ -1,10 +1,8 @@
-"""Worker plane: docker containers of each endpoint's image, and the autoscaler that sizes them.
+"""Worker plane: the workers of each endpoint, their lifecycle, and the autoscaling loop.
 
-Each worker is one container of the endpoint's image, started with the environment
-RunPod gives a serverless worker (runpod-platform.md §5.2, §5.3): the webhook URL
-templates pointing at this emulator, RUNPOD_POD_ID, RUNPOD_AI_API_KEY, the endpoint
-env with `{{ RUNPOD_SECRET_name }}` resolved, and a docker volume per network volume
-at /runpod-volume. Workers run with network_mode=host so 127.0.0.1 reaches the emulator.
+Each worker is one container of the endpoint's image (containers.py) with the
+environment RunPod gives a serverless worker (worker_env.py) and a log file
+(worker_logs.py); how many each endpoint wants is the pure policy in autoscaler.py.
 
 Docker calls block, so they run in threads; every decision and all state stay on the
 event loop. Container deaths arrive through the engine's event stream.
@@ -15,39 +13,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import re
-import shlex
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
-import docker
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import DockerException
 
+from deploy.emulator import autoscaler
 from deploy.emulator.catalog import placement_gpu
+from deploy.emulator.containers import LABEL, ContainerRuntime
 from deploy.emulator.control import new_id, now_iso
 from deploy.emulator.jobs import JobService
 from deploy.emulator.settings import EmulatorSettings
 from deploy.emulator.store import Store
+from deploy.emulator.worker_env import WorkerStartError, worker_environment
+from deploy.emulator.worker_logs import WorkerLogs
+
+__all__ = ["LABEL", "Worker", "WorkerPlane"]
 
 log = logging.getLogger("rpdeploy.emulator.workers")
 
-LABEL = "dev.rpdeploy.emulator"
-LABEL_ENDPOINT = "dev.rpdeploy.emulator.endpoint"
-LABEL_WORKER = "dev.rpdeploy.emulator.worker"
-#: `{{ RUNPOD_SECRET_name }}` with optional whitespace inside the braces (runpod-platform.md §6).
-SECRET_REF = re.compile(r"\{\{\s*RUNPOD_SECRET_([A-Za-z0-9_.\-]+)\s*\}\}")
 RECONCILE_INTERVAL_S = 0.5
 MAX_BACKOFF_S = 30.0
-STOP_GRACE_S = 3
-
-
-class WorkerStartError(Exception):
-    """A worker could not be started; the message is shown in its log and the workers list."""
 
 
 @dataclass
@@ -69,25 +58,13 @@ class Worker:
     log_thread: threading.Thread | None = None
 
 
-def resolve_secrets(env: dict[str, str], secrets: dict[str, str]) -> dict[str, str]:
-    """The env with secret references substituted; a missing secret is a start failure."""
-    resolved: dict[str, str] = {}
-    for key, value in env.items():
-
-        def substitute(match: re.Match[str], key: str = key) -> str:
-            name = match.group(1)
-            if name not in secrets:
-                raise WorkerStartError(
-                    f"env {key} references secret '{name}', which does not exist "
-                    "(create it with the GraphQL mutation secretCreate)"
-                )
-            return secrets[name]
-
-        resolved[key] = SECRET_REF.sub(substitute, value)
-    return resolved
-
-
 class WorkerPlane:
+    """Owns the live workers of every endpoint: starting, health, draining, stopping, restart backoff.
+
+    Asks JobService which jobs a worker holds and tells it when a worker is gone;
+    the store keeps each worker's history (start, end, exit code, reason).
+    """
+
     def __init__(self, settings: EmulatorSettings, store: Store, jobs: JobService, worker_key: str) -> None:
         self.settings = settings
         self.knobs = settings.workers
@@ -95,14 +72,13 @@ class WorkerPlane:
         self.jobs = jobs
         self.worker_key = worker_key
         self.workers: dict[str, Worker] = {}
+        self.runtime = ContainerRuntime(settings.label, settings.workers)
+        self.logs = WorkerLogs(settings.logs_dir)
         self._kick = asyncio.Event()
         self._backoff: dict[str, tuple[float, float]] = {}
-        self._client: Any = None
-        self._events_stream: Any = None
+        self._docker = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._quota_supported: bool | None = None
-        self._log_lock = threading.Lock()
         self.docker_error: str | None = None
         self._closing = False
 
@@ -111,17 +87,15 @@ class WorkerPlane:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
-            self._client = await asyncio.to_thread(docker.from_env)
-            await asyncio.to_thread(self._client.ping)
+            await asyncio.to_thread(self.runtime.connect)
+            self._docker = True
         except DockerException as exc:
-            self._client = None
             self.docker_error = f"docker engine unavailable: {exc}"
             log.warning("%s; endpoints will get no workers", self.docker_error)
-        if self._client is not None:
-            await asyncio.to_thread(self._remove_labelled_containers)
+        if self._docker:
+            await asyncio.to_thread(self.runtime.remove_labelled)
             threading.Thread(target=self._watch_events, name="docker-events", daemon=True).start()
-        for row in self.store.open_workers():
-            self.store.update_worker(row["id"], ended_at=now_iso(), reason="emulator restarted")
+        self.store.end_open_workers(now_iso(), "emulator restarted")
         self._spawn(self._reconcile_forever())
 
     async def close(self) -> None:
@@ -135,13 +109,11 @@ class WorkerPlane:
                 worker.id, f"the emulator stopped while worker {worker.id} was running this job"
             )
             self._end(worker, "emulator stopped")
-        if self._events_stream is not None:
-            with contextlib.suppress(Exception):
-                self._events_stream.close()
-        if self._client is not None:
-            await asyncio.to_thread(self._remove_labelled_containers)
+        self.runtime.close_events()
+        if self._docker:
+            await asyncio.to_thread(self.runtime.remove_labelled)
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -164,11 +136,24 @@ class WorkerPlane:
         self.kick()
 
     def endpoint_deleted(self, endpoint_id: str) -> None:
+        """Stop the endpoint's workers, forget its jobs, and remove every container it left."""
         self.jobs.forget_endpoint(endpoint_id)
         for worker in self._endpoint_workers(endpoint_id):
             worker.draining = True
-            self._stop(worker, "endpoint deleted")
+            if worker.failed:
+                self._forget(worker)
+            else:
+                self._stop(worker, "endpoint deleted")
         self._backoff.pop(endpoint_id, None)
+        if self._docker:
+            # Stopping removes each known container; this also catches one whose start is in flight.
+            self._spawn(self._sweep_endpoint_containers(endpoint_id))
+
+    async def _sweep_endpoint_containers(self, endpoint_id: str) -> None:
+        # Let in-flight stops (grace STOP_GRACE_S) and starts finish first, then remove what is left.
+        while any(w.endpoint_id == endpoint_id for w in self.workers.values()):
+            await asyncio.sleep(RECONCILE_INTERVAL_S)
+        await asyncio.to_thread(self.runtime.remove_labelled, endpoint_id)
 
     # -- queries used by the API faces ------------------------------------------------------------
 
@@ -183,7 +168,7 @@ class WorkerPlane:
         if not worker.ready:
             worker.ready = True
             worker.idle_since = time.time()
-            self._log(worker, f"worker {worker.id} is polling for jobs")
+            self.log(worker, f"worker {worker.id} is polling for jobs")
 
     def refresh(self, worker: Worker) -> None:
         """stopPod: the worker asked to be recycled once it holds no job."""
@@ -194,7 +179,7 @@ class WorkerPlane:
 
     def unhealthy(self, worker: Worker, check: str, reason: str) -> None:
         worker.unhealthy_reason = f"fitness check {check} failed: {reason}"
-        self._log(worker, f"worker {worker.id} reported unhealthy: {worker.unhealthy_reason}")
+        self.log(worker, f"worker {worker.id} reported unhealthy: {worker.unhealthy_reason}")
 
     def status(self, worker: Worker) -> str:
         if worker.failed or worker.unhealthy_reason:
@@ -251,7 +236,7 @@ class WorkerPlane:
             listed.append(entry)
         return {"endpointVersion": version, "summary": summary, "workers": listed}
 
-    # -- autoscaler ---------------------------------------------------------------------------------
+    # -- autoscaling loop -------------------------------------------------------------------------
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -266,18 +251,18 @@ class WorkerPlane:
     def reconcile(self) -> None:
         if self._closing:
             return
-        endpoint_ids = {doc["id"] for doc, _ in self.store.endpoints()}
+        endpoints = self.store.endpoints()
+        endpoint_ids = {doc["id"] for doc, _ in endpoints}
         for worker in list(self.workers.values()):
             if worker.endpoint_id not in endpoint_ids and not worker.stopping:
                 self._stop(worker, "endpoint deleted")
-        for doc, version in self.store.endpoints():
+        for doc, version in endpoints:
             self._reconcile_endpoint(doc, version)
 
     def _reconcile_endpoint(self, doc: dict[str, Any], version: int) -> None:
         endpoint_id = doc["id"]
         now = time.time()
-        workers = [w for w in self._endpoint_workers(endpoint_id) if not w.stopping]
-        for worker in workers:
+        for worker in [w for w in self._endpoint_workers(endpoint_id) if not w.stopping]:
             if worker.failed and (worker.version != version or now >= self._backoff_until(endpoint_id)):
                 self._forget(worker)
             elif worker.version != version and not worker.draining:
@@ -285,53 +270,31 @@ class WorkerPlane:
                 self.jobs.wake_takers(endpoint_id)
             if worker.draining and not worker.failed and not self.jobs.held_by(worker.id):
                 self._stop(worker, "replaced" if worker.version != version else "recycled")
-        if doc["type"] != "QUEUE" or self._client is None:
+        if doc["type"] != "QUEUE" or not self._docker:
             return
         live = [w for w in self._endpoint_workers(endpoint_id) if not w.stopping and not w.failed]
-        active = [w for w in live if not w.draining]
-        wanted = self._wanted(doc, active, now)
-        limit = doc["workers"]["max"]
-        if wanted > len(active) and now >= self._backoff_until(endpoint_id):
-            for _ in range(min(wanted - len(active), limit - len(live))):
+        queued, held, oldest = self.jobs.queue_stats(endpoint_id, now)
+        decision = autoscaler.plan(
+            autoscaler.QueueState(queued, held, oldest),
+            [
+                autoscaler.WorkerState(
+                    id=w.id,
+                    ready=w.ready,
+                    busy=bool(self.jobs.held_by(w.id)),
+                    idle_for_s=now - w.idle_since,
+                    draining=w.draining,
+                )
+                for w in live
+            ],
+            autoscaler.ScalingSettings.of_endpoint(doc),
+        )
+        if decision.start and now >= self._backoff_until(endpoint_id):
+            for _ in range(decision.start):
                 self._launch(doc, version)
-        elif wanted < len(active):
-            self._scale_down(doc, active, len(active) - wanted, now)
-
-    def _wanted(self, doc: dict[str, Any], active: list[Worker], now: float) -> int:
-        queued, held, oldest = self.jobs.queue_stats(doc["id"], now)
-        workers, scaling = doc["workers"], doc["scaling"]
-        if scaling["type"] == "REQUEST_COUNT":
-            wanted = math.ceil((queued + held) / scaling["requestCount"])
-        else:
-            wanted = len(active)
-            free = sum(1 for w in active if not w.ready or not self.jobs.held_by(w.id))
-            if queued and not active:
-                wanted = 1  # scale from zero on the first job
-            elif queued > free and oldest >= scaling["queueDelay"]:
-                wanted = len(active) + 1  # jobs waited longer than queueDelay: add a worker
-            elif not queued:
-                wanted = sum(1 for w in active if self.jobs.held_by(w.id) or not w.ready)
-                wanted = max(wanted, len(active) - self._idle_expired(doc, active, now))
-        return int(max(workers["min"], min(wanted, workers["max"])))
-
-    def _idle_expired(self, doc: dict[str, Any], active: list[Worker], now: float) -> int:
-        idle_timeout = doc["workers"].get("idleTimeout", 5)
-        return sum(
-            1
-            for w in active
-            if w.ready and not self.jobs.held_by(w.id) and now - w.idle_since >= idle_timeout
-        )
-
-    def _scale_down(self, doc: dict[str, Any], active: list[Worker], count: int, now: float) -> None:
-        idle_timeout = doc["workers"].get("idleTimeout", 5)
-        candidates = sorted(
-            (w for w in active if w.ready and not self.jobs.held_by(w.id)), key=lambda w: w.idle_since
-        )
-        over_max = len(active) > doc["workers"]["max"]
-        for worker in candidates[:count]:
-            if over_max or now - worker.idle_since >= idle_timeout:
-                worker.draining = True
-                self._stop(worker, "scaled down")
+        for worker_id in decision.stop:
+            worker = self.workers[worker_id]
+            worker.draining = True
+            self._stop(worker, "scaled down")
 
     def _backoff_until(self, endpoint_id: str) -> float:
         return self._backoff.get(endpoint_id, (0.0, 0.0))[0]
@@ -350,31 +313,14 @@ class WorkerPlane:
         return f"http://{host}:{self.settings.port}"
 
     def environment(self, doc: dict[str, Any], worker_id: str) -> dict[str, str]:
-        env = resolve_secrets(doc.get("env", {}), self.store.secret_values())
-        gpu = doc.get("gpu")
-        card = placement_gpu(gpu["pools"], gpu.get("excludedTypes", [])) if gpu else None
-        query = f"?gpu={quote_plus(card or 'CPU')}"
-        root = f"{self.container_base_url()}/v2/{doc['id']}"
-        platform = {
-            "RUNPOD_WEBHOOK_GET_JOB": f"{root}/job-take/$ID{query}",
-            "RUNPOD_WEBHOOK_POST_OUTPUT": f"{root}/job-done/$RUNPOD_POD_ID/$ID{query}",
-            "RUNPOD_WEBHOOK_POST_STREAM": f"{root}/job-stream/$RUNPOD_POD_ID/$ID{query}",
-            "RUNPOD_WEBHOOK_PING": f"{root}/ping/$RUNPOD_POD_ID{query}",
-            "RUNPOD_POD_ID": worker_id,
-            "RUNPOD_AI_API_KEY": self.worker_key,
-            "RUNPOD_ENDPOINT_ID": doc["id"],
-            "RUNPOD_PING_INTERVAL": str(self.knobs.ping_interval_ms),
-            "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
-            "RUNPOD_SKIP_GPU_CHECK": "true",
-            "RUNPOD_POD_HOSTNAME": f"{worker_id}-emulator",
-            "RUNPOD_DC_ID": (doc.get("dataCenterIds") or ["EMULATOR"])[0],
-            "RUNPOD_GPU_COUNT": str(gpu["count"] if gpu else 0),
-            "RUNPOD_CPU_COUNT": str(doc["cpu"][0]["vcpuCount"] if doc.get("cpu") else 1),
-        }
-        if doc.get("networkVolumes"):
-            platform["RUNPOD_VOLUME_ID"] = doc["networkVolumes"][0]
-        # Platform variables win: a user env must not redirect the worker protocol.
-        return {**env, **platform}
+        return worker_environment(
+            doc,
+            worker_id,
+            base_url=self.container_base_url(),
+            worker_key=self.worker_key,
+            secrets=self.store.secret_values(),
+            ping_interval_ms=self.knobs.ping_interval_ms,
+        )
 
     def _launch(self, doc: dict[str, Any], version: int) -> None:
         """Register a worker now (so the next reconcile counts it) and start its container."""
@@ -387,95 +333,46 @@ class WorkerPlane:
             started_at=time.time(),
             started_iso=now_iso(),
         )
-        self.workers[worker_id] = worker
+        # Recorded first: if the store cannot write, no worker is left registered without a start.
         self.store.add_worker(worker_id, doc["id"], version, doc["image"], worker.started_iso)
-        self._log(
+        self.workers[worker_id] = worker
+        self.log(
             worker, f"starting worker {worker_id} (endpoint {doc['id']} version {version}, {doc['image']})"
         )
         self._spawn(self._start_container(worker, doc))
 
     async def _start_container(self, worker: Worker, doc: dict[str, Any]) -> None:
-        worker_id = worker.id
         try:
-            env = self.environment(doc, worker_id)
-            container_id = await asyncio.to_thread(self._run_container, doc, worker_id, env)
+            env = self.environment(doc, worker.id)
+            container_id = await asyncio.to_thread(self.runtime.run, doc, worker.id, env)
         except WorkerStartError as exc:
             self._start_failed(worker, str(exc))
             return
+        except Exception as exc:  # any failure to start must show on the worker, never leave it INITIALIZING
+            log.exception("starting worker %s failed", worker.id)
+            self._start_failed(worker, f"{type(exc).__name__}: {exc}")
+            return
         worker.container_id = container_id
-        self.store.update_worker(worker_id, container_id=container_id)
+        self.store.set_worker_container(worker.id, container_id)
         if worker.stopping or self._closing:
-            self._spawn(asyncio.to_thread(self._remove_container, container_id))
+            self._spawn(asyncio.to_thread(self.runtime.remove, container_id))
             return
         worker.log_thread = threading.Thread(
-            target=self._follow_logs, args=(worker, container_id), name=f"logs-{worker_id}", daemon=True
+            target=self.logs.follow,
+            args=(worker.endpoint_id, worker.id, self.runtime.logs(container_id)),
+            name=f"logs-{worker.id}",
+            daemon=True,
         )
         worker.log_thread.start()
 
     def _start_failed(self, worker: Worker, reason: str) -> None:
         worker.failed = True
         worker.unhealthy_reason = f"worker start failed: {reason}"
-        self._log(worker, worker.unhealthy_reason)
+        self.log(worker, worker.unhealthy_reason)
         log.warning("endpoint %s: %s", worker.endpoint_id, worker.unhealthy_reason)
-        self.store.update_worker(worker.id, ended_at=now_iso(), reason=worker.unhealthy_reason)
+        with contextlib.suppress(Exception):  # the record is history; the worker's state is what counts
+            self.store.end_worker(worker.id, now_iso(), worker.unhealthy_reason)
         self._note_failure(worker.endpoint_id)
-
-    def _run_container(self, doc: dict[str, Any], worker_id: str, env: dict[str, str]) -> str:
-        client = self._client
-        image = doc["image"]
-        try:
-            client.images.get(image)
-        except ImageNotFound:
-            try:
-                client.images.pull(image)
-            except DockerException as exc:
-                raise WorkerStartError(f"image pull failed for {image}: {exc}") from None
-        except DockerException as exc:
-            raise WorkerStartError(f"docker engine error: {exc}") from None
-        kwargs: dict[str, Any] = {
-            "image": image,
-            "command": shlex.split(doc.get("args") or "") or None,
-            "detach": True,
-            "environment": env,
-            "network_mode": "host",
-            "name": f"rpdeploy-emu-{self.settings.label}-{worker_id}",
-            "labels": {LABEL: self.settings.label, LABEL_ENDPOINT: doc["id"], LABEL_WORKER: worker_id},
-        }
-        volumes = doc.get("networkVolumes") or []
-        if volumes:
-            kwargs["volumes"] = {self._volume(volumes[0]): {"bind": "/runpod-volume", "mode": "rw"}}
-        if self.knobs.read_only_rootfs:
-            kwargs["read_only"] = True
-            kwargs["tmpfs"] = {"/tmp": f"size={self.knobs.tmp_size_mb}m"}  # noqa: S108
-        disk = self.knobs.container_disk_gb or doc.get("disk")
-        if disk and self._quota_supported is not False:
-            kwargs["storage_opt"] = {"size": f"{disk}G"}
-        try:
-            container = client.containers.run(**kwargs)
-        except APIError as exc:
-            if "storage_opt" in kwargs and "storage-opt" in str(exc).lower():
-                # overlay2 enforces a disk quota only on xfs with pquota; run without and say so once.
-                self._quota_supported = False
-                log.warning("container disk limit not enforced by this engine: %s", exc.explanation)
-                kwargs.pop("storage_opt")
-                container = client.containers.run(**kwargs)
-            else:
-                raise WorkerStartError(f"container start failed: {exc.explanation or exc}") from None
-        except DockerException as exc:
-            raise WorkerStartError(f"container start failed: {exc}") from None
-        if "storage_opt" in kwargs:
-            self._quota_supported = True
-        return str(container.id)
-
-    def _volume(self, volume_id: str) -> str:
-        name = f"rpdeploy-emu-{self.settings.label}-vol-{volume_id}"
-        try:
-            self._client.volumes.get(name)
-        except NotFound:
-            self._client.volumes.create(
-                name=name, labels={LABEL: self.settings.label, "dev.rpdeploy.volume": volume_id}
-            )
-        return name
 
     # -- stopping and deaths -----------------------------------------------------------------------------
 
@@ -486,7 +383,7 @@ class WorkerPlane:
         worker.expected_exit = True
         self.jobs.wake_takers(worker.endpoint_id)
         self.jobs.worker_gone(worker.id, f"worker {worker.id} was stopped ({reason}) while running this job")
-        self._log(worker, f"stopping worker {worker.id}: {reason}")
+        self.log(worker, f"stopping worker {worker.id}: {reason}")
         if worker.container_id is None:
             self._end(worker, reason)
             return
@@ -495,22 +392,14 @@ class WorkerPlane:
     async def _stop_container(self, worker: Worker, reason: str) -> None:
         container_id = worker.container_id
         assert container_id is not None
-        await asyncio.to_thread(self._halt_container, container_id)
+        await asyncio.to_thread(self.runtime.halt, container_id)
         self._end(worker, reason)
         await asyncio.to_thread(self._finish_container, worker, container_id)
-
-    def _halt_container(self, container_id: str) -> None:
-        with contextlib.suppress(DockerException):
-            self._client.containers.get(container_id).stop(timeout=STOP_GRACE_S)
 
     def _finish_container(self, worker: Worker, container_id: str) -> None:
         if worker.log_thread is not None:
             worker.log_thread.join(timeout=5)
-        self._remove_container(container_id)
-
-    def _remove_container(self, container_id: str) -> None:
-        with contextlib.suppress(DockerException):
-            self._client.containers.get(container_id).remove(force=True)
+        self.runtime.remove(container_id)
 
     def _on_die(self, container_id: str, exit_code: int) -> None:
         worker = next((w for w in self.workers.values() if w.container_id == container_id), None)
@@ -521,14 +410,14 @@ class WorkerPlane:
         if worker.unhealthy_reason:
             detail += f" after reporting unhealthy ({worker.unhealthy_reason})"
         self.jobs.worker_gone(worker.id, f"{detail} while running this job")
-        self._log(worker, detail)
+        self.log(worker, detail)
         self._spawn(asyncio.to_thread(self._finish_container, worker, container_id))
         if not worker.expected_exit:
             log.warning("endpoint %s: %s", worker.endpoint_id, detail)
         if not worker.expected_exit and (not worker.ready or worker.unhealthy_reason):
             # Died unhealthy or before taking a job: list it UNHEALTHY until the backoff ends.
             self._note_failure(worker.endpoint_id)
-            self.store.update_worker(worker.id, ended_at=now_iso(), reason=detail, exit_code=exit_code)
+            self.store.end_worker(worker.id, now_iso(), detail, exit_code)
             worker.failed, worker.stopping, worker.container_id = True, False, None
             worker.unhealthy_reason = detail
         else:
@@ -537,54 +426,22 @@ class WorkerPlane:
 
     def _end(self, worker: Worker, reason: str, exit_code: int | None = None) -> None:
         self.workers.pop(worker.id, None)
-        self.store.update_worker(worker.id, ended_at=now_iso(), reason=reason, exit_code=exit_code)
+        self.store.end_worker(worker.id, now_iso(), reason, exit_code)
 
     def _forget(self, worker: Worker) -> None:
         """Drop a failed-start placeholder before the next attempt."""
         self.workers.pop(worker.id, None)
 
-    # -- docker threads ---------------------------------------------------------------------------------
-
     def _watch_events(self) -> None:
-        filters = {"type": "container", "event": "die", "label": f"{LABEL}={self.settings.label}"}
-        try:
-            self._events_stream = docker.from_env().events(decode=True, filters=filters)
-            for event in self._events_stream:
-                attributes = event.get("Actor", {}).get("Attributes", {})
-                code = int(attributes.get("exitCode", -1))
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.call_soon_threadsafe(self._on_die, event.get("id", ""), code)
-        except Exception:  # the stream ends with an error when closed at shutdown
-            if not self._closing:
-                log.exception("docker event stream ended")
+        self.runtime.watch_deaths(self._die_soon, lambda: self._closing)
 
-    def _follow_logs(self, worker: Worker, container_id: str) -> None:
-        path = self.log_path(worker.endpoint_id, worker.id)
-        try:
-            container = self._client.containers.get(container_id)
-            with path.open("ab") as handle:
-                for chunk in container.logs(stream=True, follow=True):
-                    with self._log_lock:
-                        handle.write(chunk)
-                        handle.flush()
-        except DockerException:
-            return
-
-    def _remove_labelled_containers(self) -> None:
-        for container in self._client.containers.list(
-            all=True, filters={"label": f"{LABEL}={self.settings.label}"}
-        ):
-            with contextlib.suppress(DockerException):
-                container.remove(force=True)
+    def _die_soon(self, container_id: str, exit_code: int) -> None:
+        """From the events thread: handle the death on the event loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_die, container_id, exit_code)
 
     # -- logs ---------------------------------------------------------------------------------------------
 
-    def log_path(self, endpoint_id: str, worker_id: str) -> Path:
-        path = self.settings.logs_dir / endpoint_id / f"{worker_id}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def _log(self, worker: Worker, message: str) -> None:
-        line = f"[emulator {now_iso()}] {message}\n".encode()
-        with self._log_lock, self.log_path(worker.endpoint_id, worker.id).open("ab") as handle:
-            handle.write(line)
+    def log(self, worker: Worker, message: str) -> None:
+        """One emulator line in the worker's log (`rpdeploy emulator logs`)."""
+        self.logs.line(worker.endpoint_id, worker.id, message)

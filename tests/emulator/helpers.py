@@ -25,8 +25,8 @@ import httpx
 from docker.errors import BuildError, ImageNotFound
 
 from deploy.emulator import schemas
+from deploy.emulator.containers import LABEL
 from deploy.emulator.settings import state_label
-from deploy.emulator.workers import LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -124,6 +124,13 @@ class Api:
                 return view
             assert time.monotonic() < deadline, f"job {job_id} stuck in {view}"
             time.sleep(0.1)
+
+    def wait_gone(self, endpoint_id: str, job_id: str, timeout: float = 60.0) -> None:
+        """Poll until the job answers 404 (removed); fails after ``timeout`` s (a generous bound)."""
+        deadline = time.monotonic() + timeout
+        while self.job("GET", f"/{endpoint_id}/status/{job_id}").status_code != 404:
+            assert time.monotonic() < deadline, f"job {job_id} was never removed"
+            time.sleep(0.25)
 
 
 class EmulatorProcess:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.emulator.helpers import FAST_ENV, ROOT, free_port
 
@@ -112,3 +113,70 @@ def test_help_has_an_example() -> None:
     shown = rpdeploy("--help")
     assert shown.returncode == 0
     assert "Examples:" in shown.stdout
+
+
+HOSTILE = 'open({marker!r}, "w").write("ran")\nraise SystemExit("hostile deploy module ran")\n'
+
+
+@pytest.mark.parametrize("layout", ["deploy.py", "deploy/__init__.py"])
+def test_start_never_runs_a_deploy_module_from_the_callers_folder(tmp_path: Path, layout: str) -> None:
+    """Worker repositories often hold a deploy.py or deploy/: the server must still be rpdeploy's."""
+    repo, state, port = tmp_path / "worker-repo", tmp_path / "state", free_port()
+    marker = tmp_path / "hostile-ran"
+    (repo / layout).parent.mkdir(parents=True, exist_ok=True)
+    (repo / layout).write_text(HOSTILE.format(marker=str(marker)))
+    console_script = Path(sys.executable).parent / "rpdeploy"
+    env = {**{k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}, **FAST_ENV}
+    started = subprocess.run(
+        [str(console_script), "emulator", "start", "--port", str(port), "--state", str(state)],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    try:
+        assert started.returncode == 0, started.stderr + (state / "emulator.log").read_text()
+        assert not marker.exists()
+        assert httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=5).status_code == 200
+        private = [
+            "emulator.sqlite3",
+            "emulator.log",
+            "emulator.pid",
+            "emulator.json",
+            "api-key",
+            "worker-key",
+        ]
+        assert {name: oct((state / name).stat().st_mode & 0o777) for name in private} == dict.fromkeys(
+            private, "0o600"
+        )
+    finally:
+        rpdeploy("stop", "--state", str(state))
+
+
+def test_serve_without_the_emulator_extra_names_the_extra(tmp_path: Path) -> None:
+    blocked = "import sys; sys.modules['fastapi'] = None; from deploy.cli.main import main; main()"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            blocked,
+            "emulator",
+            "serve",
+            "--state",
+            str(tmp_path),
+            "--port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **FAST_ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "fastapi" in result.stderr
+    assert "rpdeploy[emulator]" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from deploy.emulator.containers import LABEL
 from deploy.emulator.settings import state_label
-from deploy.emulator.workers import LABEL
 from tests.emulator.helpers import EmulatorProcess
 
 ONE_WORKER = {"min": 0, "max": 1}

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+import docker
 import pytest
 import runpod
 
@@ -55,6 +56,43 @@ def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> 
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+class Gate:
+    """An HTTP gate on the host that test workers poll (`{"hold": url}`): shut (503) until `open()`.
+
+    Lets a test hold a job IN_PROGRESS for exactly as long as it needs, whatever the machine's load.
+    """
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        opened = self.opened
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200 if opened.is_set() else 503)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/gate"
+
+    def open(self) -> None:
+        self.opened.set()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def gate() -> Any:
+    opened = Gate()
+    yield opened
+    opened.open()  # release any worker still waiting before the server goes
+    opened.close()
 
 
 # -- worker side: handler kinds -----------------------------------------------------------------
@@ -136,11 +174,11 @@ def test_concurrency_modifier_takes_jobs_in_batches(api: Api, sdk_image: str) ->
         workers={"min": 1, "max": 1, "idleTimeout": 30},
     )
     wait_for(lambda: [w for w in workers(api, batch) if w["status"] == "IDLE"], what="a warm worker")
-    ids = [api.job("POST", f"/{batch}/run", {"input": {"mock_delay": 2}}).json()["id"] for _ in range(3)]
-    views = [api.wait_status(batch, job_id, {"COMPLETED"}) for job_id in ids]
+    ids = [api.job("POST", f"/{batch}/run", {"input": {"barrier": 3}}).json()["id"] for _ in range(3)]
+    views = [api.wait_status(batch, job_id, {"COMPLETED"}, timeout=180) for job_id in ids]
     assert len({v["output"]["worker"] for v in views}) == 1
-    # All three ran at once on the one worker: each started before any of them ended.
-    assert max(v["output"]["start"] for v in views) < min(v["output"]["end"] for v in views)
+    # Each job waits until three run at once (no clocks compared): one worker ran all three together.
+    assert [v["output"]["peak"] for v in views] == [3, 3, 3]
     api.rest("DELETE", f"/v2/serverless/{batch}")
 
 
@@ -228,30 +266,36 @@ def test_worker_crash_fails_its_job_and_is_replaced(api: Api, plain: str, emulat
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []  # noqa: RUF012 - shared with the test on purpose
+    """A webhook receiver that always fails, so the emulator makes every attempt it will make."""
+
+    received: list[dict[str, Any]]
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.received.append(body)
-        self.send_response(500 if len(self.received) < 3 else 200)
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(500)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
         return
 
 
-def test_webhook_gets_the_full_record_with_two_retries(api: Api, plain: str) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+def test_webhook_gets_the_full_record_with_two_retries(
+    api: Api, plain: str, emulator: EmulatorProcess
+) -> None:
+    received: list[dict[str, Any]] = []  # this test's own list: nothing shared across runs
+    handler = type("Hook", (_Hook,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         job_id = api.job(
             "POST", f"/{plain}/run", {"input": {"mock_return": "hooked"}, "webhook": url}
         ).json()["id"]
-        wait_for(lambda: len(_Hook.received) >= 3, what="three webhook attempts")
-        time.sleep(1.5)  # a fourth attempt would have arrived by now (retry interval 0.5 s)
-        assert len(_Hook.received) == 3
-        record = _Hook.received[0]
+        # The emulator logs when it gives up: after that no attempt can come, whatever the machine's load.
+        wait_for(lambda: f"webhook for job {job_id}: gave up" in emulator.log(), what="the last attempt")
+        assert len(received) == 3
+        record = received[0]
+        assert received == [record] * 3
         assert record["id"] == job_id
         assert record["status"] == "COMPLETED"
         assert record["input"] == {"mock_return": "hooked"}
@@ -261,6 +305,105 @@ def test_webhook_gets_the_full_record_with_two_retries(api: Api, plain: str) -> 
         assert isinstance(record["executionTime"], int)
     finally:
         server.shutdown()
+
+
+# -- results the platform would not deliver ------------------------------------------------------
+
+
+def test_non_string_error_fails_and_the_worker_log_warns(
+    api: Api, plain: str, emulator: EmulatorProcess
+) -> None:
+    view = api.job("POST", f"/{plain}/runsync", {"input": {"mock_error_return": {"code": 42}}}).json()
+    assert view["status"] == "FAILED"
+    assert view["error"] == {"code": 42}
+    log = worker_log(emulator, plain, view["workerId"])
+    assert f"job {view['id']}: the handler returned an error that is not a string (dict)" in log
+    assert "runpod-python#299" in log
+    # A handler may print what its env holds: the log, like every state file, is private.
+    log_file = emulator.state / "logs" / plain / f"{view['workerId']}.log"
+    assert oct(log_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(log_file.parent.stat().st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize(
+    ("job_input", "reason"),
+    [({"mock_size": 21 * 1024 * 1024}, "the limit is 20 MB"), ({"mock_nan": True}, "not valid JSON")],
+    ids=["over-20MB", "NaN"],
+)
+def test_a_result_the_emulator_refuses_ends_the_job_failed_with_the_reason(
+    api: Api, plain: str, emulator: EmulatorProcess, job_input: dict[str, Any], reason: str
+) -> None:
+    view = api.job("POST", f"/{plain}/runsync", {"input": job_input}).json()
+    assert view["status"] == "FAILED", view
+    assert "the worker's result was refused" in view["error"]
+    assert reason in view["error"]
+    assert "output" not in view
+    log = worker_log(emulator, plain, view["workerId"])
+    assert f"job {view['id']}: result refused" in log
+    assert "runpod-python#309" in log
+
+
+def test_a_stream_chunk_that_is_not_json_is_refused_and_logged(
+    api: Api, sdk_image: str, emulator: EmulatorProcess
+) -> None:
+    gen = endpoint(api, sdk_image, name="nan-stream", env={"HANDLER_MODE": "generator", "AGGREGATE": "1"})
+    job_id = api.submit(gen, {"nan_chunk": True, "chunks": 2})
+    view = api.wait_status(gen, job_id, {"COMPLETED", "FAILED"})
+    # The aggregate result holds the same NaN: refused too, so the job ends FAILED with the reason.
+    assert view["status"] == "FAILED"
+    assert "not valid JSON" in view["error"]
+    assert f"job {job_id}: stream chunk refused" in worker_log(emulator, gen, view["workerId"])
+    api.rest("DELETE", f"/v2/serverless/{gen}")
+
+
+# -- workers that cannot start -----------------------------------------------------------------------
+
+
+def endpoint_containers(endpoint_id: str, status: str | None = None) -> list[Any]:
+    filters: dict[str, Any] = {"label": f"dev.rpdeploy.emulator.endpoint={endpoint_id}"}
+    if status is not None:
+        filters["status"] = status
+    return list(docker.from_env().containers.list(all=True, filters=filters))
+
+
+def failed_starts(emulator: EmulatorProcess, endpoint_id: str) -> int:
+    folder = emulator.state / "logs" / endpoint_id
+    logs = folder.glob("*.log") if folder.is_dir() else []
+    return sum("worker start failed" in path.read_text(errors="replace") for path in logs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"args": "python3 -c 'print(1)"}, "cannot be split into a command"),
+        ({"args": "/no/such/binary"}, "container start failed"),
+        ({"image": "127.0.0.1:5000/rpdeploy-test/no-such-image:0"}, "image pull failed"),
+    ],
+    ids=["unsplittable-args", "start-fails", "missing-image"],
+)
+def test_a_worker_that_cannot_start_is_unhealthy_with_the_reason_and_leaves_no_container(
+    api: Api, sdk_image: str, emulator: EmulatorProcess, overrides: dict[str, Any], reason: str
+) -> None:
+    settings = {"image": sdk_image, "name": "cannot-start", "workers": {"min": 1, "max": 1}, **overrides}
+    broken = str(api.create_endpoint(**settings)["id"])
+    listed = wait_for(
+        lambda: [w for w in workers(api, broken) if w["status"] == "UNHEALTHY"], what="the failed start"
+    )
+    assert reason in listed[0]["statusReason"]
+    assert reason in worker_log(emulator, broken, listed[0]["id"])
+    # Each failed attempt would leave a Created container; at most the attempt in flight may exist.
+    wait_for(lambda: failed_starts(emulator, broken) >= 3, what="three failed attempts")
+    assert len(endpoint_containers(broken, status="created")) <= 1
+    api.rest("DELETE", f"/v2/serverless/{broken}")
+    wait_for(lambda: not endpoint_containers(broken), what="the endpoint's containers to go")
+
+
+def test_deleting_an_endpoint_removes_its_containers(api: Api, sdk_image: str) -> None:
+    warm = endpoint(api, sdk_image, name="warm", env={"HANDLER_MODE": "plain"}, workers={"min": 1, "max": 1})
+    wait_for(lambda: [w for w in workers(api, warm) if w["status"] == "IDLE"], what="the warm worker")
+    assert endpoint_containers(warm)
+    api.rest("DELETE", f"/v2/serverless/{warm}")
+    wait_for(lambda: not endpoint_containers(warm), what="the endpoint's containers to go")
 
 
 def test_secrets_resolve_in_worker_env_and_missing_ones_fail_the_start(
@@ -291,7 +434,7 @@ def test_secrets_resolve_in_worker_env_and_missing_ones_fail_the_start(
         api.rest("DELETE", f"/v2/serverless/{doomed}")
 
 
-def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str) -> None:
+def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str, gate: Gate) -> None:
     rolling = endpoint(
         api,
         sdk_image,
@@ -299,7 +442,7 @@ def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str) -> N
         env={"HANDLER_MODE": "plain", "TAG": "v1"},
         workers={"min": 0, "max": 2},
     )
-    busy = api.job("POST", f"/{rolling}/run", {"input": {"mock_delay": 4}}).json()["id"]
+    busy = api.job("POST", f"/{rolling}/run", {"input": {"hold": gate.url}}).json()["id"]
     api.wait_status(rolling, busy, {"IN_PROGRESS"})
     api.rest("PATCH", f"/v2/serverless/{rolling}", {"env": {"HANDLER_MODE": "plain", "TAG": "v2"}})
     releases = api.rest("GET", f"/v2/serverless/{rolling}/releases").json()
@@ -309,6 +452,7 @@ def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str) -> N
     assert [w["isStale"] for w in listed] == [True]
     fresh = api.job("POST", f"/{rolling}/runsync", {"input": {}}).json()
     assert fresh["output"]["tag"] == "v2"
+    gate.open()  # only now may the old worker's job end: the rollout above was seen mid-way
     old = api.wait_status(rolling, busy, {"COMPLETED", "FAILED"})
     assert old["status"] == "COMPLETED"
     assert old["output"]["tag"] == "v1"
@@ -341,7 +485,9 @@ def test_network_volume_persists_across_workers_and_idle_scale_to_zero(api: Api,
     api.rest("DELETE", f"/v2/serverless/{vol}")
 
 
-def test_request_count_scaling_starts_a_worker_per_request_count(api: Api, sdk_image: str) -> None:
+def test_request_count_scaling_starts_a_worker_per_request_count(
+    api: Api, sdk_image: str, gate: Gate
+) -> None:
     counted = endpoint(
         api,
         sdk_image,
@@ -350,7 +496,11 @@ def test_request_count_scaling_starts_a_worker_per_request_count(api: Api, sdk_i
         scaling={"type": "REQUEST_COUNT", "requestCount": 1},
         workers={"min": 0, "max": 2},
     )
-    ids = [api.submit(counted, {"mock_delay": 3}) for _ in range(2)]
+    ids = [api.submit(counted, {"hold": gate.url}) for _ in range(2)]
+    # Both run at once while the gate is shut: a worker holds one job at a time, so two workers ran.
+    for job_id in ids:
+        api.wait_status(counted, job_id, {"IN_PROGRESS"}, timeout=120)
+    gate.open()
     views = [api.wait_status(counted, job_id, {"COMPLETED"}) for job_id in ids]
     assert len({view["workerId"] for view in views}) == 2
     api.rest("DELETE", f"/v2/serverless/{counted}")
