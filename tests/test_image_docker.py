@@ -24,7 +24,7 @@ import pytest
 import requests
 from click.testing import Result
 
-from tests.conftest import BASE_CONFIG
+from tests.conftest import BASE_CONFIG, envelope, json_data
 
 pytestmark = pytest.mark.docker
 
@@ -125,8 +125,9 @@ def invoke(run_cli: Run, root: Path, *args: str, **env: str | None) -> Result:
 
 
 def as_json(result: Result) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
+    """The data of the command's JSON envelope (the envelope itself is checked)."""
+    command = str(json.loads(result.stdout)["command"])
+    return json_data(result.stdout, command)
 
 
 def registry_digest(repository: str, tag: str, registry: str = REGISTRY) -> str | None:
@@ -280,9 +281,12 @@ def test_registry_down_is_one_line_exit_3_and_nothing_pushed(
     assert not outputs.exists()
     as_json_result = invoke(run_cli, root, "push", "-o", "json")
     assert as_json_result.exit_code == 3
-    payload = as_json(as_json_result)
-    assert payload["ok"] is False
+    payload = envelope(as_json_result.stdout, "push", status="error")
     assert payload["error"]["type"] == "RegistryError"
+    assert (
+        payload["error"]["message"]
+        == f"registry 127.0.0.1:{port}: [Errno 111] Connection refused (after 4 attempts)"
+    )
 
 
 def test_baked_image_installs_from_the_loopback_index(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import json_data
 from tests.emulator.helpers import FAST_ENV, ROOT, free_port
 
 CURL_LIST = '\ncurl -s -H "Authorization: Bearer $RUNPOD_API_KEY" "$RUNPOD_API_URL/serverless"'
@@ -33,7 +34,7 @@ def test_start_status_env_stop(tmp_path: Path) -> None:
     started = rpdeploy("start", "--port", str(port), "--state", str(state), "--output", "json")
     try:
         assert started.returncode == 0, started.stderr
-        result = json.loads(started.stdout)
+        result = json_data(started.stdout, "emulator start")
         assert result["running"] is True
         assert result["urls"] == {
             "RUNPOD_API_URL": f"http://127.0.0.1:{port}/v2",
@@ -76,7 +77,7 @@ def test_start_status_env_stop(tmp_path: Path) -> None:
     assert "stopped" in stopped.stdout
     after = rpdeploy("status", "--state", str(state), "--output", "json")
     assert after.returncode == 1
-    assert json.loads(after.stdout)["running"] is False
+    assert json_data(after.stdout, "emulator status", status="failed")["running"] is False
     assert rpdeploy("env", "--state", str(state)).returncode == 3
     try:
         httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1)
@@ -104,7 +105,9 @@ def test_logs_reports_missing_logs_as_usage_errors(tmp_path: Path) -> None:
     assert shown.returncode == 0
     assert "hello from w1" in shown.stdout
     assert rpdeploy("logs", "ep123", "--worker", "w2", "--state", str(tmp_path)).returncode == 2
-    as_json = json.loads(rpdeploy("logs", "ep123", "--state", str(tmp_path), "--output", "json").stdout)
+    as_json = json_data(
+        rpdeploy("logs", "ep123", "--state", str(tmp_path), "--output", "json").stdout, "emulator logs"
+    )
     assert as_json["workers"] == {"w1": "hello from w1\n"}
 
 
