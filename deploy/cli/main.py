@@ -75,6 +75,17 @@ class RpdeployGroup(LazyGroup):
     every command's errors.
     """
 
+    def _command_words(self, argv: Sequence[str]) -> list[str]:
+        """The sub-command words at the start of ``argv`` (``["config", "show"]``), when known."""
+        words: list[str] = []
+        command: click.Command | None = self
+        for arg in argv[:2]:
+            if not isinstance(command, click.Group) or arg not in command.list_commands(click.Context(self)):
+                break
+            words.append(arg)
+            command = command.get_command(click.Context(command), arg)
+        return words
+
     def main(
         self,
         args: Sequence[str] | None = None,
@@ -94,7 +105,7 @@ class RpdeployGroup(LazyGroup):
         except click.ClickException as exc:
             # Only usage errors know the (sub)command they are about.
             where: click.Context | None = getattr(exc, "ctx", None)
-            words = where.command_path.split()[1:] if where else []
+            words = where.command_path.split()[1:] if where else self._command_words(argv)
             fail(
                 ctx,
                 " ".join(words) or "rpdeploy",

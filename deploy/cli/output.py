@@ -95,8 +95,9 @@ class SafeConsole(Console):
         highlighter: Any = None,
     ) -> Text:
         # Whatever a caller asks for, user strings are never parsed for markup or emoji.
+        # Escaped before rich sees them: rich silently drops some controls (BEL, CR).
         return super().render_str(
-            text,
+            escape(text),
             style=style,
             justify=justify,
             overflow=overflow,
