@@ -57,9 +57,8 @@ class ReportResult:
 def _engine_sizes(ref: str) -> tuple[list[dict[str, Any]] | None, int | None]:
     """Per-layer uncompressed sizes from the local engine, when it has the image."""
     try:
-        client = connect()
-        history = client.api.history(ref)
-        return history, int(client.api.inspect_image(ref).get("Size", 0))
+        found = connect().images.get(ref)
+        return found.history(), int(found.attrs.get("Size", 0))
     except (EngineError, docker.errors.APIError):
         return None, None
 
