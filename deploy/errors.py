@@ -76,12 +76,6 @@ class RenderError(RpdeployError):
     exit_code = ExitCode.USAGE
 
 
-class CheckFailed(RpdeployError):
-    """A check found a difference (e.g. `render --check` drift)."""
-
-    exit_code = ExitCode.FAILED
-
-
 class BuildError(RpdeployError):
     """`docker build` failed."""
 

@@ -255,3 +255,19 @@ def test_config_validate_envelope_in_full(run_cli: Callable[..., Result]) -> Non
         "error": None,
     }
     assert payload["data"]["path"] == "rpdeploy.yaml"
+
+
+def test_reader_leaving_early_is_not_an_error() -> None:
+    # `rpdeploy config show | head -1`: the pipe closes before rpdeploy writes its result.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy", "config", "show"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert stderr == ""

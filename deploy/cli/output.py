@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -106,6 +107,11 @@ class SafeConsole(Console):
             highlight=False,
             highlighter=None,
         )
+
+    def on_broken_pipe(self) -> None:
+        # Rich would exit 1 here; the output edge decides instead (`_print_result`).
+        self.quiet = True
+        raise BrokenPipeError
 
     def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
         for segment in super().render(renderable, options):
@@ -258,11 +264,7 @@ def run_command(ctx: Context, command: str, body: Callable[[], Result]) -> NoRet
     """
     try:
         result = body()
-        if ctx.json:
-            _write_json(envelope(command, result_status(result), result.to_json()))
-        else:
-            result.print_text(ctx.out)
-            sys.stdout.flush()
+        _print_result(ctx, command, result)
     except RpdeployError as exc:
         if ctx.debug:
             ctx.err.print_exception()
@@ -272,6 +274,20 @@ def run_command(ctx: Context, command: str, body: Callable[[], Result]) -> NoRet
     except Exception as exc:  # the catch-all at the edge: every bug still ends in one line
         fail_internal(ctx, command, exc)
     sys.exit(int(result.exit_code))
+
+
+def _print_result(ctx: Context, command: str, result: Result) -> None:
+    try:
+        if ctx.json:
+            _write_json(envelope(command, result_status(result), result.to_json()))
+        else:
+            result.print_text(ctx.out)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`rpdeploy config show | head -3`): like cat or grep, stop
+        # quietly with the command's own exit code. Pointing stdout at /dev/null keeps
+        # Python's flush at exit from failing again (Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def command_name() -> str:
