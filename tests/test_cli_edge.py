@@ -271,3 +271,15 @@ def test_reader_leaving_early_is_not_an_error() -> None:
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert stderr == ""
+
+
+def test_a_command_that_cannot_be_imported_is_an_internal_error(
+    run_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real import failure (the module does not exist), as a broken install would give.
+    monkeypatch.setitem(COMMANDS, "emulator", "tests.no_such_module:emulator")
+    result = run_cli("emulator", "start", "-o", "json")
+    assert result.exit_code == 70
+    error = envelope(result.stdout, "emulator start", status="error")["error"]
+    assert error["message"] == "ModuleNotFoundError: No module named 'tests.no_such_module'"
+    assert result.stderr == f"internal error: {error['message']}{INTERNAL}\n"

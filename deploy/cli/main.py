@@ -7,6 +7,7 @@ and quick commands do not pay for docker, fastapi or the runpod SDK imports.
 from __future__ import annotations
 
 import importlib
+import itertools
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,8 +15,8 @@ from typing import Any
 import click
 
 from deploy import __version__
-from deploy.cli.output import Context, OutputFormat, fail, fail_internal
-from deploy.errors import ExitCode
+from deploy.cli.output import Context, OutputFormat, fail, fail_error, fail_internal
+from deploy.errors import ExitCode, RpdeployError
 
 #: command name -> "module:attribute". One module per noun.
 COMMANDS: dict[str, str] = {
@@ -96,6 +97,9 @@ class RpdeployGroup(LazyGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         ctx = Context(output=_output_in(argv), debug="--debug" in argv)
+        # Named without importing anything (the import may be what fails): `emulator start`.
+        typed = " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), argv[:2]))
+        named = typed if argv and argv[0] in self._lazy else "rpdeploy"
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -117,14 +121,16 @@ class RpdeployGroup(LazyGroup):
         except click.Abort:
             fail(
                 ctx,
-                "rpdeploy",
+                named,
                 kind="Interrupted",
                 lines=["interrupted"],
                 hint=None,
                 code=ExitCode.INTERRUPTED,
             )
+        except RpdeployError as exc:  # e.g. a sub-command whose optional dependencies are missing
+            fail_error(ctx, named, exc)
         except Exception as exc:  # e.g. a sub-command that cannot be imported: still one line
-            fail_internal(ctx, "rpdeploy", exc)
+            fail_internal(ctx, named, exc)
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)

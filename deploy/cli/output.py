@@ -244,6 +244,13 @@ def fail(
     sys.exit(int(code))
 
 
+def fail_error(ctx: Context, command: str, exc: RpdeployError) -> NoReturn:
+    """One of rpdeploy's own errors: its lines, its hint, the exit code its type names."""
+    if ctx.debug:
+        ctx.err.print_exception()
+    fail(ctx, command, kind=type(exc).__name__, lines=exc.lines(), hint=exc.hint, code=exc.exit_code)
+
+
 def fail_internal(ctx: Context, command: str, exc: BaseException) -> NoReturn:
     """A bug: one ``internal error:`` line, exit 70, and (with --debug) the traceback."""
     if ctx.debug:
@@ -266,9 +273,7 @@ def run_command(ctx: Context, command: str, body: Callable[[], Result]) -> NoRet
         result = body()
         _print_result(ctx, command, result)
     except RpdeployError as exc:
-        if ctx.debug:
-            ctx.err.print_exception()
-        fail(ctx, command, kind=type(exc).__name__, lines=exc.lines(), hint=exc.hint, code=exc.exit_code)
+        fail_error(ctx, command, exc)
     except KeyboardInterrupt:
         fail(ctx, command, kind="Interrupted", lines=["interrupted"], hint=None, code=ExitCode.INTERRUPTED)
     except Exception as exc:  # the catch-all at the edge: every bug still ends in one line
