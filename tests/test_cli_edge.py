@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -13,7 +14,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import Result
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploy.cli import config_cmd
@@ -283,3 +284,26 @@ def test_a_command_that_cannot_be_imported_is_an_internal_error(
     error = envelope(result.stdout, "emulator start", status="error")["error"]
     assert error["message"] == "ModuleNotFoundError: No module named 'tests.no_such_module'"
     assert result.stderr == f"internal error: {error['message']}{INTERNAL}\n"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Keys that are not settings (x- keys are a place for anchors, Docker Compose's convention).
+@given(
+    key=st.text(min_size=1, max_size=20).filter(lambda k: not k.startswith("x-")), value=st.text(max_size=20)
+)
+def test_any_key_or_value_gives_prefixed_clean_lines(
+    key: str, value: str, make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    # JSON strings are YAML double-quoted scalars: any character reaches the loader escaped.
+    entry = f"{json.dumps(key)}: {json.dumps(value)}"
+    root = make_project(BASE_CONFIG.replace("project: demo", f"project: demo\n{entry}"), name="p")
+    for output in ("text", "json"):
+        result = run_cli("config", "validate", "-o", output, cwd=root)
+        assert result.exit_code == 2, result.output
+        assert unsafe_chars(result.stderr, allowed="\n") == []
+        assert all(line.startswith(("error: ", "hint: ")) for line in result.stderr.splitlines())
+        if output == "json":
+            assert (
+                envelope(result.stdout, "config validate", status="error")["error"]["type"] == "ConfigError"
+            )
+    shutil.rmtree(root)
