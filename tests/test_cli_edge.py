@@ -297,13 +297,16 @@ def test_any_key_or_value_gives_prefixed_clean_lines(
     # JSON strings are YAML double-quoted scalars: any character reaches the loader escaped.
     entry = f"{json.dumps(key)}: {json.dumps(value)}"
     root = make_project(BASE_CONFIG.replace("project: demo", f"project: demo\n{entry}"), name="p")
-    for output in ("text", "json"):
-        result = run_cli("config", "validate", "-o", output, cwd=root)
-        assert result.exit_code == 2, result.output
-        assert unsafe_chars(result.stderr, allowed="\n") == []
-        assert all(line.startswith(("error: ", "hint: ")) for line in result.stderr.splitlines())
-        if output == "json":
-            assert (
-                envelope(result.stdout, "config validate", status="error")["error"]["type"] == "ConfigError"
-            )
-    shutil.rmtree(root)
+    try:
+        for output in ("text", "json"):
+            result = run_cli("config", "validate", "-o", output, cwd=root)
+            assert result.exit_code == 2, result.output
+            assert unsafe_chars(result.stderr, allowed="\n") == []
+            assert all(line.startswith(("error: ", "hint: ")) for line in result.stderr.splitlines())
+            if output == "json":
+                assert (
+                    envelope(result.stdout, "config validate", status="error")["error"]["type"]
+                    == "ConfigError"
+                )
+    finally:
+        shutil.rmtree(root)
