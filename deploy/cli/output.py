@@ -239,7 +239,7 @@ def fail(
     if hint:
         ctx.err.print(f"hint: {escape(hint, newlines=False)}", soft_wrap=True)
     if ctx.json:
-        error = {"type": kind, "message": "\n".join(lines), "hint": hint}
+        error = {"type": kind, "message": "\n".join(lines) or kind, "hint": hint}
         _write_json(envelope(command, Status.ERROR, error=error))
     sys.exit(int(code))
 
