@@ -76,17 +76,6 @@ class RpdeployGroup(LazyGroup):
     every command's errors.
     """
 
-    def _command_words(self, argv: Sequence[str]) -> list[str]:
-        """The sub-command words at the start of ``argv`` (``["config", "show"]``), when known."""
-        words: list[str] = []
-        command: click.Command | None = self
-        for arg in argv[:2]:
-            if not isinstance(command, click.Group) or arg not in command.list_commands(click.Context(self)):
-                break
-            words.append(arg)
-            command = command.get_command(click.Context(command), arg)
-        return words
-
     def main(
         self,
         args: Sequence[str] | None = None,
@@ -109,13 +98,14 @@ class RpdeployGroup(LazyGroup):
         except click.ClickException as exc:
             # Only usage errors know the (sub)command they are about.
             where: click.Context | None = getattr(exc, "ctx", None)
-            words = where.command_path.split()[1:] if where else self._command_words(argv)
+            command = (" ".join(where.command_path.split()[1:]) if where else named) or "rpdeploy"
+            usage = command if command == "rpdeploy" else f"rpdeploy {command}"
             fail(
                 ctx,
-                " ".join(words) or "rpdeploy",
+                command,
                 kind="UsageError",
                 lines=[exc.format_message()],
-                hint=f"run `{' '.join(['rpdeploy', *words])} --help`",
+                hint=f"run `{usage} --help`",
                 code=ExitCode.USAGE,
             )
         except click.Abort:
