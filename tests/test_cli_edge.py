@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -199,17 +200,16 @@ def rpdeploy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("output", ["text", "json"])
-def test_render_into_proc_is_one_line_never_a_traceback(
-    make_project: MakeProject, output: str, tmp_path: Path
-) -> None:
+def test_render_into_proc_is_one_line_never_a_traceback(make_project: MakeProject, output: str) -> None:
     done = rpdeploy("render", "--image", IMAGE, "--out", "/proc/x", "-o", output, cwd=make_project())
     assert "Traceback" not in done.stderr
     lines = done.stderr.splitlines()
     # Today an unexpected OSError (exit 70); once writes name their path it is a typed error.
     if done.returncode == ExitCode.INTERNAL:
-        assert lines == [
-            f"internal error: FileNotFoundError: [Errno 2] No such file or directory: '/proc/x'{INTERNAL}"
-        ]
+        assert len(lines) == 1
+        assert re.fullmatch(
+            rf"internal error: \w+Error: \[Errno \d+\] .*'/proc/x'{re.escape(INTERNAL)}", lines[0]
+        )
     else:
         assert done.returncode in (ExitCode.USAGE, ExitCode.FAILED)
         assert lines[0].startswith("error: ")
