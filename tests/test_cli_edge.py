@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import re
@@ -310,3 +311,26 @@ def test_any_key_or_value_gives_prefixed_clean_lines(
                 )
     finally:
         shutil.rmtree(root)
+
+
+PRINTERS = {"print", "echo", "secho", "Console", "pprint", "inspect"}
+
+
+def test_only_the_output_layer_prints() -> None:
+    """Nothing in the package writes to the terminal except `deploy.cli.output` (escaping lives there).
+
+    deploy/runtime is the exception: it runs inside the worker, where stdout is the worker log.
+    """
+    offenders: list[str] = []
+    for path in sorted((REPO / "deploy").rglob("*.py")):
+        if path == REPO / "deploy" / "cli" / "output.py" or "runtime" in path.relative_to(REPO).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else ""
+            target = ast.unparse(func)
+            if name in PRINTERS or target.startswith(("sys.stdout", "sys.stderr", "click.echo", "rich.")):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {target}")
+    assert offenders == []
