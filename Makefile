@@ -33,12 +33,13 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check deploy tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## demo: the main job, a full release of the reference worker against the local stack.
 demo: stack-up
 	scripts/demo.sh
 
-## test: every test (lint, type check, unit, integration against real docker/registry/emulator).
+## test: every test (lint, type check, import layers, unit, integration against real docker/registry/emulator).
 test: stack-up lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 

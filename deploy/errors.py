@@ -2,8 +2,9 @@
 
 Every failure rpdeploy knows how to explain is one of these types. They are raised
 deep inside the library and caught exactly once, at the CLI edge
-(`deploy.cli.output.run_command`), where they become one line on stderr and the
-exit code that the type names. Nothing else in the package prints errors.
+(`deploy.cli.output`), where they become one line on stderr and the exit code
+that the type names; anything else that reaches the edge is a bug and becomes one
+``internal error: ...`` line and exit code 70. Nothing else in the package prints errors.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     #: An external system (Docker engine, registry, RunPod API) failed or is unreachable.
     UNAVAILABLE = 3
+    #: A bug in rpdeploy: an exception no error type describes (sysexits.h EX_SOFTWARE).
+    INTERNAL = 70
     #: Interrupted by the user (Ctrl-C).
     INTERRUPTED = 130
 
@@ -37,6 +40,10 @@ class RpdeployError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def lines(self) -> list[str]:
+        """The message as printed: one entry per output line (the CLI prefixes each with ``error:``)."""
+        return self.message.split("\n") if self.message else [type(self).__name__]
 
 
 class UsageError(RpdeployError):
@@ -58,6 +65,10 @@ class ConfigError(RpdeployError):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems), hint=hint)
 
+    def lines(self) -> list[str]:
+        """One line per problem: a newline inside a problem is shown escaped, never as a new line."""
+        return self.problems or [type(self).__name__]
+
 
 class RenderError(RpdeployError):
     """A value cannot be rendered safely, or a template is broken."""
@@ -75,12 +86,6 @@ class FileWriteError(RpdeployError):
     """The disk refused a write or read (ENOSPC, EACCES, EROFS…); nothing half-written is left."""
 
     exit_code = ExitCode.UNAVAILABLE
-
-
-class CheckFailed(RpdeployError):
-    """A check found a difference (e.g. `render --check` drift)."""
-
-    exit_code = ExitCode.FAILED
 
 
 class BuildError(RpdeployError):

@@ -24,7 +24,10 @@ echo "demo: push" >&2
 "$RPDEPLOY" push --output json >"$RESULT"
 "${PYTHON:-.venv/bin/python}" - "$RESULT" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+envelope = json.load(open(sys.argv[1]))  # README, "JSON output"
+if envelope["version"] != 2 or envelope["status"] != "ok":
+    sys.exit(f"demo: push did not succeed: {envelope['status']}: {envelope['error']}")
+r = envelope["data"]
 s = r["size"]
 print(f"image:  {r['image']}")
 print(f"tags:   {', '.join(r['tags'])}")

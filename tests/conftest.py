@@ -97,6 +97,34 @@ def run_cli() -> Callable[..., Result]:
     return run
 
 
+ENVELOPE_KEYS = ["version", "command", "status", "data", "error"]
+
+
+def envelope(stdout: str, command: str, status: str = "ok") -> dict[str, Any]:
+    """Parse a command's ``--output json`` and check the envelope (README, "JSON output").
+
+    Returns the envelope; its ``data`` holds the command's fields.
+    """
+    payload: dict[str, Any] = json.loads(stdout)
+    assert list(payload) == ENVELOPE_KEYS, payload
+    assert payload["version"] == 2
+    assert payload["command"] == command
+    assert payload["status"] == status, payload
+    assert isinstance(payload["data"], dict)
+    if status == "error":
+        assert payload["data"] == {}
+        assert set(payload["error"]) == {"type", "message", "hint"}
+    else:
+        assert payload["error"] is None
+    return payload
+
+
+def json_data(stdout: str, command: str, status: str = "ok") -> dict[str, Any]:
+    """The ``data`` of a command's JSON envelope, after checking the envelope."""
+    data: dict[str, Any] = envelope(stdout, command, status)["data"]
+    return data
+
+
 def official_spec() -> dict[str, Any]:
     """RunPod's REST v2 OpenAPI document (shared/reference beside the checkout)."""
     path = REFERENCE / "runpod-openapi-v2.json"

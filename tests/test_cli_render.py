@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 
 from deploy.cli.main import COMMANDS, cli
-from tests.conftest import REPO, MakeProject, copy_repo_project
+from tests.conftest import REPO, MakeProject, copy_repo_project, json_data
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-0123456"
 
@@ -48,8 +48,7 @@ def test_check_json_reports_drift(tmp_path: Path, run_cli: Callable[..., Result]
     (project / ".dockerignore").write_text("*\n")
     result = run_cli("render", "--check", "--image", IMAGE, "-o", "json", cwd=project)
     assert result.exit_code == 1
-    payload = json.loads(result.stdout)
-    assert payload["ok"] is False
+    payload = json_data(result.stdout, "render", status="failed")
     assert set(payload["drift"]) == {".dockerignore"}
 
 
@@ -57,7 +56,7 @@ def test_render_writes_files_and_specs(make_project: MakeProject, run_cli: Calla
     root = make_project()
     result = run_cli("render", "--env", "staging", "--image", IMAGE, "-o", "json", cwd=root)
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    payload = json_data(result.stdout, "render")
     assert payload["image"] == IMAGE
     spec = json.loads((root / "build/rpdeploy/staging/endpoint.create.json").read_text())
     assert spec["name"] == "demo-staging"
@@ -108,7 +107,7 @@ def test_config_show_masks_secrets(
     result = run_cli("config", "show", "--env", "staging", "-o", "json", cwd=make_project())
     assert result.exit_code == 0, result.output
     assert "very-secret-value-123" not in result.output
-    config = json.loads(result.stdout)["config"]
+    config = json_data(result.stdout, "config show")["config"]
     assert config["endpoint"]["name"] == "demo-staging"
     assert {s["value"] for s in config["secrets"]} == {"***"}
     assert config["secrets"][0]["secret"] == "demo_aws_access_key_id"
@@ -117,7 +116,7 @@ def test_config_show_masks_secrets(
 def test_config_validate_json(run_cli: Callable[..., Result]) -> None:
     result = run_cli("config", "validate", "-o", "json", cwd=REPO)
     assert result.exit_code == 0
-    payload = json.loads(result.stdout)
+    payload = json_data(result.stdout, "config validate")
     assert payload["environments"] == ["staging", "production"]
     assert payload["endpoints"]["production"] == "echo-worker-production"
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
-from tests.conftest import BASE_CONFIG, MakeProject
+from tests.conftest import BASE_CONFIG, MakeProject, envelope
 
 
 def edit(old: str, new: str) -> str:
@@ -292,8 +291,7 @@ def test_json_output_reports_error_on_stdout(
         "config", "validate", "-o", "json", cwd=make_project(edit("strategy: slim", "strategy: tiny"))
     )
     assert result.exit_code == 2
-    payload = json.loads(result.stdout)
-    assert payload["ok"] is False
+    payload = envelope(result.stdout, "config validate", status="error")
     assert payload["error"]["type"] == "ConfigError"
     assert "image.strategy" in payload["error"]["message"]
 

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 
 from deploy.cli.options import config_option, env_option
-from deploy.cli.output import Context, common_options, make_context, run_command
+from deploy.cli.output import Context, cli_command
 from deploy.cli.progress import BuildProgress
 from deploy.config import LoadedConfig, load_config
 from deploy.errors import ExitCode
@@ -74,16 +74,15 @@ def build_options(func: Any) -> Any:
 @config_option
 @env_option
 @build_options
-@common_options
+@cli_command
 def build(
+    ctx: Context,
     config_path: str,
     environment: str | None,
     builder: str | None,
     tags: tuple[str, ...],
     no_cache: bool,
-    output: str,
-    debug: bool,
-) -> None:
+) -> BuildResult:
     """Render and build the image; tag it from git (docker/metadata-action rules).
 
     Tags: sha-<7> always; X.Y.Z and X.Y for a vX.Y.Z tag on HEAD; the branch name,
@@ -100,11 +99,6 @@ def build(
     Exit codes: 0 built, 1 build failed (failing step and its last output lines),
     2 bad config or usage, 3 Docker engine unreachable.
     """
-    ctx = make_context(output, debug)
-
-    def body() -> BuildResult:
-        loaded = load_config(config_path, environment)
-        record = build_with_progress(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
-        return BuildResult(record, str(record_path(loaded)))
-
-    run_command(ctx, "build", body)
+    loaded = load_config(config_path, environment)
+    record = build_with_progress(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
+    return BuildResult(record, str(record_path(loaded)))

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 
 from deploy.cli.options import config_option, env_option
-from deploy.cli.output import common_options, make_context, run_command
+from deploy.cli.output import Context, cli_command
 from deploy.config import load_config, validate_all
 from deploy.config.view import resolved_view
 from deploy.errors import ExitCode
@@ -39,8 +39,8 @@ class ValidateResult:
 
 @config.command("validate")
 @config_option
-@common_options
-def validate(config_path: str, output: str, debug: bool) -> None:
+@cli_command
+def validate(ctx: Context, config_path: str) -> ValidateResult:
     """Check the config and every environment; print one line per problem.
 
     \b
@@ -51,20 +51,15 @@ def validate(config_path: str, output: str, debug: bool) -> None:
     Exit codes: 0 valid, 2 invalid or unreadable (one `file:line: path: problem`
     line per problem on stderr).
     """
-    ctx = make_context(output, debug)
-
-    def body() -> ValidateResult:
-        loaded = validate_all(config_path)
-        return ValidateResult(
-            path=config_path,
-            environments=[item.environment for item in loaded if item.environment],
-            endpoints={
-                item.environment or "(base)": item.masker.text(item.config.endpoint_name(item.environment))
-                for item in loaded
-            },
-        )
-
-    run_command(ctx, "config validate", body)
+    loaded = validate_all(config_path)
+    return ValidateResult(
+        path=config_path,
+        environments=[item.environment for item in loaded if item.environment],
+        endpoints={
+            item.environment or "(base)": item.masker.text(item.config.endpoint_name(item.environment))
+            for item in loaded
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -84,8 +79,8 @@ class ShowResult:
 @config.command("show")
 @config_option
 @env_option
-@common_options
-def show(config_path: str, environment: str | None, output: str, debug: bool) -> None:
+@cli_command
+def show(ctx: Context, config_path: str, environment: str | None) -> ShowResult:
     """Print the resolved config (interpolated, environment applied, secrets masked as ***).
 
     \b
@@ -93,9 +88,4 @@ def show(config_path: str, environment: str | None, output: str, debug: bool) ->
       rpdeploy config show --env staging
       rpdeploy config show --env production --output json | jq .config.endpoint
     """
-    ctx = make_context(output, debug)
-    run_command(
-        ctx,
-        "config show",
-        lambda: ShowResult(environment, resolved_view(load_config(config_path, environment))),
-    )
+    return ShowResult(environment, resolved_view(load_config(config_path, environment)))

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 
 from deploy import emulator as server
-from deploy.cli.output import common_options, make_context, run_command
+from deploy.cli.output import Context, cli_command
 from deploy.emulator import (
     API_KEY_FILE,
     DEFAULT_HOST,
@@ -164,129 +164,107 @@ def emulator() -> None:
 @emulator.command()
 @_bind_options
 @_state_option
-@common_options
+@cli_command
 def serve(
-    *, host: str, port: int, api_key: str | None, allow_remote: bool, state: Path, output: str, debug: bool
-) -> None:
+    ctx: Context, *, host: str, port: int, api_key: str | None, allow_remote: bool, state: Path
+) -> ServeResult:
     """Run the emulator in the foreground until Ctrl-C.
 
     \b
     Example:
       rpdeploy emulator serve --port 8787 --state .state/emulator
     """
-    ctx = make_context(output, debug)
-
-    def body() -> ServeResult:
-        settings = settings_from_env(host, port, state, api_key, allow_remote)
-        for name, value in server.urls(host, port).items():
-            ctx.log(f"{name}={value}")
-        ctx.log(f"API key: {_key_hint(settings.state_dir)}")
-        server.serve(settings)
-        return ServeResult()
-
-    run_command(ctx, "emulator serve", body)
+    settings = settings_from_env(host, port, state, api_key, allow_remote)
+    for name, value in server.urls(host, port).items():
+        ctx.log(f"{name}={value}")
+    ctx.log(f"API key: {_key_hint(settings.state_dir)}")
+    server.serve(settings)
+    return ServeResult()
 
 
 @emulator.command()
 @_bind_options
 @_state_option
-@common_options
+@cli_command
 def start(
-    *, host: str, port: int, api_key: str | None, allow_remote: bool, state: Path, output: str, debug: bool
-) -> None:
+    ctx: Context, *, host: str, port: int, api_key: str | None, allow_remote: bool, state: Path
+) -> StatusResult:
     """Start the emulator in the background and wait until it is healthy.
 
     \b
     Example:
       rpdeploy emulator start --port 8787 && eval "$(rpdeploy emulator env)"
     """
-    ctx = make_context(output, debug)
-
-    def body() -> StatusResult:
-        check_bind(host, allow_remote)
-        return StatusResult(
-            server.start(state, host=host, port=port, api_key=api_key, allow_remote=allow_remote),
-            action="start",
-        )
-
-    run_command(ctx, "emulator start", body)
+    check_bind(host, allow_remote)
+    return StatusResult(
+        server.start(state, host=host, port=port, api_key=api_key, allow_remote=allow_remote),
+        action="start",
+    )
 
 
 @emulator.command()
 @_state_option
-@common_options
-def status(*, state: Path, output: str, debug: bool) -> None:
+@cli_command
+def status(ctx: Context, *, state: Path) -> StatusResult:
     """Say whether the emulator runs, and print its URLs (exit 1 when it does not run).
 
     \b
     Example:
       rpdeploy emulator status --output json
     """
-    ctx = make_context(output, debug)
-    run_command(ctx, "emulator status", lambda: StatusResult(server.status(state)))
+    return StatusResult(server.status(state))
 
 
 @emulator.command()
 @_state_option
-@common_options
-def stop(*, state: Path, output: str, debug: bool) -> None:
+@cli_command
+def stop(ctx: Context, *, state: Path) -> StatusResult:
     """Stop the background emulator (by its pid file) and remove its worker containers.
 
     \b
     Example:
       rpdeploy emulator stop
     """
-    ctx = make_context(output, debug)
-    run_command(ctx, "emulator stop", lambda: StatusResult(server.stop(state), action="stop"))
+    return StatusResult(server.stop(state), action="stop")
 
 
 @emulator.command()
 @_state_option
-@common_options
-def env(*, state: Path, output: str, debug: bool) -> None:
+@cli_command
+def env(ctx: Context, *, state: Path) -> EnvResult:
     """Print `export` lines that point RunPod clients at the running emulator.
 
     \b
     Example:
       eval "$(rpdeploy emulator env)"
     """
-    ctx = make_context(output, debug)
-
-    def body() -> EnvResult:
-        current = server.status(state)
-        if not current.running or current.host is None or current.port is None:
-            raise EmulatorError(f"no emulator runs for {current.state_dir}", hint="rpdeploy emulator start")
-        key_file = current.api_key_file if current.api_key_file.exists() else None
-        return EnvResult(server.urls(current.host, current.port), key_file)
-
-    run_command(ctx, "emulator env", body)
+    current = server.status(state)
+    if not current.running or current.host is None or current.port is None:
+        raise EmulatorError(f"no emulator runs for {current.state_dir}", hint="rpdeploy emulator start")
+    key_file = current.api_key_file if current.api_key_file.exists() else None
+    return EnvResult(server.urls(current.host, current.port), key_file)
 
 
 @emulator.command()
 @click.argument("endpoint")
 @click.option("--worker", "worker_id", default=None, help="Only this worker's log.")
 @_state_option
-@common_options
-def logs(*, endpoint: str, worker_id: str | None, state: Path, output: str, debug: bool) -> None:
+@cli_command
+def logs(ctx: Context, *, endpoint: str, worker_id: str | None, state: Path) -> LogsResult:
     """Print the logs of an endpoint's workers (kept after the workers are gone).
 
     \b
     Example:
       rpdeploy emulator logs 4m7x2k9q --worker 8g3n5t6r
     """
-    ctx = make_context(output, debug)
-
-    def body() -> LogsResult:
-        if not endpoint.replace("-", "").replace("_", "").isalnum():
-            raise UsageError(f"ENDPOINT {endpoint!r} is not an endpoint id")
-        folder = state.resolve() / "logs" / endpoint
-        files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-        if worker_id is not None:
-            files = [p for p in files if p.stem == worker_id]
-            if not files:
-                raise UsageError(f"no log for worker {worker_id} of endpoint {endpoint} in {folder}")
-        elif not files:
-            raise UsageError(f"no worker logs for endpoint {endpoint} in {folder}")
-        return LogsResult(endpoint, files)
-
-    run_command(ctx, "emulator logs", body)
+    if not (endpoint.isascii() and endpoint.replace("-", "").replace("_", "").isalnum()):
+        raise UsageError(f"ENDPOINT {endpoint!r} is not an endpoint id")
+    folder = state.resolve() / "logs" / endpoint
+    files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    if worker_id is not None:
+        files = [p for p in files if p.stem == worker_id]
+        if not files:
+            raise UsageError(f"no log for worker {worker_id} of endpoint {endpoint} in {folder}")
+    elif not files:
+        raise UsageError(f"no worker logs for endpoint {endpoint} in {folder}")
+    return LogsResult(endpoint, files)

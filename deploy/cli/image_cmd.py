@@ -11,7 +11,7 @@ import docker.errors
 from rich.console import Console
 from rich.table import Table
 
-from deploy.cli.output import common_options, make_context, run_command
+from deploy.cli.output import Context, cli_command
 from deploy.errors import EngineError, ExitCode
 from deploy.image.engine import connect
 from deploy.image.registry import Reference, RegistryClient, credentials_for
@@ -59,17 +59,16 @@ class ReportResult:
 def _engine_sizes(ref: str) -> tuple[list[dict[str, Any]] | None, int | None]:
     """Per-layer uncompressed sizes from the local engine, when it has the image."""
     try:
-        client = connect()
-        history = client.api.history(ref)
-        return history, int(client.api.inspect_image(ref).get("Size", 0))
+        found = connect().images.get(ref)
+        return found.history(), int(found.attrs.get("Size", 0))
     except (EngineError, docker.errors.APIError):
         return None, None
 
 
 @image.command("report")
 @click.argument("ref", metavar="IMAGE")
-@common_options
-def report(ref: str, output: str, debug: bool) -> None:
+@cli_command
+def report(ctx: Context, ref: str) -> ReportResult:
     """Print IMAGE's layers (compressed and uncompressed) and the instruction of each.
 
     Compressed sizes come from the registry manifest; uncompressed ones from the
@@ -83,13 +82,8 @@ def report(ref: str, output: str, debug: bool) -> None:
     Exit codes: 0 reported, 2 not an image reference, 3 registry unreachable or the
     image is not in it.
     """
-    ctx = make_context(output, debug)
-
-    def body() -> ReportResult:
-        parsed = Reference.parse(ref)
-        registry = RegistryClient(parsed.registry, credentials_for(parsed.registry, os.environ))
-        history, uncompressed = _engine_sizes(ref)
-        digest, size = image_size(registry, parsed.repository, parsed.reference, history, uncompressed)
-        return ReportResult(ref, digest, size)
-
-    run_command(ctx, "image report", body)
+    parsed = Reference.parse(ref)
+    registry = RegistryClient(parsed.registry, credentials_for(parsed.registry, os.environ))
+    history, uncompressed = _engine_sizes(ref)
+    digest, size = image_size(registry, parsed.repository, parsed.reference, history, uncompressed)
+    return ReportResult(ref, digest, size)

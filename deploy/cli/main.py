@@ -7,11 +7,16 @@ and quick commands do not pay for docker, fastapi or the runpod SDK imports.
 from __future__ import annotations
 
 import importlib
+import itertools
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from deploy import __version__
+from deploy.cli.output import Context, OutputFormat, fail, fail_error, fail_internal
+from deploy.errors import ExitCode, RpdeployError
 
 #: command name -> "module:attribute". One module per noun.
 COMMANDS: dict[str, str] = {
@@ -44,8 +49,85 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+def _output_in(args: Sequence[str]) -> OutputFormat:
+    """The --output a command line asks for, read before (or without) click's parsing.
+
+    Needed when parsing itself fails: a script that asked for JSON still gets one object.
+    """
+    for index, arg in enumerate(args):
+        if arg in ("-o", "--output") and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith("--output="):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
+            value = arg[2:]
+        else:
+            continue
+        if value == OutputFormat.JSON.value:
+            return OutputFormat.JSON
+    return OutputFormat.TEXT
+
+
+class RpdeployGroup(LazyGroup):
+    """The root group: click's own errors and anything raised outside a command end at our edge too.
+
+    Click would print usage errors itself (raw user strings, no JSON) and let other
+    exceptions out as tracebacks; here both go through `deploy.cli.output`, like
+    every command's errors.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        ctx = Context(output=_output_in(argv), debug="--debug" in argv)
+        # Named without importing anything (the import may be what fails): `emulator start`.
+        typed = " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), argv[:2]))
+        named = typed if argv and argv[0] in self._lazy else "rpdeploy"
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # `rpdeploy config` alone: the help text is ours, not user input; click's behaviour.
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            # Only usage errors know the (sub)command they are about.
+            where: click.Context | None = getattr(exc, "ctx", None)
+            command = (" ".join(where.command_path.split()[1:]) if where else named) or "rpdeploy"
+            usage = command if command == "rpdeploy" else f"rpdeploy {command}"
+            fail(
+                ctx,
+                command,
+                kind="UsageError",
+                lines=[exc.format_message()],
+                hint=f"run `{usage} --help`",
+                code=ExitCode.USAGE,
+            )
+        except click.Abort:
+            fail(
+                ctx,
+                named,
+                kind="Interrupted",
+                lines=["interrupted"],
+                hint=None,
+                code=ExitCode.INTERRUPTED,
+            )
+        except RpdeployError as exc:  # e.g. a sub-command whose optional dependencies are missing
+            fail_error(ctx, named, exc)
+        except Exception as exc:  # e.g. a sub-command that cannot be imported: still one line
+            fail_internal(ctx, named, exc)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 @click.group(
-    cls=LazyGroup,
+    cls=RpdeployGroup,
     lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )

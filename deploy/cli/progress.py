@@ -29,7 +29,7 @@ class BuildProgress:
         if self.rich:
             self.progress = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 console=self.ctx.err,
                 transient=True,
@@ -88,7 +88,7 @@ class PushProgress:
     def __enter__(self) -> PushProgress:
         if self.ctx.err.is_terminal:
             self.progress = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 DownloadColumn(),
                 console=self.ctx.err,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
+from deploy.ci import secret_values, write_github_output
 from deploy.cli.build_cmd import build_options, build_with_progress
 from deploy.cli.options import config_option, env_option
-from deploy.cli.output import common_options, make_context, run_command
+from deploy.cli.output import Context, cli_command
 from deploy.cli.progress import PushProgress
 from deploy.config import load_config
 from deploy.errors import ExitCode, UsageError
@@ -39,18 +39,6 @@ class PushCommandResult:
         console.print(f"size: {format_bytes(size.compressed_bytes)} compressed{unc}", markup=False)
 
 
-def write_github_output(result: PushResult, environ: dict[str, str]) -> None:
-    """In GitHub Actions, expose ``image`` and ``digest`` as step outputs."""
-    target = environ.get("GITHUB_OUTPUT")
-    if not target:
-        return
-    try:
-        with Path(target).open("a", encoding="utf-8") as handle:
-            handle.write(f"image={result.image}\ndigest={result.digest}\n")
-    except OSError as exc:
-        raise UsageError(f"GITHUB_OUTPUT={target}: cannot append: {exc.strerror}") from None
-
-
 @click.command()
 @config_option
 @env_option
@@ -58,17 +46,16 @@ def write_github_output(result: PushResult, environ: dict[str, str]) -> None:
     "--build", "build_first", is_flag=True, default=False, help="Build first (as `rpdeploy build`)."
 )
 @build_options
-@common_options
+@cli_command
 def push(
+    ctx: Context,
     config_path: str,
     environment: str | None,
     build_first: bool,
     builder: str | None,
     tags: tuple[str, ...],
     no_cache: bool,
-    output: str,
-    debug: bool,
-) -> None:
+) -> PushCommandResult:
     """Push every tag of the last build; print image@digest and sizes.
 
     Reads build/rpdeploy/<env>/build.json written by `rpdeploy build` (or builds
@@ -87,21 +74,21 @@ def push(
     Exit codes: 0 pushed, 1 over the size budget (largest layers listed),
     2 no build recorded or bad config, 3 registry or engine unreachable.
     """
-    ctx = make_context(output, debug)
-
-    def body() -> PushCommandResult:
-        loaded = load_config(config_path, environment)
-        if build_first:
-            record = build_with_progress(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
-        else:
-            if tags or no_cache or builder:
-                raise UsageError("--tag, --no-cache and --builder apply to a build: add --build")
-            record = read_record(loaded)
-        client = connect()
-        ctx.log(f"push: {record.repository} ({', '.join(record.tags)})")
-        with PushProgress(ctx) as progress:
-            result = push_image(client, record, os.environ, progress)
-        write_github_output(result, dict(os.environ))
-        return PushCommandResult(result)
-
-    run_command(ctx, "push", body)
+    loaded = load_config(config_path, environment)
+    if build_first:
+        record = build_with_progress(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
+    else:
+        if tags or no_cache or builder:
+            raise UsageError("--tag, --no-cache and --builder apply to a build: add --build")
+        record = read_record(loaded)
+    client = connect()
+    ctx.log(f"push: {record.repository} ({', '.join(record.tags)})")
+    with PushProgress(ctx) as progress:
+        result = push_image(client, record, os.environ, progress)
+    secret_vars = [s.from_env or s.name for s in loaded.config.secrets]
+    write_github_output(
+        {"image": result.image, "digest": result.digest},
+        os.environ,
+        secrets=secret_values(secret_vars, os.environ),
+    )
+    return PushCommandResult(result)

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from deploy.cli.options import config_option, env_option
-from deploy.cli.output import common_options, make_context, run_command
+from deploy.cli.output import Context, cli_command
 from deploy.config import load_config
 from deploy.config.patterns import IMAGE_REF, describe
 from deploy.errors import ExitCode, UsageError
@@ -73,16 +73,15 @@ class RenderCommandResult:
     metavar="REF",
     help="Image the endpoint spec deploys. Default: <registry>/<repository>:sha-<commit>.",
 )
-@common_options
+@cli_command
 def render(
+    ctx: Context,
     config_path: str,
     environment: str | None,
     out: Path | None,
     check: bool,
     image: str | None,
-    output: str,
-    debug: bool,
-) -> None:
+) -> RenderCommandResult:
     """Render Dockerfile.<strategy>, .dockerignore and the RunPod endpoint specs.
 
     The Dockerfile and .dockerignore go to the project root (commit them); the
@@ -97,27 +96,22 @@ def render(
     Exit codes: 0 rendered / up to date, 1 drift found by --check, 2 bad config or
     a value that cannot be rendered safely.
     """
-    ctx = make_context(output, debug)
-
-    def body() -> RenderCommandResult:
-        if check and out is not None:
-            raise UsageError("--check compares against the project; it cannot be combined with --out")
-        if image is not None and not IMAGE_REF.fullmatch(image):
-            raise UsageError(f"--image: {describe(image)!r} is not a valid image reference")
-        started = time.perf_counter()
-        loaded = load_config(config_path, environment)
-        result = render_project(loaded, image or default_image(loaded))
-        elapsed = time.perf_counter() - started
-        if check:
-            return RenderCommandResult(
-                result.image,
-                list(result.committed),
-                check_drift(result, loaded.root),
-                checked=True,
-                seconds=elapsed,
-            )
-        paths = write_files(result, loaded.root, out)
-        shown = [str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p) for p in paths]
-        return RenderCommandResult(result.image, shown, seconds=elapsed)
-
-    run_command(ctx, "render", body)
+    if check and out is not None:
+        raise UsageError("--check compares against the project; it cannot be combined with --out")
+    if image is not None and not IMAGE_REF.fullmatch(image):
+        raise UsageError(f"--image: {describe(image)!r} is not a valid image reference")
+    started = time.perf_counter()
+    loaded = load_config(config_path, environment)
+    result = render_project(loaded, image or default_image(loaded))
+    elapsed = time.perf_counter() - started
+    if check:
+        return RenderCommandResult(
+            result.image,
+            list(result.committed),
+            check_drift(result, loaded.root),
+            checked=True,
+            seconds=elapsed,
+        )
+    paths = write_files(result, loaded.root, out)
+    shown = [str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p) for p in paths]
+    return RenderCommandResult(result.image, shown, seconds=elapsed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import docker
 import docker.errors
@@ -15,7 +14,7 @@ from deploy.errors import EngineError
 TIMEOUT_S = 900
 
 
-def connect() -> Any:
+def connect() -> docker.DockerClient:
     """A `docker.DockerClient` for ``DOCKER_HOST`` or the default socket; EngineError if none answers."""
     try:
         client = docker.from_env(timeout=TIMEOUT_S)

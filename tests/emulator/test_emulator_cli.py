@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import envelope, json_data
 from tests.emulator.helpers import FAST_ENV, ROOT, free_port
 
 CURL_LIST = '\ncurl -s -H "Authorization: Bearer $RUNPOD_API_KEY" "$RUNPOD_API_URL/serverless"'
@@ -34,7 +35,7 @@ def test_start_status_env_stop(tmp_path: Path) -> None:
     started = rpdeploy("start", "--port", str(port), "--state", str(state), "--output", "json")
     try:
         assert started.returncode == 0, started.stderr
-        result = json.loads(started.stdout)
+        result = json_data(started.stdout, "emulator start")
         assert result["running"] is True
         assert result["urls"] == {
             "RUNPOD_API_URL": f"http://127.0.0.1:{port}/v2",
@@ -50,6 +51,9 @@ def test_start_status_env_stop(tmp_path: Path) -> None:
         assert f"RUNPOD_API_URL=http://127.0.0.1:{port}/v2" in status.stdout
         assert "api-key" in status.stdout
 
+        exported_json = json_data(rpdeploy("env", "--state", str(state), "-o", "json").stdout, "emulator env")
+        assert exported_json["env"]["RUNPOD_API_URL"] == f"http://127.0.0.1:{port}/v2"
+        assert exported_json["api_key_file"] == str(state / "api-key")
         exported = rpdeploy("env", "--state", str(state))
         assert exported.returncode == 0
         assert f"export RUNPOD_ENDPOINT_BASE_URL=http://127.0.0.1:{port}/v2" in exported.stdout
@@ -72,12 +76,13 @@ def test_start_status_env_stop(tmp_path: Path) -> None:
         assert again.returncode == 3
         assert "already runs" in again.stderr
     finally:
-        stopped = rpdeploy("stop", "--state", str(state))
+        stopped = rpdeploy("stop", "--state", str(state), "-o", "json")
     assert stopped.returncode == 0, stopped.stderr
-    assert "stopped" in stopped.stdout
+    assert json_data(stopped.stdout, "emulator stop")["running"] is False
+    assert "stopped" in rpdeploy("stop", "--state", str(state)).stdout
     after = rpdeploy("status", "--state", str(state), "--output", "json")
     assert after.returncode == 1
-    assert json.loads(after.stdout)["running"] is False
+    assert json_data(after.stdout, "emulator status", status="failed")["running"] is False
     assert rpdeploy("env", "--state", str(state)).returncode == 3
     try:
         httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1)
@@ -93,6 +98,11 @@ def test_non_loopback_bind_needs_allow_remote(tmp_path: Path) -> None:
     assert lines[0] == "error: --host 0.0.0.0 is not a loopback address"
     assert "--allow-remote" in lines[1]
     assert "Traceback" not in refused.stderr
+    as_json = rpdeploy("serve", "--host", "0.0.0.0", "--state", str(tmp_path), "-o", "json")
+    assert as_json.returncode == 2
+    error = envelope(as_json.stdout, "emulator serve", status="error")["error"]
+    assert error["type"] == "UsageError"
+    assert error["message"] == "--host 0.0.0.0 is not a loopback address"
 
 
 def test_logs_reports_missing_logs_as_usage_errors(tmp_path: Path) -> None:
@@ -105,7 +115,9 @@ def test_logs_reports_missing_logs_as_usage_errors(tmp_path: Path) -> None:
     assert shown.returncode == 0
     assert "hello from w1" in shown.stdout
     assert rpdeploy("logs", "ep123", "--worker", "w2", "--state", str(tmp_path)).returncode == 2
-    as_json = json.loads(rpdeploy("logs", "ep123", "--state", str(tmp_path), "--output", "json").stdout)
+    as_json = json_data(
+        rpdeploy("logs", "ep123", "--state", str(tmp_path), "--output", "json").stdout, "emulator logs"
+    )
     assert as_json["workers"] == {"w1": "hello from w1\n"}
 
 
