@@ -9,6 +9,7 @@ of layers per run under rpdeploy-test/).
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -434,5 +435,109 @@ def test_transient_registry_errors_are_retried(
         server.server_close()
     assert result.exit_code == 0, result.stderr
     assert FlakyRegistry.served[:3] == [503, 503, 200]
-from tests.conftest import BASE_CONFIG, envelope, json_data
-from tests.emulator.helpers import EmulatorProcess
+    assert as_json(result, "image report")["digest"] == registry_digest(repository, tag)
+
+
+def test_rebuilding_the_same_commit_gives_the_same_image_and_digest(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any
+) -> None:
+    root, repository = project()
+    first = invoke(run_cli, root, "build", "-o", "json")
+    assert first.exit_code == 0, first.stderr
+    pushed = invoke(run_cli, root, "push", "-o", "json")
+    assert pushed.exit_code == 0, pushed.stderr
+    again = invoke(run_cli, root, "build", "-o", "json")
+    assert again.exit_code == 0, again.stderr
+    record = as_json(again, "build")
+    assert record["id"] == as_json(first, "build")["id"]
+    assert [
+        s for s in record["steps"] if not s["cached"] and not s["instruction"].startswith(("FROM", "ARG"))
+    ] == []
+    repushed = invoke(run_cli, root, "push", "-o", "json")
+    assert as_json(repushed, "push")["digest"] == as_json(pushed, "push")["digest"]
+    commit_time = git(root, "log", "-1", "--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ")
+    labels = engine.images.get(record["id"]).labels
+    assert labels["org.opencontainers.image.created"] == commit_time
+    assert registry_digest(repository, record["immutable"]) == as_json(pushed, "push")["digest"]
+
+
+def test_git_credentials_never_reach_label_record_config_or_history(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any
+) -> None:
+    canary = "ghp_CANARY" + uuid.uuid4().hex[:12]
+    root, _ = project()
+    git(
+        root,
+        "remote",
+        "add",
+        "origin",
+        f"https://ci@corp.example:{canary}@github.com/org/repo.git?t={canary}",
+    )
+    built = invoke(run_cli, root, "build", "-o", "json")
+    assert built.exit_code == 0, built.stderr
+    record = as_json(built, "build")
+    assert record["labels"]["org.opencontainers.image.source"] == "https://github.com/org/repo"
+    image_id = record["id"]
+    seen = [
+        built.stdout,
+        built.stderr,
+        (root / "build" / "rpdeploy" / "default" / "build.json").read_text(),
+        json.dumps(engine.api.inspect_image(image_id)),
+        json.dumps(engine.api.history(image_id)),
+    ]
+    for text in seen:
+        assert canary not in text
+    # Every layer and the config, as `docker save` exports them (chunks overlap by the canary's length).
+    needle, tail = canary.encode(), b""
+    for chunk in engine.api.get_image(image_id):
+        assert needle not in tail + chunk
+        tail = chunk[-len(needle) :]
+
+
+ROOT_HANDLER = """\
+import runpod
+
+from greeting import greet
+
+
+def handler(job):
+    return greet(job["input"]["name"])
+
+
+runpod.serverless.start({"handler": handler})
+"""
+
+
+def test_root_layout_image_runs_its_handler_under_the_emulator(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, tmp_path: Path
+) -> None:
+    root, _ = project(strategy="baked")
+    # RunPod's quickstart / worker-basic layout: everything at the repository root.
+    config = (root / "rpdeploy.yaml").read_text()
+    config = config.replace("requirements: worker/requirements.txt", "requirements: requirements.txt")
+    config = config.replace(
+        "handler:\n  path: worker\n  file: handler.py", 'handler:\n  path: "."\n  file: rp_handler.py'
+    )
+    (root / "rpdeploy.yaml").write_text(config)
+    (root / "rp_handler.py").write_text(ROOT_HANDLER)
+    (root / "greeting.py").write_text("def greet(name):\n    return {'greeting': 'hello ' + name}\n")
+    (root / "requirements.txt").write_text("runpod==1.12.0\n")
+    (root / "test_input.json").write_text('{"input": {"name": "local"}}\n')
+    git(root, "rm", "-q", "-r", "worker")
+    git(root, "add", "-A")
+    commit(root, "root layout")
+    built = invoke(run_cli, root, "push", "--build", "-o", "json")
+    assert built.exit_code == 0, built.stderr
+    image = as_json(built, "push")["image"]
+
+    emulator = EmulatorProcess(tmp_path / "emulator").start()
+    try:
+        endpoint = emulator.api.create_endpoint(image=image, workers={"min": 0, "max": 1, "idleTimeout": 5})
+        job = emulator.api.submit(endpoint["id"], {"name": "root"})
+        view = emulator.api.wait_status(endpoint["id"], job, {"COMPLETED", "FAILED"}, timeout=180)
+        assert view["status"] == "COMPLETED", f"{view}\n{emulator.log()[-3000:]}"
+        assert view["output"] == {"greeting": "hello root"}
+        emulator.api.rest("DELETE", f"/v2/serverless/{endpoint['id']}")
+    finally:
+        emulator.stop()
+        emulator.remove_volumes()
