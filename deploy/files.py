@@ -23,9 +23,13 @@ from deploy.errors import FileWriteError, OutsideProject
 
 
 def _shown(path: Path, root: Path) -> str:
-    """``path`` as the user knows it: relative to the project when inside it."""
+    """``path`` as the user can find it: relative to the working folder when inside it, else absolute.
+
+    (Relative to ``root`` would mislead when ``root`` is an ``--out`` folder elsewhere.)
+    """
     full = path if path.is_absolute() else root / path
-    return str(full.relative_to(root)) if full.is_relative_to(root) else str(path)
+    cwd = Path.cwd()
+    return str(full.relative_to(cwd)) if full.is_relative_to(cwd) else str(full)
 
 
 def confined(root: Path, path: Path) -> Path:

@@ -205,16 +205,10 @@ def test_render_into_proc_is_one_line_never_a_traceback(make_project: MakeProjec
     done = rpdeploy("render", "--image", IMAGE, "--out", "/proc/x", "-o", output, cwd=make_project())
     assert "Traceback" not in done.stderr
     lines = done.stderr.splitlines()
-    # Today an unexpected OSError (exit 70); once writes name their path it is a typed error.
-    if done.returncode == ExitCode.INTERNAL:
-        assert len(lines) == 1
-        assert re.fullmatch(
-            rf"internal error: \w+Error: \[Errno \d+\] .*'/proc/x'{re.escape(INTERNAL)}", lines[0]
-        )
-    else:
-        assert done.returncode in (ExitCode.USAGE, ExitCode.FAILED)
-        assert lines[0].startswith("error: ")
-        assert "/proc/x" in lines[0]
+    # A disk that refuses the write is a typed error naming the full path (exit 3), not exit 70.
+    assert done.returncode == ExitCode.UNAVAILABLE
+    assert len(lines) == 1
+    assert re.fullmatch(r"error: /proc/x/Dockerfile\.\w+: cannot write: .+", lines[0]), lines
     if output == "json":
         assert envelope(done.stdout, "render", status="error")["error"]["message"]
     else:
