@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails
 
 from deploy.config.interpolate import UnsetVariable, interpolate
 from deploy.config.patterns import describe
-from deploy.config.rules import Problem, check
+from deploy.config.rules import Problem, check, warnings
 from deploy.config.schema import OVERRIDABLE, Config
 from deploy.config.yaml_source import PathKey, YamlDocument, dotted, parse_yaml
 from deploy.errors import ConfigError
@@ -39,6 +39,9 @@ class LoadedConfig:
     environment: str | None
     config: Config
     document: YamlDocument = field(repr=False, compare=False)
+    #: ``file:line: path: message`` lines for what may be wrong (e.g. a GPU pool the vendored
+    #: catalog does not know; RunPod's may be newer). Never blocks loading.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def root(self) -> Path:
@@ -79,7 +82,7 @@ def load_config(
     config, problems = _resolve(document, env, environ)
     if problems or config is None:
         raise ConfigError(problems)
-    return LoadedConfig(path=file, environment=env, config=config, document=document)
+    return LoadedConfig(file, env, config, document, _warnings(config, document, env))
 
 
 def validate_all(
@@ -96,7 +99,7 @@ def validate_all(
         config, env_problems = _resolve(document, env, environ)
         problems.extend(p for p in env_problems if p not in problems)
         if config is not None:
-            loaded.append(LoadedConfig(path=file, environment=env, config=config, document=document))
+            loaded.append(LoadedConfig(file, env, config, document, _warnings(config, document, env)))
     problems.extend(_duplicate_endpoint_names(loaded, document))
     if problems:
         raise ConfigError(problems)
@@ -148,6 +151,10 @@ def _resolve(
     if problems:
         return None, _format(problems, document, env)
     return config, []
+
+
+def _warnings(config: Config, document: YamlDocument, env: str | None) -> tuple[str, ...]:
+    return tuple(_format(warnings(config), document, env))
 
 
 def _environment_block(data: dict[str, Any], env: str | None, problems: list[Problem]) -> dict[str, Any]:
