@@ -75,7 +75,9 @@ LB_SCALING: Final = "LOAD_BALANCER endpoints must scale on REQUEST_COUNT"
 
 
 def _load_balancer_on_queue_delay(body: Any) -> bool:
-    scaling = body.get("scaling") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return False
+    scaling = body.get("scaling")
     return (
         body.get("type") == "LOAD_BALANCER"
         and isinstance(scaling, dict)
@@ -107,7 +109,7 @@ def _short(number: int) -> str:
     # A 4,000-digit integer must not become a 4,000-digit error line (nor hit int->str limits).
     if abs(number) < 10**20:
         return str(number)
-    return f"an integer of about {int(number.bit_length() * math.log10(2)) + 1} digits"
+    return f"an integer of about {int(math.log10(abs(number))) + 1} digits"
 
 
 def state_problems(doc: dict[str, Any], *, idle_timeout_given: bool) -> list[Problem]:

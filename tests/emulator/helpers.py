@@ -61,6 +61,7 @@ def free_port() -> int:
 
 def contract_problems(method: str, path: str, response: httpx.Response) -> list[str]:
     """Why a control-plane response breaks the official spec (empty list: it conforms)."""
+    path = path.split("?", 1)[0]
     spec_path = next((template for pattern, template in SPEC_PATHS if pattern.match(path)), None)
     if spec_path is None:
         return [f"{method} {path} is not a REST v2 path of the spec"]
