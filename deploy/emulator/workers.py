@@ -41,6 +41,7 @@ LABEL_ENDPOINT = "dev.rpdeploy.emulator.endpoint"
 LABEL_WORKER = "dev.rpdeploy.emulator.worker"
 #: `{{ RUNPOD_SECRET_name }}` with optional whitespace inside the braces (runpod-platform.md §6).
 from deploy.runpod.secrets import SECRET_REF  # noqa: E402 - one rule for every reader
+
 RECONCILE_INTERVAL_S = 0.5
 MAX_BACKOFF_S = 30.0
 STOP_GRACE_S = 3

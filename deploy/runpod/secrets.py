@@ -18,18 +18,16 @@ import re
 from typing import Final
 
 MAX_NAME_LENGTH: Final = 191
-_NAME_CHARS: Final = r"[A-Za-z_][A-Za-z0-9_./-]*"
-#: A valid secret name, every rule of §6.1 in one pattern (ASCII only).
-SECRET_NAME: Final = re.compile(
-    rf"^(?![Rr][Uu][Nn][Pp][Oo][Dd])(?=.{{1,{MAX_NAME_LENGTH}}}$){_NAME_CHARS}$", re.ASCII
-)
-#: ``{{ RUNPOD_SECRET_<name> }}`` anywhere in a value; group 1 is the name. Whitespace
-#: inside the braces is optional (an emulator tolerance the docs allow, §6).
-SECRET_REF: Final = re.compile(rf"\{{\{{\s*RUNPOD_SECRET_({_NAME_CHARS})\s*\}}\}}", re.ASCII)
+#: The name, every rule of §6.1 (no RUNPOD prefix, first character, length), unanchored.
+_NAME: Final = rf"(?![Rr][Uu][Nn][Pp][Oo][Dd])[A-Za-z_][A-Za-z0-9_./-]{{0,{MAX_NAME_LENGTH - 1}}}"
+#: A valid secret name (ASCII only).
+SECRET_NAME: Final = re.compile(rf"^{_NAME}$", re.ASCII)
+#: ``{{ RUNPOD_SECRET_<name> }}`` anywhere in a value; group 1 is the name, which meets the
+#: same rule. Whitespace inside the braces is optional (an emulator tolerance, §6).
+SECRET_REF: Final = re.compile(rf"\{{\{{\s*RUNPOD_SECRET_({_NAME})\s*\}}\}}", re.ASCII)
 #: The rule in words, for error messages.
 NAME_RULE: Final = (
-    "1-191 characters: a letter or '_', then letters, digits, '_', '.', '-' or '/'; "
-    "not starting with RUNPOD"
+    "1-191 characters: a letter or '_', then letters, digits, '_', '.', '-' or '/'; not starting with RUNPOD"
 )
 
 

@@ -233,7 +233,8 @@ def test_catalog_routes_serve_the_vendored_catalog_in_the_spec_shapes(api: Api) 
     pools = {gpu["pool"] for gpu in gpus.json()["gpus"]}
     assert {"ADA_32_PRO", "BLACKWELL_96", "BLACKWELL_180", "HOPPER_141"} <= pools
     rtx_5090 = next(gpu for gpu in gpus.json()["gpus"] if gpu["pool"] == "ADA_32_PRO")
-    assert rtx_5090["id"] == "NVIDIA GeForce RTX 5090" and "cudaVersions" not in rtx_5090
+    assert rtx_5090["id"] == "NVIDIA GeForce RTX 5090"
+    assert "cudaVersions" not in rtx_5090
     detailed = api.rest("GET", "/v2/catalog/gpus?include=AVAILABILITY&product=SERVERLESS").json()["gpus"]
     assert {"version": "12.8", "available": True} in detailed[0]["cudaVersions"]
     centers = api.rest("GET", "/v2/catalog/datacenters")
@@ -259,7 +260,10 @@ def test_newer_pools_from_the_catalog_are_accepted(api: Api, pool: str) -> None:
     [
         ({"timeout": -1}, "$.timeout: must be 5000 to 604800000 ms"),
         ({"timeout": 0}, "$.timeout: must be 5000"),
-        ({"timeout": int("9" * 4000)}, "$.timeout: must be 5000 to 604800000 ms (5 s to 7 days), got an integer of"),
+        (
+            {"timeout": int("9" * 4000)},
+            "$.timeout: must be 5000 to 604800000 ms (5 s to 7 days), got an integer of",
+        ),
         ({"workers": {"min": 0, "max": 2**31}}, "$.workers.max:"),
         ({"gpu": {"pools": ["ADA_24"], "count": 10**40}}, "$.gpu.count:"),
         ({"disk": 2**63}, "$.disk:"),

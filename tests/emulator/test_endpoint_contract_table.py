@@ -42,7 +42,9 @@ GOOD: dict[str, dict[str, Any]] = {
     "load-balancer-idle": section(type="LOAD_BALANCER", scaling=REQUEST_COUNT, workers={"idleTimeout": 60}),
     "timeout-low-edge": section(timeout=5000),
     "timeout-high-edge": section(timeout=604_800_000),
-    "cuda-empty-set-and-floor": section(gpu={"pools": ["ADA_24"], "allowedCudaVersions": [], "minCudaVersion": "12.4"}),
+    "cuda-empty-set-and-floor": section(
+        gpu={"pools": ["ADA_24"], "allowedCudaVersions": [], "minCudaVersion": "12.4"}
+    ),
     "excluded-type-in-pool": section(gpu={"pools": ["AMPERE_48"], "excludedTypes": ["NVIDIA A40"]}),
     "workers-big-but-sane": section(workers={"min": 0, "max": 2**31 - 1}),
 }
@@ -58,9 +60,13 @@ BAD: dict[str, dict[str, Any]] = {
     "min-over-max": section(workers={"min": 3, "max": 1}),
     "idle-timeout-on-queue-request-count": section(scaling=REQUEST_COUNT, workers={"idleTimeout": 5}),
     "load-balancer-queue-delay": section(type="LOAD_BALANCER"),
-    "cuda-set-and-floor": section(gpu={"pools": ["ADA_24"], "allowedCudaVersions": ["12.4"], "minCudaVersion": "12.1"}),
+    "cuda-set-and-floor": section(
+        gpu={"pools": ["ADA_24"], "allowedCudaVersions": ["12.4"], "minCudaVersion": "12.1"}
+    ),
     "excluded-type-not-in-pool": section(gpu={"pools": ["ADA_24"], "excludedTypes": ["NVIDIA A40"]}),
-    "excluded-types-leave-nothing": section(gpu={"pools": ["ADA_24"], "excludedTypes": ["NVIDIA GeForce RTX 4090"]}),
+    "excluded-types-leave-nothing": section(
+        gpu={"pools": ["ADA_24"], "excludedTypes": ["NVIDIA GeForce RTX 4090"]}
+    ),
     "vcpu-not-power-of-two": section(gpu=None, cpu=[{"id": "cpu3c", "vcpuCount": 6}]),
     "gpu-count-zero": section(gpu={"pools": ["ADA_24"], "count": 0}),
     "queue-delay-too-small": section(scaling={"type": "QUEUE_DELAY", "queueDelay": 0.1}),
