@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,3 +136,18 @@ def test_config_accepts_dotted_secret_names_and_refuses_an_invalid_default(make_
     digit_project = BASE_CONFIG.replace("project: demo", "project: 9lives")
     with pytest.raises(Exception, match=r"secrets\[0\]\.name: the default RunPod secret name fails"):
         load_config(make_project(digit_project, name="digit") / "rpdeploy.yaml", environ={})
+
+
+def test_the_contract_package_is_a_leaf() -> None:
+    """deploy.runpod imports nothing from rpdeploy but deploy.errors (and itself)."""
+    package = Path(endpoint.__file__).parent
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name == "deploy" or name.startswith("deploy."):
+                    assert name.startswith(("deploy.runpod", "deploy.errors")), (
+                        f"{module.name} imports {name}"
+                    )
