@@ -86,7 +86,7 @@ def _load_balancer_on_queue_delay(body: Any) -> bool:
 
 
 def range_problems(body: Any, path: JsonPath = ()) -> Iterator[Problem]:
-    """Integers beyond `INT_MAX`, non-finite numbers, and a `timeout` outside `TIMEOUT_MS`."""
+    """Numbers beyond `INT_MAX` or not finite, and a `timeout` outside `TIMEOUT_MS`."""
     if isinstance(body, dict):
         for key, value in body.items():
             yield from range_problems(value, (*path, key))
@@ -103,6 +103,9 @@ def range_problems(body: Any, path: JsonPath = ()) -> Iterator[Problem]:
             yield Problem(path, f"{_short(body)} is out of range (at most {INT_MAX})", 422)
     elif isinstance(body, float) and not math.isfinite(body):
         yield Problem(path, "must be a finite number", 422)
+    elif isinstance(body, float) and abs(body) > INT_MAX:
+        # No float field (queueDelay, seconds) can mean more than the integer fields can hold.
+        yield Problem(path, f"{body:.3g} is out of range (at most {INT_MAX})", 422)
 
 
 def _short(number: int) -> str:

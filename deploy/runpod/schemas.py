@@ -79,14 +79,18 @@ def problems(schema_name: str, instance: Any) -> list[str]:
     return sorted(f"{error.json_path}: {error.message}" for error in found)
 
 
-def operation(path: str, method: str) -> dict[str, Any] | None:
-    """The spec's operation object for ``method path`` (a spec path template), or None."""
+def _find_operation(path: str, method: str) -> tuple[str, dict[str, Any]] | None:
     for name in DOCUMENTS:
         item = document(name)["paths"].get(path)
         if item is not None and method.lower() in item:
-            found: dict[str, Any] = item[method.lower()]
-            return found
+            return name, item[method.lower()]
     return None
+
+
+def operation(path: str, method: str) -> dict[str, Any] | None:
+    """The spec's operation object for ``method path`` (a spec path template), or None."""
+    found = _find_operation(path, method)
+    return None if found is None else found[1]
 
 
 def response_schema(path: str, method: str, status: int) -> str | None:
@@ -94,15 +98,16 @@ def response_schema(path: str, method: str, status: int) -> str | None:
 
     KeyError when the spec has no such operation or no answer for ``status``.
     """
-    op = operation(path, method)
-    if op is None:
+    found = _find_operation(path, method)
+    if found is None:
         raise KeyError(f"{method.upper()} {path} is not in the vendored spec")
+    owner, op = found
     responses = op["responses"]
     response = responses.get(str(status)) or responses.get("default")
     if response is None:
         raise KeyError(f"{method.upper()} {path} declares no {status} answer")
     if "$ref" in response:
-        response = spec()["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+        response = document(owner)["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
     content = response.get("content")
     if not content:
         return None

@@ -47,6 +47,7 @@ GOOD: dict[str, dict[str, Any]] = {
     ),
     "excluded-type-in-pool": section(gpu={"pools": ["AMPERE_48"], "excludedTypes": ["NVIDIA A40"]}),
     "workers-big-but-sane": section(workers={"min": 0, "max": 2**31 - 1}),
+    "queue-delay-fractional": section(scaling={"type": "QUEUE_DELAY", "queueDelay": 0.5}),
 }
 BAD: dict[str, dict[str, Any]] = {
     "timeout-negative": section(timeout=-1),
@@ -72,6 +73,7 @@ BAD: dict[str, dict[str, Any]] = {
     "queue-delay-too-small": section(scaling={"type": "QUEUE_DELAY", "queueDelay": 0.1}),
     "idle-timeout-over-an-hour": section(workers={"idleTimeout": 3601}),
     "disk-zero": section(disk=0),
+    "queue-delay-absurd": section(scaling={"type": "QUEUE_DELAY", "queueDelay": 1e300}),
 }
 
 
