@@ -47,6 +47,13 @@ class WorkerPlaneView(Protocol):
     def workers_doc(self, endpoint_id: str, version: int) -> dict[str, Any]: ...
 
 
+def _cpu_memory(item: dict[str, Any]) -> int:
+    # An unknown flavor gets 0 here and is refused by the rules before anything is stored.
+    if item["id"] not in catalog().cpu_flavors:
+        return 0
+    return catalog().cpu_memory_gb(item["id"], item["vcpuCount"])
+
+
 def _idle_timeout_in(body: dict[str, Any]) -> bool:
     workers = body.get("workers")
     return isinstance(workers, dict) and "idleTimeout" in workers
@@ -266,10 +273,9 @@ class ControlPlane:
     @staticmethod
     def _cpu(request: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
-            {"id": item["id"], "vcpuCount": item["vcpuCount"],
-             "memory": catalog().cpu_memory_gb(item["id"], item["vcpuCount"])}
+            {"id": item["id"], "vcpuCount": item["vcpuCount"], "memory": _cpu_memory(item)}
             for item in request
-        ]  # fmt: skip
+        ]
 
     def _apply_template(self, template_id: str, body: dict[str, Any], *, on_create: bool) -> dict[str, Any]:
         template = self.store.template(template_id)

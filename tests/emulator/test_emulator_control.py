@@ -278,3 +278,52 @@ def test_absurd_numbers_are_422_on_create_and_update(api: Api, change: dict[str,
     assert updated.status_code == 422, updated.text
     assert api.rest("GET", f"/v2/serverless/{endpoint['id']}").json()["timeout"] == endpoint["timeout"]
     api.rest("DELETE", f"/v2/serverless/{endpoint['id']}")
+
+
+@pytest.mark.parametrize(
+    ("create", "patch", "detail"),
+    [
+        (
+            {},
+            {"cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
+            "cpu: cpu given for a GPU endpoint; the compute family",
+        ),
+        (
+            {"gpu": None, "cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
+            {"gpu": {"pools": ["ADA_24"]}},
+            "gpu: gpu given for a CPU endpoint; the compute family",
+        ),
+        (
+            {},
+            {"gpu": {"pools": ["ADA_24"]}, "cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
+            "cpu: set either gpu or cpu",
+        ),
+        (
+            {"type": "LOAD_BALANCER", "scaling": {"type": "REQUEST_COUNT", "requestCount": 1}},
+            {"scaling": {"type": "QUEUE_DELAY", "queueDelay": 2}},
+            "scaling.type: LOAD_BALANCER endpoints must scale on REQUEST_COUNT",
+        ),
+        (
+            {},
+            {"scaling": {"type": "REQUEST_COUNT", "requestCount": 2}, "workers": {"idleTimeout": 9}},
+            "workers.idleTimeout: not applicable to QUEUE endpoints scaling on REQUEST_COUNT",
+        ),
+        ({}, {"workers": {"min": 5}}, "workers.max: must be >= workers.min (0 < 5)"),
+        ({}, {"gpu": {"pools": ["NOPE_1"]}}, "gpu.pools[0]: unknown GPU pool NOPE_1"),
+        (
+            {"gpu": None, "cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
+            {"cpu": [{"id": "cpu9z", "vcpuCount": 2}]},
+            "cpu[0].id: unknown CPU flavor cpu9z",
+        ),  # fmt: skip
+    ],
+)
+def test_update_rules_are_the_contract_rules(
+    api: Api, create: dict[str, Any], patch: dict[str, Any], detail: str
+) -> None:
+    endpoint = api.create_endpoint(**create)
+    path = f"/v2/serverless/{endpoint['id']}"
+    response = api.rest("PATCH", path, patch)
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith(detail)
+    assert api.rest("GET", path).json() == endpoint  # nothing of a refused PATCH is kept
+    api.rest("DELETE", path)
