@@ -314,7 +314,7 @@ def test_absurd_numbers_are_422_on_create_and_update(api: Api, change: dict[str,
             {"gpu": None, "cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
             {"cpu": [{"id": "cpu9z", "vcpuCount": 2}]},
             "cpu[0].id: unknown CPU flavor cpu9z",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_update_rules_are_the_contract_rules(
