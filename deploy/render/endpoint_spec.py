@@ -120,8 +120,11 @@ def _workers(ep: EndpointConfig) -> dict[str, int]:
 
 
 def _scaling(ep: EndpointConfig) -> dict[str, Any]:
-    if ep.scaling.type == "QUEUE_DELAY":
-        delay = ep.scaling.queue_delay
-        assert delay is not None  # config rules require it for QUEUE_DELAY
-        return {"type": "QUEUE_DELAY", "queueDelay": int(delay) if delay.is_integer() else delay}
-    return {"type": "REQUEST_COUNT", "requestCount": ep.scaling.request_count}
+    """The scaling block exactly as configured; the RunPod schema refuses a missing or stray field."""
+    scaling: dict[str, Any] = {"type": ep.scaling.type}
+    delay = ep.scaling.queue_delay
+    if delay is not None:
+        scaling["queueDelay"] = int(delay) if delay.is_integer() else delay
+    if ep.scaling.request_count is not None:
+        scaling["requestCount"] = ep.scaling.request_count
+    return scaling

@@ -73,6 +73,9 @@ BAD: dict[str, dict[str, Any]] = {
     "queue-delay-too-small": section(scaling={"type": "QUEUE_DELAY", "queueDelay": 0.1}),
     "idle-timeout-over-an-hour": section(workers={"idleTimeout": 3601}),
     "disk-zero": section(disk=0),
+    "queue-delay-missing": section(scaling={"type": "QUEUE_DELAY"}),
+    "request-count-missing": section(scaling={"type": "REQUEST_COUNT"}),
+    "both-scaling-values": section(scaling={"type": "REQUEST_COUNT", "requestCount": 2, "queueDelay": 4}),
     "queue-delay-absurd": section(scaling={"type": "QUEUE_DELAY", "queueDelay": 1e300}),
 }
 
