@@ -54,7 +54,7 @@ def _endpoint_problems(config: Config) -> Iterator[Problem]:
 def _runpod_problems(config: Config) -> list[runpod_endpoint.Problem]:
     ep = config.endpoint
     return runpod_endpoint.create_problems(
-        runpod_body(config), idle_timeout_given="idle_timeout" in ep.workers.model_fields_set
+        _runpod_body(config), idle_timeout_given="idle_timeout" in ep.workers.model_fields_set
     )
 
 
@@ -62,7 +62,7 @@ def _under_endpoint(problem: runpod_endpoint.Problem) -> Problem:
     return Problem(("endpoint", *problem.path), problem.message)
 
 
-def runpod_body(config: Config) -> dict[str, Any]:
+def _runpod_body(config: Config) -> dict[str, Any]:
     """The `CreateEndpointRequest` the ``endpoint`` section spells, for checking only.
 
     The section uses REST v2 names, so its JSON dump is the body; what only render knows
@@ -71,8 +71,9 @@ def runpod_body(config: Config) -> dict[str, Any]:
     """
     ep = config.endpoint
     body: dict[str, Any] = ep.model_dump(mode="json", by_alias=True, exclude_none=True)
-    body["name"] = ep.name or config.project
+    body["name"] = config.endpoint_name(None)
     body["image"] = f"{config.image.registry}/{config.image.repository}"
+    # Any string stands for a secret's value here: the schema only asks that env values are strings.
     body["env"] = {**body["env"], **{secret.name: "***" for secret in config.secrets}}
     if not idle_timeout_applies(ep.type, ep.scaling.type):
         body["workers"].pop("idleTimeout", None)
