@@ -33,15 +33,13 @@ from deploy.emulator.control import new_id, now_iso
 from deploy.emulator.jobs import JobService
 from deploy.emulator.settings import EmulatorSettings
 from deploy.emulator.store import Store
+from deploy.runpod.secrets import SECRET_REF  # one rule for config, render and the emulator
 
 log = logging.getLogger("rpdeploy.emulator.workers")
 
 LABEL = "dev.rpdeploy.emulator"
 LABEL_ENDPOINT = "dev.rpdeploy.emulator.endpoint"
 LABEL_WORKER = "dev.rpdeploy.emulator.worker"
-#: `{{ RUNPOD_SECRET_name }}` with optional whitespace inside the braces (runpod-platform.md §6).
-from deploy.runpod.secrets import SECRET_REF  # noqa: E402 - one rule for every reader
-
 RECONCILE_INTERVAL_S = 0.5
 MAX_BACKOFF_S = 30.0
 STOP_GRACE_S = 3
