@@ -24,7 +24,7 @@ from pydantic_core import ErrorDetails
 from deploy.config.interpolate import Interpolator, UnsetVariable
 from deploy.config.mask import MASKER, Masker
 from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS, describe, first_control
-from deploy.config.rules import Problem, check
+from deploy.config.rules import Problem, check, warnings
 from deploy.config.schema import OVERRIDABLE, Config
 from deploy.config.yaml_source import PathKey, YamlDocument, dotted, parse_yaml
 from deploy.errors import ConfigError
@@ -48,6 +48,9 @@ class LoadedConfig:
     document: YamlDocument = field(repr=False, compare=False)
     #: The secret values interpolation read into `config`; every output goes through it.
     masker: Masker = field(default_factory=Masker, repr=False, compare=False)
+    #: ``file:line: path: message`` lines for what may be wrong (e.g. a GPU pool the vendored
+    #: catalog does not know; RunPod's may be newer). Never blocks loading.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def root(self) -> Path:
@@ -91,7 +94,14 @@ def load_config(
     config, problems, masker = _resolve(document, env, environ)
     if problems or config is None:
         raise ConfigError(problems)
-    return LoadedConfig(path=file, environment=env, config=config, document=document, masker=masker)
+    return LoadedConfig(
+        path=file,
+        environment=env,
+        config=config,
+        document=document,
+        masker=masker,
+        warnings=_warnings(config, document, env, masker),
+    )
 
 
 def validate_all(
@@ -109,7 +119,14 @@ def validate_all(
         problems.extend(p for p in env_problems if p not in problems)
         if config is not None:
             loaded.append(
-                LoadedConfig(path=file, environment=env, config=config, document=document, masker=masker)
+                LoadedConfig(
+                    path=file,
+                    environment=env,
+                    config=config,
+                    document=document,
+                    masker=masker,
+                    warnings=_warnings(config, document, env, masker),
+                )
             )
     problems.extend(_duplicate_endpoint_names(loaded, document))
     if problems:
@@ -217,6 +234,10 @@ def _is_env_value(path: PathKey) -> bool:
     if path[:1] == ("environments",):
         path = path[2:]
     return len(path) == 3 and path[:2] == ("endpoint", "env")
+
+
+def _warnings(config: Config, document: YamlDocument, env: str | None, masker: Masker) -> tuple[str, ...]:
+    return tuple(_format(warnings(config), document, env, masker))
 
 
 def _environment_block(data: dict[str, Any], env: str | None, problems: list[Problem]) -> dict[str, Any]:
