@@ -13,7 +13,7 @@ from click.testing import Result
 
 from deploy.config import load_config
 from deploy.config import patterns as config_patterns
-from deploy.emulator import workers as emulator_workers
+from deploy.emulator import worker_env as emulator_worker_env
 from deploy.render.endpoint_spec import endpoint_env
 from deploy.runpod import endpoint, release, secrets
 from deploy.runpod.catalog import catalog
@@ -49,7 +49,7 @@ def test_valid_secret_names_are_valid_everywhere(name: str) -> None:
     assert config_patterns.SECRET_NAME.fullmatch(name)
     reference = secrets.reference(name)
     assert reference == "{{ RUNPOD_SECRET_" + name + " }}"
-    match = emulator_workers.SECRET_REF.fullmatch(reference)
+    match = emulator_worker_env.SECRET_REF.fullmatch(reference)
     assert match is not None
     assert match.group(1) == name
 
@@ -60,7 +60,7 @@ def test_valid_secret_names_are_valid_everywhere(name: str) -> None:
 def test_invalid_secret_names_are_invalid_everywhere(name: str) -> None:
     assert secrets.name_problem(name) is not None
     assert not config_patterns.SECRET_NAME.fullmatch(name)
-    assert emulator_workers.SECRET_REF.fullmatch(secrets.reference(name)) is None
+    assert emulator_worker_env.SECRET_REF.fullmatch(secrets.reference(name)) is None
 
 
 def test_the_catalog_holds_every_pool_the_platform_facts_name() -> None:
