@@ -94,14 +94,7 @@ def load_config(
     config, problems, masker = _resolve(document, env, environ)
     if problems or config is None:
         raise ConfigError(problems)
-    return LoadedConfig(
-        path=file,
-        environment=env,
-        config=config,
-        document=document,
-        masker=masker,
-        warnings=_warnings(config, document, env, masker),
-    )
+    return _loaded(document, env, config, masker)
 
 
 def validate_all(
@@ -118,16 +111,7 @@ def validate_all(
         config, env_problems, masker = _resolve(document, env, environ)
         problems.extend(p for p in env_problems if p not in problems)
         if config is not None:
-            loaded.append(
-                LoadedConfig(
-                    path=file,
-                    environment=env,
-                    config=config,
-                    document=document,
-                    masker=masker,
-                    warnings=_warnings(config, document, env, masker),
-                )
-            )
+            loaded.append(_loaded(document, env, config, masker))
     problems.extend(_duplicate_endpoint_names(loaded, document))
     if problems:
         raise ConfigError(problems)
@@ -236,8 +220,15 @@ def _is_env_value(path: PathKey) -> bool:
     return len(path) == 3 and path[:2] == ("endpoint", "env")
 
 
-def _warnings(config: Config, document: YamlDocument, env: str | None, masker: Masker) -> tuple[str, ...]:
-    return tuple(_format(warnings(config), document, env, masker))
+def _loaded(document: YamlDocument, env: str | None, config: Config, masker: Masker) -> LoadedConfig:
+    return LoadedConfig(
+        path=document.file,
+        environment=env,
+        config=config,
+        document=document,
+        masker=masker,
+        warnings=tuple(_format(warnings(config), document, env, masker)),
+    )
 
 
 def _environment_block(data: dict[str, Any], env: str | None, problems: list[Problem]) -> dict[str, Any]:
