@@ -84,6 +84,14 @@ def raise_rule_problems(problems: list[rules.Problem]) -> None:
 
 
 class ControlPlane:
+    """The REST v2 control plane: owns endpoint and template documents and their releases.
+
+    Request bodies are checked with `deploy.runpod` (schemas, ranges, endpoint rules);
+    defaults are filled in before storing, and a change to a field that rolls workers
+    (`deploy.runpod.release.RELEASE_FIELDS`) stores a new release that the worker plane
+    rolls out. Secrets are the GraphQL module's; jobs and workers are other services'.
+    """
+
     def __init__(self, store: Store, base_url: str) -> None:
         self.store = store
         self.base_url = base_url
