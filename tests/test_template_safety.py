@@ -18,6 +18,8 @@ import pytest
 from click.testing import Result
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from jinja2 import UndefinedError
+from jinja2.exceptions import SecurityError
 
 from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS
 from deploy.errors import RenderError
@@ -133,9 +135,7 @@ def test_checked_passes_valid_values_unchanged() -> None:
         "{{ template_name.__class__ }}",
     ],
 )
-def test_templates_cannot_reach_python_internals(
-    make_project: MakeProject, run_cli: Run, body: str
-) -> None:
+def test_templates_cannot_reach_python_internals(make_project: MakeProject, run_cli: Run, body: str) -> None:
     root = make_project()
     result = render_template(root, f"# line 1\n{body}\n", run_cli)
     assert result.exit_code == 2, result.output
@@ -145,8 +145,6 @@ def test_templates_cannot_reach_python_internals(
 
 
 def test_sandbox_refuses_attribute_access_through_the_environment(tmp_path: Path) -> None:
-    from jinja2.exceptions import SecurityError
-
     env = make_environment(tmp_path)
     with pytest.raises(SecurityError):
         env.from_string("{{ x.__class__.__subclasses__() }}").render(x=1)
@@ -179,8 +177,6 @@ def test_an_undefined_name_is_an_error(make_project: MakeProject, run_cli: Run, 
 
 
 def test_undefined_names_fail_in_the_environment_itself(tmp_path: Path) -> None:
-    from jinja2 import UndefinedError
-
     env = make_environment(tmp_path)
     for body in ("{{ missing }}", "{% if missing %}{% endif %}", "{{ missing | length }}", "{{ x.missing }}"):
         with pytest.raises(UndefinedError):
