@@ -54,7 +54,7 @@ unit: venv
 FUZZ_EXAMPLES ?= 300
 fuzz: venv
 	seed=$${RPDEPLOY_FUZZ_SEED:-$$(( RANDOM * 32768 + RANDOM ))}; echo "fuzz seed: $$seed"; \
-	RPDEPLOY_FUZZ_SEED=$$seed RPDEPLOY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider \
+	RPDEPLOY_FUZZ_SEED=$$seed RPDEPLOY_FUZZ_EXAMPLES=$${RPDEPLOY_FUZZ_EXAMPLES:-$(FUZZ_EXAMPLES)} $(BIN)/pytest -p no:cacheprovider \
 	  tests/emulator/test_emulator_schemathesis.py tests/test_config_generated.py $(PYTEST_ARGS)
 
 bench: stack-up
