@@ -19,7 +19,7 @@ from typing import Any
 
 import schemathesis
 import yaml
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from schemathesis import GenerationMode
@@ -85,6 +85,11 @@ def _load(make_project: MakeProject, document: Any) -> list[str]:
         config_document_strategy(GenerationMode.POSITIVE), config_document_strategy(GenerationMode.NEGATIVE)
     )
 )
+@example(document=None)  # `null`: an empty document
+@example(document=[])
+@example(document="text")
+@example(document=b"\x00")  # YAML's !!binary
+@example(document={"project": None, "image": [], "runtime": "x"})
 def test_schema_generated_documents_load_or_fail_with_file_line_errors(
     make_project: MakeProject, document: Any
 ) -> None:
