@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit venv stack-up stack-down stack-status bench clean
+.PHONY: demo test lint unit fuzz venv stack-up stack-down stack-status bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ test: stack-up lint
 ## unit: the fast tests only (no Docker).
 unit: venv
 	$(BIN)/pytest -m 'not docker' $(PYTEST_ARGS)
+
+## fuzz: the generated-input tests at length: schemathesis against the emulator (RunPod's REST v2
+## spec) and config documents from the config's JSON schema. `make test` runs them bounded
+## (15 examples, a seed per day); here 300 examples and a random seed, printed for replay:
+## `make fuzz RPDEPLOY_FUZZ_SEED=<seed>`.
+FUZZ_EXAMPLES ?= 300
+fuzz: venv
+	seed=$${RPDEPLOY_FUZZ_SEED:-$$(( RANDOM * 32768 + RANDOM ))}; echo "fuzz seed: $$seed"; \
+	RPDEPLOY_FUZZ_SEED=$$seed RPDEPLOY_FUZZ_EXAMPLES=$${RPDEPLOY_FUZZ_EXAMPLES:-$(FUZZ_EXAMPLES)} $(BIN)/pytest -p no:cacheprovider \
+	  tests/emulator/test_emulator_schemathesis.py tests/test_config_generated.py $(PYTEST_ARGS)
 
 bench: stack-up
 	$(BIN)/python bench/build.py

@@ -24,6 +24,7 @@ import pytest
 import requests
 from click.testing import Result
 
+from deploy.image.size import instruction_of
 from tests.conftest import BASE_CONFIG, envelope, json_data
 from tests.emulator.helpers import EmulatorProcess
 
@@ -277,6 +278,29 @@ def test_failed_build_names_the_instruction_and_shows_its_output(
     assert not (root / "build" / "rpdeploy" / "default" / "build.json").exists()
 
 
+_UNITS = {"bytes": 1, "byte": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9}
+
+
+def budget_rows(stderr: str) -> list[tuple[float, str]]:
+    """(compressed bytes, instruction) of each row of the over-budget error's layer table."""
+    lines = [line.removeprefix("error:").strip() for line in stderr.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("compressed")) + 1
+    rows = []
+    for line in lines[start:]:
+        parts = line.split(maxsplit=4)
+        if len(parts) < 5 or parts[1] not in _UNITS:
+            break
+        rows.append((float(parts[0]) * _UNITS[parts[1]], parts[4]))
+    assert rows, stderr
+    return rows
+
+
+def base_largest_instruction() -> str:
+    """The instruction of the base image's largest layer, from the engine's own history."""
+    history = docker.from_env().images.get(BASE).history()
+    return instruction_of(max(history, key=lambda entry: int(entry.get("Size", 0))))
+
+
 def test_over_budget_push_fails_with_largest_layers_and_no_moving_tags(
     project: Callable[..., tuple[Path, str]], run_cli: Run, tmp_path: Path
 ) -> None:
@@ -286,8 +310,13 @@ def test_over_budget_push_fails_with_largest_layers_and_no_moving_tags(
     result = invoke(run_cli, root, "push", GITHUB_OUTPUT=str(outputs))
     assert result.exit_code == 1
     assert "over the image.max_compressed_mb budget of 1 MB" in result.stderr
-    assert "(Imported from -)" in result.stderr or "RUN" in result.stderr  # the base layer tops the table
-    assert "COPY dir:" in result.stderr
+    rows = budget_rows(result.stderr)
+    # Largest first: the sizes never grow down the table, and the base image's largest layer
+    # (as the engine records it; "(Imported from -)" for the stack's imported base) is on top.
+    sizes = [size for size, _ in rows]
+    assert sizes == sorted(sizes, reverse=True), rows
+    assert rows[0][1] == base_largest_instruction(), rows
+    assert any(instruction.startswith("COPY dir:") for _, instruction in rows[1:]), rows
     assert result.stdout == ""
     assert not outputs.exists()
     # The moving tags were never pushed.

@@ -63,26 +63,6 @@ def test_shell_quote_round_trips(value: str) -> None:
     assert shlex.split(shell_quote(value)) == [value]
 
 
-@given(single_line)
-def test_dockerfile_env_value_is_literal(value: str) -> None:
-    quoted = dockerfile_env(value)
-    assert quoted.startswith('"')
-    assert quoted.endswith('"')
-    body = quoted[1:-1]
-    # Undo Docker's escapes: every $, " and \ in the value must arrive escaped.
-    decoded, i = [], 0
-    while i < len(body):
-        if body[i] == "\\":
-            assert body[i + 1] in '\\"$', body
-            decoded.append(body[i + 1])
-            i += 2
-        else:
-            assert body[i] not in '"$', body
-            decoded.append(body[i])
-            i += 1
-    assert "".join(decoded) == value
-
-
 @given(
     st.tuples(
         st.text(max_size=10),

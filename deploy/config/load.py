@@ -136,7 +136,8 @@ def read_document(file: Path) -> YamlDocument:
         raise ConfigError(f"{file.name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     document = parse_yaml(text, file)
     if document.data is None:
-        raise ConfigError(f"{file.name}: the file is empty (expected a mapping with project, image, ...)")
+        # Line 1, like every config error: editors and CI annotations jump to a line.
+        raise ConfigError(f"{file.name}:1: the file is empty (expected a mapping with project, image, ...)")
     if not isinstance(document.data, dict):
         kind = type(document.data).__name__
         raise ConfigError(f"{file.name}:1: the top level must be a mapping of keys, got a {kind}")

@@ -10,12 +10,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from deploy.emulator.httputil import HttpError
+from deploy.runpod import schemas
 from deploy.runpod.catalog import catalog
 
 
 def placement_gpu(pools: list[str], excluded: list[str]) -> str | None:
     """The GPU type a worker is 'placed' on: the first eligible card of the listed pools."""
     return catalog().placement_gpu(pools, excluded)
+
+
+def _check_query(request: Request, path: str) -> None:
+    """A 400 for a query parameter the spec declares but whose value it does not allow
+    (an unknown enum value, a malformed CUDA version): RunPod validates its filters."""
+    problems = schemas.query_problems(path, "get", request.query_params.multi_items())
+    if problems:
+        raise HttpError(400, "; ".join(problems))
 
 
 def _wants_availability(request: Request) -> bool:
@@ -37,8 +46,10 @@ def add_routes(api: APIRouter) -> None:
 
     @api.get("/v2/catalog/gpus")
     async def list_gpus(request: Request) -> Response:
+        _check_query(request, "/v2/catalog/gpus")
         return JSONResponse(catalog().gpus_response(availability=_wants_availability(request)))
 
     @api.get("/v2/catalog/datacenters")
-    async def list_datacenters() -> Response:
+    async def list_datacenters(request: Request) -> Response:
+        _check_query(request, "/v2/catalog/datacenters")
         return JSONResponse(catalog().datacenters_response())

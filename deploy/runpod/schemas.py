@@ -10,7 +10,8 @@ keywords (`discriminator`, `x-*`, `examples`) are annotations it ignores.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -114,3 +115,64 @@ def response_schema(path: str, method: str, status: int) -> str | None:
     media = content.get("application/json") or content["application/problem+json"]
     ref: str = media["schema"]["$ref"]
     return ref.rsplit("/", 1)[-1]
+
+
+def _parameters(path: str, method: str) -> tuple[str, list[dict[str, Any]]]:
+    """The owner document and the operation's parameters, each ``$ref`` resolved."""
+    found = _find_operation(path, method)
+    if found is None:
+        raise KeyError(f"{method.upper()} {path} is not in the vendored spec")
+    owner, op = found
+    declared = [*document(owner)["paths"][path].get("parameters", []), *op.get("parameters", [])]
+    named = document(owner)["components"].get("parameters", {})
+    return owner, [named[p["$ref"].rsplit("/", 1)[-1]] if "$ref" in p else p for p in declared]
+
+
+def _query_value(schema: dict[str, Any], raw: list[str]) -> Any:
+    """A query parameter as the spec's ``style: form, explode: false`` reads it: an array is
+    comma-separated; an integer or boolean that does not parse stays text (the schema says why)."""
+    if schema.get("type") == "array":
+        return [item for value in raw for item in value.split(",")]
+    text = raw[-1]
+    if schema.get("type") == "integer" and re.fullmatch(r"[+-]?[0-9]{1,18}", text):
+        return int(text)
+    if schema.get("type") == "boolean" and text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+@cache
+def _parameter_validator(owner: str, schema_json: str) -> Draft202012Validator:
+    # Local references ("#/components/...") point into the owner document, held in the registry.
+    absolute = schema_json.replace('"#/', f'"{_uri(owner)}#/')
+    return Draft202012Validator(json.loads(absolute), registry=_registry())
+
+
+def query_problems(path: str, method: str, query: Iterable[tuple[str, str]]) -> list[str]:
+    """Why a query string breaks the operation's declared query parameters (empty: it conforms).
+
+    Only declared parameters are checked: the spec does not say RunPod refuses others, and
+    HTTP APIs ignore them. A scalar given twice is refused (which one would count?).
+    """
+    owner, parameters = _parameters(path, method)
+    given: dict[str, list[str]] = {}
+    for name, value in query:
+        given.setdefault(name, []).append(value)
+    found = []
+    for parameter in parameters:
+        name, schema = parameter["name"], parameter.get("schema", {})
+        if parameter.get("in") != "query" or name not in given:
+            continue
+        raw = given[name]
+        if schema.get("type") != "array" and len(raw) > 1:
+            found.append(f"query parameter {name}: given {len(raw)} times, expected once")
+            continue
+        validator = _parameter_validator(owner, json.dumps(schema, sort_keys=True))
+        for error in validator.iter_errors(_query_value(schema, raw)):
+            found.append(f"query parameter {name}: {_short(error.message)}")
+    return found
+
+
+def _short(message: str, limit: int = 160) -> str:
+    """A message that may quote the caller's value, cut so a huge value is never echoed whole."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
