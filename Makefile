@@ -49,7 +49,7 @@ unit: venv
 
 ## fuzz: the generated-input tests at length: schemathesis against the emulator (RunPod's REST v2
 ## spec) and config documents from the config's JSON schema. `make test` runs them bounded
-## (15 examples, a seed per day); here 300 examples and a random seed, printed for replay:
+## (15 examples, a new seed each run); here 300 examples; the seed is printed for replay:
 ## `make fuzz RPDEPLOY_FUZZ_SEED=<seed>`.
 FUZZ_EXAMPLES ?= 300
 fuzz: venv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,16 @@ environments:
     endpoint:
       workers: {max: 1}
 """
+
+
+#: The seed of the generated-input tests (schemathesis, generated configs): a new one every
+#: run, so each CI run tries other inputs; printed in the report header and named in failures,
+#: and replayed with RPDEPLOY_FUZZ_SEED=<seed> (see `make fuzz`).
+FUZZ_SEED = int(os.environ.get("RPDEPLOY_FUZZ_SEED") or secrets.randbelow(2**32))
+
+
+def pytest_report_header() -> str:
+    return f"generated-input seed: {FUZZ_SEED} (replay with RPDEPLOY_FUZZ_SEED={FUZZ_SEED})"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

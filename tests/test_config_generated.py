@@ -10,7 +10,6 @@ whose every line is ``rpdeploy.yaml:LINE: ...``, never another exception.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
@@ -27,10 +26,10 @@ from schemathesis import GenerationMode
 from deploy.config import load_config
 from deploy.config.schema import Config
 from deploy.errors import ConfigError
-from tests.conftest import MakeProject
+from tests.conftest import FUZZ_SEED, MakeProject
 
 #: Bounded in `make test`; `make fuzz` raises the count and draws a random seed (see Makefile).
-SEED = int(os.environ.get("RPDEPLOY_FUZZ_SEED") or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d"))
+SEED = FUZZ_SEED
 EXAMPLES = 10 * int(os.environ.get("RPDEPLOY_FUZZ_EXAMPLES") or 15)
 PROBLEM_LINE = re.compile(r"^rpdeploy\.yaml:\d+: \S")
 

@@ -8,7 +8,7 @@ refused. Then explicit sequences (create -> get -> patch -> releases -> delete -
 the vendored spec declares no OpenAPI links, which schemathesis's stateful runner needs.
 
 Bounded here (`make test`): ``RPDEPLOY_FUZZ_EXAMPLES`` examples per operation and mode
-(default 15), and a seed rotated per day unless ``RPDEPLOY_FUZZ_SEED`` is set. The seed is
+(default 15), and a new seed every run unless ``RPDEPLOY_FUZZ_SEED`` is set. The seed is
 printed and named in every failure, so a failure replays with ``RPDEPLOY_FUZZ_SEED=<seed>``.
 `make fuzz` runs the same tests with many more examples and a random seed.
 
@@ -20,7 +20,6 @@ schema-valid bodies are refused by the real API too; the emulator applies those 
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 from collections.abc import Iterator
@@ -34,12 +33,12 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from deploy.runpod import schemas
-from tests.conftest import VENDORED_SPEC
+from tests.conftest import FUZZ_SEED, VENDORED_SPEC
 from tests.emulator.helpers import API_KEY, EmulatorProcess
 from tests.emulator.test_emulator_every_route import EXPECTED
 
-#: A fixed seed per UTC day (so CI runs on different days try different inputs), unless given.
-SEED = int(os.environ.get("RPDEPLOY_FUZZ_SEED") or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d"))
+#: A new seed every run unless RPDEPLOY_FUZZ_SEED is set (tests/conftest.py).
+SEED = FUZZ_SEED
 EXAMPLES = int(os.environ.get("RPDEPLOY_FUZZ_EXAMPLES") or 15)
 REPLAY = f"replay with RPDEPLOY_FUZZ_SEED={SEED} RPDEPLOY_FUZZ_EXAMPLES={EXAMPLES}"
 
