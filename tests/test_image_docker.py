@@ -122,13 +122,17 @@ def project(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
     ) -> tuple[Path, str]:
         root = tmp_path / "project"
         (root / "worker").mkdir(parents=True)
-        (root / "worker" / "handler.py").write_text("def handler(job):\n    return job['input']\n")
+        repository = f"rpdeploy-test/{uuid.uuid4().hex[:10]}"
+        # The repository in the handler makes its layer this test's own: builds are reproducible,
+        # so identical layers would be mounted from other tests' repositories, not pushed.
+        (root / "worker" / "handler.py").write_text(
+            f"# {repository}\ndef handler(job):\n    return job['input']\n"
+        )
         (root / "worker" / "requirements.txt").write_text("six==1.17.0\n")
         (root / ".gitignore").write_text("build/\n")
         for name, text in (templates or {}).items():
             (root / "templates").mkdir(exist_ok=True)
             (root / "templates" / name).write_text(text)
-        repository = f"rpdeploy-test/{uuid.uuid4().hex[:10]}"
         CREATED.add(repository)
         (root / "rpdeploy.yaml").write_text(config_text(repository, **config))
         git(root, "init", "-q", "-b", branch)
