@@ -97,7 +97,8 @@ def build(
       SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) rpdeploy build   # reproducible labels
 
     Exit codes: 0 built, 1 build failed (failing step and its last output lines),
-    2 bad config or usage, 3 Docker engine unreachable.
+    2 bad config or usage, 3 Docker engine unreachable or the local disk refused a
+    read or write (full, read-only, permission).
     """
     loaded = load_config(config_path, environment)
     record = build_with_progress(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)
