@@ -94,7 +94,8 @@ def render(
       rpdeploy render --env staging --out build/staging
 
     Exit codes: 0 rendered / up to date, 1 drift found by --check, 2 bad config or
-    a value that cannot be rendered safely, 3 the local disk refused a read or write (full, read-only, permission).
+    a value that cannot be rendered safely, 3 the local disk refused a read or write
+    (full, read-only, permission).
     """
     if check and out is not None:
         raise UsageError("--check compares against the project; it cannot be combined with --out")
