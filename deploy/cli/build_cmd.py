@@ -15,6 +15,7 @@ from deploy.cli.progress import BuildProgress
 from deploy.config import LoadedConfig, load_config
 from deploy.errors import ExitCode
 from deploy.image.build import BuildRecord, build_project, record_path
+from deploy.image.size import format_bytes
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class BuildResult:
         console.print(f"built {record.image} ({record.id[:19]}) in {record.seconds:.1f} s", markup=False)
         console.print(f"tags: {', '.join(record.tags)}", markup=False)
         console.print(
-            f"context: {record.context_bytes / 1000:.1f} kB, {record.context_files} files; "
+            f"context: {format_bytes(record.context_bytes)}, {record.context_files} files; "
             f"steps rebuilt: {len(rebuilt)}/{len(record.steps)}",
             markup=False,
         )
