@@ -20,7 +20,8 @@ class ExitCode(IntEnum):
     FAILED = 1
     #: Bad usage or bad configuration: fix the command line or rpdeploy.yaml.
     USAGE = 2
-    #: An external system (Docker engine, registry, RunPod API) failed or is unreachable.
+    #: An external system (Docker engine, registry, RunPod API) failed or is unreachable, or the
+    #: local disk refused a read or write (full, read-only, permission): a resource, not the input.
     UNAVAILABLE = 3
     #: A bug in rpdeploy: an exception no error type describes (sysexits.h EX_SOFTWARE).
     INTERNAL = 70

@@ -9,7 +9,8 @@ Two promises, kept in one place so no caller can forget them:
 - **Atomic writes**: content goes to a temporary file in the target's own folder,
   is fsynced, then `os.replace`d over the target, so a full disk, a read-only file
   system or a kill leaves either the old file or the new one, never a half-written
-  or 0-byte one. OS errors become `FileWriteError` naming the path.
+  or 0-byte one. OS errors become `FileWriteError` naming the path and saying
+  whether a read or a write failed (exit code 3, like any resource that refuses).
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def read_text(root: Path, path: Path) -> str | None:
     resolved = confined(root, path)
     try:
         return resolved.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # ENOTDIR: a component on the way is a file (``--out /dev/full``), so this file
+        # cannot exist; the write that follows reports it, as a write.
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise FileWriteError(f"{_shown(path, root)}: cannot read: {_reason(exc)}") from None
@@ -124,6 +127,10 @@ def _fsync_folder(folder: Path) -> None:
 def _stage(root: Path, path: Path, data: bytes, mode: int) -> str:
     """A complete, fsynced temp file beside ``path``'s target; its name."""
     target = confined(root, path)
+    blocker = _not_a_folder(target.parent)
+    if blocker is not None:
+        # mkdir would say "File exists" or "Not a directory": name the file in the way instead.
+        raise FileWriteError(f"{_shown(path, root)}: cannot write: {blocker} is a file, not a folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Checked again: a folder that already existed on the way could be a link leading out.
@@ -142,6 +149,29 @@ def _stage(root: Path, path: Path, data: bytes, mode: int) -> str:
             os.unlink(tmp_name)
         raise FileWriteError(f"{_shown(path, root)}: cannot write: {_reason(exc)}") from None
     return tmp_name
+
+
+def make_folder(folder: Path, what: str = "folder") -> Path:
+    """Create ``folder`` (and its parents); `FileWriteError` naming it when the disk refuses.
+
+    For folders outside any project (the emulator's ``--state``), so no confinement.
+    """
+    blocker = _not_a_folder(folder)
+    if blocker is not None:
+        raise FileWriteError(f"{folder}: cannot create the {what}: {blocker} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileWriteError(f"{folder}: cannot create the {what}: {_reason(exc)}") from None
+    return folder
+
+
+def _not_a_folder(folder: Path) -> Path | None:
+    """The nearest existing component of ``folder`` that is not a folder (``/dev/full``), if any."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 def _reason(exc: BaseException) -> str:

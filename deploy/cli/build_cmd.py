@@ -15,6 +15,7 @@ from deploy.cli.progress import BuildProgress
 from deploy.config import LoadedConfig, load_config
 from deploy.errors import ExitCode
 from deploy.image.build import BuildRecord, build_project, record_path
+from deploy.image.size import format_bytes
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class BuildResult:
         console.print(f"built {record.image} ({record.id[:19]}) in {record.seconds:.1f} s", markup=False)
         console.print(f"tags: {', '.join(record.tags)}", markup=False)
         console.print(
-            f"context: {record.context_bytes / 1000:.1f} kB, {record.context_files} files; "
+            f"context: {format_bytes(record.context_bytes)}, {record.context_files} files; "
             f"steps rebuilt: {len(rebuilt)}/{len(record.steps)}",
             markup=False,
         )
@@ -97,7 +98,8 @@ def build(
       SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) rpdeploy build   # reproducible labels
 
     Exit codes: 0 built, 1 build failed (failing step and its last output lines),
-    2 bad config or usage, 3 Docker engine unreachable.
+    2 bad config or usage, 3 Docker engine unreachable or the local disk refused a
+    read or write (full, read-only, permission).
     """
     loaded = load_config(config_path, environment)
     record = build_with_progress(ctx, loaded, builder=builder, no_cache=no_cache, tags=tags)

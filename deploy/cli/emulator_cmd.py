@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 
 from deploy import emulator as server
+from deploy import files
 from deploy.cli.output import Context, cli_command
 from deploy.emulator import (
     API_KEY_FILE,
@@ -173,7 +174,12 @@ def serve(
     \b
     Example:
       rpdeploy emulator serve --port 8787 --state .state/emulator
+
+    Exit codes: 0 stopped with Ctrl-C, 2 bad usage (address, port), 3 the emulator's
+    dependencies are missing or the local disk refused a read or write (full,
+    read-only, permission) in the state folder.
     """
+    files.make_folder(state, "state folder")
     settings = settings_from_env(host, port, state, api_key, allow_remote)
     for name, value in server.urls(host, port).items():
         ctx.log(f"{name}={value}")
@@ -194,8 +200,13 @@ def start(
     \b
     Example:
       rpdeploy emulator start --port 8787 && eval "$(rpdeploy emulator env)"
+
+    Exit codes: 0 running and healthy, 2 bad usage (address, port), 3 it did not
+    become healthy or the local disk refused a read or write (full, read-only,
+    permission) in the state folder.
     """
     check_bind(host, allow_remote)
+    files.make_folder(state, "state folder")
     return StatusResult(
         server.start(state, host=host, port=port, api_key=api_key, allow_remote=allow_remote),
         action="start",

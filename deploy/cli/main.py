@@ -15,7 +15,16 @@ from typing import Any
 import click
 
 from deploy import __version__
-from deploy.cli.output import Context, OutputFormat, fail, fail_error, fail_internal
+from deploy.cli.output import (
+    Context,
+    OutputFormat,
+    RootOptions,
+    debug_option,
+    fail,
+    fail_error,
+    fail_internal,
+    output_option,
+)
 from deploy.errors import ExitCode, RpdeployError
 
 #: command name -> "module:attribute". One module per noun.
@@ -68,6 +77,19 @@ def _output_in(args: Sequence[str]) -> OutputFormat:
     return OutputFormat.TEXT
 
 
+def _after_root_options(args: Sequence[str]) -> list[str]:
+    """``args`` without the root group's leading ``--output``/``--debug`` (``-o json build`` -> ``build``)."""
+    rest = list(args)
+    while rest:
+        if rest[0] == "--debug" or (rest[0].startswith(("--output=", "-o")) and rest[0] != "-o"):
+            rest = rest[1:]
+        elif rest[0] in ("-o", "--output"):
+            rest = rest[2:]
+        else:
+            break
+    return rest
+
+
 class RpdeployGroup(LazyGroup):
     """The root group: click's own errors and anything raised outside a command end at our edge too.
 
@@ -87,8 +109,9 @@ class RpdeployGroup(LazyGroup):
         argv = list(sys.argv[1:] if args is None else args)
         ctx = Context(output=_output_in(argv), debug="--debug" in argv)
         # Named without importing anything (the import may be what fails): `emulator start`.
-        typed = " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), argv[:2]))
-        named = typed if argv and argv[0] in self._lazy else "rpdeploy"
+        words = _after_root_options(argv)
+        typed = " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), words[:2]))
+        named = typed if words and words[0] in self._lazy else "rpdeploy"
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -132,15 +155,23 @@ class RpdeployGroup(LazyGroup):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="rpdeploy")
-def cli() -> None:
+@output_option(default=OutputFormat.TEXT.value)
+@debug_option
+@click.pass_context
+def cli(ctx: click.Context, output: str, debug: bool) -> None:
     """Take a RunPod serverless worker from source to a validated endpoint.
+
+    --output and --debug work before the command name or after it.
 
     \b
     Examples:
       rpdeploy config validate            # check rpdeploy.yaml
       rpdeploy render --check             # are committed rendered files current?
       rpdeploy render --env staging --out build/
+      rpdeploy -o json build              # same as: rpdeploy build -o json
     """
+    # Sub-commands read these through click's context (`deploy.cli.output.make_context`).
+    ctx.obj = RootOptions(output=output, debug=debug)
 
 
 def main() -> None:

@@ -180,27 +180,57 @@ class Context:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def common_options(func: F) -> F:
-    """`--output` and `--debug`, which every command takes."""
-    func = click.option(
-        "--debug",
-        is_flag=True,
-        default=False,
-        help="Show a Python traceback for errors (for bug reports).",
-    )(func)
+#: Help of the two options every command takes, before or after the command name.
+OUTPUT_HELP = (
+    "text (default) for people; json prints one JSON envelope on stdout (logs stay on "
+    "stderr). Accepted before or after the command name."
+)
+DEBUG_HELP = (
+    "Show a Python traceback for errors (for bug reports). Accepted before or after the command name."
+)
+
+
+def output_option(*, default: str | None) -> Callable[[F], F]:
+    """``--output/-o``: the root group's (default text) and every command's (default: the root's)."""
     return click.option(
         "--output",
         "-o",
         "output",
         type=click.Choice([f.value for f in OutputFormat]),
-        default=OutputFormat.TEXT.value,
-        show_default=True,
-        help="text for people; json prints one JSON envelope on stdout (logs stay on stderr).",
-    )(func)
+        default=default,
+        help=OUTPUT_HELP,
+    )
 
 
-def make_context(output: str, debug: bool) -> Context:
-    return Context(output=OutputFormat(output), debug=debug)
+def debug_option(func: F) -> F:
+    return click.option("--debug", is_flag=True, default=False, help=DEBUG_HELP)(func)
+
+
+def common_options(func: F) -> F:
+    """`--output` and `--debug`, which every command takes (and the root group, see `make_context`)."""
+    # No default of its own: an unset --output falls back to the one given before the command.
+    return output_option(default=None)(debug_option(func))
+
+
+def make_context(output: str | None, debug: bool) -> Context:
+    """The command's context: its own ``--output``/``--debug``, else those given to ``rpdeploy``.
+
+    ``rpdeploy -o json build`` and ``rpdeploy build -o json`` mean the same; the root
+    group keeps its values in click's ``ctx.obj`` (a `RootOptions`), which every
+    sub-command's context inherits.
+    """
+    root = click.get_current_context(silent=True)
+    given = root.find_object(RootOptions) if root is not None else None
+    inherited = given or RootOptions()
+    return Context(output=OutputFormat(output or inherited.output), debug=debug or inherited.debug)
+
+
+@dataclass(frozen=True)
+class RootOptions:
+    """``--output``/``--debug`` as given to the root group (``rpdeploy -o json build``)."""
+
+    output: str = OutputFormat.TEXT.value
+    debug: bool = False
 
 
 def envelope(
@@ -311,7 +341,7 @@ def cli_command(func: Callable[..., Result]) -> Callable[..., None]:
     """
 
     @functools.wraps(func)
-    def wrapper(*, output: str, debug: bool, **params: Any) -> None:
+    def wrapper(*, output: str | None, debug: bool, **params: Any) -> None:
         ctx = make_context(output, debug)
         run_command(ctx, command_name(), lambda: func(ctx, **params))
 

@@ -72,7 +72,8 @@ def push(
       rpdeploy push --env staging
 
     Exit codes: 0 pushed, 1 over the size budget (largest layers listed),
-    2 no build recorded or bad config, 3 registry or engine unreachable.
+    2 no build recorded or bad config, 3 registry or engine unreachable or the local
+    disk refused a read or write (full, read-only, permission).
     """
     loaded = load_config(config_path, environment)
     if build_first:

@@ -94,7 +94,8 @@ def render(
       rpdeploy render --env staging --out build/staging
 
     Exit codes: 0 rendered / up to date, 1 drift found by --check, 2 bad config or
-    a value that cannot be rendered safely.
+    a value that cannot be rendered safely, 3 the local disk refused a read or write
+    (full, read-only, permission).
     """
     if check and out is not None:
         raise UsageError("--check compares against the project; it cannot be combined with --out")
@@ -112,6 +113,7 @@ def render(
             checked=True,
             seconds=elapsed,
         )
-    paths = write_files(result, loaded.root, out)
+    # Absolute: `write_files` joins names onto it, and a relative folder would be joined twice.
+    paths = write_files(result, loaded.root, out.absolute() if out is not None else None)
     shown = [str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p) for p in paths]
     return RenderCommandResult(result.image, shown, seconds=elapsed)

@@ -20,6 +20,7 @@ from deploy.errors import UsageError
 from deploy.image.builders import BuildListener, choose_builder, get_builder
 from deploy.image.plan import BuildPlan, plan_build
 from deploy.image.record import BuildRecord, BuildStep, read_record, record_path, write_record
+from deploy.image.size import format_bytes
 from deploy.image.tags import default_image
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def build_project(
     if log is not None:
         log(
             f"build: {plan.repository}:{plan.tags.immutable} with {chosen} "
-            f"(context {plan.context.size / 1000:.1f} kB, {len(plan.context.files)} files)"
+            f"(context {format_bytes(plan.context.size)}, {len(plan.context.files)} files)"
         )
     client = connect()
     return run_build(client, loaded, plan, listener, builder=chosen, no_cache=no_cache)

@@ -9,6 +9,8 @@ from deploy.errors import UsageError
 from deploy.gitinfo import GitInfo, public_remote_url
 
 OCI = "org.opencontainers.image"
+#: The label that dates the image (`created_at`): the commit time, never the clock.
+CREATED = f"{OCI}.created"
 #: rpdeploy's own labels: which config and which runtime lock produced the image.
 CONFIG_HASH = "dev.rpdeploy.config-hash"
 LOCK_HASH = "dev.rpdeploy.lock-hash"
@@ -57,7 +59,7 @@ def image_labels(
         f"{OCI}.title": title,
         f"{OCI}.version": version,
         f"{OCI}.revision": git.sha,
-        f"{OCI}.created": created_at(environ, git.commit_time),
+        CREATED: created_at(environ, git.commit_time),
         CONFIG_HASH: config_hash,
         STRATEGY: strategy,
     }

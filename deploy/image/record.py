@@ -7,15 +7,20 @@ Written atomically and inside the project (`deploy.files`).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from deploy import files, layout
 from deploy.config import LoadedConfig
 from deploy.errors import UsageError
+from deploy.image.labels import CREATED
+
+
+def _now() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,9 @@ class BuildRecord:
     seconds: float
     environment: str | None
     max_compressed_mb: float | None
-    #: When the build ran (Unix seconds); not part of the image, which stays reproducible.
-    created: float = field(default_factory=time.time)
+    #: When this build ran (RFC 3339 UTC, the wall clock). Not part of the image, which is
+    #: dated by its ``created`` label (the commit time) and so stays reproducible.
+    built_at: str = field(default_factory=_now)
 
     @property
     def image(self) -> str:
@@ -61,9 +67,15 @@ class BuildRecord:
     def refs(self) -> list[str]:
         return [f"{self.repository}:{tag}" for tag in self.tags]
 
+    @property
+    def created(self) -> str | None:
+        """The image's own date: its ``org.opencontainers.image.created`` label (commit time)."""
+        return self.labels.get(CREATED)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["image"] = self.image
+        data["created"] = self.created
         return data
 
     @classmethod

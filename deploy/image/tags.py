@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from deploy.config import LoadedConfig
 from deploy.errors import UsageError
-from deploy.gitinfo import GitInfo, read_git
+from deploy.gitinfo import GitInfo, inside_work_tree, read_git
 
 _SEMVER = re.compile(
     r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
@@ -118,9 +118,9 @@ def require_git(loaded: LoadedConfig, hint: str) -> GitInfo:
     """The project's git facts; `UsageError` (with ``hint``) when it is not a checkout with commits."""
     git = read_git(loaded.root)
     if git is None:
-        raise UsageError(
-            f"{loaded.root}: not a git checkout, so there is no commit to tag the image with", hint=hint
-        )
+        # A fresh `git init` is a checkout too: saying "not a git checkout" there misleads.
+        state = "a git checkout with no commit yet" if inside_work_tree(loaded.root) else "not a git checkout"
+        raise UsageError(f"{loaded.root}: {state}, so there is no commit to tag the image with", hint=hint)
     return git
 
 

@@ -1,0 +1,107 @@
+"""README and docs/*.md against the code: commands, options, file names and plain statements.
+
+Docs drift silently (docs/emulator.md said `/v2/catalog/*` was not served while it
+was). Every `rpdeploy ...` command line in a code block or inline code is parsed
+against the real click tree; every repository path the docs name must exist.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import click
+import pytest
+
+from deploy.cli.main import cli
+from tests.conftest import REPO
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+#: `rpdeploy` followed by words, up to the end of the inline code or the line (comments cut).
+COMMAND_LINE = re.compile(r"(?:^|`|\$ |&& |\| )(rpdeploy(?: [^`#|&;\n]*)?)")
+
+
+def _command_lines(text: str) -> list[str]:
+    found: list[str] = []
+    for block in re.findall(r"```(?:sh|bash|console)?\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            found.extend(m.strip() for m in COMMAND_LINE.findall(line.split(" #")[0]))
+    found.extend(m.strip() for m in re.findall(r"`(rpdeploy [^`]*)`", text))
+    # Only the rpdeploy part of a pipeline (`rpdeploy push -o json | jq -r .data.image`).
+    return [re.split(r"\s(?:\||&&|;)", line)[0].strip() for line in found]
+
+
+def _resolve(words: list[str]) -> tuple[click.Command, list[str]]:
+    """The (sub)command the words name and the words left for its options."""
+    command: click.Command = cli
+    ctx = click.Context(cli)
+    rest = list(words)
+    while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+        sub = command.get_command(ctx, rest[0])
+        if sub is None:
+            break
+        command, rest = sub, rest[1:]
+    return command, rest
+
+
+def _option_names(command: click.Command) -> set[str]:
+    names = {"--help", "-h"}
+    for param in command.params:
+        names.update(getattr(param, "opts", []))
+        names.update(getattr(param, "secondary_opts", []))
+    return names
+
+
+def _documented() -> list[tuple[str, str]]:
+    return [(doc.name, line) for doc in DOCS for line in _command_lines(doc.read_text())]
+
+
+def test_the_docs_show_commands() -> None:
+    assert len(_documented()) > 20
+
+
+@pytest.mark.parametrize(("doc", "line"), _documented())
+def test_every_documented_command_and_option_exists(doc: str, line: str) -> None:
+    try:
+        words = shlex.split(line.replace("…", "x"))[1:]
+    except ValueError:
+        words = line.split()[1:]
+    command, rest = _resolve(words)
+    if isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+        pytest.fail(f"{doc}: `{line}`: no command {rest[0]!r}")
+    # Root options (--output, --debug) are accepted by every command too.
+    known = _option_names(command) | _option_names(cli)
+    for word in rest:
+        if word.startswith("-") and word not in ("-", "--"):
+            assert word.split("=")[0] in known, f"{doc}: `{line}`: {command.name} has no option {word}"
+
+
+def test_every_repository_path_the_docs_name_exists() -> None:
+    roots = ("deploy/", "templates/", "worker/", "tests/", "scripts/", "bench/", "docs/")
+    missing = []
+    for doc in DOCS:
+        for path in re.findall(r"`([\w./-]+)`", doc.read_text()):
+            if path.startswith(roots) and "<" not in path and not (REPO / path).exists():
+                missing.append(f"{doc.name}: {path}")
+    assert missing == []
+
+
+def test_docs_name_no_file_outside_the_repository() -> None:
+    for doc in DOCS:
+        text = doc.read_text()
+        assert "../shared" not in text, doc.name
+        assert "local-stack.md" not in text, doc.name
+
+
+def test_the_catalog_is_not_listed_as_not_served() -> None:
+    text = (REPO / "docs" / "emulator.md").read_text()
+    not_emulated = text.split("## Not emulated", 1)[1]
+    assert "`/v2/catalog/*`" not in not_emulated
+    assert "/v2/catalog/gpus" in text
+
+
+def test_readme_says_the_demo_stops_at_push_and_the_slim_image_cannot_run_under_the_emulator() -> None:
+    text = " ".join((REPO / "README.md").read_text().split())
+    assert "stops at push" in text
+    assert "The slim image (`strategy: slim`) cannot run under the emulator yet" in text
+    assert "the emulator's tests use baked images" in text
