@@ -65,7 +65,12 @@ def test_visible_text_passes(text: str) -> None:
     [
         ("endpoint.name", ENV, f'{ENV}\n  name: "ab%sc"', 15),
         ("handler.command", "  file: handler.py", '  file: handler.py\n  command: "python3 x%s.py"', 13),
-        ("endpoint.gpu.excludedTypes[0]", "    pools: [ADA_24]", '    pools: [ADA_24]\n    excludedTypes: ["a%sb"]', 17),
+        (
+            "endpoint.gpu.excludedTypes[0]",
+            "    pools: [ADA_24]",
+            '    pools: [ADA_24]\n    excludedTypes: ["a%sb"]',
+            17,
+        ),
     ],
     ids=["endpoint-name", "handler-command", "excluded-type"],
 )
@@ -84,7 +89,9 @@ def test_a_huge_string_aliased_many_times_is_refused_fast(tmp_path: Path) -> Non
     big = "x" * 1_000_000
     keys = "".join(f"    K{i}: *s\n" for i in range(2_000))
     text = f'x-s: &s "{big}"\nendpoint:\n  env:\n{keys}'
-    with pytest.raises(ConfigError, match=r"rpdeploy\.yaml:\d+: .*aliases expand to more than 10,000,000 characters"):
+    with pytest.raises(
+        ConfigError, match=r"rpdeploy\.yaml:\d+: .*aliases expand to more than 10,000,000 characters"
+    ):
         parse_yaml(text, tmp_path / "rpdeploy.yaml")
 
 
@@ -110,7 +117,10 @@ def test_a_control_character_key_does_not_hide_other_problems(
     result = run_cli("config", "validate", cwd=root)
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert "error: rpdeploy.yaml:16: endpoint.env.A\\x1bB: key contains a newline, control or invisible character (U+001B)" in lines
+    assert (
+        "error: rpdeploy.yaml:16: endpoint.env.A\\x1bB: "
+        "key contains a newline, control or invisible character (U+001B)" in lines
+    )
     assert any(line.startswith("error: rpdeploy.yaml:17: endpoint.env.A B") for line in lines), lines
     assert any(line.startswith("error: rpdeploy.yaml:18: endpoint.timeout: ") for line in lines), lines
     assert not any("\\x1b" in line and "A\\x1bB.[key]" in line for line in lines)  # reported once

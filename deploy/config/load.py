@@ -171,7 +171,9 @@ def _resolve(
         # Report the schema's problems too, but not a second one where a text problem stands.
         seen = [p.path for p in problems]
         problems += [
-            p for p in (_problem(e, masker) for e in exc.errors()) if not any(p.path[: len(s)] == s for s in seen)
+            p
+            for p in (_problem(e, masker) for e in exc.errors())
+            if not any(p.path[: len(s)] == s for s in seen)
         ]
         return None, _format(problems, document, env, masker), masker
     if problems:
@@ -304,7 +306,9 @@ def _kind(value: Any) -> str:
     """What YAML wrote, in YAML's words (the loader gives str, list, dict or None)."""
     if value is None:
         return "null"
-    return {list: "a list", str: "a text value", dict: "a mapping"}.get(type(value), type(value).__name__)
+    if isinstance(value, list):
+        return "a list"
+    return "a text value" if isinstance(value, str) else type(value).__name__
 
 
 def _suggest(key: str, allowed: Iterable[str]) -> str:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from deploy.runpod import schemas
-from deploy.runpod.text import request_text_problems
 from deploy.runpod.catalog import catalog, cuda_key
 from deploy.runpod.defaults import WORKERS_DEFAULTS, idle_timeout_applies
+from deploy.runpod.text import request_text_problems
 
 JsonPath = tuple[str | int, ...]
 
@@ -209,7 +209,9 @@ def _cuda_problems(gpu: dict[str, Any]) -> Iterator[Problem]:
 def _data_center_problems(ids: list[str]) -> list[Problem]:
     known = catalog().data_center_ids()
     return [
-        Problem(("dataCenterIds", index), f"unknown data center {dc} (known: {', '.join(known)})", catalog=True)
+        Problem(
+            ("dataCenterIds", index), f"unknown data center {dc} (known: {', '.join(known)})", catalog=True
+        )
         for index, dc in enumerate(ids)
         if dc not in known
     ]

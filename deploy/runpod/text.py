@@ -140,9 +140,9 @@ def request_text_problems(body: Any) -> Iterator[tuple[tuple[str | int, ...], st
             for name, problem in env_problems(value):
                 yield (("env", name) if name else ("env",)), problem
         elif key == "name" and isinstance(value, str):
-            problem = name_problem(value)
-            if problem:
-                yield ("name",), problem
+            why = name_problem(value)
+            if why:
+                yield ("name",), why
         elif key == "args" and isinstance(value, str):
             if "\x00" in value:
                 yield ("args",), "contains a NUL character (U+0000), which no command line can hold"
@@ -150,7 +150,9 @@ def request_text_problems(body: Any) -> Iterator[tuple[tuple[str | int, ...], st
             yield from _identifier_problems(value, (key,))
 
 
-def _identifier_problems(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+def _identifier_problems(
+    value: Any, path: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
     if isinstance(value, dict):
         for key, item in value.items():
             yield from _identifier_problems(item, (*path, key))
