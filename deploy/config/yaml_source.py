@@ -32,8 +32,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
-from deploy.config.patterns import CONTROL_CHARS, quoted
+from deploy.config.patterns import quoted
 from deploy.errors import ConfigError
+from deploy.runpod.text import escaped
 
 PathKey = tuple[str | int, ...]
 
@@ -327,13 +328,14 @@ def _join_surrogates(text: str) -> str:
 def dotted(path: PathKey) -> str:
     """``("endpoint", "gpu", "pools", 0)`` -> ``endpoint.gpu.pools[0]``.
 
-    Control characters in keys are shown escaped: a path goes into messages and logs.
+    Invisible characters in keys are shown escaped (once: `deploy.runpod.text.escaped`):
+    a path goes into messages and logs.
     """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            name = CONTROL_CHARS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), part)
+            name = escaped(part)
             out += f".{name}" if out else name
     return out
