@@ -65,10 +65,11 @@ def escaped(value: str) -> str:
     The same spelling as the CLI's printing edge, which keeps backslashes: a message
     built with this is escaped once, and stays one line wherever it is logged.
     """
-    return "".join(_escape(char) if _hidden(char) else char for char in value)
+    return "".join(escape_char(char) if _hidden(char) else char for char in value)
 
 
-def _escape(char: str) -> str:
+def escape_char(char: str) -> str:
+    """``\\x1b``, ``\\u202e``, ``\\U000e0041``: one character as a Python-style escape."""
     code = ord(char)
     if code < 0x100:
         return f"\\x{code:02x}"
