@@ -13,6 +13,7 @@ from deploy.config import load_config
 from deploy.config.patterns import quoted
 from deploy.config.yaml_source import MAX_ALIAS_CHARS, parse_yaml
 from deploy.errors import ConfigError
+from deploy.runpod.endpoint import request_problems
 from deploy.runpod.text import escaped, hidden_char
 from tests.conftest import BASE_CONFIG, MakeProject
 
@@ -160,3 +161,24 @@ def test_messages_escape_once(make_project: MakeProject, run_cli: Callable[..., 
 def test_quoting_is_repr_free() -> None:
     assert quoted("it's C:\\dir") == "'it's C:\\dir'"
     assert escaped("a\x1b\u200b\U000e0041") == "a\\x1b\\u200b\\U000e0041"
+
+
+def test_the_contract_names_each_text_problem_by_its_json_path() -> None:
+    body = {
+        "name": "a\u202eb",
+        "type": "QUEUE",
+        "image": "img:1",
+        "gpu": {"pools": ["ADA_24"]},
+        "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
+        "env": {"A=B": "x", "OK": "a\x00b"},
+        "args": "python\x00",
+    }
+    lines = [p.json_line() for p in request_problems("CreateEndpointRequest", body)]
+    assert lines == [
+        "$.args: contains a NUL character (U+0000), which no command line can hold",
+        "$.env.A=B: is not a valid environment variable name (letters, digits and '_', "
+        "not starting with a digit)",
+        "$.env.OK: value contains a NUL character (U+0000), which no process environment can hold",
+        "$.name: contains an invisible or control character (U+202E)",
+    ]
+    assert all(p.status == 422 for p in request_problems("CreateEndpointRequest", body))
