@@ -48,7 +48,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "wrong-type-mapping",
         edit("  workers: {min: 0, max: 2, idleTimeout: 5}", "  workers: 3"),
-        "endpoint.workers: must be a valid dictionary",
+        "endpoint.workers: must be a mapping of keys to values, got a text value",
     ),
     (
         "negative-workers",
@@ -132,7 +132,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "newline-in-command",
         edit("  file: handler.py", '  file: handler.py\n  command: "python3 x.py\\nrm -rf /"'),
-        "handler.command: 'python3 x.py\\\\nrm -rf /' contains a newline or control character",
+        "handler.command: 'python3 x.py\\x0arm -rf /' contains a newline, control or invisible character",
     ),
     (
         "path-escapes-project",

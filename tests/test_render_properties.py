@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploy.config import load_config
-from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS
+from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS, hidden_char
 from deploy.errors import ConfigError, RenderError
 from deploy.render import render_project
 from deploy.render.filters import dockerfile_env, exec_form, shell_quote
@@ -101,15 +101,16 @@ def test_hostile_values_are_rejected_before_rendering(
 
 
 #: Text a config can hold in handler.command: no quotes or backslash (the test quotes with
-#: shlex), nothing the config refuses (controls, bidi, line separators), and ``$``, ``{``
-#: and ``}`` drawn often, since the config must carry them through interpolation.
+#: shlex), nothing the config refuses (`hidden_char`: controls, format and invisible
+#: characters), and ``$``, ``{`` and ``}`` drawn often, since the config must carry them
+#: through interpolation.
 command_text = st.text(
     st.one_of(
         st.sampled_from("${}"),
         st.characters(blacklist_categories=["Cc", "Cs"], blacklist_characters="'\"\\"),
     ),
     max_size=20,
-).filter(lambda text: not CONTROL_CHARS.search(text))
+).filter(lambda text: hidden_char(text) is None)
 
 
 @SETTINGS

@@ -30,6 +30,7 @@ from rich.style import Style
 from rich.text import Text
 
 from deploy.errors import ExitCode, RpdeployError
+from deploy.runpod.text import escape_char as _escape_char
 
 #: The JSON envelope's version; bumped when its shape changes incompatibly (pipx's result version).
 RESULT_VERSION = 2
@@ -42,15 +43,6 @@ INTERNAL_HINT = "run with --debug and report it"
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 #: Layout characters that are safe to print where a text may span lines (diffs, logs).
 _LAYOUT = frozenset("\n\t")
-
-
-def _escape_char(char: str) -> str:
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 def escape(text: str, *, newlines: bool = True) -> str:

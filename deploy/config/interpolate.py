@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from deploy.config.patterns import quoted
 from deploy.config.yaml_source import PathKey
 
 #: How deep ``${A:-${B:-...}}`` defaults may nest.
@@ -152,5 +153,5 @@ class _Parser:
         shown = self.text[start : end + 1 if end >= 0 else len(self.text)]
         return UnsetVariable(
             self.path,
-            f"malformed variable reference {shown!r} (expected ${{NAME}} or ${{NAME:-default}})",
+            f"malformed variable reference {quoted(shown)} (expected ${{NAME}} or ${{NAME:-default}})",
         )

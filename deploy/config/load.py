@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails
 
 from deploy.config.interpolate import Interpolator, UnsetVariable
 from deploy.config.mask import MASKER, Masker
-from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS, describe, first_control
+from deploy.config.patterns import FORBIDDEN_CHARS, first_control, hidden_char, quoted
 from deploy.config.rules import Problem, check, warnings
 from deploy.config.schema import OVERRIDABLE, Config
 from deploy.config.yaml_source import PathKey, YamlDocument, dotted, parse_yaml
@@ -165,12 +165,19 @@ def _resolve(
     merged = _deep_merge(base, overlay)
     merged["environments"] = data.get("environments") or {}
     problems = list(_text_problems(merged, masker))
-    if problems:
-        return None, _format(problems, document, env, masker), masker
     try:
         config = Config.model_validate(merged, context={MASKER: masker})
     except ValidationError as exc:
-        return None, _format([_problem(e, masker) for e in exc.errors()], document, env, masker), masker
+        # Report the schema's problems too, but not a second one where a text problem stands.
+        seen = [p.path for p in problems]
+        problems += [
+            p
+            for p in (_problem(e, masker) for e in exc.errors())
+            if not any(p.path[: len(s)] == s for s in seen)
+        ]
+        return None, _format(problems, document, env, masker), masker
+    if problems:
+        return None, _format(problems, document, env, masker), masker
     problems = check(config, document.file.parent)
     if problems:
         return None, _format(problems, document, env, masker), masker
@@ -196,22 +203,22 @@ def _secret_variables(data: dict[str, Any]) -> frozenset[str]:
 
 
 def _text_problems(data: Any, masker: Masker, path: PathKey = ()) -> Iterator[Problem]:
-    """Control and bidi characters anywhere (keys too); line breaks outside env values."""
+    """Control, format and invisible characters anywhere (keys too); env values may span lines."""
     if isinstance(data, dict):
         for key, value in data.items():
-            bad = first_control(key)
+            bad = hidden_char(key)
             if bad:
-                yield Problem((*path, key), f"key contains a newline or control character ({bad})")
+                yield Problem((*path, key), f"key contains a newline, control or invisible character ({bad})")
             else:
                 yield from _text_problems(value, masker, (*path, key))
     elif isinstance(data, list):
         for index, value in enumerate(data):
             yield from _text_problems(value, masker, (*path, index))
     elif isinstance(data, str):
-        bad = first_control(data, FORBIDDEN_CHARS if _is_env_value(path) else CONTROL_CHARS)
+        bad = first_control(data, FORBIDDEN_CHARS) if _is_env_value(path) else hidden_char(data)
         if bad:
-            shown = describe(masker.reference(data))
-            yield Problem(path, f"{shown!r} contains a newline or control character ({bad})")
+            shown = quoted(masker.reference(data))
+            yield Problem(path, f"{shown} contains a newline, control or invisible character ({bad})")
 
 
 def _is_env_value(path: PathKey) -> bool:
@@ -276,6 +283,9 @@ def _problem(error: ErrorDetails, masker: Masker) -> Problem:
         return Problem(loc, "required")
     if kind == "extra_forbidden":
         return Problem(loc, "unknown key" + _suggest(str(loc[-1]), _allowed_keys(Config, loc[:-1])))
+    if kind in _MAPPING_TYPES:
+        # Pydantic's text names the model class ("... instance of EndpointConfig").
+        return Problem(loc, f"must be a mapping of keys to values, got {_kind(error.get('input'))}")
     message = error["msg"].removeprefix("Value error, ")
     message = message.replace("Input should be", "must be").replace("Input", "value")
     value = error.get("input")
@@ -284,8 +294,21 @@ def _problem(error: ErrorDetails, masker: Masker) -> Problem:
     elif kind == "string_type":
         message = "must be a string: quote the value, and drop any !! tag"
     elif kind != "value_error" and isinstance(value, str | int | float | bool):
-        message += f" (got {describe(masker.reference(str(value)))!r})"
+        message += f" (got {quoted(masker.reference(str(value)))})"
     return Problem(loc, message)
+
+
+#: Pydantic error types that mean "a mapping was expected here".
+_MAPPING_TYPES = frozenset({"model_type", "dict_type", "model_attributes_type"})
+
+
+def _kind(value: Any) -> str:
+    """What YAML wrote, in YAML's words (the loader gives str, list, dict or None)."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    return "a text value" if isinstance(value, str) else type(value).__name__
 
 
 def _suggest(key: str, allowed: Iterable[str]) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, ValidationInfo
+from pydantic import AfterValidator, Field, ValidationInfo
 
 from deploy.config.mask import context_masker
 from deploy.runpod import secrets as runpod_secrets
+from deploy.runpod import text as runpod_text
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -44,8 +45,8 @@ RELATIVE_PATH: Final = re.compile(
 )
 #: An absolute path inside the container: ``/runpod-volume``.
 CONTAINER_PATH: Final = re.compile(r"^/(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?$", re.ASCII)
-#: An environment variable name.
-ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
+#: An environment variable name (POSIX; RunPod's contract, `deploy.runpod.text`).
+ENV_NAME: Final = runpod_text.ENV_NAME
 #: A RunPod secret name, as used in ``{{ RUNPOD_SECRET_<name> }}``.
 SECRET_NAME: Final = runpod_secrets.SECRET_NAME
 #: Project and environment names: they end up in image titles, endpoint and secret names.
@@ -76,23 +77,32 @@ def first_control(value: str, pattern: re.Pattern[str] = CONTROL_CHARS) -> str |
 
 
 def describe(value: str) -> str:
-    """Show a rejected value safely: control characters escaped, long values cut."""
-    shown = value.encode("unicode_escape").decode("ascii")
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+    """A rejected value, long ones cut, invisible characters escaped once (``\\x1b``).
+
+    The CLI's printing edge keeps backslashes, so the message shows ``'a\\x1b[31m'``; the
+    ``repr`` this replaced escaped a second time (``'a\\\\x1b[31m'``, ``'\\\\u0663'``).
+    """
+    cut = value if len(value) <= 60 else value[:57] + "..."
+    return runpod_text.escaped(cut)
+
+
+def quoted(value: str) -> str:
+    """``'value'`` for a message: `describe` in plain single quotes (repr would escape again)."""
+    return f"'{describe(value)}'"
 
 
 def shown(value: str, info: ValidationInfo) -> str:
-    """`describe` for a validator's message: a secret value appears as its ``${NAME}``.
+    """`quoted` for a validator's message: a secret value appears as its ``${NAME}``.
 
-    Masked before `describe`, which escapes and cuts, so no part of a secret can slip through.
+    Masked before `describe` cuts, so no part of a secret can slip through.
     """
-    return describe(context_masker(info.context).reference(value))
+    return quoted(context_masker(info.context).reference(value))
 
 
 def _checker(pattern: re.Pattern[str], what: str) -> AfterValidator:
     def check(value: str, info: ValidationInfo) -> str:
         if not pattern.fullmatch(value):
-            raise ValueError(f"{shown(value, info)!r} is not a valid {what}")
+            raise ValueError(f"{shown(value, info)} is not a valid {what}")
         return value
 
     return AfterValidator(check)
@@ -112,10 +122,25 @@ PyModule = Annotated[str, _checker(PY_MODULE, "Python module name")]
 Port = Annotated[str, _checker(PORT, "port (expected number/http|tcp|udp)")]
 
 
+#: The one test for text that must show every character it holds (names, keys, commands,
+#: identifiers): no control, format or invisible character, no non-ASCII space.
+hidden_char = runpod_text.hidden_char
+
+
 def _single_line(value: str, info: ValidationInfo) -> str:
-    if CONTROL_CHARS.search(value):
-        raise ValueError(f"{shown(value, info)!r} contains a newline or control character")
+    bad = hidden_char(value)
+    if bad:
+        raise ValueError(f"{shown(value, info)} contains a newline, control or invisible character ({bad})")
+    return value
+
+
+def _endpoint_name(value: str, info: ValidationInfo) -> str:
+    problem = runpod_text.name_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
 SingleLine = Annotated[str, AfterValidator(_single_line)]
+#: An endpoint name as RunPod takes it (`deploy.runpod.text.name_problem`).
+EndpointName = Annotated[str, Field(min_length=1), AfterValidator(_endpoint_name)]

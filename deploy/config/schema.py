@@ -19,6 +19,7 @@ from deploy.config.patterns import (
     AptPackage,
     ContainerPath,
     CudaVersion,
+    EndpointName,
     EnvName,
     ImageRef,
     Name,
@@ -176,7 +177,7 @@ FlashBoot = Literal["OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT"]
 
 
 class EndpointConfig(RunPodModel):
-    name: Annotated[str, Field(min_length=1, max_length=191)] | None = Field(
+    name: EndpointName | None = Field(
         default=None, description="Endpoint name. Default: the project name (plus -<environment>)."
     )
     type: Literal["QUEUE", "LOAD_BALANCER"] = "QUEUE"

@@ -14,7 +14,8 @@ loader:
   error naming the line;
 - shares aliases as PyYAML does (one object per anchor), supports YAML 1.1 merge keys
   (``<<: *defaults``), and rejects recursive aliases, nesting deeper than `MAX_DEPTH`,
-  and alias expansion beyond `MAX_ALIAS_NODES` (a "billion laughs" document);
+  and alias expansion beyond `MAX_ALIAS_NODES` values or `MAX_ALIAS_CHARS` characters
+  (a "billion laughs" document, or a few huge strings aliased many times);
 - rejects duplicate keys and records the 1-based line of every mapping key and sequence
   item, keyed by its path (e.g. ``("endpoint", "workers", "max")``), so validation errors
   can point at ``rpdeploy.yaml:14``. Paths reached through an alias are not recorded:
@@ -31,8 +32,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
-from deploy.config.patterns import CONTROL_CHARS, describe
+from deploy.config.patterns import quoted
 from deploy.errors import ConfigError
+from deploy.runpod.text import escaped
 
 PathKey = tuple[str | int, ...]
 
@@ -40,6 +42,9 @@ PathKey = tuple[str | int, ...]
 MAX_DEPTH: Final = 64
 #: How many nodes aliases may add when expanded, beyond the nodes written in the file.
 MAX_ALIAS_NODES: Final = 100_000
+#: How many characters of scalars aliases may add when expanded, beyond the file's own
+#: size: one alias of a 1 MB string used 2,000 times is 2 GB once validated and dumped.
+MAX_ALIAS_CHARS: Final = 10_000_000
 
 _YAML = "tag:yaml.org,2002:"
 _NULLS: Final = frozenset({"", "~", "null", "Null", "NULL"})
@@ -91,7 +96,7 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
         node = _compose(text)
         doc = YamlDocument(file=file, data=None)
         if node is not None:
-            doc.data = _Converter(doc).convert(node, (), record=True)
+            doc.data = _Converter(doc, len(text)).convert(node, (), record=True)
         return doc
     except YamlProblem as exc:
         label = f"{dotted(exc.path)}: " if exc.path else ""
@@ -165,10 +170,13 @@ class _Converter:
     refuses an alias to a value still being built (a recursive alias).
     """
 
-    def __init__(self, doc: YamlDocument) -> None:
+    def __init__(self, doc: YamlDocument, written_chars: int) -> None:
         self.doc = doc
+        #: Expanded scalar characters beyond this are an alias bomb (see `MAX_ALIAS_CHARS`).
+        self.max_chars = written_chars + MAX_ALIAS_CHARS
         self.built: dict[int, Any] = {}
         self.size: dict[int, int] = {}
+        self.chars: dict[int, int] = {}
         self.depth: dict[int, int] = {}
         self.building: set[int] = set()
         self.constructor = yaml.SafeLoader("")
@@ -209,15 +217,25 @@ class _Converter:
         for child in children:  # mapping keys are not built through `convert`: count them here
             self.size.setdefault(id(child), 1)
             self.depth.setdefault(id(child), 1)
+            self.chars.setdefault(id(child), len(child.value) if isinstance(child, ScalarNode) else 0)
         key = id(node)
         # Children are all built (hence measured) by now: anchors precede their aliases.
         self.size[key] = 1 + sum(self.size[id(child)] for child in children)
+        own = len(node.value) if isinstance(node, ScalarNode) else 0
+        self.chars[key] = own + sum(self.chars[id(child)] for child in children)
         self.depth[key] = 1 + max((self.depth[id(child)] for child in children), default=0)
         if self.depth[key] > MAX_DEPTH:
             raise self.problem(node, path, f"aliases nest values deeper than {MAX_DEPTH} levels")
         if self.size[key] > len(self.size) + MAX_ALIAS_NODES:
             raise self.problem(
                 node, path, f"aliases expand to more than {MAX_ALIAS_NODES} extra values (an alias bomb?)"
+            )
+        if self.chars[key] > self.max_chars:
+            raise self.problem(
+                node,
+                path,
+                f"aliases expand to more than {MAX_ALIAS_CHARS:,} characters beyond the file's own "
+                "(an alias bomb?)",
             )
 
     def _mapping(self, node: MappingNode, path: PathKey, *, record: bool) -> dict[str, Any]:
@@ -280,9 +298,8 @@ class _Converter:
             # PyYAML's constructors fail on a malformed explicit value (`!!int` alone, `!!bool maybe`)
             # with whatever the conversion raised.
             tag = node.tag.replace(_YAML, "!!")
-            shown = describe(str(node.value))
             raise self.problem(
-                node, path, f"{shown!r} is not a valid {tag} value ({type(exc).__name__})"
+                node, path, f"{quoted(str(node.value))} is not a valid {tag} value ({type(exc).__name__})"
             ) from None
 
     def _tag(self, node: Node, path: PathKey, *allowed: str) -> None:
@@ -311,13 +328,14 @@ def _join_surrogates(text: str) -> str:
 def dotted(path: PathKey) -> str:
     """``("endpoint", "gpu", "pools", 0)`` -> ``endpoint.gpu.pools[0]``.
 
-    Control characters in keys are shown escaped: a path goes into messages and logs.
+    Invisible characters in keys are shown escaped (once: `deploy.runpod.text.escaped`):
+    a path goes into messages and logs.
     """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            name = CONTROL_CHARS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), part)
+            name = escaped(part)
             out += f".{name}" if out else name
     return out

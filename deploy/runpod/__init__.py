@@ -3,7 +3,7 @@
 Each RunPod fact rpdeploy relies on is written here once: the vendored official spec
 (`spec/`) and validation against it (`schemas`), server defaults (`defaults`), release
 diffs (`release`), secret references and names (`secrets`), endpoint rules
-(`endpoint`) and the hardware catalog (`catalog`, data in `catalog.json`). Config,
-render, the API client and the emulator use it; it imports nothing from rpdeploy but
-`deploy.errors`.
+(`endpoint`), the text an endpoint can carry (`text`) and the hardware catalog
+(`catalog`, data in `catalog.json`). Config, render, the API client and the emulator use
+it; it imports nothing from rpdeploy but `deploy.errors`.
 """

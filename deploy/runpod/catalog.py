@@ -59,6 +59,11 @@ class CpuFlavor:
     memory_gb_per_vcpu: int
 
 
+def cuda_key(version: str) -> tuple[int, ...]:
+    """``"12.11"`` -> (12, 11): CUDA versions compare numerically (runpod-platform.md §2.3)."""
+    return tuple(int(part) for part in version.split("."))
+
+
 @dataclass(frozen=True)
 class Catalog:
     pools: dict[str, Pool]
@@ -71,6 +76,14 @@ class Catalog:
     def cards(self, pools: list[str]) -> list[str]:
         """GPU type ids in ``pools`` (unknown pools contribute none), in catalog order."""
         return [gpu.id for pool in pools if pool in self.pools for gpu in self.pools[pool].gpu_types]
+
+    def cuda_versions(self) -> list[str]:
+        """Every CUDA version some GPU type offers, oldest first (``12.4`` < ``12.11``)."""
+        found = {version for gpu in self.gpu_types() for version in gpu.cuda_versions}
+        return sorted(found, key=cuda_key)
+
+    def data_center_ids(self) -> list[str]:
+        return [dc.id for dc in self.data_centers]
 
     def cpu_memory_gb(self, flavor: str, vcpus: int) -> int:
         """Memory of a CPU worker, GB; KeyError for an unknown flavor."""

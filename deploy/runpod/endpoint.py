@@ -6,7 +6,8 @@ emulator, so the three accept and reject the same documents. Three kinds of prob
 - schema (422): the body breaks the vendored `CreateEndpointRequest` /
   `UpdateEndpointRequest` schema;
 - range (422): a number the spec leaves unbounded but the platform cannot take (see
-  `range_problems`);
+  `range_problems`), or text it cannot carry (`deploy.runpod.text`: name length and
+  invisible characters, POSIX env names, NUL in env values or args, env size);
 - rule (400): a relation between fields, as the spec's operation descriptions and
   runpod-platform.md §2.3/§2.5 give them. Rules that depend on the hardware catalog
   (`catalog=True`) may be out of date where the live catalog is newer.
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from deploy.runpod import schemas
-from deploy.runpod.catalog import catalog
+from deploy.runpod.catalog import catalog, cuda_key
 from deploy.runpod.defaults import WORKERS_DEFAULTS, idle_timeout_applies
+from deploy.runpod.text import request_text_problems
 
 JsonPath = tuple[str | int, ...]
 
@@ -60,7 +62,7 @@ class Problem:
 
 
 def request_problems(schema_name: str, body: Any) -> list[Problem]:
-    """Schema and range problems (all 422) of a request body, in path order."""
+    """Schema, range and text problems (all 422) of a request body, in path order."""
     found = [Problem(path, message, 422) for path, message in schemas.errors(schema_name, body)]
     if _load_balancer_on_queue_delay(body):
         # The schema's if/then gives three opaque lines for this one mistake; say it once.
@@ -68,6 +70,7 @@ def request_problems(schema_name: str, body: Any) -> list[Problem]:
         found.append(Problem(("scaling", "type"), LB_SCALING, 422))
     if not found:
         found = list(range_problems(body))
+        found += [Problem(path, message, 422) for path, message in request_text_problems(body)]
     return sorted(found, key=lambda p: (str(p.path), p.message))
 
 
@@ -122,6 +125,7 @@ def state_problems(doc: dict[str, Any], *, idle_timeout_given: bool) -> list[Pro
     whether the request itself set `workers.idleTimeout` (defaults never count).
     """
     found = list(_compute_problems(doc))
+    found += _data_center_problems(doc.get("dataCenterIds") or [])
     workers = doc.get("workers") or {}
     low = workers.get("min", WORKERS_DEFAULTS["min"])
     high = workers.get("max", WORKERS_DEFAULTS["max"])
@@ -181,11 +185,36 @@ def _gpu_problems(gpu: dict[str, Any]) -> Iterator[Problem]:
             yield Problem(("gpu", "excludedTypes", index), message, catalog=bool(unknown))
     if cards and not unknown and cards <= set(excluded):
         yield Problem(("gpu", "excludedTypes"), "excludedTypes leave no GPU type in the selected pools")
+    yield from _cuda_problems(gpu)
     if gpu.get("allowedCudaVersions") and gpu.get("minCudaVersion"):
         yield Problem(
             ("gpu", "minCudaVersion"),
             "cannot be combined with a non-empty allowedCudaVersions (pick an exact set or a floor)",
         )
+
+
+def _cuda_problems(gpu: dict[str, Any]) -> Iterator[Problem]:
+    """CUDA versions no GPU type in the catalog offers: placement could never match."""
+    known = catalog().cuda_versions()
+    for index, version in enumerate(gpu.get("allowedCudaVersions") or []):
+        if version not in known:
+            message = f"unknown CUDA version {version} (known: {', '.join(known)})"
+            yield Problem(("gpu", "allowedCudaVersions", index), message, catalog=True)
+    floor = gpu.get("minCudaVersion")
+    if floor and cuda_key(floor) > cuda_key(known[-1]):
+        message = f"no GPU type offers CUDA {floor} or newer (newest known: {known[-1]})"
+        yield Problem(("gpu", "minCudaVersion"), message, catalog=True)
+
+
+def _data_center_problems(ids: list[str]) -> list[Problem]:
+    known = catalog().data_center_ids()
+    return [
+        Problem(
+            ("dataCenterIds", index), f"unknown data center {dc} (known: {', '.join(known)})", catalog=True
+        )
+        for index, dc in enumerate(ids)
+        if dc not in known
+    ]
 
 
 def _cpu_problems(index: int, item: dict[str, Any]) -> Iterator[Problem]:

@@ -165,7 +165,9 @@ def test_a_full_state_disk_is_a_503_with_the_reason(
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's SQLITE_FULL, as a full disk gives
     body = {
-        "name": "x" * 200_000,
+        "name": "full-disk",
+        # Large enough to need new pages, within the platform's env limits (deploy.runpod.text).
+        "env": {f"K{i}": "x" * 50_000 for i in range(4)},
         "type": "QUEUE",
         "image": "x:1",
         "gpu": {"pools": ["ADA_24"]},

@@ -48,6 +48,14 @@ GOOD: dict[str, dict[str, Any]] = {
     "excluded-type-in-pool": section(gpu={"pools": ["AMPERE_48"], "excludedTypes": ["NVIDIA A40"]}),
     "workers-big-but-sane": section(workers={"min": 0, "max": 2**31 - 1}),
     "queue-delay-fractional": section(scaling={"type": "QUEUE_DELAY", "queueDelay": 0.5}),
+    # Text: deploy.runpod.text is the one home of these rules.
+    "name-191-characters": section(name="n" * 191),
+    "name-with-spaces-and-accents": section(name="Café worker 2"),
+    "env-value-spans-lines": section(env={"PEM": "-----BEGIN-----\nabc\n-----END-----"}),
+    "env-value-at-the-exec-limit": section(env={"BIG": "x" * (131_072 - len("BIG=") - 1)}),
+    "known-data-center-and-cuda": section(
+        dataCenterIds=["US-KS-2"], gpu={"pools": ["ADA_24"], "allowedCudaVersions": ["12.4"]}
+    ),
 }
 BAD: dict[str, dict[str, Any]] = {
     "timeout-negative": section(timeout=-1),
@@ -77,6 +85,29 @@ BAD: dict[str, dict[str, Any]] = {
     "request-count-missing": section(scaling={"type": "REQUEST_COUNT"}),
     "both-scaling-values": section(scaling={"type": "REQUEST_COUNT", "requestCount": 2, "queueDelay": 4}),
     "queue-delay-absurd": section(scaling={"type": "QUEUE_DELAY", "queueDelay": 1e300}),
+    # Text the platform cannot carry (issue 8 §1, issue 7 §2 and §5).
+    "name-192-characters": section(name="n" * 192),
+    "name-100000-characters": section(name="n" * 100_000),
+    "name-bidi-override": section(name="abc\u202edef"),
+    "name-nul": section(name="a\x00b"),
+    "name-zero-width-space": section(name="a\u200bb"),
+    "name-byte-order-mark": section(name="\ufeffab"),
+    "name-no-break-space": section(name="a\u00a0b"),
+    "name-variation-selector": section(name="ab\ufe0f"),
+    "name-tag-characters": section(name="ab\U000e0041\U000e007f"),
+    "name-line-separator": section(name="a\u2028b"),
+    "name-private-use": section(name="a\ue000b"),
+    "env-value-nul": section(env={"A": "x\x00y"}),
+    "env-key-with-equals": section(env={"A=B": "x"}),
+    "env-key-with-esc": section(env={"\x1bA": "x"}),
+    "env-key-starting-with-digit": section(env={"1A": "x"}),
+    "env-key-zero-width": section(env={"A\u200b": "x"}),
+    "env-value-over-the-exec-limit": section(env={"BIG": "x" * 131_072}),
+    "env-over-one-mib-in-all": section(env={f"K{i}": "x" * 100_000 for i in range(11)}),
+    "excluded-type-with-zero-width": section(
+        gpu={"pools": ["AMPERE_48"], "excludedTypes": ["NVIDIA\u200b A40"]}
+    ),
+    "args-nul": section(args="python\x00 -u x.py"),
 }
 
 
@@ -131,6 +162,63 @@ def test_config_render_and_emulator_agree(
         "emulator": emulator_accepts(api, endpoint),
     }
     assert verdicts == dict.fromkeys(verdicts, accepted)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": "abc\u202edef"},
+        {"name": "n" * 192},
+        {"env": {"A": "x\x00y"}},
+        {"env": {"A=B": "x"}},
+        {"env": {"\x1b[31mA": "x"}},
+        {"args": "python\x00x"},
+        {"image": "img\u200b:1"},
+    ],
+    ids=["name-bidi", "name-192", "env-nul", "env-equals", "env-esc", "args-nul", "image-zero-width"],
+)
+def test_patch_refuses_what_create_refuses_and_stores_nothing(api: Api, change: dict[str, Any]) -> None:
+    created = api.rest("POST", "/v2/serverless", {"name": "patch-text", "image": IMAGE, **section()})
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    before = api.rest("GET", f"/v2/serverless/{endpoint_id}").json()
+    response = api.rest("PATCH", f"/v2/serverless/{endpoint_id}", change)
+    assert response.status_code == 422, response.text
+    assert api.rest("GET", f"/v2/serverless/{endpoint_id}").json() == before
+    assert api.rest("GET", "/v2/serverless").status_code == 200
+    api.rest("DELETE", f"/v2/serverless/{endpoint_id}")
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "warning"),
+    [
+        ({"dataCenterIds": ["US-KS-2", "XX-FAKE-1"]}, "dataCenterIds[1]", "unknown data center XX-FAKE-1"),
+        (
+            {"gpu": {"pools": ["ADA_24"], "allowedCudaVersions": ["99.9"]}},
+            "gpu.allowedCudaVersions[0]",
+            "unknown CUDA version 99.9 (known: 12.4, 12.6, 12.8, 12.9)",
+        ),
+        (
+            {"gpu": {"pools": ["ADA_24"], "minCudaVersion": "99.9"}},
+            "gpu.minCudaVersion",
+            "no GPU type offers CUDA 99.9 or newer (newest known: 12.9)",
+        ),
+    ],
+    ids=["data-center", "cuda-version", "cuda-floor"],
+)
+def test_unknown_catalog_ids_warn_in_config_render_and_are_400_in_the_emulator(
+    make_project: MakeProject, api: Api, fields: dict[str, Any], path: str, warning: str
+) -> None:
+    """Like an unknown pool: the vendored catalog may be older than RunPod's live one."""
+    endpoint = section(**fields)
+    root = make_project(config_text(endpoint))
+    loaded = validate_all(root / "rpdeploy.yaml", environ={})
+    assert len(loaded[0].warnings) == 1
+    assert f": endpoint.{path}: {warning}" in loaded[0].warnings[0]
+    assert render_accepts(endpoint)
+    response = api.rest("POST", "/v2/serverless", {"name": "t", "image": IMAGE, **endpoint})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith(f"{path}: {warning}")
 
 
 def test_an_unknown_pool_warns_in_config_renders_and_is_400_in_the_emulator(
