@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit venv stack-up stack-down stack-status bench clean
+.PHONY: demo test lint unit venv stack-up stack-down stack-status bench clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ test: stack-up lint
 ## unit: the fast tests only (no Docker).
 unit: venv
 	$(BIN)/pytest -m 'not docker' $(PYTEST_ARGS)
+
+## mutation: mutation testing (mutmut) per package, fast tests only; too slow for `make test`.
+## Scores and the equivalent mutants: docs/quality.md. MUTATION_PACKAGES=config render ... narrows it.
+MUTATION_PACKAGES ?=
+mutation: venv
+	$(BIN)/python scripts/mutation.py $(MUTATION_PACKAGES)
 
 bench: stack-up
 	$(BIN)/python bench/build.py
