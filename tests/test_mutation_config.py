@@ -5,10 +5,13 @@ Each test states one promise of deploy/config whose removal used to go unnoticed
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from deploy.config import load_config
+from deploy.config import MASK, load_config
 from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
+from deploy.config.view import resolved_view
 from deploy.errors import ConfigError
 from tests.conftest import BASE_CONFIG, MakeProject
 
@@ -98,10 +101,10 @@ def test_secret_values_read_are_recorded_by_value() -> None:
 # --- cross-field rules --------------------------------------------------------------------
 
 
-def problems(make_project: MakeProject, text: str) -> str:
-    root = make_project(text)
+def problems(make_project: MakeProject, text: str, env: str | None = None) -> str:
+    root = make_project(text, name=f"project-{abs(hash(text))}")
     with pytest.raises(ConfigError) as caught:
-        load_config(root / "rpdeploy.yaml", None, {})
+        load_config(root / "rpdeploy.yaml", env, {})
     return "\n".join(caught.value.problems)
 
 
@@ -150,3 +153,69 @@ def test_neither_gpu_nor_cpu_is_refused(make_project: MakeProject) -> None:
 def test_workers_max_equal_to_min_is_fine(make_project: MakeProject) -> None:
     root = make_project(edit("{min: 0, max: 2,", "{min: 2, max: 2,"))
     assert load_config(root / "rpdeploy.yaml", None, {}).config.endpoint.workers.max == 2
+
+
+def test_unset_variable_is_its_message() -> None:
+    assert str(UnsetVariable(("a",), "the message")) == "the message"
+
+
+def test_typos_deep_in_environments_and_lists_get_suggestions(make_project: MakeProject) -> None:
+    text = edit("      workers: {max: 1}", "      workers: {mx: 1}")
+    assert "environments.staging.endpoint.workers.mx: unknown key (did you mean 'max'?)" in problems(
+        make_project, text, "staging"
+    )
+    text = edit("  - name: AWS_ACCESS_KEY_ID", "  - name: AWS_ACCESS_KEY_ID\n    moed: inline")
+    assert "secrets[0].moed: unknown key (did you mean 'mode'?)" in problems(make_project, text)
+
+
+def test_a_control_character_in_a_single_line_field_is_named(make_project: MakeProject) -> None:
+    text = edit("  file: handler.py", '  file: handler.py\n  command: "python\\nx"')
+    assert "handler.command: 'python\\\\nx' contains a newline or control character" in problems(
+        make_project, text
+    )
+
+
+def test_a_pattern_field_shows_the_rejected_value(make_project: MakeProject) -> None:
+    text = edit("  registry: 127.0.0.1:5000", "  registry: 'bad host!'")
+    assert "image.registry: 'bad host!' is not a valid registry host (expected host[:port])" in problems(
+        make_project, text
+    )
+
+
+# --- the resolved view (`rpdeploy config show`) -------------------------------------------
+
+
+def test_resolved_view_shape(make_project: MakeProject) -> None:
+    text = BASE_CONFIG.replace("project: demo", "project: my-demo", 1).replace(
+        "  - name: AWS_SECRET_ACCESS_KEY",
+        "  - name: AWS_SECRET_ACCESS_KEY\n    from_env: LOCAL_KEY\n  - name: TOKEN\n    mode: inline",
+        1,
+    )
+    text = text.replace("  scaling:", "  env: {PLAIN: 'p', TOKEN_X: 't'}\n  scaling:", 1)
+    root = make_project(text)
+    loaded = load_config(root / "rpdeploy.yaml", "staging", {"LOCAL_KEY": "k", "TOKEN": "tok"})
+    view = resolved_view(loaded)
+    assert view["environments"] == ["staging"]
+    assert view["endpoint"]["name"] == "my-demo-staging"
+    assert view["endpoint"]["workers"]["max"] == 1
+    assert view["endpoint"]["workers"]["idleTimeout"] == 5
+    assert view["endpoint"]["env"] == {"PLAIN": "p", "TOKEN_X": "t"}
+    assert view["secrets"] == [
+        {
+            "name": "AWS_ACCESS_KEY_ID",
+            "mode": "runpod-secret",
+            "secret": "my_demo_aws_access_key_id",
+            "from_env": "AWS_ACCESS_KEY_ID",
+            "value": MASK,
+        },
+        {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "mode": "runpod-secret",
+            "secret": "my_demo_aws_secret_access_key",
+            "from_env": "LOCAL_KEY",
+            "value": MASK,
+        },
+        {"name": "TOKEN", "mode": "inline", "secret": None, "from_env": "TOKEN", "value": MASK},
+    ]
+    assert isinstance(view["image"], dict)
+    json.dumps(view)  # JSON-ready: nothing but plain data
