@@ -90,9 +90,12 @@ PACKAGES: dict[str, Package] = {
 }
 
 
-def copy_tree(dest: Path) -> None:
-    """The working tree as git sees it (tracked and new, unignored files), uncommitted edits included."""
-    if dest.exists():
+def copy_tree(dest: Path, *, fresh: bool = True) -> None:
+    """The working tree as git sees it (tracked and new, unignored files), uncommitted edits included.
+
+    ``fresh=False`` copies over an earlier run's scratch copy, keeping mutmut's results in mutants/.
+    """
+    if fresh and dest.exists():
         shutil.rmtree(dest)
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -163,6 +166,9 @@ def main() -> int:
     parser.add_argument("packages", nargs="*", help=f"any of {', '.join(PACKAGES)} (default: all)")
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--summary", action="store_true", help="reprint the last run's scores")
+    parser.add_argument(
+        "--retest", action="store_true", help="rerun only the functions with survivors of the last run"
+    )
     options = parser.parse_args()
     names = options.packages or list(PACKAGES)
     unknown = sorted(set(names) - set(PACKAGES))
@@ -173,7 +179,7 @@ def main() -> int:
         if options.summary:
             met &= report(name, PACKAGES[name], score(SCRATCH / name))
         else:
-            met &= run(name, PACKAGES[name], options.max_children)
+            met &= run(name, PACKAGES[name], options.max_children, retest=options.retest)
     return 0 if met else 1
 
 
