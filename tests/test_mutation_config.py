@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from deploy.config import MASK, load_config
 from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
+from deploy.config.schema import HandlerConfig, ImageConfig
 from deploy.config.view import resolved_view
+from deploy.config.yaml_source import YamlProblem
 from deploy.errors import ConfigError
 from tests.conftest import BASE_CONFIG, MakeProject
 
@@ -200,6 +203,8 @@ def test_resolved_view_shape(make_project: MakeProject) -> None:
     assert view["endpoint"]["workers"]["max"] == 1
     assert view["endpoint"]["workers"]["idleTimeout"] == 5
     assert view["endpoint"]["env"] == {"PLAIN": "p", "TOKEN_X": "t"}
+    assert "environments" not in view["endpoint"]
+    assert sorted(k for k in view["endpoint"] if k.lower() == "env" or "env" in k.lower()) == ["env"]
     assert view["secrets"] == [
         {
             "name": "AWS_ACCESS_KEY_ID",
@@ -219,3 +224,56 @@ def test_resolved_view_shape(make_project: MakeProject) -> None:
     ]
     assert isinstance(view["image"], dict)
     json.dumps(view)  # JSON-ready: nothing but plain data
+
+
+# --- messages: masking, lines, paths ------------------------------------------------------
+
+
+def test_a_model_used_without_a_loader_still_checks_and_shows_values() -> None:
+    # No validation context (no masker): the checks run and show the value itself.
+    with pytest.raises(ValidationError, match=r"'a\\\\nb' contains a newline or control character"):
+        HandlerConfig(path="worker", file="handler.py", command="a\nb")
+    with pytest.raises(ValidationError, match=r"'bad host!' is not a valid registry host"):
+        ImageConfig(registry="bad host!", repository="acme/x", base="python:3.11")
+
+
+def test_a_secret_value_in_a_rejected_field_is_shown_as_its_reference(make_project: MakeProject) -> None:
+    root = make_project(edit("  registry: 127.0.0.1:5000", "  registry: ${AWS_SECRET_ACCESS_KEY}"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(root / "rpdeploy.yaml", None, {"AWS_SECRET_ACCESS_KEY": "s3cr3t value!"})
+    message = "\n".join(caught.value.problems)
+    assert "image.registry: '${AWS_SECRET_ACCESS_KEY}' is not a valid registry host" in message
+    assert "s3cr3t" not in message
+
+
+def test_interpolation_errors_carry_the_given_path() -> None:
+    with pytest.raises(UnsetVariable) as caught:
+        interpolate({"a": "${NOPE}"}, {}, ("root",))
+    assert caught.value.path == ("root", "a")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("a} ${1X} b", "'${1X}'"), ("${1X} } }", "'${1X}'"), ("x}${A:?e}", "'${A:?e}'")],
+)
+def test_a_malformed_reference_is_shown_from_its_start_to_its_own_brace(text: str, shown: str) -> None:
+    with pytest.raises(UnsetVariable) as caught:
+        interpolate(text, {})
+    assert caught.value.message.startswith(f"malformed variable reference {shown} ")
+
+
+def test_the_base_config_deploys_the_project_name(make_project: MakeProject) -> None:
+    loaded = load_config(make_project() / "rpdeploy.yaml", None, {})
+    assert loaded.config.endpoint_name(None) == "demo"
+    assert loaded.config.endpoint_name("staging") == "demo-staging"
+
+
+def test_yaml_problem_is_its_message() -> None:
+    assert str(YamlProblem(3, ("a",), "the message")) == "the message"
+
+
+def test_a_bad_merge_source_points_at_its_line(make_project: MakeProject) -> None:
+    text = BASE_CONFIG + "x-m:\n  <<:\n    - {a: 1}\n    - 7\n"
+    assert "rpdeploy.yaml:27: x-m.<<: a merge key (<<) takes a mapping or a list of mappings" in problems(
+        make_project, text
+    )
