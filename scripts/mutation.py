@@ -146,17 +146,42 @@ def report(name: str, package: Package, stats: dict[str, int]) -> bool:
     return met
 
 
-def run(name: str, package: Package, max_children: int) -> bool:
+def survivors(workdir: Path) -> list[str]:
+    """A glob per function with a surviving or untested mutant (its numbering changes with its code)."""
+    listed = subprocess.run(
+        [str(MUTMUT), "results"], cwd=workdir, check=True, capture_output=True, text=True
+    ).stdout
+    return sorted(
+        {
+            line.split(":")[0].strip().rsplit("__mutmut_", 1)[0] + "__mutmut_*"
+            for line in listed.splitlines()
+            if line.rstrip().endswith(("survived", "no tests"))
+        }
+    )
+
+
+def run(name: str, package: Package, max_children: int, *, retest: bool) -> bool:
+    """Run every mutant of ``package``, or with ``retest`` only the functions where some survived
+    (after new tests or pragmas: killed mutants stay killed when tests are only added)."""
     workdir = SCRATCH / name
-    copy_tree(workdir)
-    present = [t for t in package.tests if (workdir / t).exists()]
-    if not all((workdir / s).exists() for s in package.sources):
+    if not all((ROOT / s).exists() for s in package.sources):
         print(f"{name}: {', '.join(package.sources)} not in this branch yet; skipped")
         return True
+    names = survivors(workdir) if retest else []
+    table = (workdir / "pyproject.toml").read_text() if retest else ""
+    copy_tree(workdir, fresh=not retest)
     with (workdir / "pyproject.toml").open("a") as handle:
-        extras = sorted(p.name for p in workdir.iterdir() if p.name not in {"deploy", "tests", "mutants"})
-        handle.write(mutmut_table(package, present, extras))
-    subprocess.run([str(MUTMUT), "run", f"--max-children={max_children}"], cwd=workdir, check=True)
+        if retest:
+            # The same table as the first run: a changed one would make mutmut start over.
+            handle.write(table[table.index("\n[tool.mutmut]") :])
+        else:
+            present = [t for t in package.tests if (workdir / t).exists()]
+            extras = sorted(p.name for p in workdir.iterdir() if p.name not in {"deploy", "tests", "mutants"})
+            handle.write(mutmut_table(package, present, extras))
+    if not retest or names:
+        subprocess.run(
+            [str(MUTMUT), "run", f"--max-children={max_children}", *names], cwd=workdir, check=True
+        )
     subprocess.run([str(MUTMUT), "results"], cwd=workdir, check=False)
     return report(name, package, score(workdir))
 
