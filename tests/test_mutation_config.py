@@ -277,3 +277,47 @@ def test_a_bad_merge_source_points_at_its_line(make_project: MakeProject) -> Non
     assert "rpdeploy.yaml:27: x-m.<<: a merge key (<<) takes a mapping or a list of mappings" in problems(
         make_project, text
     )
+
+
+# --- scaling rules (RunPod's 400 answers) -------------------------------------------------
+
+SCALING = "{type: QUEUE_DELAY, queueDelay: 4}"
+
+
+@pytest.mark.parametrize(
+    ("scaling", "expected"),
+    [
+        (
+            "{type: REQUEST_COUNT}",
+            "rpdeploy.yaml:18: endpoint.scaling: REQUEST_COUNT scaling needs requestCount (>= 1)",
+        ),
+        (
+            "{type: REQUEST_COUNT, requestCount: 2, queueDelay: 4}",
+            "rpdeploy.yaml:18: endpoint.scaling.queueDelay: only valid with type QUEUE_DELAY",
+        ),
+        (
+            "{type: QUEUE_DELAY, queueDelay: 4, requestCount: 2}",
+            "rpdeploy.yaml:18: endpoint.scaling.requestCount: only valid with type REQUEST_COUNT",
+        ),
+    ],
+)
+def test_scaling_fields_belong_to_their_type(make_project: MakeProject, scaling: str, expected: str) -> None:
+    assert expected in problems(make_project, edit(SCALING, scaling)).splitlines()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # REQUEST_COUNT with no idleTimeout written: fine for QUEUE endpoints.
+        edit("{min: 0, max: 2, idleTimeout: 5}", "{min: 0, max: 2}").replace(
+            SCALING, "{type: REQUEST_COUNT, requestCount: 2}"
+        ),
+        # idleTimeout with REQUEST_COUNT: fine for LOAD_BALANCER endpoints.
+        edit("  type: QUEUE", "  type: LOAD_BALANCER").replace(
+            SCALING, "{type: REQUEST_COUNT, requestCount: 2}"
+        ),
+    ],
+)
+def test_valid_request_count_scaling(make_project: MakeProject, text: str) -> None:
+    loaded = load_config(make_project(text) / "rpdeploy.yaml", None, {})
+    assert loaded.config.endpoint.scaling.request_count == 2
