@@ -14,7 +14,9 @@ import pytest
 from deploy.config import load_config
 from deploy.errors import RenderError
 from deploy.render import render_project
+from deploy.render.environment import MAX_RANGE
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
+from deploy.render.project import check_drift, write_files
 from tests.conftest import BASE_CONFIG, MakeProject
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-0123456789ab"
@@ -24,8 +26,8 @@ def render(root: Path) -> dict[str, str]:
     return render_project(load_config(root / "rpdeploy.yaml", None, {}), IMAGE).files
 
 
-def render_error(make_project: MakeProject, template: str, config: str = BASE_CONFIG) -> str:
-    root = make_project(config, files={"templates/Dockerfile.slim.j2": template})
+def render_error(make_project: MakeProject, template: str, name: str = "project") -> str:
+    root = make_project(BASE_CONFIG, name=name, files={"templates/Dockerfile.slim.j2": template})
     with pytest.raises(RenderError) as caught:
         render(root)
     return str(caught.value)
@@ -124,3 +126,59 @@ def test_endpoint_env_values_are_never_evaluated_as_templates(make_project: Make
     spec = json.loads(next(v for k, v in files.items() if k.endswith("endpoint.create.json")))
     assert spec["env"]["GREETING"] == "{{ 7 * 7 }}"
     assert spec["env"]["RAW"] == "{% raw %}"
+
+
+def test_str_format_goes_through_the_sandbox(make_project: MakeProject) -> None:
+    message = render_error(make_project, "{{ '{0.__class__}'.format(1) }}\n")
+    assert "unsafe template operation" in message
+
+
+def test_a_very_wide_format_is_refused_with_its_reason(make_project: MakeProject) -> None:
+    message = render_error(make_project, "{{ '%10000000d' % 1 }}\n")
+    assert message.endswith("a format width or precision of 7+ digits is over the template limit")
+
+
+def test_range_allows_exactly_its_limit(make_project: MakeProject) -> None:
+    ok = f"{{% for i in range({MAX_RANGE}) %}}{{% endfor %}}done\n"
+    assert render(make_project(files={"templates/Dockerfile.slim.j2": ok}))["Dockerfile.slim"] == "done\n"
+    over = f"{{% for i in range({MAX_RANGE + 1}) %}}{{% endfor %}}\n"
+    assert "is over the limit of" in render_error(make_project, over, "over")
+
+
+# --- writing and drift --------------------------------------------------------------------
+
+
+def test_write_files_to_the_project_and_to_out(make_project: MakeProject, tmp_path: Path) -> None:
+    root = make_project()
+    result = render_project(load_config(root / "rpdeploy.yaml", None, {}), IMAGE)
+    written = write_files(result, root)
+    assert sorted(p.relative_to(root).as_posix() for p in written) == sorted(result.files)
+    for name, content in result.files.items():
+        assert (root / name).read_text() == content
+    before = {p: p.stat().st_ino for p in written}
+    write_files(result, root)  # unchanged: nothing is replaced
+    assert {p: p.stat().st_ino for p in written} == before
+
+    out = tmp_path / "out"
+    flat = write_files(result, root, out)
+    expected = {name if name in result.committed else Path(name).name for name in result.files}
+    assert sorted(p.relative_to(out).as_posix() for p in flat) == sorted(expected)
+    assert (out / "Dockerfile.slim").read_text() == result.files["Dockerfile.slim"]
+
+
+def test_check_drift_shows_a_unified_diff_per_committed_file(make_project: MakeProject) -> None:
+    root = make_project()
+    result = render_project(load_config(root / "rpdeploy.yaml", None, {}), IMAGE)
+    write_files(result, root)
+    assert check_drift(result, root) == {}
+    dockerfile = root / "Dockerfile.slim"
+    dockerfile.write_text(dockerfile.read_text() + "RUN extra\n")
+    (root / ".dockerignore").unlink()
+    drift = check_drift(result, root)
+    assert sorted(drift) == [".dockerignore", "Dockerfile.slim"]
+    assert drift["Dockerfile.slim"].startswith(
+        "--- a/Dockerfile.slim (committed)\n+++ b/Dockerfile.slim (rendered)\n@@"
+    )
+    assert drift["Dockerfile.slim"].endswith("-RUN extra\n")
+    ignore_lines = result.files[".dockerignore"].splitlines(keepends=True)
+    assert drift[".dockerignore"].splitlines(keepends=True)[3:] == ["+" + line for line in ignore_lines]
