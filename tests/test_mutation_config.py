@@ -321,3 +321,26 @@ def test_scaling_fields_belong_to_their_type(make_project: MakeProject, scaling:
 def test_valid_request_count_scaling(make_project: MakeProject, text: str) -> None:
     loaded = load_config(make_project(text) / "rpdeploy.yaml", None, {})
     assert loaded.config.endpoint.scaling.request_count == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"), [("ab ${A:-x", "'${A:-x'"), ("x${", "'${'"), ("x$${A:-${", "'${'")]
+)
+def test_unclosed_references_are_shown_from_their_start(text: str, shown: str) -> None:
+    with pytest.raises(UnsetVariable) as caught:
+        interpolate(text, {})
+    assert caught.value.message.startswith(f"malformed variable reference {shown} ")
+
+
+def test_a_secret_listed_three_times_names_its_first_entry(make_project: MakeProject) -> None:
+    text = edit("  - name: AWS_SECRET_ACCESS_KEY", "  - name: AWS_ACCESS_KEY_ID\n  - name: AWS_ACCESS_KEY_ID")
+    lines = problems(make_project, text)
+    assert "secrets[1].name: AWS_ACCESS_KEY_ID is listed twice (also secrets[0])" in lines
+    assert "secrets[2].name: AWS_ACCESS_KEY_ID is listed twice (also secrets[0])" in lines
+
+
+def test_a_missing_handler_directory_is_named(make_project: MakeProject) -> None:
+    text = edit("  path: worker", "  path: nowhere")
+    assert "rpdeploy.yaml:11: handler.path: directory 'nowhere' does not exist" in problems(
+        make_project, text
+    )
