@@ -182,3 +182,19 @@ def test_check_drift_shows_a_unified_diff_per_committed_file(make_project: MakeP
     assert drift["Dockerfile.slim"].endswith("-RUN extra\n")
     ignore_lines = result.files[".dockerignore"].splitlines(keepends=True)
     assert drift[".dockerignore"].splitlines(keepends=True)[3:] == ["+" + line for line in ignore_lines]
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("\n\nA\n\n\n\nB\n\n\n", "A\n\nB\n"),
+        ("A\n \nB", "A\n\nB\n"),
+        ("{% set s = 'x' * 1000000 %}{{ s | length }}", "1000000\n"),  # exactly the size limit
+        ("{{ 2000000 | attr('real') }}", "2000000\n"),  # the filtered value itself is not bounded
+    ],
+)
+def test_rendered_text_is_normalised_and_bounds_are_exact(
+    make_project: MakeProject, template: str, expected: str
+) -> None:
+    root = make_project(files={"templates/Dockerfile.slim.j2": template})
+    assert render(root)["Dockerfile.slim"] == expected
