@@ -15,7 +15,8 @@ from click.testing import CliRunner, Result
 from deploy.cli.main import cli
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
+#: RunPod's contract as vendored in the package (deploy/runpod/spec/README.md gives source and date).
+VENDORED_SPEC = REPO / "deploy" / "runpod" / "spec"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 #: A small valid config; tests edit its text to make it invalid.
@@ -126,11 +127,11 @@ def json_data(stdout: str, command: str, status: str = "ok") -> dict[str, Any]:
 
 
 def official_spec() -> dict[str, Any]:
-    """RunPod's REST v2 OpenAPI document (shared/reference beside the checkout)."""
-    path = REFERENCE / "runpod-openapi-v2.json"
+    """RunPod's REST v2 OpenAPI document, read from the vendored file (never from outside the repo)."""
+    path = VENDORED_SPEC / "runpod-openapi-v2.json"
     if not path.exists():
-        pytest.fail(f"RunPod's spec is missing at {path}; CI lays shared/ beside the clone")
-    data: dict[str, Any] = json.loads(path.read_text())
+        pytest.fail(f"the vendored RunPod spec is missing at {path}")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 

@@ -13,6 +13,7 @@ from referencing.jsonschema import DRAFT202012
 
 from deploy.config import load_config
 from deploy.render import render_project
+from deploy.runpod import endpoint as rules
 from tests.conftest import REPO, MakeProject, official_spec
 from tests.render_scenarios import IMAGE, SCENARIOS, Scenario
 
@@ -43,6 +44,8 @@ def test_specs_validate_against_official_schema(make_project: MakeProject, scena
     create, update = specs(make_project, scenario)
     assert errors("CreateEndpointRequest", create) == []
     assert errors("UpdateEndpointRequest", update) == []
+    # And the endpoint rules the emulator applies (one implementation: deploy.runpod.endpoint).
+    assert rules.create_problems(create) == []
 
 
 def test_reference_worker_specs_validate() -> None:

@@ -23,4 +23,8 @@ def test_wheel_contains_templates(tmp_path: Path) -> None:
     for template in sorted((REPO / "templates").glob("*.j2")):
         assert f"deploy/templates/{template.name}" in names
     assert "deploy/py.typed" in names
+    # RunPod's contract travels with the code that reads it (deploy.runpod).
+    for data in ("spec/runpod-openapi-v2.json", "spec/runpod-openapi-v2-secrets.json", "spec/README.md",
+                 "catalog.json"):  # fmt: skip
+        assert f"deploy/runpod/{data}" in names
     assert any(n.endswith("entry_points.txt") for n in names)

@@ -147,7 +147,15 @@ def test_start_command_never_reaches_a_shell(tmp_path: Path, command_arg: str) -
 
 @SETTINGS
 @given(
-    names=st.lists(st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True), min_size=1, max_size=4, unique=True)
+    # Every name RunPod's secret-name rule allows (deploy.runpod.secrets), `.` and `/` included.
+    names=st.lists(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_./-]{0,19}", fullmatch=True).filter(
+            lambda n: not n.upper().startswith("RUNPOD")
+        ),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    )
 )
 def test_secret_references_are_preserved_byte_for_byte(tmp_path: Path, names: list[str]) -> None:
     entries = "".join(f"  - name: SECRET_{i}\n    secret: {json.dumps(n)}\n" for i, n in enumerate(names))

@@ -49,9 +49,12 @@ def validate(ctx: Context, config_path: str) -> ValidateResult:
       rpdeploy config validate -c path/to/rpdeploy.yaml --output json
 
     Exit codes: 0 valid, 2 invalid or unreadable (one `file:line: path: problem`
-    line per problem on stderr).
+    line per problem on stderr). Warnings (`warning: file:line: path: message`, e.g. a
+    GPU pool the vendored catalog does not know) go to stderr and do not change the code.
     """
     loaded = validate_all(config_path)
+    for line in dict.fromkeys(w for item in loaded for w in item.warnings):
+        ctx.log(f"warning: {line}")
     return ValidateResult(
         path=config_path,
         environments=[item.environment for item in loaded if item.environment],

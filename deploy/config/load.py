@@ -24,7 +24,7 @@ from pydantic_core import ErrorDetails
 from deploy.config.interpolate import Interpolator, UnsetVariable
 from deploy.config.mask import MASKER, Masker
 from deploy.config.patterns import CONTROL_CHARS, FORBIDDEN_CHARS, describe, first_control
-from deploy.config.rules import Problem, check
+from deploy.config.rules import Problem, check, warnings
 from deploy.config.schema import OVERRIDABLE, Config
 from deploy.config.yaml_source import PathKey, YamlDocument, dotted, parse_yaml
 from deploy.errors import ConfigError
@@ -48,6 +48,9 @@ class LoadedConfig:
     document: YamlDocument = field(repr=False, compare=False)
     #: The secret values interpolation read into `config`; every output goes through it.
     masker: Masker = field(default_factory=Masker, repr=False, compare=False)
+    #: ``file:line: path: message`` lines for what may be wrong (e.g. a GPU pool the vendored
+    #: catalog does not know; RunPod's may be newer). Never blocks loading.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def root(self) -> Path:
@@ -91,7 +94,7 @@ def load_config(
     config, problems, masker = _resolve(document, env, environ)
     if problems or config is None:
         raise ConfigError(problems)
-    return LoadedConfig(path=file, environment=env, config=config, document=document, masker=masker)
+    return _loaded(document, env, config, masker)
 
 
 def validate_all(
@@ -108,9 +111,7 @@ def validate_all(
         config, env_problems, masker = _resolve(document, env, environ)
         problems.extend(p for p in env_problems if p not in problems)
         if config is not None:
-            loaded.append(
-                LoadedConfig(path=file, environment=env, config=config, document=document, masker=masker)
-            )
+            loaded.append(_loaded(document, env, config, masker))
     problems.extend(_duplicate_endpoint_names(loaded, document))
     if problems:
         raise ConfigError(problems)
@@ -217,6 +218,17 @@ def _is_env_value(path: PathKey) -> bool:
     if path[:1] == ("environments",):
         path = path[2:]
     return len(path) == 3 and path[:2] == ("endpoint", "env")
+
+
+def _loaded(document: YamlDocument, env: str | None, config: Config, masker: Masker) -> LoadedConfig:
+    return LoadedConfig(
+        path=document.file,
+        environment=env,
+        config=config,
+        document=document,
+        masker=masker,
+        warnings=tuple(_format(warnings(config), document, env, masker)),
+    )
 
 
 def _environment_block(data: dict[str, Any], env: str | None, problems: list[Problem]) -> dict[str, Any]:

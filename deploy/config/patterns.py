@@ -16,6 +16,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, ValidationInfo
 
 from deploy.config.mask import context_masker
+from deploy.runpod import secrets as runpod_secrets
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -47,7 +48,7 @@ CONTAINER_PATH: Final = re.compile(r"^/(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?
 #: An environment variable name.
 ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
 #: A RunPod secret name, as used in ``{{ RUNPOD_SECRET_<name> }}``.
-SECRET_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SECRET_NAME: Final = runpod_secrets.SECRET_NAME
 #: Project and environment names: they end up in image titles, endpoint and secret names.
 NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.ASCII)
 #: A CUDA version as RunPod takes it: ``12.4``.
@@ -108,7 +109,7 @@ AptPackage = Annotated[str, _checker(APT_PACKAGE, "Debian package name (expected
 RelativePath = Annotated[str, _checker(RELATIVE_PATH, "relative path inside the project (no '..')")]
 ContainerPath = Annotated[str, _checker(CONTAINER_PATH, "absolute container path")]
 EnvName = Annotated[str, _checker(ENV_NAME, "environment variable name")]
-SecretName = Annotated[str, _checker(SECRET_NAME, "RunPod secret name (letters, digits, '_' and '-')")]
+SecretName = Annotated[str, _checker(SECRET_NAME, f"RunPod secret name ({runpod_secrets.NAME_RULE})")]
 Name = Annotated[str, _checker(NAME, "name (lowercase letters, digits and '-', at most 63)")]
 CudaVersion = Annotated[str, _checker(CUDA_VERSION, "CUDA version (expected major.minor)")]
 PyModule = Annotated[str, _checker(PY_MODULE, "Python module name")]

@@ -1,8 +1,11 @@
 """Rules that relate several config fields, each reported with its exact path.
 
-Pydantic checks each value on its own; these checks need the whole picture
-(``workers.max >= workers.min``, exactly one of ``gpu``/``cpu``, …) and mirror the 400
-answers RunPod's REST v2 gives, so a bad config fails here instead of at deploy time.
+Pydantic checks each value on its own; these checks need the whole picture. The
+``endpoint`` section is checked by `deploy.runpod.endpoint`, the same code the emulator
+and render use, on the REST v2 body the section spells (``workers.max >= workers.min``,
+exactly one of ``gpu``/``cpu``, numeric ranges, …), so a bad config fails here instead of
+at deploy time. Rules that read the vendored hardware catalog (an unknown GPU pool) are
+warnings: RunPod's live catalog may be newer.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deploy.config.schema import Config, EndpointConfig
 from deploy.config.yaml_source import PathKey
+from deploy.runpod import endpoint as runpod_endpoint
+from deploy.runpod import secrets as runpod_secrets
+from deploy.runpod.defaults import idle_timeout_applies
 
 
 @dataclass(frozen=True)
@@ -24,37 +31,59 @@ class Problem:
 def check(config: Config, root: Path) -> list[Problem]:
     """Every cross-field and filesystem problem of ``config`` (empty when fine)."""
     return [
-        *_endpoint_problems(config.endpoint),
+        *_endpoint_problems(config),
         *_secret_problems(config),
         *_file_problems(config, root),
     ]
 
 
-def _endpoint_problems(ep: EndpointConfig) -> Iterator[Problem]:
-    base: PathKey = ("endpoint",)
-    if ep.gpu is not None and ep.cpu is not None:
-        yield Problem((*base, "cpu"), "set either gpu or cpu, not both")
-    if ep.gpu is None and ep.cpu is None:
-        yield Problem(base, "set either gpu (pools) or cpu (flavors): RunPod needs exactly one")
-    if ep.workers.max < ep.workers.min:
-        yield Problem(
-            (*base, "workers", "max"),
-            f"must be >= workers.min ({ep.workers.max} < {ep.workers.min})",
-        )
-    if ep.gpu is not None and ep.gpu.allowed_cuda_versions and ep.gpu.min_cuda_version:
-        yield Problem(
-            (*base, "gpu", "minCudaVersion"),
-            "cannot be combined with a non-empty allowedCudaVersions (pick an exact set or a floor)",
-        )
-    yield from _scaling_problems(ep)
+def warnings(config: Config) -> list[Problem]:
+    """What may be wrong but cannot be decided offline (empty when nothing): unknown catalog ids."""
+    if list(_scaling_problems(config.endpoint)):
+        return []
+    return [_under_endpoint(p) for p in _runpod_problems(config) if p.catalog]
+
+
+def _endpoint_problems(config: Config) -> Iterator[Problem]:
+    shape = list(_scaling_problems(config.endpoint))
+    yield from shape
+    if not shape:  # the REST v2 body needs a complete scaling block
+        yield from (_under_endpoint(p) for p in _runpod_problems(config) if not p.catalog)
+
+
+def _runpod_problems(config: Config) -> list[runpod_endpoint.Problem]:
+    ep = config.endpoint
+    return runpod_endpoint.create_problems(
+        _runpod_body(config), idle_timeout_given="idle_timeout" in ep.workers.model_fields_set
+    )
+
+
+def _under_endpoint(problem: runpod_endpoint.Problem) -> Problem:
+    return Problem(("endpoint", *problem.path), problem.message)
+
+
+def _runpod_body(config: Config) -> dict[str, Any]:
+    """The `CreateEndpointRequest` the ``endpoint`` section spells, for checking only.
+
+    The section uses REST v2 names, so its JSON dump is the body; what only render knows
+    stands in with a value of the right kind: the image (a tag is added at build time)
+    and env values of secrets (references or masked values, always strings).
+    """
+    ep = config.endpoint
+    body: dict[str, Any] = ep.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["name"] = config.endpoint_name(None)
+    body["image"] = f"{config.image.registry}/{config.image.repository}"
+    # Any string stands for a secret's value here: the schema only asks that env values are strings.
+    body["env"] = {**body["env"], **{secret.name: "***" for secret in config.secrets}}
+    if not idle_timeout_applies(ep.type, ep.scaling.type):
+        body["workers"].pop("idleTimeout", None)
+    return body
 
 
 def _scaling_problems(ep: EndpointConfig) -> Iterator[Problem]:
     path: PathKey = ("endpoint", "scaling")
     scaling = ep.scaling
     if scaling.type == "QUEUE_DELAY":
-        if ep.type == "LOAD_BALANCER":
-            yield Problem((*path, "type"), "LOAD_BALANCER endpoints must scale on REQUEST_COUNT")
         if scaling.queue_delay is None:
             yield Problem(path, "QUEUE_DELAY scaling needs queueDelay (seconds, >= 0.5)")
         if scaling.request_count is not None:
@@ -64,11 +93,6 @@ def _scaling_problems(ep: EndpointConfig) -> Iterator[Problem]:
             yield Problem(path, "REQUEST_COUNT scaling needs requestCount (>= 1)")
         if scaling.queue_delay is not None:
             yield Problem((*path, "queueDelay"), "only valid with type QUEUE_DELAY")
-        if ep.type == "QUEUE" and "idle_timeout" in ep.workers.model_fields_set:
-            yield Problem(
-                ("endpoint", "workers", "idleTimeout"),
-                "not applicable to QUEUE endpoints scaling on REQUEST_COUNT (RunPod rejects it)",
-            )
 
 
 def _secret_problems(config: Config) -> Iterator[Problem]:
@@ -84,6 +108,10 @@ def _secret_problems(config: Config) -> Iterator[Problem]:
             )
         if secret.mode == "inline" and secret.secret is not None:
             yield Problem(("secrets", index, "secret"), "only valid with mode runpod-secret")
+        if secret.mode == "runpod-secret" and secret.secret is None:
+            problem = runpod_secrets.name_problem(config.secret_name(secret))
+            if problem is not None:
+                yield Problem(path, f"the default RunPod secret name fails: {problem}; set secret:")
 
 
 def _file_problems(config: Config, root: Path) -> Iterator[Problem]:

@@ -225,7 +225,7 @@ class TestsConfig(StrictModel):
 # --- whole file ----------------------------------------------------------------------
 
 
-class Sections(StrictModel):
+class OverridableSections(StrictModel):
     """What an environment may override (everything but identity)."""
 
     image: ImageConfig
@@ -236,7 +236,7 @@ class Sections(StrictModel):
     tests: TestsConfig = Field(default_factory=TestsConfig)
 
 
-class Config(Sections):
+class Config(OverridableSections):
     version: Literal[1] = 1
 
     @field_validator("version", mode="before")
@@ -264,4 +264,4 @@ class Config(Sections):
 
 
 #: Top-level keys an `environments.<name>` block may set.
-OVERRIDABLE: frozenset[str] = frozenset(Sections.model_fields)
+OVERRIDABLE: frozenset[str] = frozenset(OverridableSections.model_fields)

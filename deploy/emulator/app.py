@@ -32,7 +32,7 @@ from deploy.emulator.workers import WorkerPlane
 
 log = logging.getLogger("rpdeploy.emulator")
 
-REST_PREFIXES = ("/v2/serverless", "/v2/templates")
+REST_PREFIXES = ("/v2/serverless", "/v2/templates", "/v2/catalog")
 WORKER_SEGMENTS = frozenset({"job-take", "job-take-batch", "job-stop", "job-done", "job-stream", "ping"})
 HEALTH_PATH = "/_emulator/health"
 RATE_POLICY = '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'

@@ -45,14 +45,22 @@ class ContainerRuntime:
     def __init__(self, label: str, knobs: WorkerKnobs) -> None:
         self.label = label
         self.knobs = knobs
-        self.client: Any = None
+        self._client: docker.DockerClient | None = None
         self._events: Any = None
         self._quota_supported: bool | None = None
 
     def connect(self) -> None:
         """Raises DockerException when no engine answers."""
-        self.client = docker.from_env()
-        self.client.ping()
+        client = docker.from_env()
+        client.ping()
+        self._client = client
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The engine connection; `connect` runs first (the worker plane's start)."""
+        if self._client is None:  # a programming error, not a platform state
+            raise RuntimeError("ContainerRuntime.connect() has not run")
+        return self._client
 
     def labels(self, endpoint_id: str, worker_id: str) -> dict[str, str]:
         return {LABEL: self.label, LABEL_ENDPOINT: endpoint_id, LABEL_WORKER: worker_id}

@@ -1,8 +1,9 @@
 """Control plane: the RunPod REST v2 subset for serverless endpoints and templates.
 
-Request bodies are validated against the official schemas (422 with RFC 9457
-problem details); the rules the schemas cannot express give 400, as the spec's
-operation descriptions say (runpod-platform.md §2). A change to the image, env
+Request bodies are validated by `deploy.runpod.endpoint` against the vendored official
+schemas and range rules (422 with RFC 9457 problem details) and the endpoint rules (400),
+the same code config validation and render use; defaults and release diffs are
+`deploy.runpod`'s too. A change to the image, env
 or another setting that needs new containers creates a release (version + 1,
 `diff` of `{field, old, new}`); the worker plane rolls it out.
 """
@@ -18,40 +19,20 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from deploy.emulator import schemas
-from deploy.emulator.catalog import CPU_FLAVORS, GPU_POOLS, cpu_memory_gb
+from deploy.emulator import catalog as catalog_routes
 from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
 from deploy.emulator.store import Store
+from deploy.runpod import endpoint as rules
+from deploy.runpod.catalog import catalog
+from deploy.runpod.defaults import (
+    CONTAINER_FIELDS,
+    ENDPOINT_DEFAULTS,
+    TEMPLATE_DEFAULTS,
+    WORKERS_DEFAULTS,
+    idle_timeout_applies,
+)
+from deploy.runpod.release import diff, rolls_workers
 
-ENDPOINT_DEFAULTS: dict[str, Any] = {
-    "args": "",
-    "disk": 5,
-    "ports": [],
-    "env": {},
-    "registry": None,
-    "dataCenterIds": [],
-    "networkVolumes": [],
-    "timeout": 300_000,
-    "flashboot": "OFF",
-}
-WORKERS_DEFAULTS = {"min": 0, "max": 3, "idleTimeout": 10}
-TEMPLATE_DEFAULTS: dict[str, Any] = {
-    "args": "",
-    "disk": 50,
-    "mounts": {},
-    "ports": [],
-    "env": {},
-    "registry": None,
-    "serverless": False,
-    "public": False,
-    "category": "NVIDIA",
-    "startSsh": True,
-    "startJupyter": True,
-    "allowedCudaVersions": [],
-}
-CONTAINER_FIELDS = ("image", "args", "disk", "ports", "env", "registry")
-#: Top-level fields whose change needs new containers, so it makes a release.
-RELEASE_FIELDS = frozenset({*CONTAINER_FIELDS, "gpu", "cpu", "networkVolumes"})
 BODY_LIMIT = 10 * MB
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -66,6 +47,18 @@ class WorkerPlaneView(Protocol):
     def workers_doc(self, endpoint_id: str, version: int) -> dict[str, Any]: ...
 
 
+def _cpu_memory(item: dict[str, Any]) -> int:
+    # An unknown flavor gets 0 here and is refused by the rules before anything is stored.
+    if item["id"] not in catalog().cpu_flavors:
+        return 0
+    return catalog().cpu_memory_gb(item["id"], item["vcpuCount"])
+
+
+def _idle_timeout_in(body: dict[str, Any]) -> bool:
+    workers = body.get("workers")
+    return isinstance(workers, dict) and "idleTimeout" in workers
+
+
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -75,37 +68,30 @@ def new_id(length: int = 10) -> str:
 
 
 def validate_body(schema_name: str, body: Any) -> dict[str, Any]:
-    problems = schemas.problems(schema_name, body)
+    """``body`` if it meets the request schema and the range rules; else 422 with every problem."""
+    problems = rules.request_problems(schema_name, body)
     if problems:
-        raise HttpError(422, "Request validation failed.", problems)
+        raise HttpError(422, "Request validation failed.", [problem.json_line() for problem in problems])
     assert isinstance(body, dict)  # the schemas all require an object
     return body
 
 
-def flatten(doc: dict[str, Any]) -> dict[str, Any]:
-    """Settings as dotted fields for release diffs (`workers.max`, `gpu.pools`; `env` stays whole)."""
-    flat: dict[str, Any] = {}
-    for key, value in doc.items():
-        if key in {"id", "createdAt", "requestUrls"}:
-            continue
-        if isinstance(value, dict) and key != "env":
-            for sub, sub_value in value.items():
-                flat[f"{key}.{sub}"] = sub_value
-        else:
-            flat[key] = value
-    return flat
-
-
-def diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    before, after = flatten(old), flatten(new)
-    return [
-        {"field": name, "old": before.get(name), "new": after.get(name)}
-        for name in sorted(before.keys() | after.keys())
-        if before.get(name) != after.get(name)
-    ]
+def raise_rule_problems(problems: list[rules.Problem]) -> None:
+    """400 naming every broken endpoint rule (the first one is the `detail`)."""
+    if problems:
+        lines = [problem.line() for problem in problems]
+        raise HttpError(400, lines[0], lines)
 
 
 class ControlPlane:
+    """The REST v2 control plane: owns endpoint and template documents and their releases.
+
+    Request bodies are checked with `deploy.runpod` (schemas, ranges, endpoint rules);
+    defaults are filled in before storing, and a change to a field that rolls workers
+    (`deploy.runpod.release.RELEASE_FIELDS`) stores a new release that the worker plane
+    rolls out. Secrets are the GraphQL module's; jobs and workers are other services'.
+    """
+
     def __init__(self, store: Store, base_url: str) -> None:
         self.store = store
         self.base_url = base_url
@@ -149,8 +135,7 @@ class ControlPlane:
         template_id = body.pop("templateId", None)
         if template_id is not None:
             body = self._apply_template(template_id, body, on_create=True)
-        if ("gpu" in body) == ("cpu" in body):
-            raise HttpError(400, "specify exactly one of gpu or cpu")
+        raise_rule_problems(rules.state_problems(body, idle_timeout_given=_idle_timeout_in(body)))
         endpoint_id = new_id()
         while self.store.endpoint(endpoint_id) is not None:  # pragma: no cover - 36^10 ids
             endpoint_id = new_id()
@@ -167,7 +152,6 @@ class ControlPlane:
         for name in ("dataCenterIds", "networkVolumes", "timeout", "flashboot"):
             doc[name] = body.get(name, ENDPOINT_DEFAULTS[name])
         doc["createdAt"] = now_iso()
-        self._check_workers(doc, body.get("workers", {}))
         self.store.put_endpoint(doc, 1, template_id)
         self._release(doc, 1, diff({}, doc))
         if self.workers is not None:
@@ -180,22 +164,15 @@ class ControlPlane:
         template_id = body.pop("templateId", None)
         if template_id is not None:
             body = self._apply_template(template_id, body, on_create=False)
-        if "gpu" in body and "cpu" in body:
-            raise HttpError(400, "specify at most one of gpu or cpu")
-        if "gpu" in body and "gpu" not in current:
-            raise HttpError(400, "gpu given for a CPU endpoint; the compute family cannot change")
-        if "cpu" in body and "cpu" not in current:
-            raise HttpError(400, "cpu given for a GPU endpoint; the compute family cannot change")
+        raise_rule_problems(rules.update_problems(current, body))
         doc = self._patched(current, body)
-        if doc["scaling"]["type"] == "QUEUE_DELAY" and doc["type"] == "LOAD_BALANCER":
-            raise HttpError(400, "QUEUE_DELAY scaling is for queue-based endpoints only")
-        if doc["scaling"]["type"] == "REQUEST_COUNT" and doc["type"] == "QUEUE":
+        raise_rule_problems(rules.state_problems(doc, idle_timeout_given=_idle_timeout_in(body)))
+        if not idle_timeout_applies(doc["type"], doc["scaling"]["type"]):
             doc["workers"].pop("idleTimeout", None)
         elif "idleTimeout" not in doc["workers"]:
             doc["workers"]["idleTimeout"] = WORKERS_DEFAULTS["idleTimeout"]
-        self._check_workers(doc, body.get("workers", {}))
         changes = diff(current, doc)
-        if any(change["field"].split(".")[0] in RELEASE_FIELDS for change in changes):
+        if rolls_workers(changes):
             version += 1
             self._release(doc, version, changes)
         self.store.put_endpoint(doc, version, self.store.endpoint_template(endpoint_id))
@@ -230,7 +207,7 @@ class ControlPlane:
     def public(self, doc: dict[str, Any]) -> dict[str, Any]:
         """The Endpoint object as the API returns it."""
         out = copy.deepcopy(doc)
-        if out["scaling"]["type"] == "REQUEST_COUNT" and out["type"] == "QUEUE":
+        if not idle_timeout_applies(out["type"], out["scaling"]["type"]):
             out["workers"].pop("idleTimeout", None)
         return out
 
@@ -276,9 +253,10 @@ class ControlPlane:
             snapshot=doc,
         )
 
-    # -- semantic checks ----------------------------------------------------------------------
+    # -- normalisation (the rules are deploy.runpod.endpoint's) --------------------------------
 
-    def _gpu(self, current: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _gpu(current: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
         gpu = {
             "pools": current.get("pools", []),
             "excludedTypes": current.get("excludedTypes", []),
@@ -296,50 +274,16 @@ class ControlPlane:
             gpu["allowedCudaVersions"] = request["allowedCudaVersions"]
         if "minCudaVersion" in request:
             gpu["minCudaVersion"] = request["minCudaVersion"] or None
-        unknown = [pool for pool in gpu["pools"] if pool not in GPU_POOLS]
-        if unknown:
-            raise HttpError(
-                400, f"unknown GPU pool(s) {', '.join(unknown)}; known pools: {', '.join(GPU_POOLS)}"
-            )
-        cards = {card for pool in gpu["pools"] for card in GPU_POOLS[pool]}
-        stray = [name for name in gpu["excludedTypes"] if name not in cards]
-        if stray:
-            raise HttpError(400, f"excludedTypes {', '.join(stray)} not in the selected pools")
-        if cards and cards <= set(gpu["excludedTypes"]):
-            raise HttpError(400, "excludedTypes leave no GPU type in the selected pools")
-        if gpu["allowedCudaVersions"] and gpu["minCudaVersion"]:
-            raise HttpError(400, "gpu.allowedCudaVersions and gpu.minCudaVersion are mutually exclusive")
         if not gpu["excludedTypes"]:
             gpu.pop("excludedTypes")
         return gpu
 
     @staticmethod
     def _cpu(request: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out = []
-        for item in request:
-            flavor, vcpus = item["id"], item["vcpuCount"]
-            if flavor not in CPU_FLAVORS:
-                raise HttpError(400, f"unknown CPU flavor {flavor}; known: {', '.join(CPU_FLAVORS)}")
-            if vcpus & (vcpus - 1):
-                raise HttpError(400, f"cpu vcpuCount {vcpus} is not a power of two")
-            out.append({"id": flavor, "vcpuCount": vcpus, "memory": cpu_memory_gb(flavor, vcpus)})
-        return out
-
-    @staticmethod
-    def _check_workers(doc: dict[str, Any], requested: dict[str, Any]) -> None:
-        workers = doc["workers"]
-        if workers["min"] > workers["max"]:
-            raise HttpError(
-                400, f"workers.min ({workers['min']}) is greater than workers.max ({workers['max']})"
-            )
-        if (
-            doc["type"] == "QUEUE"
-            and doc["scaling"]["type"] == "REQUEST_COUNT"
-            and "idleTimeout" in requested
-        ):
-            raise HttpError(
-                400, "workers.idleTimeout does not apply to queue endpoints scaling on REQUEST_COUNT"
-            )
+        return [
+            {"id": item["id"], "vcpuCount": item["vcpuCount"], "memory": _cpu_memory(item)}
+            for item in request
+        ]
 
     def _apply_template(self, template_id: str, body: dict[str, Any], *, on_create: bool) -> dict[str, Any]:
         template = self.store.template(template_id)
@@ -404,6 +348,7 @@ class ControlPlane:
 def router(control: ControlPlane) -> APIRouter:
     """REST v2 routes. Auth, rate-limit headers and problem+json errors are the app's job."""
     api = APIRouter()
+    catalog_routes.add_routes(api)
 
     async def json_body(request: Request) -> Any:
         return parse_json(await read_body(request, BODY_LIMIT))

@@ -17,6 +17,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from deploy.emulator.control import new_id
 from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
 from deploy.emulator.store import Store
+from deploy.runpod.secrets import name_problem as secret_name_problem
 
 SDL = """
 type Secret { id: String! name: String! description: String }
@@ -38,8 +39,9 @@ class Resolvers:
 
     def secretCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         name = input["name"]
-        if not name or not all(ch.isalnum() or ch in "_-." for ch in name):
-            raise GraphQLError("Secret name may contain only letters, digits, '_', '-' and '.'")
+        problem = secret_name_problem(name)
+        if problem is not None:
+            raise GraphQLError(problem)
         secret_id = new_id()
         if not self.store.add_secret(secret_id, name, input["value"], input.get("description")):
             raise GraphQLError(f"A secret named {name} already exists")

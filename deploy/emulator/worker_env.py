@@ -13,9 +13,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from deploy.emulator.catalog import placement_gpu
-
-#: `{{ RUNPOD_SECRET_name }}` with optional whitespace inside the braces (runpod-platform.md §6).
-SECRET_REF = re.compile(r"\{\{\s*RUNPOD_SECRET_([A-Za-z0-9_.\-]+)\s*\}\}")
+from deploy.runpod.secrets import SECRET_REF  # one rule for config, render and the emulator
 
 
 class WorkerStartError(Exception):

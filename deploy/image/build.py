@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from deploy.config import LoadedConfig
 from deploy.config.patterns import TAG
@@ -21,6 +21,9 @@ from deploy.image.builders import BuildListener, choose_builder, get_builder
 from deploy.image.plan import BuildPlan, plan_build
 from deploy.image.record import BuildRecord, BuildStep, read_record, record_path, write_record
 from deploy.image.tags import default_image
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 __all__ = [
     "BuildPlan",
@@ -38,7 +41,7 @@ __all__ = [
 
 
 def run_build(
-    client: Any,
+    client: DockerClient,
     loaded: LoadedConfig,
     plan: BuildPlan,
     listener: BuildListener,

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import docker.errors
 import requests
@@ -29,6 +29,9 @@ from deploy.image.registry import (
     retrying,
 )
 from deploy.image.size import ImageSize, check_budget, image_size
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 _TRANSIENT_PUSH = re.compile(
     r"connection (?:refused|reset)|broken pipe|EOF|i/o timeout|TLS handshake timeout|"
@@ -62,7 +65,7 @@ class PushResult:
 
 
 def engine_push(
-    client: Any, repository: str, tag: str, auth: Credentials | None, listener: PushListener
+    client: DockerClient, repository: str, tag: str, auth: Credentials | None, listener: PushListener
 ) -> str:
     """Push one tag through the engine, retrying transient failures; the digest from the stream."""
 
@@ -101,7 +104,7 @@ def engine_push(
 
 
 def push_image(
-    client: Any, record: BuildRecord, environ: Mapping[str, str], listener: PushListener
+    client: DockerClient, record: BuildRecord, environ: Mapping[str, str], listener: PushListener
 ) -> PushResult:
     """Push ``record``'s immutable tag first, measure it, enforce its budget, then the other tags.
 
@@ -117,8 +120,8 @@ def push_image(
     registry = RegistryClient(ref.registry, creds)
     registry.ping()
     try:
-        inspect = client.api.inspect_image(record.id)
-        history = client.api.history(record.id)
+        image = client.images.get(record.id)
+        inspect, history = image.attrs, image.history()
     except docker.errors.ImageNotFound:
         raise UsageError(
             f"image {record.id[:19]} recorded for {repository}:{immutable} is no longer in the engine",
@@ -145,7 +148,7 @@ def push_image(
 
 
 def _push_checked(
-    client: Any,
+    client: DockerClient,
     *,
     registry: RegistryClient,
     ref: Reference,

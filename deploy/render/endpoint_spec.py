@@ -2,7 +2,9 @@
 
 Built as plain data in Python, then passed to the spec templates: logic stays out
 of templates, and ``{{ RUNPOD_SECRET_name }}`` references are data Jinja never
-evaluates.
+evaluates. Each body is checked with `deploy.runpod.endpoint` (the vendored schema, the
+range rules and the endpoint rules, as config validation and the emulator check them)
+before anything is written: a body RunPod would refuse is a `RenderError`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from typing import Any
 from deploy.config import Config
 from deploy.config.mask import MASK
 from deploy.config.schema import EndpointConfig, SecretConfig
+from deploy.errors import RenderError
+from deploy.runpod import endpoint as rules
+from deploy.runpod import secrets as runpod_secrets
+from deploy.runpod.defaults import idle_timeout_applies
 
 #: Resolves an inline secret to its value at deploy time; rendering uses `masked`.
 SecretResolver = Callable[[SecretConfig], str]
@@ -22,17 +28,12 @@ def masked(_secret: SecretConfig) -> str:
     return MASK
 
 
-def runpod_secret_reference(name: str) -> str:
-    """RunPod's secret syntax, exactly as its docs spell it (spaces included)."""
-    return "{{ RUNPOD_SECRET_" + name + " }}"
-
-
 def endpoint_env(config: Config, resolve_inline: SecretResolver = masked) -> dict[str, str]:
     """The endpoint's env: plain values plus secret references (or inline values)."""
     env = dict(config.endpoint.env)
     for secret in config.secrets:
         if secret.mode == "runpod-secret":
-            env[secret.name] = runpod_secret_reference(config.secret_name(secret))
+            env[secret.name] = runpod_secrets.reference(config.secret_name(secret))
         else:
             env[secret.name] = resolve_inline(secret)
     return dict(sorted(env.items()))
@@ -41,7 +42,18 @@ def endpoint_env(config: Config, resolve_inline: SecretResolver = masked) -> dic
 def create_request(
     config: Config, environment: str | None, image: str, resolve_inline: SecretResolver = masked
 ) -> dict[str, Any]:
-    """A `CreateEndpointRequest` body."""
+    """A `CreateEndpointRequest` body; RenderError if RunPod would refuse it."""
+    body = _create_body(config, environment, image, resolve_inline)
+    # Catalog rules only warn: RunPod's live catalog may know a pool ours does not.
+    given = "idle_timeout" in config.endpoint.workers.model_fields_set
+    problems = rules.create_problems(body, idle_timeout_given=given)
+    _check("endpoint.create.json", [p for p in problems if not p.catalog])
+    return body
+
+
+def _create_body(
+    config: Config, environment: str | None, image: str, resolve_inline: SecretResolver
+) -> dict[str, Any]:
     ep = config.endpoint
     body: dict[str, Any] = {
         "name": config.endpoint_name(environment),
@@ -71,34 +83,46 @@ def update_request(
     """An `UpdateEndpointRequest` body: everything the create sets, except ``type``."""
     body = create_request(config, environment, image, resolve_inline)
     del body["type"]
+    _check("endpoint.update.json", rules.request_problems("UpdateEndpointRequest", body))
     return body
 
 
+def _check(name: str, problems: list[rules.Problem]) -> None:
+    if problems:
+        shown = "; ".join(problem.line() for problem in problems)
+        raise RenderError(f"{name}: RunPod would refuse this body: {shown}")
+
+
 def _compute(ep: EndpointConfig) -> dict[str, Any]:
+    """`gpu` and/or `cpu` exactly as configured; the RunPod rules then refuse both or neither."""
+    compute: dict[str, Any] = {}
     if ep.cpu is not None:
-        return {"cpu": [{"id": c.id, "vcpuCount": c.vcpu_count} for c in ep.cpu]}
-    assert ep.gpu is not None  # config rules guarantee exactly one of gpu/cpu
-    gpu: dict[str, Any] = {"pools": list(ep.gpu.pools), "count": ep.gpu.count}
-    if ep.gpu.excluded_types:
-        gpu["excludedTypes"] = list(ep.gpu.excluded_types)
-    if ep.gpu.allowed_cuda_versions is not None:
-        gpu["allowedCudaVersions"] = list(ep.gpu.allowed_cuda_versions)
-    if ep.gpu.min_cuda_version is not None:
-        gpu["minCudaVersion"] = ep.gpu.min_cuda_version
-    return {"gpu": gpu}
+        compute["cpu"] = [{"id": c.id, "vcpuCount": c.vcpu_count} for c in ep.cpu]
+    if ep.gpu is not None:
+        gpu: dict[str, Any] = {"pools": list(ep.gpu.pools), "count": ep.gpu.count}
+        if ep.gpu.excluded_types:
+            gpu["excludedTypes"] = list(ep.gpu.excluded_types)
+        if ep.gpu.allowed_cuda_versions is not None:
+            gpu["allowedCudaVersions"] = list(ep.gpu.allowed_cuda_versions)
+        if ep.gpu.min_cuda_version is not None:
+            gpu["minCudaVersion"] = ep.gpu.min_cuda_version
+        compute["gpu"] = gpu
+    return compute
 
 
 def _workers(ep: EndpointConfig) -> dict[str, int]:
     workers = {"min": ep.workers.min, "max": ep.workers.max}
-    # RunPod rejects idleTimeout for queue endpoints that scale on request count.
-    if not (ep.type == "QUEUE" and ep.scaling.type == "REQUEST_COUNT"):
+    if idle_timeout_applies(ep.type, ep.scaling.type):
         workers["idleTimeout"] = ep.workers.idle_timeout
     return workers
 
 
 def _scaling(ep: EndpointConfig) -> dict[str, Any]:
-    if ep.scaling.type == "QUEUE_DELAY":
-        delay = ep.scaling.queue_delay
-        assert delay is not None  # config rules require it for QUEUE_DELAY
-        return {"type": "QUEUE_DELAY", "queueDelay": int(delay) if delay.is_integer() else delay}
-    return {"type": "REQUEST_COUNT", "requestCount": ep.scaling.request_count}
+    """The scaling block exactly as configured; the RunPod schema refuses a missing or stray field."""
+    scaling: dict[str, Any] = {"type": ep.scaling.type}
+    delay = ep.scaling.queue_delay
+    if delay is not None:
+        scaling["queueDelay"] = int(delay) if delay.is_integer() else delay
+    if ep.scaling.request_count is not None:
+        scaling["requestCount"] = ep.scaling.request_count
+    return scaling

@@ -24,9 +24,9 @@ import docker
 import httpx
 from docker.errors import BuildError, ImageNotFound
 
-from deploy.emulator import schemas
 from deploy.emulator.containers import LABEL
 from deploy.emulator.settings import state_label
+from deploy.runpod import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -48,6 +48,8 @@ SPEC_PATHS = [
     (re.compile(r"^/v2/serverless/[^/]+/releases$"), "/v2/serverless/{id}/releases"),
     (re.compile(r"^/v2/templates$"), "/v2/templates"),
     (re.compile(r"^/v2/templates/[^/]+$"), "/v2/templates/{id}"),
+    (re.compile(r"^/v2/catalog/gpus$"), "/v2/catalog/gpus"),
+    (re.compile(r"^/v2/catalog/datacenters$"), "/v2/catalog/datacenters"),
 ]
 
 
@@ -59,6 +61,7 @@ def free_port() -> int:
 
 def contract_problems(method: str, path: str, response: httpx.Response) -> list[str]:
     """Why a control-plane response breaks the official spec (empty list: it conforms)."""
+    path = path.split("?", 1)[0]
     spec_path = next((template for pattern, template in SPEC_PATHS if pattern.match(path)), None)
     if spec_path is None:
         return [f"{method} {path} is not a REST v2 path of the spec"]

@@ -95,19 +95,19 @@ def test_releases_record_container_changes_with_diffs(api: Api) -> None:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({"cpu": [{"id": "cpu3c", "vcpuCount": 2}]}, "exactly one of gpu or cpu"),
-        ({"gpu": None}, "exactly one of gpu or cpu"),
+        ({"cpu": [{"id": "cpu3c", "vcpuCount": 2}]}, "set either gpu or cpu, not both"),
+        ({"gpu": None}, "set either gpu (pools) or cpu"),
         (
             {"gpu": {"pools": ["ADA_24"], "allowedCudaVersions": ["12.4"], "minCudaVersion": "12.1"}},
-            "mutually",
+            "cannot be combined with a non-empty allowedCudaVersions",
         ),
-        ({"gpu": {"pools": ["NOPE_99"]}}, "unknown GPU pool"),
+        ({"gpu": {"pools": ["NOPE_99"]}}, "gpu.pools[0]: unknown GPU pool NOPE_99"),
         ({"gpu": {"pools": ["ADA_24"], "excludedTypes": ["NVIDIA A40"]}}, "not in the selected pools"),
         ({"gpu": {"pools": ["ADA_24"], "excludedTypes": ["NVIDIA GeForce RTX 4090"]}}, "leave no GPU type"),
-        ({"workers": {"min": 3, "max": 1}}, "greater than workers.max"),
+        ({"workers": {"min": 3, "max": 1}}, "workers.max: must be >= workers.min (1 < 3)"),
         (
             {"scaling": {"type": "REQUEST_COUNT", "requestCount": 2}, "workers": {"idleTimeout": 5}},
-            "idleTimeout does not apply",
+            "workers.idleTimeout: not applicable to QUEUE endpoints scaling on REQUEST_COUNT",
         ),
     ],
 )
@@ -125,7 +125,7 @@ def test_semantic_rules_give_400(api: Api, change: dict[str, Any], fragment: str
         ({**GPU_BODY, "bogus": 1}, "bogus"),
         ({**GPU_BODY, "scaling": {"type": "QUEUE_DELAY", "queueDelay": 0.1}}, "$.scaling"),
         ({k: v for k, v in GPU_BODY.items() if k != "image"}, "'image' is a required property"),
-        ({**GPU_BODY, "type": "LOAD_BALANCER"}, "$.scaling"),
+        ({**GPU_BODY, "type": "LOAD_BALANCER"}, "$.scaling.type: LOAD_BALANCER endpoints must scale on"),
         ({**GPU_BODY, "workers": {"idleTimeout": 0}}, "$.workers"),
         ([1, 2], "$"),
     ],
@@ -225,3 +225,105 @@ def test_cpu_endpoint_memory_and_request_count(api: Api) -> None:
     bad = {**GPU_BODY, "cpu": [{"id": "cpu5c", "vcpuCount": 3}]}
     bad.pop("gpu")
     assert api.rest("POST", "/v2/serverless", bad).status_code == 400
+
+
+def test_catalog_routes_serve_the_vendored_catalog_in_the_spec_shapes(api: Api) -> None:
+    gpus = api.rest("GET", "/v2/catalog/gpus")  # Api.rest checks the answer against the spec
+    assert gpus.status_code == 200
+    pools = {gpu["pool"] for gpu in gpus.json()["gpus"]}
+    assert {"ADA_32_PRO", "BLACKWELL_96", "BLACKWELL_180", "HOPPER_141"} <= pools
+    rtx_5090 = next(gpu for gpu in gpus.json()["gpus"] if gpu["pool"] == "ADA_32_PRO")
+    assert rtx_5090["id"] == "NVIDIA GeForce RTX 5090"
+    assert "cudaVersions" not in rtx_5090
+    detailed = api.rest("GET", "/v2/catalog/gpus?include=AVAILABILITY&product=SERVERLESS").json()["gpus"]
+    assert {"version": "12.8", "available": True} in detailed[0]["cudaVersions"]
+    centers = api.rest("GET", "/v2/catalog/datacenters")
+    assert centers.status_code == 200
+    assert "US-KS-2" in {dc["id"] for dc in centers.json()["dataCenters"]}
+
+
+@pytest.mark.parametrize("query", ["include=AVAILABILITY", "product=POD", "include=NOPE&product=POD"])
+def test_catalog_query_the_spec_refuses_is_400(api: Api, query: str) -> None:
+    assert api.rest("GET", f"/v2/catalog/gpus?{query}").status_code == 400
+
+
+@pytest.mark.parametrize("pool", ["ADA_32_PRO", "BLACKWELL_96", "BLACKWELL_180"])
+def test_newer_pools_from_the_catalog_are_accepted(api: Api, pool: str) -> None:
+    response = api.rest("POST", "/v2/serverless", {**GPU_BODY, "gpu": {"pools": [pool]}})
+    assert response.status_code == 201, response.text
+    assert response.json()["gpu"]["pools"] == [pool]
+    api.rest("DELETE", f"/v2/serverless/{response.json()['id']}")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"timeout": -1}, "$.timeout: must be 5000 to 604800000 ms"),
+        ({"timeout": 0}, "$.timeout: must be 5000"),
+        (
+            {"timeout": int("9" * 4000)},
+            "$.timeout: must be 5000 to 604800000 ms (5 s to 7 days), got an integer of",
+        ),
+        ({"workers": {"min": 0, "max": 2**31}}, "$.workers.max:"),
+        ({"gpu": {"pools": ["ADA_24"], "count": 10**40}}, "$.gpu.count:"),
+        ({"disk": 2**63}, "$.disk:"),
+    ],
+)
+def test_absurd_numbers_are_422_on_create_and_update(api: Api, change: dict[str, Any], fragment: str) -> None:
+    created = api.rest("POST", "/v2/serverless", {**GPU_BODY, **change})
+    assert created.status_code == 422, created.text
+    assert any(fragment in line for line in created.json()["errors"]), created.json()
+    endpoint = api.create_endpoint()
+    updated = api.rest("PATCH", f"/v2/serverless/{endpoint['id']}", change)
+    assert updated.status_code == 422, updated.text
+    assert api.rest("GET", f"/v2/serverless/{endpoint['id']}").json()["timeout"] == endpoint["timeout"]
+    api.rest("DELETE", f"/v2/serverless/{endpoint['id']}")
+
+
+@pytest.mark.parametrize(
+    ("create", "patch", "detail"),
+    [
+        (
+            {},
+            {"cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
+            "cpu: cpu given for a GPU endpoint; the compute family",
+        ),
+        (
+            {"gpu": None, "cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
+            {"gpu": {"pools": ["ADA_24"]}},
+            "gpu: gpu given for a CPU endpoint; the compute family",
+        ),
+        (
+            {},
+            {"gpu": {"pools": ["ADA_24"]}, "cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
+            "cpu: set either gpu or cpu",
+        ),
+        (
+            {"type": "LOAD_BALANCER", "scaling": {"type": "REQUEST_COUNT", "requestCount": 1}},
+            {"scaling": {"type": "QUEUE_DELAY", "queueDelay": 2}},
+            "scaling.type: LOAD_BALANCER endpoints must scale on REQUEST_COUNT",
+        ),
+        (
+            {},
+            {"scaling": {"type": "REQUEST_COUNT", "requestCount": 2}, "workers": {"idleTimeout": 9}},
+            "workers.idleTimeout: not applicable to QUEUE endpoints scaling on REQUEST_COUNT",
+        ),
+        ({}, {"workers": {"min": 5}}, "workers.max: must be >= workers.min (0 < 5)"),
+        ({}, {"gpu": {"pools": ["NOPE_1"]}}, "gpu.pools[0]: unknown GPU pool NOPE_1"),
+        (
+            {"gpu": None, "cpu": [{"id": "cpu3c", "vcpuCount": 2}]},
+            {"cpu": [{"id": "cpu9z", "vcpuCount": 2}]},
+            "cpu[0].id: unknown CPU flavor cpu9z",
+        ),
+    ],
+)
+def test_update_rules_are_the_contract_rules(
+    api: Api, create: dict[str, Any], patch: dict[str, Any], detail: str
+) -> None:
+    endpoint = api.create_endpoint(**create)
+    path = f"/v2/serverless/{endpoint['id']}"
+    response = api.rest("PATCH", path, patch)
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith(detail)
+    assert api.rest("GET", path).json() == endpoint  # nothing of a refused PATCH is kept
+    api.rest("DELETE", path)

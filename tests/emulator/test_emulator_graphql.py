@@ -62,6 +62,10 @@ def test_variables_query_param_key_and_errors(api: Api) -> None:
     assert introspection.status_code == 400
     assert "introspection" in introspection.json()["errors"][0]["message"]
     bad_name = gql(api, CREATE % ("has space", "v")).json()
-    assert "Secret name" in bad_name["errors"][0]["message"]
+    assert "is not a valid RunPod secret name" in bad_name["errors"][0]["message"]
+    # One name rule everywhere (deploy.runpod.secrets): `.` and `/` are allowed, RUNPOD… is not.
+    assert "errors" not in gql(api, CREATE % ("hf.token/v1", "v")).json()
+    reserved = gql(api, CREATE % ("runpod_key", "v")).json()
+    assert "must not start with RUNPOD" in reserved["errors"][0]["message"]
     not_json = httpx.post(f"{api.base}/graphql", content=b"{", headers={"Authorization": f"Bearer {api.key}"})
     assert not_json.status_code == 400

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from deploy.errors import BuildError
 from deploy.image.record import BuildStep
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 if TYPE_CHECKING:
     from deploy.image.plan import BuildPlan
@@ -62,7 +65,7 @@ def choose_builder(configured: str, override: str | None) -> str:
     return "docker" if builder == "auto" else builder
 
 
-def get_builder(name: str, client: Any) -> Builder:
+def get_builder(name: str, client: DockerClient) -> Builder:
     """The builder called ``name`` (``docker`` or ``buildx``), imported only when used."""
     if name == "buildx":
         from deploy.image.builders.buildx import BuildxBuilder  # noqa: PLC0415 - only the one used

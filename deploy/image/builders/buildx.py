@@ -52,8 +52,8 @@ class BuildxBuilder:
         if not buildx_available():
             raise UsageError(
                 "image.builder is buildx but `docker buildx` is not available",
-                hint="install the buildx CLI plugin (local-stack.md §6; scripts/stack.sh sets "
-                "RPDEPLOY_DOCKER_CONFIG) or use builder: docker",
+                hint="install the buildx CLI plugin (Debian: apt-get install docker-buildx; "
+                "`scripts/stack.sh up` provides one through RPDEPLOY_DOCKER_CONFIG) or use builder: docker",
             )
         with tempfile.TemporaryDirectory(prefix="rpdeploy-buildx-") as tmp:
             metadata = Path(tmp) / "metadata.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING
 
 import docker.errors
 import requests
@@ -14,6 +14,9 @@ from deploy.image.builders import ANSI, TAIL_LINES, BuildListener, step_failure
 from deploy.image.engine import first_line
 from deploy.image.plan import BuildPlan
 from deploy.image.record import BuildStep
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 _STEP = re.compile(r"^Step (?P<n>\d+)/(?P<total>\d+) : (?P<instruction>.*)$")
 #: Builder bookkeeping lines, not a step's output.
@@ -65,7 +68,7 @@ class DockerSdkBuilder:
 
     name = "docker"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: DockerClient) -> None:
         self.client = client
 
     def build(
