@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit fuzz venv stack-up stack-down stack-status bench clean
+.PHONY: demo test lint unit fuzz mutation venv stack-up stack-down stack-status bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ fuzz: venv
 	seed=$${RPDEPLOY_FUZZ_SEED:-$$(( RANDOM * 32768 + RANDOM ))}; echo "fuzz seed: $$seed"; \
 	RPDEPLOY_FUZZ_SEED=$$seed RPDEPLOY_FUZZ_EXAMPLES=$${RPDEPLOY_FUZZ_EXAMPLES:-$(FUZZ_EXAMPLES)} $(BIN)/pytest -p no:cacheprovider \
 	  tests/emulator/test_emulator_schemathesis.py tests/test_config_generated.py $(PYTEST_ARGS)
+
+## mutation: mutation testing (mutmut) per package, fast tests only; too slow for `make test`.
+## Scores and the equivalent mutants: docs/quality.md. MUTATION_PACKAGES=config render ... narrows it.
+MUTATION_PACKAGES ?=
+mutation: venv
+	$(BIN)/python scripts/mutation.py $(MUTATION_PACKAGES)
 
 bench: stack-up
 	$(BIN)/python bench/build.py

@@ -344,7 +344,10 @@ def test_bearer_challenge_is_one_auth_step_and_429_is_retried() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
+        # Class state is reset here, not at import: a second run in one process (mutmut's
+        # stats and clean runs) must start from the same 429-first registry.
         _TokenRegistry.requests_seen.clear()
+        _TokenRegistry.busy = 1
         registry = f"127.0.0.1:{server.server_address[1]}"
         client = RegistryClient(registry, Credentials("u", "p"))
         assert client.get("a/manifests/x").json() == {"ok": True}

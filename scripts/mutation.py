@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Mutation testing with mutmut 3, one package at a time (`make mutation`, issue 11).
+
+mutmut reads its settings from ./pyproject.toml only, and each package has its own sources and
+its own fast tests, so every package runs in a scratch copy of the working tree
+(build/mutation/<package>/) whose pyproject.toml gets that package's [tool.mutmut] table.
+Per-package runs keep each mutant's test run short on a shared 2-core machine and give one
+score per package, which is what docs/quality.md records.
+
+    scripts/mutation.py config render        # the packages named, one after the other
+    scripts/mutation.py                      # every package, in priority order
+    scripts/mutation.py --summary image      # reprint the score of the last run
+
+Exit status: 0 when every package meets its target, 1 when one does not, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRATCH = ROOT / "build" / "mutation"
+MUTMUT = Path(sys.executable).parent / "mutmut"
+
+# Tests that read a file kept beside the clone (shared/reference) cannot run in a scratch
+# copy; they test the vendored spec, not the mutated code, so leaving them out loses nothing.
+DESELECT = [
+    f"tests/test_endpoint_spec.py::{name}"
+    for name in (
+        "test_specs_validate_against_official_schema",
+        "test_reference_worker_specs_validate",
+        "test_schema_check_really_rejects_bad_bodies",
+    )
+]
+
+
+@dataclass(frozen=True)
+class Package:
+    sources: tuple[str, ...]
+    tests: tuple[str, ...]
+    target: float  # the share of mutants that must be killed (issue 11)
+
+
+EMULATOR_TESTS = tuple(
+    f"tests/emulator/test_emulator_{name}.py"
+    for name in ("jobs", "store", "retention", "autoscaler", "parsing", "bad_input", "control")
+)
+
+# Priority order (the brief): config and render first, then image, emulator, the contract.
+PACKAGES: dict[str, Package] = {
+    "config": Package(
+        ("deploy/config/",),
+        (
+            "tests/test_config_errors.py",
+            "tests/test_config_hostile.py",
+            "tests/test_config_secrets.py",
+            "tests/test_config_values.py",
+            "tests/test_mutation_config.py",
+        ),
+        0.85,
+    ),
+    "render": Package(
+        ("deploy/render/",),
+        (
+            "tests/test_image_render_safety.py",
+            "tests/test_render_golden.py",
+            "tests/test_render_lint.py",
+            "tests/test_render_properties.py",
+            "tests/test_endpoint_spec.py",
+            "tests/test_mutation_render.py",
+        ),
+        0.85,
+    ),
+    "image": Package(
+        tuple(
+            f"deploy/image/{name}.py"
+            for name in ("tags", "labels", "context", "plan", "record", "size", "registry")
+        ),
+        ("tests/test_image_unit.py", "tests/test_mutation_image.py"),
+        0.70,
+    ),
+    "emulator": Package(
+        tuple(
+            f"deploy/emulator/{name}.py"
+            for name in ("jobs", "job_requests", "store", "autoscaler", "httputil")
+        ),
+        (*EMULATOR_TESTS, "tests/emulator/test_mutation_emulator.py"),
+        0.70,
+    ),
+    "runpod": Package(("deploy/runpod/",), ("tests/test_runpod_contract.py",), 0.85),
+}
+
+
+def copy_tree(dest: Path, *, fresh: bool = True) -> None:
+    """The working tree as git sees it (tracked and new, unignored files), uncommitted edits included.
+
+    ``fresh=False`` copies over an earlier run's scratch copy, keeping mutmut's results in mutants/.
+    """
+    if fresh and dest.exists():
+        shutil.rmtree(dest)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def mutmut_table(package: Package, present: list[str], extras: list[str]) -> str:
+    # The tests are listed with the pytest arguments, not in tests_dir (deprecated in mutmut 3).
+    args = ["-m", "not docker", "-p", "no:cacheprovider", "-q"]
+    args += [f"--deselect={item}" for item in DESELECT]
+    return (
+        "\n[tool.mutmut]\n"
+        # The whole package is copied, so that `import deploy` finds the mutated tree first
+        # (a partial copy would be shadowed by the editable install's deploy/__init__.py).
+        'source_paths = ["deploy"]\n'
+        f"only_mutate = {json.dumps([s + '*' if s.endswith('/') else s for s in package.sources])}\n"
+        f"pytest_add_cli_args = {json.dumps(args)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(present)}\n"
+        # Tests find templates/, worker/ and the golden files beside the package they import.
+        f"also_copy = {json.dumps(extras)}\n"
+        "use_git_change_detection = false\n"
+    )
+
+
+def score(workdir: Path) -> dict[str, int]:
+    subprocess.run([str(MUTMUT), "export-cicd-stats"], cwd=workdir, check=True, capture_output=True)
+    stats: dict[str, int] = json.loads((workdir / "mutants" / "mutmut-cicd-stats.json").read_text())
+    return stats
+
+
+def report(name: str, package: Package, stats: dict[str, int]) -> bool:
+    total = stats["total"] - stats.get("skipped", 0)
+    killed = stats["killed"] + stats.get("timeout", 0)
+    share = killed / total if total else 1.0
+    met = share >= package.target
+    print(
+        f"{name}: {killed}/{total} killed = {share:.1%} (target {package.target:.0%}: "
+        f"{'met' if met else 'NOT met'}); survived {stats['survived']}, no tests {stats.get('no_tests', 0)}"
+    )
+    return met
+
+
+def survivors(workdir: Path) -> list[str]:
+    """A glob per function with a surviving or untested mutant (its numbering changes with its code)."""
+    listed = subprocess.run(
+        [str(MUTMUT), "results"], cwd=workdir, check=True, capture_output=True, text=True
+    ).stdout
+    return sorted(
+        {
+            line.split(":")[0].strip().rsplit("__mutmut_", 1)[0] + "__mutmut_*"
+            for line in listed.splitlines()
+            if line.rstrip().endswith(("survived", "no tests"))
+        }
+    )
+
+
+def run(name: str, package: Package, max_children: int, *, retest: bool) -> bool:
+    """Run every mutant of ``package``, or with ``retest`` only the functions where some survived
+    (after new tests or pragmas: killed mutants stay killed when tests are only added)."""
+    workdir = SCRATCH / name
+    if not all((ROOT / s).exists() for s in package.sources):
+        print(f"{name}: {', '.join(package.sources)} not in this branch yet; skipped")
+        return True
+    names = survivors(workdir) if retest else []
+    table = (workdir / "pyproject.toml").read_text() if retest else ""
+    copy_tree(workdir, fresh=not retest)
+    with (workdir / "pyproject.toml").open("a") as handle:
+        if retest:
+            # The same table as the first run: a changed one would make mutmut start over.
+            handle.write(table[table.index("\n[tool.mutmut]") :])
+        else:
+            present = [t for t in package.tests if (workdir / t).exists()]
+            extras = sorted(p.name for p in workdir.iterdir() if p.name not in {"deploy", "tests", "mutants"})
+            handle.write(mutmut_table(package, present, extras))
+    if not retest or names:
+        subprocess.run(
+            [str(MUTMUT), "run", f"--max-children={max_children}", *names], cwd=workdir, check=True
+        )
+    subprocess.run([str(MUTMUT), "results"], cwd=workdir, check=False)
+    return report(name, package, score(workdir))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("packages", nargs="*", help=f"any of {', '.join(PACKAGES)} (default: all)")
+    parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument("--summary", action="store_true", help="reprint the last run's scores")
+    parser.add_argument(
+        "--retest", action="store_true", help="rerun only the functions with survivors of the last run"
+    )
+    options = parser.parse_args()
+    names = options.packages or list(PACKAGES)
+    unknown = sorted(set(names) - set(PACKAGES))
+    if unknown:
+        parser.error(f"unknown package {', '.join(unknown)}; choose from {', '.join(PACKAGES)}")
+    met = True
+    for name in names:
+        if options.summary:
+            met &= report(name, PACKAGES[name], score(SCRATCH / name))
+        else:
+            met &= run(name, PACKAGES[name], options.max_children, retest=options.retest)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

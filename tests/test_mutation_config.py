@@ -1,0 +1,346 @@
+"""Config behaviour that mutation testing (`make mutation`, docs/quality.md) showed no test pinned.
+
+Each test states one promise of deploy/config whose removal used to go unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from deploy.config import MASK, load_config
+from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
+from deploy.config.schema import HandlerConfig, ImageConfig
+from deploy.config.view import resolved_view
+from deploy.config.yaml_source import YamlProblem
+from deploy.errors import ConfigError
+from tests.conftest import BASE_CONFIG, MakeProject
+
+
+def edit(old: str, new: str) -> str:
+    assert old in BASE_CONFIG, old
+    return BASE_CONFIG.replace(old, new, 1)
+
+
+# --- interpolation: the success paths -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "expected"),
+    [
+        ("$$", {}, "$"),
+        ("a$$b", {}, "a$b"),
+        ("$${X}", {"X": "1"}, "${X}"),
+        ("${X}", {"X": "value"}, "value"),
+        ("pre-${X}-post", {"X": "v"}, "pre-v-post"),
+        ("${X}${Y}", {"X": "1", "Y": "2"}, "12"),
+        ("${X_1}", {"X_1": "ok"}, "ok"),
+        ("${_X}", {"_X": "ok"}, "ok"),
+        ("${X:-d}", {}, "d"),
+        ("${X:-d}", {"X": ""}, "d"),
+        ("${X:-d}", {"X": "set"}, "set"),
+        ("${X:-}", {}, ""),
+        ("${X:-${Y}}", {"Y": "y"}, "y"),
+        ("${X:-${Y:-z}}", {}, "z"),
+        ("${X:-a}b", {}, "ab"),
+        ("$X", {"X": "1"}, "$X"),
+        ("cost $5", {}, "cost $5"),
+        ("end$", {}, "end$"),
+    ],
+)
+def test_interpolation_results(text: str, environ: dict[str, str], expected: str) -> None:
+    assert interpolate(text, environ) == expected
+
+
+def test_interpolation_walks_lists_and_mappings_and_keeps_other_values() -> None:
+    data = {"a": ["${X}", 3, None, True], "b": {"c": "${X}"}}
+    assert interpolate(data, {"X": "v"}) == {"a": ["v", 3, None, True], "b": {"c": "v"}}
+
+
+def test_an_unset_variable_names_its_path() -> None:
+    with pytest.raises(UnsetVariable) as caught:
+        interpolate({"a": ["x", "${NOPE}"]}, {})
+    assert caught.value.path == ("a", 1)
+    assert caught.value.message == "environment variable NOPE is not set (use ${NOPE:-default})"
+
+
+def test_a_set_default_is_not_evaluated() -> None:
+    # The default of a set variable is never read, so an unset variable inside it is fine.
+    assert interpolate("${X:-${UNSET}}", {"X": "v"}) == "v"
+
+
+@pytest.mark.parametrize("text", ["${1X}", "${A:?e}", "${A", "${A:-x", "${}", "${-}", "x${A:-${B}"])
+def test_malformed_references_are_errors_even_after_an_unset_one(text: str) -> None:
+    with pytest.raises(UnsetVariable, match="malformed variable reference"):
+        interpolate("${UNSET} " + text, {})
+
+
+def test_malformed_reference_shows_the_reference_only() -> None:
+    with pytest.raises(UnsetVariable) as caught:
+        interpolate("abc ${1X} def", {})
+    assert caught.value.message.startswith("malformed variable reference '${1X}' ")
+    with pytest.raises(UnsetVariable) as unclosed:
+        interpolate("abc ${AB", {})
+    assert "'${AB'" in unclosed.value.message
+
+
+def test_defaults_nest_up_to_the_limit_and_no_deeper() -> None:
+    def nested(depth: int) -> str:
+        return "${V:-" * depth + "x" + "}" * depth
+
+    assert interpolate(nested(MAX_NESTING), {}) == "x"
+    with pytest.raises(UnsetVariable, match=f"nest deeper than {MAX_NESTING} levels"):
+        interpolate(nested(MAX_NESTING + 1), {})
+
+
+def test_secret_values_read_are_recorded_by_value() -> None:
+    interpolator = Interpolator({"S": "hunter2", "P": "plain", "E": ""}, frozenset({"S", "E"}))
+    assert interpolator.apply("${S} ${P} ${E:-d}") == "hunter2 plain d"
+    assert interpolator.secrets == {"hunter2": "S"}
+
+
+# --- cross-field rules --------------------------------------------------------------------
+
+
+def problems(make_project: MakeProject, text: str, env: str | None = None) -> str:
+    root = make_project(text, name=f"project-{abs(hash(text))}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(root / "rpdeploy.yaml", env, {})
+    return "\n".join(caught.value.problems)
+
+
+def test_an_inline_secret_cannot_name_a_runpod_secret(make_project: MakeProject) -> None:
+    text = edit(
+        "  - name: AWS_SECRET_ACCESS_KEY", "  - name: AWS_SECRET_ACCESS_KEY\n    mode: inline\n    secret: x"
+    )
+    assert "secrets[1].secret: only valid with mode runpod-secret" in problems(make_project, text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("  strategy: slim", "  strategy: slim\n  strategyy: x", "image.strategyy: unknown key"),
+        (
+            "  requirements: worker/requirements.txt",
+            "  requirements: worker/requirements.txt\n  pyton: x",
+            "runtime.pyton: unknown key",
+        ),
+        ("  file: handler.py", "  file: handler.py\n  fiel: x", "handler.fiel: unknown key"),
+        (
+            "  - name: AWS_ACCESS_KEY_ID",
+            "  - name: AWS_ACCESS_KEY_ID\n    moed: inline",
+            "secrets[0].moed: unknown key",
+        ),
+    ],
+)
+def test_unknown_keys_are_refused_in_every_section(
+    make_project: MakeProject, old: str, new: str, expected: str
+) -> None:
+    assert expected in problems(make_project, edit(old, new))
+
+
+def test_gpu_and_cpu_together_are_refused(make_project: MakeProject) -> None:
+    text = edit("    pools: [ADA_24]", "    pools: [ADA_24]\n  cpu:\n    - {id: cpu3c, vcpuCount: 2}")
+    assert "endpoint.cpu: set either gpu or cpu, not both" in problems(make_project, text)
+
+
+def test_neither_gpu_nor_cpu_is_refused(make_project: MakeProject) -> None:
+    text = edit("  gpu:\n    pools: [ADA_24]\n", "")
+    assert "endpoint: set either gpu (pools) or cpu (flavors): RunPod needs exactly one" in problems(
+        make_project, text
+    )
+
+
+def test_workers_max_equal_to_min_is_fine(make_project: MakeProject) -> None:
+    root = make_project(edit("{min: 0, max: 2,", "{min: 2, max: 2,"))
+    assert load_config(root / "rpdeploy.yaml", None, {}).config.endpoint.workers.max == 2
+
+
+def test_unset_variable_is_its_message() -> None:
+    assert str(UnsetVariable(("a",), "the message")) == "the message"
+
+
+def test_typos_deep_in_environments_and_lists_get_suggestions(make_project: MakeProject) -> None:
+    text = edit("      workers: {max: 1}", "      workers: {mx: 1}")
+    assert "environments.staging.endpoint.workers.mx: unknown key (did you mean 'max'?)" in problems(
+        make_project, text, "staging"
+    )
+    text = edit("  - name: AWS_ACCESS_KEY_ID", "  - name: AWS_ACCESS_KEY_ID\n    moed: inline")
+    assert "secrets[0].moed: unknown key (did you mean 'mode'?)" in problems(make_project, text)
+
+
+def test_a_control_character_in_a_single_line_field_is_named(make_project: MakeProject) -> None:
+    text = edit("  file: handler.py", '  file: handler.py\n  command: "python\\nx"')
+    assert "handler.command: 'python\\\\nx' contains a newline or control character" in problems(
+        make_project, text
+    )
+
+
+def test_a_pattern_field_shows_the_rejected_value(make_project: MakeProject) -> None:
+    text = edit("  registry: 127.0.0.1:5000", "  registry: 'bad host!'")
+    assert "image.registry: 'bad host!' is not a valid registry host (expected host[:port])" in problems(
+        make_project, text
+    )
+
+
+# --- the resolved view (`rpdeploy config show`) -------------------------------------------
+
+
+def test_resolved_view_shape(make_project: MakeProject) -> None:
+    text = BASE_CONFIG.replace("project: demo", "project: my-demo", 1).replace(
+        "  - name: AWS_SECRET_ACCESS_KEY",
+        "  - name: AWS_SECRET_ACCESS_KEY\n    from_env: LOCAL_KEY\n  - name: TOKEN\n    mode: inline",
+        1,
+    )
+    text = text.replace("  scaling:", "  env: {PLAIN: 'p', TOKEN_X: 't'}\n  scaling:", 1)
+    root = make_project(text)
+    loaded = load_config(root / "rpdeploy.yaml", "staging", {"LOCAL_KEY": "k", "TOKEN": "tok"})
+    view = resolved_view(loaded)
+    assert view["environments"] == ["staging"]
+    assert view["endpoint"]["name"] == "my-demo-staging"
+    assert view["endpoint"]["workers"]["max"] == 1
+    assert view["endpoint"]["workers"]["idleTimeout"] == 5
+    assert view["endpoint"]["env"] == {"PLAIN": "p", "TOKEN_X": "t"}
+    assert "environments" not in view["endpoint"]
+    assert sorted(k for k in view["endpoint"] if k.lower() == "env" or "env" in k.lower()) == ["env"]
+    assert view["secrets"] == [
+        {
+            "name": "AWS_ACCESS_KEY_ID",
+            "mode": "runpod-secret",
+            "secret": "my_demo_aws_access_key_id",
+            "from_env": "AWS_ACCESS_KEY_ID",
+            "value": MASK,
+        },
+        {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "mode": "runpod-secret",
+            "secret": "my_demo_aws_secret_access_key",
+            "from_env": "LOCAL_KEY",
+            "value": MASK,
+        },
+        {"name": "TOKEN", "mode": "inline", "secret": None, "from_env": "TOKEN", "value": MASK},
+    ]
+    assert isinstance(view["image"], dict)
+    json.dumps(view)  # JSON-ready: nothing but plain data
+
+
+# --- messages: masking, lines, paths ------------------------------------------------------
+
+
+def test_a_model_used_without_a_loader_still_checks_and_shows_values() -> None:
+    # No validation context (no masker): the checks run and show the value itself.
+    with pytest.raises(ValidationError, match=r"'a\\\\nb' contains a newline or control character"):
+        HandlerConfig(path="worker", file="handler.py", command="a\nb")
+    with pytest.raises(ValidationError, match=r"'bad host!' is not a valid registry host"):
+        ImageConfig(registry="bad host!", repository="acme/x", base="python:3.11")
+
+
+def test_a_secret_value_in_a_rejected_field_is_shown_as_its_reference(make_project: MakeProject) -> None:
+    root = make_project(edit("  registry: 127.0.0.1:5000", "  registry: ${AWS_SECRET_ACCESS_KEY}"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(root / "rpdeploy.yaml", None, {"AWS_SECRET_ACCESS_KEY": "s3cr3t value!"})
+    message = "\n".join(caught.value.problems)
+    assert "image.registry: '${AWS_SECRET_ACCESS_KEY}' is not a valid registry host" in message
+    assert "s3cr3t" not in message
+
+
+def test_interpolation_errors_carry_the_given_path() -> None:
+    with pytest.raises(UnsetVariable) as caught:
+        interpolate({"a": "${NOPE}"}, {}, ("root",))
+    assert caught.value.path == ("root", "a")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("a} ${1X} b", "'${1X}'"), ("${1X} } }", "'${1X}'"), ("x}${A:?e}", "'${A:?e}'")],
+)
+def test_a_malformed_reference_is_shown_from_its_start_to_its_own_brace(text: str, shown: str) -> None:
+    with pytest.raises(UnsetVariable) as caught:
+        interpolate(text, {})
+    assert caught.value.message.startswith(f"malformed variable reference {shown} ")
+
+
+def test_the_base_config_deploys_the_project_name(make_project: MakeProject) -> None:
+    loaded = load_config(make_project() / "rpdeploy.yaml", None, {})
+    assert loaded.config.endpoint_name(None) == "demo"
+    assert loaded.config.endpoint_name("staging") == "demo-staging"
+
+
+def test_yaml_problem_is_its_message() -> None:
+    assert str(YamlProblem(3, ("a",), "the message")) == "the message"
+
+
+def test_a_bad_merge_source_points_at_its_line(make_project: MakeProject) -> None:
+    text = BASE_CONFIG + "x-m:\n  <<:\n    - {a: 1}\n    - 7\n"
+    assert "rpdeploy.yaml:27: x-m.<<: a merge key (<<) takes a mapping or a list of mappings" in problems(
+        make_project, text
+    )
+
+
+# --- scaling rules (RunPod's 400 answers) -------------------------------------------------
+
+SCALING = "{type: QUEUE_DELAY, queueDelay: 4}"
+
+
+@pytest.mark.parametrize(
+    ("scaling", "expected"),
+    [
+        (
+            "{type: REQUEST_COUNT}",
+            "rpdeploy.yaml:18: endpoint.scaling: REQUEST_COUNT scaling needs requestCount (>= 1)",
+        ),
+        (
+            "{type: REQUEST_COUNT, requestCount: 2, queueDelay: 4}",
+            "rpdeploy.yaml:18: endpoint.scaling.queueDelay: only valid with type QUEUE_DELAY",
+        ),
+        (
+            "{type: QUEUE_DELAY, queueDelay: 4, requestCount: 2}",
+            "rpdeploy.yaml:18: endpoint.scaling.requestCount: only valid with type REQUEST_COUNT",
+        ),
+    ],
+)
+def test_scaling_fields_belong_to_their_type(make_project: MakeProject, scaling: str, expected: str) -> None:
+    assert expected in problems(make_project, edit(SCALING, scaling)).splitlines()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # REQUEST_COUNT with no idleTimeout written: fine for QUEUE endpoints.
+        edit("{min: 0, max: 2, idleTimeout: 5}", "{min: 0, max: 2}").replace(
+            SCALING, "{type: REQUEST_COUNT, requestCount: 2}"
+        ),
+        # idleTimeout with REQUEST_COUNT: fine for LOAD_BALANCER endpoints.
+        edit("  type: QUEUE", "  type: LOAD_BALANCER").replace(
+            SCALING, "{type: REQUEST_COUNT, requestCount: 2}"
+        ),
+    ],
+)
+def test_valid_request_count_scaling(make_project: MakeProject, text: str) -> None:
+    loaded = load_config(make_project(text) / "rpdeploy.yaml", None, {})
+    assert loaded.config.endpoint.scaling.request_count == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"), [("ab ${A:-x", "'${A:-x'"), ("x${", "'${'"), ("x$${A:-${", "'${'")]
+)
+def test_unclosed_references_are_shown_from_their_start(text: str, shown: str) -> None:
+    with pytest.raises(UnsetVariable) as caught:
+        interpolate(text, {})
+    assert caught.value.message.startswith(f"malformed variable reference {shown} ")
+
+
+def test_a_secret_listed_three_times_names_its_first_entry(make_project: MakeProject) -> None:
+    text = edit("  - name: AWS_SECRET_ACCESS_KEY", "  - name: AWS_ACCESS_KEY_ID\n  - name: AWS_ACCESS_KEY_ID")
+    lines = problems(make_project, text)
+    assert "secrets[1].name: AWS_ACCESS_KEY_ID is listed twice (also secrets[0])" in lines
+    assert "secrets[2].name: AWS_ACCESS_KEY_ID is listed twice (also secrets[0])" in lines
+
+
+def test_a_missing_handler_directory_is_named(make_project: MakeProject) -> None:
+    text = edit("  path: worker", "  path: nowhere")
+    assert "rpdeploy.yaml:11: handler.path: directory 'nowhere' does not exist" in problems(
+        make_project, text
+    )
