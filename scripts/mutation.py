@@ -29,7 +29,6 @@ SCRATCH = ROOT / "build" / "mutation"
 MUTMUT = Path(sys.executable).parent / "mutmut"
 
 
-
 @dataclass(frozen=True)
 class Package:
     sources: tuple[str, ...]
@@ -83,7 +82,17 @@ PACKAGES: dict[str, Package] = {
         (*EMULATOR_TESTS, "tests/emulator/test_mutation_emulator.py"),
         0.70,
     ),
-    "runpod": Package(("deploy/runpod/",), ("tests/test_runpod_contract.py",), 0.85),
+    "runpod": Package(
+        ("deploy/runpod/",),
+        (
+            "tests/test_runpod_contract.py",
+            "tests/test_runpod_query.py",
+            "tests/test_config_contract_text.py",
+            "tests/test_endpoint_spec.py",
+            "tests/emulator/test_endpoint_contract_table.py",
+        ),
+        0.85,
+    ),
 }
 
 
