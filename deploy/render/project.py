@@ -46,6 +46,7 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
     safely; nothing is written.
     """
     config = loaded.config
+    secrets = loaded.masker.secrets
     env = make_environment(loaded.root)
     dockerfile = f"Dockerfile.{config.image.strategy}"
     outputs: dict[str, tuple[str, dict[str, Any]]] = {
@@ -53,16 +54,17 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
         ".dockerignore": ("dockerignore.j2", _dockerignore_context(config)),
         str(layout.create_spec(loaded.environment)): (
             "endpoint.create.json.j2",
-            {"spec": endpoint_spec.create_request(config, loaded.environment, image)},
+            {"spec": endpoint_spec.create_request(config, loaded.environment, image, secret_values=secrets)},
         ),
         str(layout.update_spec(loaded.environment)): (
             "endpoint.update.json.j2",
-            {"spec": endpoint_spec.update_request(config, loaded.environment, image)},
+            {"spec": endpoint_spec.update_request(config, loaded.environment, image, secret_values=secrets)},
         ),
     }
-    # Secret values interpolated into the config never reach a rendered file (masked as ***).
     rendered = {
-        name: loaded.masker.text(_render(env, template, {"template_name": template, **context}, loaded.root))
+        name: _without_secrets(
+            name, _render(env, template, {"template_name": template, **context}, loaded.root), loaded
+        )
         for name, (template, context) in outputs.items()
     }
     return RenderResult(
@@ -71,6 +73,22 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
         committed=(dockerfile, ".dockerignore"),
         image=image,
     )
+
+
+def _without_secrets(name: str, text: str, loaded: LoadedConfig) -> str:
+    """A rendered file is deployed as it is: a secret value interpolated into it (a
+    Dockerfile ENV, a label, an endpoint name) is refused, naming the ``${VAR}``, because
+    masking it would leave a literal ``***`` that a build or deploy would use."""
+    masked = loaded.masker.text(text)
+    if masked != text:
+        variables = sorted(
+            {loaded.masker.secrets[value] for value in loaded.masker.secrets if value and value in text}
+        )
+        raise RenderError(
+            f"{name}: would carry the value of ${{{variables[0]}}}, a secret: only endpoint.env may"
+            " reference a runpod-secret (a value that is exactly that variable)"
+        )
+    return text
 
 
 def _render(env: jinja2.Environment, template_name: str, context: dict[str, Any], root: Path) -> str:
