@@ -231,7 +231,8 @@ def _local_packages(root: Path, parent: str) -> list[str]:
     found = [
         folder.name
         for folder in level.iterdir()
-        if folder.name.isascii() and folder.name.isidentifier()
+        if folder.name.isascii()
+        and folder.name.isidentifier()
         and folder.name not in NOT_WORKER_PACKAGES
         and (folder / "__init__.py").is_file()
     ]
