@@ -78,24 +78,23 @@ def reset_budget() -> None:
     _text.set([MAX_TEXT])
 
 
-def _spend(count: int) -> None:
-    budget = _steps.get(None)
+def _draw(budget_var: ContextVar[list[int]], limit: int, amount: int, refusal: str) -> None:
+    """Take ``amount`` from one of the render's budgets (started by `reset_budget`)."""
+    budget = budget_var.get(None)
     if budget is None:
-        budget = [MAX_STEPS]
-        _steps.set(budget)
-    budget[0] -= count
+        budget = [limit]
+        budget_var.set(budget)
+    budget[0] -= amount
     if budget[0] < 0:
-        raise SecurityError(f"the template loops more than {MAX_STEPS:,} times in one render")
+        raise SecurityError(refusal)
+
+
+def _spend(count: int) -> None:
+    _draw(_steps, MAX_STEPS, count, f"the template loops more than {MAX_STEPS:,} times in one render")
 
 
 def _spend_text(size: int) -> None:
-    budget = _text.get(None)
-    if budget is None:
-        budget = [MAX_TEXT]
-        _text.set(budget)
-    budget[0] -= size
-    if budget[0] < 0:
-        raise SecurityError(f"the template writes more than {MAX_TEXT:,} characters in one render")
+    _draw(_text, MAX_TEXT, size, f"the template writes more than {MAX_TEXT:,} characters in one render")
 
 
 def bounded_range(*args: int) -> range:
