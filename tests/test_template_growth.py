@@ -119,8 +119,9 @@ def test_ordinary_growth_stays_allowed() -> None:
         "{{ 'ab'|replace('a', 'c') }} {{ ['x', 'y']|join(',') }} {{ '%s-%s' % ('a', 'b') }}"
         " {{ '{}{}'.format(1, 2) }} {{ 'x'|center(5) }}|{{ 'a\nb'|indent(2) }} {{ ('a' * 500000)|length }}"
         " {{ ('a' * 999990 ~ 'b')|length }} {{ '%s'|format('a' * 900000)|length }}"
+        " {{ '-'.join(['a', 'b']|map('upper')) }} {{ (['a', 'b']|map('upper'))|join }}"
     )
-    assert _render(body) == "cb x,y a-b 12   x  |a\n  b 500000 999991 900000"
+    assert _render(body) == "cb x,y a-b 12   x  |a\n  b 500000 999991 900000 A-B AB"
 
 
 def test_every_filter_is_classified() -> None:

@@ -245,6 +245,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        # A generator argument (``''.join(x|map('upper'))``) is consumed once, here, under the limit,
+        # so that weighing it does not leave the call an exhausted one.
+        args = tuple(growth.materialize(value, "a call's arguments") for value in args)
+        kwargs = {key: growth.materialize(value, "a call's arguments") for key, value in kwargs.items()}
         check_arguments(args, kwargs)
         check_method_growth(__obj, args, kwargs)
         # ``dict(ns.d, k='a' * 900000)`` in a loop would hold new text each time.
