@@ -49,6 +49,12 @@ INTERPOLATED = edit(
 )
 
 
+#: What render accepts of INTERPOLATED: a copy that is exactly a runpod-secret's variable
+#: (it becomes the secret's reference); ALSO embeds it in other text, which render refuses
+#: (tests/test_secret_copies.py).
+DEPLOYABLE = INTERPOLATED.replace('\n    ALSO: "k=${AWS_ACCESS_KEY_ID};"', "")
+
+
 def test_config_show_masks_interpolated_secrets(
     make_project: MakeProject, run_cli: Callable[..., Result]
 ) -> None:
@@ -72,7 +78,7 @@ def test_config_show_masks_interpolated_secrets(
 def test_rendered_files_mask_interpolated_secrets(
     make_project: MakeProject, run_cli: Callable[..., Result]
 ) -> None:
-    root = make_project(INTERPOLATED)
+    root = make_project(DEPLOYABLE)
     result = run_cli(
         "render",
         "--image",
@@ -91,7 +97,10 @@ def test_the_config_hash_does_not_depend_on_secret_values(make_project: MakeProj
     first = load_config(root / "rpdeploy.yaml", environ={"AWS_ACCESS_KEY_ID": CANARY})
     second = load_config(root / "rpdeploy.yaml", environ={"AWS_ACCESS_KEY_ID": "another-value"})
     assert first.config_hash == second.config_hash
-    files = render_project(first, "127.0.0.1:5000/acme/demo-worker:sha-1").files
+    deployable = load_config(
+        make_project(DEPLOYABLE, name="d") / "rpdeploy.yaml", environ={"AWS_ACCESS_KEY_ID": CANARY}
+    )
+    files = render_project(deployable, "127.0.0.1:5000/acme/demo-worker:sha-1").files
     assert leaks("".join(files.values())) == []
 
 

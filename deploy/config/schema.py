@@ -9,6 +9,7 @@ unknown keys) live here; rules that relate several fields live in
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Annotated, Any, Literal
 
@@ -135,7 +136,49 @@ class HandlerConfig(StrictModel):
             ) from None
         if not words:
             raise ValueError("is empty (omit it to use the default start command)")
+        found = shell_syntax(value)
+        if found:
+            raise ValueError(
+                f"uses shell syntax ({found}), but the image's CMD is exec form and no shell runs it:"
+                " write plain arguments, or run a shell yourself"
+                """ (command: "sh -c 'cd app && python3 -u handler.py'") or a wrapper script"""
+            )
         return value
+
+
+#: Characters a shell treats as operators when they are not quoted.
+_SHELL_OPERATORS = frozenset("|&;<>()`")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def shell_syntax(command: str) -> str | None:
+    """The first piece of ``command`` a shell would act on (``&&``, ``| tee``, ``> f``,
+    ``$HOME``, `` `x` ``, ``# c``, ``~/x``, a leading ``A=1``), as exec form would pass it
+    literally; None when there is none. Quoted text stays literal in both, so
+    ``sh -c 'a && b'`` is fine. Single quotes hide everything, double quotes all but
+    ``$`` and backticks, and a backslash its next character (POSIX quoting).
+    """
+    if _ASSIGNMENT.match(command.lstrip()):
+        return f"the variable assignment {command.split('=', 1)[0].strip()!r}="
+    quote, escaped, word_start = "", False, True
+    for char in command:
+        if escaped:
+            escaped, word_start = False, False
+            continue
+        if char == "\\" and quote != "'":
+            escaped = True
+        elif quote == "'":
+            quote = "" if char == "'" else quote
+        elif char in "$`":
+            return f"{char!r}"
+        elif quote == '"':
+            quote = "" if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        elif char in _SHELL_OPERATORS or (word_start and char in "#~"):
+            return f"{char!r}"
+        word_start = char in " \t"
+    return None
 
 
 # --- endpoint (RunPod REST v2 vocabulary) ---------------------------------------------

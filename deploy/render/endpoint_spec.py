@@ -9,7 +9,7 @@ before anything is written: a body RunPod would refuse is a `RenderError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from deploy.config import Config
@@ -28,9 +28,20 @@ def masked(_secret: SecretConfig) -> str:
     return MASK
 
 
-def endpoint_env(config: Config, resolve_inline: SecretResolver = masked) -> dict[str, str]:
-    """The endpoint's env: plain values plus secret references (or inline values)."""
-    env = dict(config.endpoint.env)
+def endpoint_env(
+    config: Config, resolve_inline: SecretResolver = masked, secret_values: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The endpoint's env: plain values plus secret references (or inline values).
+
+    ``secret_values`` maps each secret value interpolation read to its variable
+    (`deploy.config.mask.Masker.secrets`): an env value that copies one is resolved by
+    `_secret_copy`, so a deployable body never carries a secret, nor the ``***`` that
+    masking would leave in its place.
+    """
+    env = {
+        key: _secret_copy(config, key, value, secret_values or {})
+        for key, value in config.endpoint.env.items()
+    }
     for secret in config.secrets:
         if secret.mode == "runpod-secret":
             env[secret.name] = runpod_secrets.reference(config.secret_name(secret))
@@ -39,11 +50,39 @@ def endpoint_env(config: Config, resolve_inline: SecretResolver = masked) -> dic
     return dict(sorted(env.items()))
 
 
+def _secret_copy(config: Config, key: str, value: str, secret_values: Mapping[str, str]) -> str:
+    """``value``, or the RunPod secret reference it copies exactly; RenderError for any
+    other copy of a secret (inside other text, or of an inline or undeclared secret),
+    which no deployable file may hold."""
+    variable = secret_values.get(value)
+    if variable is not None:
+        for secret in config.secrets:
+            if secret.mode == "runpod-secret" and variable in {secret.name, secret.from_env}:
+                return runpod_secrets.reference(config.secret_name(secret))
+        raise RenderError(
+            f"endpoint.env.{key}: copies ${{{variable}}}, which is not a runpod-secret: only a"
+            " runpod-secret can be copied (it becomes its {{ RUNPOD_SECRET_… }} reference);"
+            f" read {variable} itself in the worker, or declare it with mode: runpod-secret"
+        )
+    for text, variable in secret_values.items():
+        if text and text in value:
+            raise RenderError(
+                f"endpoint.env.{key}: holds the secret ${{{variable}}} inside other text, which a deployable"
+                f' file cannot carry: set it to exactly "${{{variable}}}" (a RunPod secret reference)'
+                " or build the text in the worker"
+            )
+    return value
+
+
 def create_request(
-    config: Config, environment: str | None, image: str, resolve_inline: SecretResolver = masked
+    config: Config,
+    environment: str | None,
+    image: str,
+    resolve_inline: SecretResolver = masked,
+    secret_values: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A `CreateEndpointRequest` body; RenderError if RunPod would refuse it."""
-    body = _create_body(config, environment, image, resolve_inline)
+    body = _create_body(config, environment, image, resolve_inline, secret_values)
     # Catalog rules only warn: RunPod's live catalog may know a pool ours does not.
     given = "idle_timeout" in config.endpoint.workers.model_fields_set
     problems = rules.create_problems(body, idle_timeout_given=given)
@@ -52,7 +91,11 @@ def create_request(
 
 
 def _create_body(
-    config: Config, environment: str | None, image: str, resolve_inline: SecretResolver
+    config: Config,
+    environment: str | None,
+    image: str,
+    resolve_inline: SecretResolver,
+    secret_values: Mapping[str, str] | None,
 ) -> dict[str, Any]:
     ep = config.endpoint
     body: dict[str, Any] = {
@@ -66,7 +109,7 @@ def _create_body(
         "flashboot": ep.flashboot,
         "networkVolumes": list(ep.network_volumes),
         "dataCenterIds": list(ep.data_center_ids),
-        "env": endpoint_env(config, resolve_inline),
+        "env": endpoint_env(config, resolve_inline, secret_values),
     }
     if ep.disk is not None:
         body["disk"] = ep.disk
@@ -78,10 +121,14 @@ def _create_body(
 
 
 def update_request(
-    config: Config, environment: str | None, image: str, resolve_inline: SecretResolver = masked
+    config: Config,
+    environment: str | None,
+    image: str,
+    resolve_inline: SecretResolver = masked,
+    secret_values: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """An `UpdateEndpointRequest` body: everything the create sets, except ``type``."""
-    body = create_request(config, environment, image, resolve_inline)
+    body = create_request(config, environment, image, resolve_inline, secret_values)
     del body["type"]
     _check("endpoint.update.json", rules.request_problems("UpdateEndpointRequest", body))
     return body

@@ -13,12 +13,19 @@ Dockerfile templates. The bounds:
   (``'A' * 10**10``, a list doubled in a loop) or ``**`` results over `MAX_POWER_BITS`;
 - calls and filters refuse integer arguments over `MAX_SIZE` (``center(10**10)``) and
   format strings with widths of 7+ digits;
+- every filter, method, ``%``, ``~``, ``{{ }}`` and block capture that can grow a string or
+  list is checked BEFORE it runs against a bound computed from its inputs
+  (`deploy.render.growth`): ``|replace``, ``|join`` of a list repeating a big string,
+  ``'%s%s' % (y, y)``, ``|tojson``… never allocate past `MAX_SIZE`; expensive text filters
+  (``wordwrap``, ``urlize``) take at most `growth.MAX_TEXT_INPUT` characters;
+- all ``{{ }}`` of one render write at most `MAX_TEXT` characters (macro and block buffers);
 - mutating methods (``append``, ``extend``…) are unavailable (the immutable sandbox);
 - the rendered text stops at `MAX_OUTPUT` characters.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -35,20 +42,23 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from deploy.files import confined
+from deploy.render import growth
 from deploy.render.filters import FILTERS
+from deploy.render.growth import MAX_SIZE
 
 #: Items one ``range()`` may produce (Jinja's own sandbox allows 100,000).
 MAX_RANGE = 10_000
 #: Loop iterations and range items in one render, all loops together.
 MAX_STEPS = 200_000
-#: Characters of a string or items of a list/tuple an operator or argument may produce.
-MAX_SIZE = 1_000_000
 #: Bits of an integer ``**`` may produce.
 MAX_POWER_BITS = 4096
 #: Characters of one rendered file.
 MAX_OUTPUT = 5_000_000
+#: Characters all ``{{ }}`` of one render may write, in blocks and macros included.
+MAX_TEXT = 4 * MAX_OUTPUT
 _WIDE_FORMAT = re.compile(r"\d{7,}")
 _steps: ContextVar[list[int]] = ContextVar("rpdeploy_render_steps")
+_text: ContextVar[list[int]] = ContextVar("rpdeploy_render_text")
 
 
 def builtin_templates_dir() -> Path:
@@ -63,18 +73,28 @@ def builtin_templates_dir() -> Path:
 
 
 def reset_budget() -> None:
-    """Start a fresh loop/range budget (`MAX_STEPS`) for the render about to run."""
+    """Start fresh loop/range and text budgets (`MAX_STEPS`, `MAX_TEXT`) for the render about to run."""
     _steps.set([MAX_STEPS])
+    _text.set([MAX_TEXT])
+
+
+def _draw(budget_var: ContextVar[list[int]], limit: int, amount: int, refusal: str) -> None:
+    """Take ``amount`` from one of the render's budgets (started by `reset_budget`)."""
+    budget = budget_var.get(None)
+    if budget is None:
+        budget = [limit]
+        budget_var.set(budget)
+    budget[0] -= amount
+    if budget[0] < 0:
+        raise SecurityError(refusal)
 
 
 def _spend(count: int) -> None:
-    budget = _steps.get(None)
-    if budget is None:
-        budget = [MAX_STEPS]
-        _steps.set(budget)
-    budget[0] -= count
-    if budget[0] < 0:
-        raise SecurityError(f"the template loops more than {MAX_STEPS:,} times in one render")
+    _draw(_steps, MAX_STEPS, count, f"the template loops more than {MAX_STEPS:,} times in one render")
+
+
+def _spend_text(size: int) -> None:
+    _draw(_text, MAX_TEXT, size, f"the template writes more than {MAX_TEXT:,} characters in one render")
 
 
 def bounded_range(*args: int) -> range:
@@ -98,8 +118,7 @@ def _size(value: Any) -> int | None:
 
 
 def _refuse_size(size: int, operator: str) -> None:
-    if size > MAX_SIZE:
-        raise SecurityError(f"'{operator}' would make {size:,} items, over the limit of {MAX_SIZE:,}")
+    growth.refuse(size, f"'{operator}'")
 
 
 def _check_format(text: Any) -> None:
@@ -118,11 +137,17 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
         left_size, right_size = _size(left), _size(right)
         if left_size is not None and right_size is not None:
             _refuse_size(left_size + right_size, operator)
+            # A list grown in a loop (``ns.l + ['a' * 900000]``) holds new text each time.
+            if not isinstance(left, str):
+                _refuse_size(growth.weight(left) + growth.weight(right), operator)
     elif operator == "**" and isinstance(left, int) and isinstance(right, int):
         if abs(left) > 1 and right > 0 and right * math.log2(abs(left)) > MAX_POWER_BITS:
             raise SecurityError(f"'**' would make an integer over {MAX_POWER_BITS} bits")
-    elif operator == "%":
+    elif operator == "%" and isinstance(left, str):
         _check_format(left)
+        _refuse_size(
+            growth.format_size(left, growth.format_args(right), repeats=isinstance(right, dict)), "%"
+        )
 
 
 def check_arguments(args: Iterable[Any], kwargs: dict[str, Any]) -> None:
@@ -133,28 +158,42 @@ def check_arguments(args: Iterable[Any], kwargs: dict[str, Any]) -> None:
 
 
 def check_method_growth(method: Any, args: Iterable[Any], kwargs: dict[str, Any]) -> None:
-    """Refuse a string/list method whose result could exceed `MAX_SIZE` (``s.replace('a', long)``,
-    ``s.expandtabs(n)``): the worst case is the receiver's length times its largest argument."""
+    """Refuse a string/list method whose result could exceed `MAX_SIZE`, before it runs.
+
+    ``join``, ``replace`` and ``format`` get exact bounds (`growth`); any other method is
+    bounded by its receiver's length times its largest argument (``s.expandtabs(n)``,
+    ``s.translate(table)``) plus the arguments themselves.
+    """
     receiver = getattr(method, "__self__", None)
     size = _size(receiver)
     if size is None:
         return
-    factor = 1
-    for value in [*args, *kwargs.values()]:
-        if isinstance(value, int) and not isinstance(value, bool):
-            factor = max(factor, value)
-        elif _size(value) is not None:
-            factor = max(factor, len(value))
-    _refuse_size(size * factor, f".{getattr(method, '__name__', 'method')}()")
+    name = getattr(method, "__name__", "method")
+    values = [*args, *kwargs.values()]
+    if isinstance(receiver, str) and name == "join" and values:
+        _refuse_size(growth.join_size(receiver, values[0]), ".join()")
+    elif isinstance(receiver, str) and name == "replace" and len(values) >= 2:
+        _refuse_size(growth.replace_size(receiver, *values[:3]), ".replace()")
+    elif name not in {"format", "format_map"}:  # those are bounded in wrap_str_format
+        factor = 1
+        for value in values:
+            if isinstance(value, int) and not isinstance(value, bool):
+                factor = max(factor, value)
+            else:
+                factor = max(factor, growth.text_length(value))
+        _refuse_size(size * factor + sum(growth.weight(v) for v in values), f".{name}()")
 
 
 class _BoundedCodeGenerator(CodeGenerator):
     """Routes ``~`` results and ``for`` iterables through the environment's bounds."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's visitor name
-        self.write("environment.bounded_concat(")
-        super().visit_Concat(node, frame)
-        self.write(")")
+        # Jinja writes str_join((a, b, …)): the pieces are weighed before anything is joined.
+        self.write("environment.bounded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
     def visit_For(self, node: nodes.For, frame: Frame) -> None:  # noqa: N802 - Jinja's visitor name
         node.iter = nodes.Call(
@@ -170,7 +209,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "+", "**", "%"})
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(finalize=self.bounded_finalize, **options)
         self.globals["range"] = bounded_range
         # lipsum(n) writes n paragraphs: an allocation no Dockerfile template needs.
         self.globals.pop("lipsum", None)
@@ -180,37 +219,106 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return bounded_iter(iterable)
 
     @staticmethod
-    def bounded_concat(text: str) -> str:
-        _refuse_size(len(text), "~")
-        return text
+    def bounded_concat(pieces: tuple[Any, ...]) -> str:
+        """``a ~ b ~ …``: every piece as text, refused before joining when over the limit."""
+        _refuse_size(sum(growth.text_length(piece) for piece in pieces), "~")
+        return "".join(str(piece) for piece in pieces)
+
+    @staticmethod
+    def concat(pieces: Iterable[str]) -> str:
+        """Block captures, macro and ``caller()`` bodies: their pieces are counted first."""
+        buffered = list(pieces) if isinstance(pieces, list) else growth.materialize(iter(pieces), "a block")
+        growth.refuse(sum(len(piece) for piece in buffered), "a block")
+        return "".join(buffered)
+
+    @staticmethod
+    def bounded_finalize(value: Any) -> Any:
+        """Every ``{{ value }}``: its text (a list's repr) weighed before it is made, and
+        counted against the render's `MAX_TEXT` (block and macro buffers hold it all)."""
+        size = growth.text_length(value)
+        _refuse_size(size, "{{ }}")
+        _spend_text(size)
+        return value
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        # A generator argument (``''.join(x|map('upper'))``) is consumed once, here, under the limit,
+        # so that weighing it does not leave the call an exhausted one.
+        args = tuple(growth.materialize(value, "a call's arguments") for value in args)
+        kwargs = {key: growth.materialize(value, "a call's arguments") for key, value in kwargs.items()}
         check_arguments(args, kwargs)
         check_method_growth(__obj, args, kwargs)
+        # ``dict(ns.d, k='a' * 900000)`` in a loop would hold new text each time.
+        growth.refuse(sum(growth.weight(value) for value in [*args, *kwargs.values()]), "a call's arguments")
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        """Every ``str.format``/``format_map`` a template reaches comes through here."""
-        _check_format(getattr(value, "__self__", None))
-        return super().wrap_str_format(value)
+        """Every ``str.format``/``format_map`` a template reaches comes through here: the
+        result's bound (`growth.format_size`) is checked when it is called, before it runs."""
+        template = getattr(value, "__self__", None)
+        _check_format(template)
+        formatter = super().wrap_str_format(value)
+        if formatter is None:
+            return None
+        sandboxed = formatter
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            spread = [
+                v for a in [*args, *kwargs.values()] for v in (a.values() if isinstance(a, dict) else [a])
+            ]
+            _refuse_size(growth.format_size(template, spread), f".{value.__name__}()")
+            return sandboxed(*args, **kwargs)
+
+        return bounded
 
 
-def _guard_filter(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Filters are called directly by compiled templates, not through `call`: guard them here."""
+def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """Filters are called directly by compiled templates, not through `call`: each is
+    guarded here, generically, before it runs: generators are consumed only up to the
+    limit, the inputs together must weigh under it, and so must the result's bound."""
+    bound = growth.FILTER_BOUNDS.get(name)
+    skip = 1 if _passes_context(func) else 0
+    signature = _signature(func)
 
     @wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        # The first non-context argument is the filtered value; only the options are bounded.
-        check_arguments(args[2:] if _passes_context(func) else args[1:], kwargs)
-        if getattr(func, "__name__", "") == "do_format" and args:
-            _check_format(args[1] if _passes_context(func) else args[0])
+        args = tuple(a if i < skip else growth.materialize(a, f"'|{name}'") for i, a in enumerate(args))
+        kwargs = {key: growth.materialize(value, f"'|{name}'") for key, value in kwargs.items()}
+        check_arguments(args[skip + 1 :], kwargs)
+        inputs = [*args[skip:], *kwargs.values()]
+        growth.refuse(sum(growth.weight(value) for value in inputs), f"the input of '|{name}'")
+        if bound is not None and signature is not None:
+            growth.refuse(_estimate(bound, signature, skip, args, kwargs), f"'|{name}'")
         return func(*args, **kwargs)
 
     return guarded
+
+
+def _estimate(
+    bound: growth.Bound,
+    signature: inspect.Signature,
+    skip: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> int:
+    """The bound of a filter's result from its arguments by name (defaults filled in)."""
+    try:
+        arguments = signature.bind(*args, **kwargs)
+    except TypeError:
+        return 0  # wrong arguments: the filter itself says so
+    arguments.apply_defaults()
+    # The environment/context argument is dropped: bounds look at the filter's data.
+    return bound(dict(list(arguments.arguments.items())[skip:]))
+
+
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins (len, abs) may have none
+        return None
 
 
 def _passes_context(func: Callable[..., Any]) -> bool:
@@ -260,5 +368,5 @@ def _environment(project_root: Path, _present: tuple[str, ...]) -> BoundedSandbo
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters = {name: _guard_filter(func) for name, func in {**env.filters, **FILTERS}.items()}
+    env.filters = {name: _guard_filter(name, func) for name, func in {**env.filters, **FILTERS}.items()}
     return env

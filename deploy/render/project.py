@@ -46,23 +46,25 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
     safely; nothing is written.
     """
     config = loaded.config
+    secrets = loaded.masker.secrets
     env = make_environment(loaded.root)
     dockerfile = f"Dockerfile.{config.image.strategy}"
     outputs: dict[str, tuple[str, dict[str, Any]]] = {
         dockerfile: (f"{dockerfile}.j2", _dockerfile_context(loaded)),
-        ".dockerignore": ("dockerignore.j2", _dockerignore_context(config)),
+        ".dockerignore": ("dockerignore.j2", _dockerignore_context(config, loaded.root)),
         str(layout.create_spec(loaded.environment)): (
             "endpoint.create.json.j2",
-            {"spec": endpoint_spec.create_request(config, loaded.environment, image)},
+            {"spec": endpoint_spec.create_request(config, loaded.environment, image, secret_values=secrets)},
         ),
         str(layout.update_spec(loaded.environment)): (
             "endpoint.update.json.j2",
-            {"spec": endpoint_spec.update_request(config, loaded.environment, image)},
+            {"spec": endpoint_spec.update_request(config, loaded.environment, image, secret_values=secrets)},
         ),
     }
-    # Secret values interpolated into the config never reach a rendered file (masked as ***).
     rendered = {
-        name: loaded.masker.text(_render(env, template, {"template_name": template, **context}, loaded.root))
+        name: _without_secrets(
+            name, _render(env, template, {"template_name": template, **context}, loaded.root), loaded
+        )
         for name, (template, context) in outputs.items()
     }
     return RenderResult(
@@ -71,6 +73,22 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
         committed=(dockerfile, ".dockerignore"),
         image=image,
     )
+
+
+def _without_secrets(name: str, text: str, loaded: LoadedConfig) -> str:
+    """A rendered file is deployed as it is: a secret value interpolated into it (a
+    Dockerfile ENV, a label, an endpoint name) is refused, naming the ``${VAR}``, because
+    masking it would leave a literal ``***`` that a build or deploy would use."""
+    masked = loaded.masker.text(text)
+    if masked != text:
+        variables = sorted(
+            {loaded.masker.secrets[value] for value in loaded.masker.secrets if value and value in text}
+        )
+        raise RenderError(
+            f"{name}: would carry the value of ${{{variables[0]}}}, a secret: only endpoint.env may"
+            " reference a runpod-secret (a value that is exactly that variable)"
+        )
+    return text
 
 
 def _render(env: jinja2.Environment, template_name: str, context: dict[str, Any], root: Path) -> str:
@@ -168,19 +186,27 @@ def start_command(config: Config) -> list[str]:
     return ["python3", "-u", str(PurePosixPath(config.image.workdir) / handler.file)]
 
 
-def _dockerignore_context(config: Config) -> dict[str, Any]:
+#: Folders beside a root-layout handler that are never part of the worker, even with an
+#: ``__init__.py`` (tests, build output, environments, the rpdeploy build folder).
+NOT_WORKER_PACKAGES = frozenset(
+    {"tests", "test", "testing", "build", "dist", "docs", "venv", "env", "site-packages", "node_modules"}
+)
+
+
+def _dockerignore_context(config: Config, root: Path) -> dict[str, Any]:
     """The allowlist: what the Dockerfile copies, and nothing else.
 
     The root layout (``handler.path: "."``, RunPod's quickstart and worker-basic) cannot
     be let back in as a folder (``!.`` re-admits nothing), so it lists what the image
-    needs: the handler file, the Python modules beside it, the package named by
-    ``handler.module`` and the requirements file.
+    needs: the handler file, the Python modules and local packages beside it, the
+    package named by ``handler.module`` and the requirements file.
     """
     handler = config.handler
     handler_dir = handler.path.rstrip("/")
     if handler_dir in ("", "."):
         parent = str(PurePosixPath(handler.file).parent)
         include = [handler.file, "*.py" if parent == "." else f"{parent}/*.py"]
+        include += _local_packages(root, parent)
         if handler.module:
             include.append(handler.module.split(".")[0])
         prefix = "**"
@@ -192,6 +218,25 @@ def _dockerignore_context(config: Config) -> dict[str, Any]:
         include.append(requirements)
     exclude = [f"{prefix}/__pycache__", f"{prefix}/*.pyc", f"{prefix}/.env*"]
     return {"include": list(dict.fromkeys(include)), "exclude": exclude}
+
+
+def _local_packages(root: Path, parent: str) -> list[str]:
+    """The importable packages (``<name>/__init__.py``) beside the handler, sorted: what
+    ``import pkg`` in the handler finds. Hidden folders, non-identifiers (``.venv``,
+    ``my-pkg``) and `NOT_WORKER_PACKAGES` are left out; a folder linked out of the
+    project is left for the build context to refuse by name."""
+    level = root / parent
+    if not level.is_dir():
+        return []
+    found = [
+        folder.name
+        for folder in level.iterdir()
+        if folder.name.isascii()
+        and folder.name.isidentifier()
+        and folder.name not in NOT_WORKER_PACKAGES
+        and (folder / "__init__.py").is_file()
+    ]
+    return [name if parent == "." else f"{parent}/{name}" for name in sorted(found)]
 
 
 def _target(name: str, result: RenderResult, root: Path, out: Path | None) -> tuple[Path, Path]:
