@@ -79,12 +79,13 @@ REFUSED = [
 ]
 
 
+@pytest.mark.parametrize("command", [("render", "--image", IMAGE), ("config", "validate")])
 @pytest.mark.parametrize(("config", "expected"), REFUSED)
 def test_any_other_copy_of_a_secret_is_one_error_and_nothing_written(
-    make_project: MakeProject, run_cli: Run, config: str, expected: str
+    make_project: MakeProject, run_cli: Run, config: str, expected: str, command: tuple[str, ...]
 ) -> None:
     root = make_project(config)
-    result = run_cli("render", "--image", IMAGE, cwd=root, env={**ENVIRON, "RUNPOD_API_KEY": "rp-CANARY"})
+    result = run_cli(*command, cwd=root, env={**ENVIRON, "RUNPOD_API_KEY": "rp-CANARY"})
     assert result.exit_code == 2, result.output
     (line,) = result.stderr.splitlines()
     assert expected in line, line

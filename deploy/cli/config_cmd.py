@@ -15,6 +15,7 @@ from deploy.cli.output import Context, cli_command
 from deploy.config import load_config, validate_all
 from deploy.config.view import resolved_view
 from deploy.errors import ExitCode
+from deploy.render import render_project
 
 
 @click.group()
@@ -48,11 +49,20 @@ def validate(ctx: Context, config_path: str) -> ValidateResult:
       rpdeploy config validate
       rpdeploy config validate -c path/to/rpdeploy.yaml --output json
 
+    Every environment is also rendered in memory (nothing is written), so what `render` would
+    refuse fails here too.
+
     Exit codes: 0 valid, 2 invalid or unreadable (one `file:line: path: problem`
     line per problem on stderr). Warnings (`warning: file:line: path: message`, e.g. a
     GPU pool the vendored catalog does not know) go to stderr and do not change the code.
     """
     loaded = validate_all(config_path)
+    # Validate catches everything render would, by construction: every environment is rendered in
+    # memory (nothing is written) with a placeholder image, so a value only render refuses (a secret
+    # copied into other text, a template override that fails) fails here too.
+    for item in loaded:
+        image = item.config.image
+        render_project(item, f"{image.registry}/{image.repository}:validate")
     for line in dict.fromkeys(w for item in loaded for w in item.warnings):
         ctx.log(f"warning: {line}")
     return ValidateResult(
