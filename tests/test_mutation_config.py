@@ -173,9 +173,8 @@ def test_typos_deep_in_environments_and_lists_get_suggestions(make_project: Make
 
 def test_a_control_character_in_a_single_line_field_is_named(make_project: MakeProject) -> None:
     text = edit("  file: handler.py", '  file: handler.py\n  command: "python\\nx"')
-    assert "handler.command: 'python\\\\nx' contains a newline or control character" in problems(
-        make_project, text
-    )
+    expected = "handler.command: 'python\\x0ax' contains a newline, control or invisible character (U+000A)"
+    assert expected in problems(make_project, text)
 
 
 def test_a_pattern_field_shows_the_rejected_value(make_project: MakeProject) -> None:
@@ -231,7 +230,8 @@ def test_resolved_view_shape(make_project: MakeProject) -> None:
 
 def test_a_model_used_without_a_loader_still_checks_and_shows_values() -> None:
     # No validation context (no masker): the checks run and show the value itself.
-    with pytest.raises(ValidationError, match=r"'a\\\\nb' contains a newline or control character"):
+    hidden = r"'a\\x0ab' contains a newline, control or invisible character \(U\+000A\)"
+    with pytest.raises(ValidationError, match=hidden):
         HandlerConfig(path="worker", file="handler.py", command="a\nb")
     with pytest.raises(ValidationError, match=r"'bad host!' is not a valid registry host"):
         ImageConfig(registry="bad host!", repository="acme/x", base="python:3.11")

@@ -71,8 +71,9 @@ def _weigh(value: Any, total: list[int], limit: int, depth: int) -> None:
     if isinstance(value, str):
         # At the top a string is its own text; inside a container it is its repr or JSON,
         # where plain ASCII at most doubles (``\\``) and anything else may take 12.
+        # Quotes only surround a string inside a container.
         factor = 1 if not depth else 2 if value.isascii() and value.isprintable() else ESCAPE_FACTOR
-        _add(total, len(value) * factor + 2, limit)
+        _add(total, len(value) * factor + (2 if depth else 0), limit)
     elif isinstance(value, (bool, float, complex)) or value is None:
         _add(total, 32, limit)
     elif isinstance(value, int):
