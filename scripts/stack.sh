@@ -5,8 +5,8 @@
 #   base      the Python 3.11 base image, built offline with mmdebstrap and pushed to the registry
 #             (or, with RPDEPLOY_BASE_IMAGE=<pullable ref>, pulled: laptops, GitHub runners)
 #   index     a PEP 503 package index on 127.0.0.1:8099 (pypiserver) serving a wheelhouse downloaded
-#             on the host, because containers do not trust the host's TLS proxy (local-stack.md §1, §5)
-# Recipes: shared/reference/local-stack.md §2-§5. Everything `up` creates lives in the state folder
+#             on the host, because containers do not trust the host's TLS proxy
+# Everything `up` creates lives in the state folder
 # ${RPDEPLOY_STATE:-<repo>/.state}; `down` stops only the processes whose pids `up` recorded there.
 # The facts other tools need are written to <state>/stack.env (KEY=value lines).
 set -euo pipefail
@@ -135,7 +135,7 @@ install_missing() {
 ensure_engine() {
 	if engine_version >/dev/null; then return 0; fi
 	[ -z "${DOCKER_HOST:-}" ] || die "no Docker engine answers at DOCKER_HOST=$DOCKER_HOST (unset it to use the default socket)"
-	# Never a second dockerd in the host network namespace (local-stack.md §11): if one exists but
+	# Never a second dockerd in the host network namespace (two engines would fight over iptables and the default bridge): if one exists but
 	# does not answer yet, wait for it.
 	local other
 	# (A stale pid file may name a recycled pid: only a live process called dockerd counts.)
@@ -344,7 +344,7 @@ ensure_index() {
 # ---- buildx CLI plugin (only used with image.builder: buildx)
 
 # Bookworm has no docker-buildx; trixie's runs on bookworm (libc6 >= 2.34). Fetch it with a private
-# apt config derived from the host's own bookworm stanza, into the state folder (local-stack.md §6).
+# apt config derived from the host's own bookworm stanza, into the state folder.
 ensure_buildx() {
 	local cfg=$STATE/docker-config apt=$STATE/apt-trixie
 	BUILDX_CONFIG=

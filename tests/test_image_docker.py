@@ -387,7 +387,7 @@ def stack_env() -> dict[str, str]:
 def test_buildx_builder_gets_the_image_from_its_metadata_file(
     project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any
 ) -> None:
-    # scripts/stack.sh provides the plugin where the system has none (local-stack.md §6).
+    # scripts/stack.sh provides the plugin where the system has none.
     plugin_env = {"RPDEPLOY_DOCKER_CONFIG": stack_env().get("RPDEPLOY_DOCKER_CONFIG")}
     root, repository = project()
     built = invoke(run_cli, root, "build", "--builder", "buildx", "-o", "json", **plugin_env)

@@ -5,7 +5,7 @@
   builds every rpdeploy image.
 - ``buildx`` (`deploy.image.builders.buildx`) — ``docker buildx build`` through a
   subprocess (BuildKit; the digest comes from ``--metadata-file``). Needs the buildx
-  CLI plugin (local-stack.md §6).
+  CLI plugin.
 - ``auto`` — ``docker``: one code path on every engine, with per-step cache reporting.
 
 Every build runs on the host network, so a package index on loopback
