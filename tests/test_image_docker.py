@@ -541,36 +541,53 @@ runpod.serverless.start({"handler": handler})
 """
 
 
-def test_root_layout_image_runs_its_handler_under_the_emulator(
-    project: Callable[..., tuple[Path, str]], run_cli: Run, tmp_path: Path
-) -> None:
+def push_root_layout(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, files: dict[str, str], message: str
+) -> str:
+    """A baked project in RunPod's quickstart / worker-basic layout (everything at the repository
+    root: ``rp_handler.py`` beside its modules), built and pushed; returns the pushed image."""
     root, _ = project(strategy="baked")
-    # RunPod's quickstart / worker-basic layout: everything at the repository root.
     config = (root / "rpdeploy.yaml").read_text()
     config = config.replace("requirements: worker/requirements.txt", "requirements: requirements.txt")
     config = config.replace(
         "handler:\n  path: worker\n  file: handler.py", 'handler:\n  path: "."\n  file: rp_handler.py'
     )
     (root / "rpdeploy.yaml").write_text(config)
-    (root / "rp_handler.py").write_text(ROOT_HANDLER)
-    (root / "greeting.py").write_text("def greet(name):\n    return {'greeting': 'hello ' + name}\n")
-    (root / "requirements.txt").write_text("runpod==1.12.0\n")
-    (root / "test_input.json").write_text('{"input": {"name": "local"}}\n')
+    for name, text in {"requirements.txt": "runpod==1.12.0\n", **files}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
     git(root, "rm", "-q", "-r", "worker")
     git(root, "add", "-A")
-    commit(root, "root layout")
+    commit(root, message)
     built = invoke(run_cli, root, "push", "--build", "-o", "json")
     assert built.exit_code == 0, built.stderr
-    image = as_json(built, "push")["image"]
+    return str(as_json(built, "push")["image"])
 
-    emulator = EmulatorProcess(tmp_path / "emulator").start()
+
+def run_one_job(image: str, job_input: dict[str, Any], state: Path) -> dict[str, Any]:
+    """Deploy ``image`` to a fresh emulator, run one job to its end and return its status view."""
+    emulator = EmulatorProcess(state).start()
     try:
         endpoint = emulator.api.create_endpoint(image=image, workers={"min": 0, "max": 1, "idleTimeout": 5})
-        job = emulator.api.submit(endpoint["id"], {"name": "root"})
-        view = emulator.api.wait_status(endpoint["id"], job, {"COMPLETED", "FAILED"}, timeout=180)
+        job = emulator.api.submit(endpoint["id"], job_input)
+        view: dict[str, Any] = emulator.api.wait_status(
+            endpoint["id"], job, {"COMPLETED", "FAILED"}, timeout=180
+        )
         assert view["status"] == "COMPLETED", f"{view}\n{emulator.log()[-3000:]}"
-        assert view["output"] == {"greeting": "hello root"}
         emulator.api.rest("DELETE", f"/v2/serverless/{endpoint['id']}")
+        return view
     finally:
         emulator.stop()
         emulator.remove_volumes()
+
+
+def test_root_layout_image_runs_its_handler_under_the_emulator(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, tmp_path: Path
+) -> None:
+    files = {
+        "rp_handler.py": ROOT_HANDLER,
+        "greeting.py": "def greet(name):\n    return {'greeting': 'hello ' + name}\n",
+        "test_input.json": '{"input": {"name": "local"}}\n',
+    }
+    image = push_root_layout(project, run_cli, files, "root layout")
+    assert run_one_job(image, {"name": "root"}, tmp_path / "emulator")["output"] == {"greeting": "hello root"}

@@ -20,8 +20,7 @@ from deploy.config import load_config
 from deploy.image.build import plan_build
 from deploy.render import render_project
 from tests.conftest import MakeProject
-from tests.emulator.helpers import EmulatorProcess
-from tests.test_image_docker import as_json, commit, engine, git, invoke, project  # noqa: F401 - fixtures
+from tests.test_image_docker import engine, project, push_root_layout, run_one_job  # noqa: F401 - fixtures
 from tests.test_image_render_safety import IMAGE, ROOT_LAYOUT, committed
 
 Run = Callable[..., Result]
@@ -88,33 +87,8 @@ def test_root_layout_image_imports_its_local_package_under_the_emulator(
     run_cli: Run,
     tmp_path: Path,
 ) -> None:
-    root, _ = project(strategy="baked")
-    config = (root / "rpdeploy.yaml").read_text()
-    config = config.replace("requirements: worker/requirements.txt", "requirements: requirements.txt")
-    config = config.replace(
-        "handler:\n  path: worker\n  file: handler.py", 'handler:\n  path: "."\n  file: rp_handler.py'
+    image = push_root_layout(
+        project, run_cli, {"rp_handler.py": ROOT_HANDLER, **PACKAGES}, "root layout with a local package"
     )
-    (root / "rpdeploy.yaml").write_text(config)
-    (root / "rp_handler.py").write_text(ROOT_HANDLER)
-    for name, text in PACKAGES.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    (root / "requirements.txt").write_text("runpod==1.12.0\n")
-    git(root, "rm", "-q", "-r", "worker")
-    git(root, "add", "-A")
-    commit(root, "root layout with a local package")
-    built = invoke(run_cli, root, "push", "--build", "-o", "json")
-    assert built.exit_code == 0, built.stderr
-    image = as_json(built, "push")["image"]
-
-    emulator = EmulatorProcess(tmp_path / "emulator").start()
-    try:
-        endpoint = emulator.api.create_endpoint(image=image, workers={"min": 0, "max": 1, "idleTimeout": 5})
-        job = emulator.api.submit(endpoint["id"], {"name": "pkg"})
-        view = emulator.api.wait_status(endpoint["id"], job, {"COMPLETED", "FAILED"}, timeout=180)
-        assert view["status"] == "COMPLETED", f"{view}\n{emulator.log()[-3000:]}"
-        assert view["output"] == {"greeting": "hello pkg!"}
-        emulator.api.rest("DELETE", f"/v2/serverless/{endpoint['id']}")
-    finally:
-        emulator.stop()
-        emulator.remove_volumes()
+    view = run_one_job(image, {"name": "pkg"}, tmp_path / "emulator")
+    assert view["output"] == {"greeting": "hello pkg!"}
