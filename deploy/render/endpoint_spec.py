@@ -120,16 +120,13 @@ def _create_body(
     return body
 
 
-def update_request(
-    config: Config,
-    environment: str | None,
-    image: str,
-    resolve_inline: SecretResolver = masked,
-    secret_values: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """An `UpdateEndpointRequest` body: everything the create sets, except ``type``."""
-    body = create_request(config, environment, image, resolve_inline, secret_values)
-    del body["type"]
+def update_request(create_body: Mapping[str, Any]) -> dict[str, Any]:
+    """The `UpdateEndpointRequest` body for a `create_request` body: everything but ``type``.
+
+    Takes the create body (already built and checked) instead of the config, so a render
+    builds the endpoint document once; RenderError if RunPod would refuse the update.
+    """
+    body = {key: value for key, value in create_body.items() if key != "type"}
     _check("endpoint.update.json", rules.request_problems("UpdateEndpointRequest", body))
     return body
 

@@ -49,16 +49,14 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
     secrets = loaded.masker.secrets
     env = make_environment(loaded.root)
     dockerfile = f"Dockerfile.{config.image.strategy}"
+    create = endpoint_spec.create_request(config, loaded.environment, image, secret_values=secrets)
     outputs: dict[str, tuple[str, dict[str, Any]]] = {
         dockerfile: (f"{dockerfile}.j2", _dockerfile_context(loaded)),
         ".dockerignore": ("dockerignore.j2", _dockerignore_context(config, loaded.root)),
-        str(layout.create_spec(loaded.environment)): (
-            "endpoint.create.json.j2",
-            {"spec": endpoint_spec.create_request(config, loaded.environment, image, secret_values=secrets)},
-        ),
+        str(layout.create_spec(loaded.environment)): ("endpoint.create.json.j2", {"spec": create}),
         str(layout.update_spec(loaded.environment)): (
             "endpoint.update.json.j2",
-            {"spec": endpoint_spec.update_request(config, loaded.environment, image, secret_values=secrets)},
+            {"spec": endpoint_spec.update_request(create)},
         ),
     }
     rendered = {

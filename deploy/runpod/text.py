@@ -49,6 +49,9 @@ _HIDDEN_RANGES: Final = (
 )
 
 
+_ASCII_HIDDEN: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _hidden(char: str) -> bool:
     code = ord(char)
     category = unicodedata.category(char)
@@ -85,6 +88,11 @@ def hidden_char(value: str) -> str | None:
     (a no-break space looks like a space but is not one), variation selectors and tag
     characters: one function for names, identifiers and single-line config values.
     """
+    if value.isascii():
+        # Fast path (most values): in ASCII only the C0 controls and DEL are hidden, and one
+        # regex finds them far faster than a category lookup per character.
+        match = _ASCII_HIDDEN.search(value)
+        return None if match is None else f"U+{ord(match.group()):04X}"
     found = next((char for char in value if _hidden(char)), None)
     return None if found is None else f"U+{ord(found):04X}"
 
