@@ -1,0 +1,1 @@
+"""Releases: plan, apply, roll back, promote and destroy RunPod endpoints (REST v2, through `deploy.api`)."""

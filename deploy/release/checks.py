@@ -1,0 +1,39 @@
+"""Preflight checks: one typed result per thing checked against the platform before any write.
+
+Every part of a deploy that can be checked ahead (GPU pools, CUDA versions, data centers,
+network volumes, the image in its registry, secrets) reports `Check` items; `plan` and
+`apply` show them, and `apply` refuses to write while one has failed (unless ``--force``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Check:
+    """One preflight result.
+
+    ``check`` names the kind (``gpu.pools``, ``image``, ``secret``…), ``ok`` whether it passed,
+    ``detail`` one line saying what was found (never a secret value), ``where`` the config
+    path it comes from (``endpoint.gpu.pools[0]``) when there is one.
+    """
+
+    check: str
+    ok: bool
+    detail: str
+    where: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "ok": self.ok, "detail": self.detail, "where": self.where}
+
+    def line(self) -> str:
+        """``ok   gpu.pools: ADA_24 serves serverless`` / ``FAIL …`` (with `` (at where)``)."""
+        at = f" (at {self.where})" if self.where else ""
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.check}: {self.detail}{at}"
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    """The checks that did not pass, in order."""
+    return [check for check in checks if not check.ok]
