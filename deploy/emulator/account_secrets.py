@@ -24,8 +24,9 @@ from deploy.runpod.secrets import name_problem
 
 #: A value is 1 to 16,777,215 bytes of UTF-8 (§6.1).
 MAX_VALUE_BYTES = 16_777_215
-#: Room for the largest value as JSON text with escapes, and a description.
-BODY_LIMIT = 2 * 16 * MB
+#: Room for the largest value sent as UTF-8 JSON, with escapes for some of it, and a description.
+#: A value escaped beyond this (``\u00e9`` for every "é") is refused as too large (400).
+BODY_LIMIT = 64 * MB
 
 
 class SecretError(Exception):
