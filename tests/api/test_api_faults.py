@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from deploy.api import ApiError, RunPodApi
-from tests.api.conftest import ProxiedApi, endpoint_body
-from tests.emulator.helpers import free_port
+from tests.api.conftest import ProxiedApi
+from tests.emulator.helpers import endpoint_body, free_port
 from tests.faultproxy import Fault, FaultProxy
 
 LIST = "/v2/serverless"
