@@ -84,7 +84,9 @@ def http_error(response: requests.Response, method: str, path: str, secrets: Ite
     kind = {404: NotFound, 409: Conflict}.get(status, ApiError)
     hint = None
     if status == 429:
-        hint = "the account's rate limit is used up: wait, then run again"
+        after = response.headers.get("Retry-After")
+        wait = f"RunPod asks to wait {one_line(after, 40)} s" if after else "wait"
+        hint = f"the account's API rate limit is used up: {wait}, then run again"
     elif status >= 500:
         hint = URL_HINT
     return kind(line, status=status, hint=hint)

@@ -230,3 +230,19 @@ def test_every_create_whose_answer_is_lost_is_found_by_name(
         assert client.calls.to_json() == {"reads": 1, "writes": 1}
     finally:
         delete(created["id"])
+
+
+def test_a_429_asking_for_an_hour_is_reported_not_waited_out(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy
+) -> None:
+    hourly = Fault.answer(429, retry_after=1812, detail="rate limit exceeded for the hour")
+    fault_proxy.inject("GET", LIST, hourly)
+    client = proxied_api()
+    with pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == "RunPod API 429 on GET /v2/serverless: rate limit exceeded for the hour"
+    assert caught.value.hint == (
+        "the account's API rate limit is used up: RunPod asks to wait 1812 s, then run again"
+    )
+    assert fault_proxy.attempts("GET", LIST) == 1
+    assert client.calls.reads == 1
