@@ -246,3 +246,16 @@ def test_a_429_asking_for_an_hour_is_reported_not_waited_out(
     )
     assert fault_proxy.attempts("GET", LIST) == 1
     assert client.calls.reads == 1
+
+
+def test_json_of_the_wrong_shape_is_one_line(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    wrong = Fault(200, (("Content-Type", "application/json"),), b'["not", "an", "object"]')
+    fault_proxy.inject("GET", "/v2/serverless/abc", wrong)
+    fault_proxy.inject("GET", LIST, Fault(200, (("Content-Type", "application/json"),), b'{"items": []}'))
+    client = proxied_api()
+    with pytest.raises(ApiError) as caught:
+        client.get_endpoint("abc")
+    assert str(caught.value) == "RunPod API answered GET /v2/serverless/abc without a JSON object"
+    with pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == "RunPod API answered GET /v2/serverless without the 'endpoints' list"
