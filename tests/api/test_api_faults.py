@@ -259,3 +259,23 @@ def test_json_of_the_wrong_shape_is_one_line(proxied_api: ProxiedApi, fault_prox
     with pytest.raises(ApiError) as caught:
         client.list_endpoints()
     assert str(caught.value) == "RunPod API answered GET /v2/serverless without the 'endpoints' list"
+
+
+def test_a_host_that_does_not_resolve_is_one_line() -> None:
+    url = "http://rpdeploy-no-such-host.invalid"  # .invalid never resolves (RFC 6761)
+    with RunPodApi(url, "rpa_key", retries=0) as client, pytest.raises(ApiError) as caught:
+        client.gpu_types()
+    assert str(caught.value) == (
+        f"cannot reach the RunPod API: GET {url}/v2/catalog/gpus: the host name does not resolve (DNS)"
+    )
+
+
+def test_https_to_a_plain_http_server_is_one_line(emulator_environ: dict[str, str]) -> None:
+    url = emulator_environ["RUNPOD_API_URL"].removesuffix("/v2").replace("http://", "https://")
+    key = emulator_environ["RUNPOD_API_KEY"]
+    with RunPodApi(url, key, retries=0) as client, pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == (
+        f"cannot reach the RunPod API: GET {url}/v2/serverless: the TLS handshake failed"
+    )
+    assert key not in str(caught.value)
