@@ -19,6 +19,8 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnection
 
 from deploy.errors import ApiError
 
+__all__ = ["ApiError", "Conflict", "NotFound", "http_error", "mask", "one_line", "transport_error"]
+
 #: Longest server text quoted in an error line: an HTML error page is never echoed whole.
 QUOTE_LIMIT = 200
 KEY_HINT = "set RUNPOD_API_KEY to a valid RunPod API key (Settings > API Keys)"
