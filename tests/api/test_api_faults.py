@@ -3,6 +3,7 @@ the emulator through the fault-injecting proxy (tests/faultproxy.py), which coun
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -279,3 +280,24 @@ def test_https_to_a_plain_http_server_is_one_line(emulator_environ: dict[str, st
         f"cannot reach the RunPod API: GET {url}/v2/serverless: the TLS handshake failed"
     )
     assert key not in str(caught.value)
+
+
+def test_debug_logs_carry_neither_the_key_nor_a_secret_value(
+    proxied_api: ProxiedApi,
+    fault_proxy: FaultProxy,
+    runpod_api: RunPodApi,
+    emulator_environ: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name, value = unique("api_logged"), "canary-" + uuid.uuid4().hex
+    fault_proxy.inject("POST", "/v2/account/secrets", Fault.answer(429, retry_after=0))
+    fault_proxy.inject("PATCH", "/v2/account/secrets/none", Fault.hang(2.0))
+    client = proxied_api(timeout=0.5)
+    with caplog.at_level(logging.DEBUG):
+        created = client.create_secret(name, value)
+        with pytest.raises(ApiError):
+            client.update_secret("none", value=value)
+    runpod_api.delete_secret(created["id"])
+    assert "Retry" in caplog.text  # urllib3 logged its retries: the check below looked at them
+    assert value not in caplog.text
+    assert emulator_environ["RUNPOD_API_KEY"] not in caplog.text
