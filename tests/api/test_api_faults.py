@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from deploy.api import ApiError, RunPodApi
-from tests.api.conftest import ProxiedApi
+from tests.apiclient import ProxiedApi
 from tests.emulator.helpers import endpoint_body, free_port
 from tests.faultproxy import Fault, FaultProxy
 
