@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 
 import pytest
 
+from deploy import __version__
 from deploy.api import ApiError, RunPodApi
 from tests.apiclient import ProxiedApi
 from tests.emulator.helpers import endpoint_body, free_port
@@ -301,3 +303,27 @@ def test_debug_logs_carry_neither_the_key_nor_a_secret_value(
     assert "Retry" in caplog.text  # urllib3 logged its retries: the check below looked at them
     assert value not in caplog.text
     assert emulator_environ["RUNPOD_API_KEY"] not in caplog.text
+
+
+def test_every_request_carries_the_bearer_key_and_user_agent_even_with_a_netrc(
+    proxied_api: ProxiedApi,
+    fault_proxy: FaultProxy,
+    runpod_api: RunPodApi,
+    emulator_environ: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests lets a ~/.netrc entry for the host replace an Authorization header; the
+    # client's session-level auth must win.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-key\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = proxied_api()
+    client.gpu_types()
+    created = client.create_secret(unique("api_headers"), "value")
+    runpod_api.delete_secret(created["id"])
+    assert [a.method for a in fault_proxy.log] == ["GET", "POST"]
+    for attempt in fault_proxy.log:
+        assert attempt.headers["Authorization"] == f"Bearer {emulator_environ['RUNPOD_API_KEY']}"
+        assert attempt.headers["User-Agent"] == f"rpdeploy/{__version__}"
