@@ -34,4 +34,6 @@ def project_config(project: str, config: str = BASE_CONFIG) -> str:
 
 
 def load(make_project: MakeProject, text: str, environment: str | None = None) -> LoadedConfig:
-    return load_config(make_project(text) / "rpdeploy.yaml", environment, environ={})
+    """``text`` loaded as a project of its own (a directory per project name)."""
+    name = next(line for line in text.splitlines() if line.startswith("project: ")).split()[1]
+    return load_config(make_project(text, name=name) / "rpdeploy.yaml", environment, environ={})
