@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from deploy.api import ApiError, RunPodApi
-from tests.api.conftest import ProxiedApi, endpoint_body
-from tests.emulator.helpers import free_port
+from tests.api.conftest import ProxiedApi
+from tests.emulator.helpers import endpoint_body, free_port
 from tests.faultproxy import Fault, FaultProxy
 
 LIST = "/v2/serverless"
@@ -121,9 +121,11 @@ def test_create_whose_answer_times_out_is_found_by_name(
 ) -> None:
     name = unique("api-slow")
     fault_proxy.inject("POST", LIST, Fault.hang(2.0, forward_first=True))
-    created = proxied_api(timeout=0.5).create_endpoint(endpoint_body(name))
+    client = proxied_api(timeout=0.5)
+    created = client.create_endpoint(endpoint_body(name))
     try:
         assert fault_proxy.attempts("POST", LIST) == 1
+        assert client.calls.to_json() == {"reads": 1, "writes": 1}  # the timed-out POST was sent
         assert [e["id"] for e in runpod_api.list_endpoints() if e["name"] == name] == [created["id"]]
     finally:
         runpod_api.delete_endpoint(created["id"])
@@ -194,3 +196,37 @@ def test_a_secret_value_echoed_by_the_server_is_masked(
     # A 400 was not carried out: no lookup, and the line shows *** where the value was.
     assert str(caught.value) == "RunPod API 400 on POST /v2/account/secrets: value '***' is not allowed here"
     assert fault_proxy.attempts("GET", "/v2/account/secrets") == 0
+
+
+@pytest.mark.parametrize("kind", ["secret", "registry", "volume"])
+def test_every_create_whose_answer_is_lost_is_found_by_name(
+    kind: str, proxied_api: ProxiedApi, fault_proxy: FaultProxy, runpod_api: RunPodApi
+) -> None:
+    name = unique(f"api_lost_{kind}")
+    client = proxied_api()
+    path, create, delete = {
+        "secret": (
+            "/v2/account/secrets",
+            lambda: client.create_secret(name, "value-" + name),
+            runpod_api.delete_secret,
+        ),
+        "registry": (
+            "/v2/registries",
+            lambda: client.create_registry(name, "bob", "pw-" + name),
+            runpod_api.delete_registry,
+        ),
+        "volume": (
+            "/v2/network-volumes",
+            lambda: client.create_network_volume({"name": name, "size": 10, "dataCenter": "US-KS-2"}),
+            runpod_api.delete_network_volume,
+        ),
+    }[kind]
+    fault_proxy.inject("POST", path, Fault.answer(502, forward_first=True))
+    created = create()
+    try:
+        assert created["name"] == name
+        assert fault_proxy.attempts("POST", path) == 1
+        assert fault_proxy.attempts("GET", path) == 1
+        assert client.calls.to_json() == {"reads": 1, "writes": 1}
+    finally:
+        delete(created["id"])
