@@ -37,10 +37,11 @@ MAX_VALUE_BYTES: Final = 16_777_215
 
 Action = Literal["create", "rotate", "none"]
 
-#: What `sync` says after a rotation (and `--recycle` acts on).
+#: What `sync` says after a rotation. There is no roll-only release in the deploy engine yet,
+#: so no `--recycle`: the note says what restarts workers.
 RESTART_NOTE: Final = (
     "running workers keep the old value of a rotated secret until they restart:"
-    " `rpdeploy secrets sync --recycle` or a new release (`rpdeploy apply`) restarts them"
+    " a new release (an apply that changes the image or env) or scaling workers to zero restarts them"
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -182,3 +183,22 @@ def test_the_command_names_every_missing_variable_before_any_call(
     assert error["type"] == "UsageError"
     assert "AWS_ACCESS_KEY_ID (secrets[0]), B2_APP_KEY (secrets[1])" in error["message"]
     assert "Traceback" not in result.stderr
+
+
+def test_target_local_goes_through_the_emulator_state_folder(
+    make_project: MakeProject, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """--target local resolves the API from the emulator's state folder (deploy.cli.target, whose
+    own tests start one): with none running there, one line naming the folder, exit 3."""
+    root = make_project(project_config(unique_project()))
+    env = {
+        "RUNPOD_API_URL": "http://127.0.0.1:9",
+        "RUNPOD_API_KEY": "rpa_x",
+        "RPDEPLOY_EMULATOR_STATE": str(tmp_path / "no-emulator"),
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "b",
+    }
+    result = run_cli("secrets", "sync", "--target", "local", cwd=root, env=env)
+    assert result.exit_code == 3, result.output
+    assert "error: the emulator is not running" in result.stderr
+    assert str(tmp_path / "no-emulator") in result.stderr
