@@ -8,8 +8,8 @@ import pytest
 from deploy.errors import UsageError
 from deploy.release import registry_auth
 from deploy.release.checks import pending_id
-from tests.api.conftest import endpoint_body
 from tests.conftest import BASE_CONFIG, MakeProject
+from tests.emulator.helpers import endpoint_body
 from tests.release.resources import connect, load, project_config, unique_project
 
 AUTH = "  registry_auth: {username_env: REG_USER, password_env: REG_PASSWORD}\n"
