@@ -202,3 +202,20 @@ def test_target_local_goes_through_the_emulator_state_folder(
     assert result.exit_code == 3, result.output
     assert "error: the emulator is not running" in result.stderr
     assert str(tmp_path / "no-emulator") in result.stderr
+
+
+def test_a_secret_created_by_a_racing_sync_is_rotated_not_refused(
+    make_project: MakeProject, emulator_environ: dict[str, str]
+) -> None:
+    """Another sync creates the secret between this one's list call and its create: RunPod
+    answers 409, and this sync finds the secret and writes its own value instead."""
+    project = unique_project()
+    loaded = load(make_project, project_config(project))
+    name = names(loaded)[0]
+    with connect(emulator_environ) as api:
+        stale = api.list_secrets()  # this sync's view, taken before the other one writes
+        api.create_secret(name, "the other sync's value", "the other sync")
+        assert secrets_sync._sync_one(api, stale, name, "our value", rotate=False) == "rotate"
+        found = api.find_secret(name)
+        assert found is not None
+        assert tag_matches(found["description"], "our value") is True
