@@ -230,3 +230,52 @@ def test_every_create_whose_answer_is_lost_is_found_by_name(
         assert client.calls.to_json() == {"reads": 1, "writes": 1}
     finally:
         delete(created["id"])
+
+
+def test_a_429_asking_for_an_hour_is_reported_not_waited_out(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy
+) -> None:
+    hourly = Fault.answer(429, retry_after=1812, detail="rate limit exceeded for the hour")
+    fault_proxy.inject("GET", LIST, hourly)
+    client = proxied_api()
+    with pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == "RunPod API 429 on GET /v2/serverless: rate limit exceeded for the hour"
+    assert caught.value.hint == (
+        "the account's API rate limit is used up: RunPod asks to wait 1812 s, then run again"
+    )
+    assert fault_proxy.attempts("GET", LIST) == 1
+    assert client.calls.reads == 1
+
+
+def test_json_of_the_wrong_shape_is_one_line(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    wrong = Fault(200, (("Content-Type", "application/json"),), b'["not", "an", "object"]')
+    fault_proxy.inject("GET", "/v2/serverless/abc", wrong)
+    fault_proxy.inject("GET", LIST, Fault(200, (("Content-Type", "application/json"),), b'{"items": []}'))
+    client = proxied_api()
+    with pytest.raises(ApiError) as caught:
+        client.get_endpoint("abc")
+    assert str(caught.value) == "RunPod API answered GET /v2/serverless/abc without a JSON object"
+    with pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == "RunPod API answered GET /v2/serverless without the 'endpoints' list"
+
+
+def test_a_host_that_does_not_resolve_is_one_line() -> None:
+    url = "http://rpdeploy-no-such-host.invalid"  # .invalid never resolves (RFC 6761)
+    with RunPodApi(url, "rpa_key", retries=0) as client, pytest.raises(ApiError) as caught:
+        client.gpu_types()
+    assert str(caught.value) == (
+        f"cannot reach the RunPod API: GET {url}/v2/catalog/gpus: the host name does not resolve (DNS)"
+    )
+
+
+def test_https_to_a_plain_http_server_is_one_line(emulator_environ: dict[str, str]) -> None:
+    url = emulator_environ["RUNPOD_API_URL"].removesuffix("/v2").replace("http://", "https://")
+    key = emulator_environ["RUNPOD_API_KEY"]
+    with RunPodApi(url, key, retries=0) as client, pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == (
+        f"cannot reach the RunPod API: GET {url}/v2/serverless: the TLS handshake failed"
+    )
+    assert key not in str(caught.value)
