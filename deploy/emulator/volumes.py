@@ -75,9 +75,11 @@ def placement(doc: dict[str, Any], volume_data_center: Callable[[str], str | Non
 class VolumeBackend(Protocol):
     """The Docker side (the worker plane): a Docker volume per network volume."""
 
-    def create_volume(self, volume_id: str) -> None: ...
+    def create_volume(self, volume_id: str) -> None:
+        """Blocking (run in a thread): create the Docker volume."""
 
-    def remove_volume(self, volume_id: str) -> None: ...
+    def volume_deleted(self, volume_id: str) -> None:
+        """Remove the Docker volume once no container uses it (returns at once)."""
 
 
 class VolumeService:
@@ -169,13 +171,13 @@ def router(service: VolumeService) -> APIRouter:
     async def json_body(request: Request) -> Any:
         return parse_json(await read_body(request, BODY_LIMIT))
 
-    async def backend(action: str, volume_id: str) -> None:
+    async def create_docker_volume(volume_id: str) -> None:
         if service.backend is None:
             return
         try:
-            await asyncio.to_thread(getattr(service.backend, f"{action}_volume"), volume_id)
-        except Exception as exc:  # the API answer stands; a mount creates a missing volume again
-            log.warning("could not %s the Docker volume of network volume %s: %s", action, volume_id, exc)
+            await asyncio.to_thread(service.backend.create_volume, volume_id)
+        except Exception as exc:  # the API answer stands; the first mount creates it again
+            log.warning("could not create the Docker volume of network volume %s: %s", volume_id, exc)
 
     @api.get("/v2/network-volumes")
     async def list_volumes() -> Response:
@@ -184,7 +186,7 @@ def router(service: VolumeService) -> APIRouter:
     @api.post("/v2/network-volumes")
     async def create_volume(request: Request) -> Response:
         doc = service.create(await json_body(request))
-        await backend("create", doc["id"])
+        await create_docker_volume(doc["id"])
         return JSONResponse(doc, status_code=201)
 
     @api.get("/v2/network-volumes/{volume_id}")
@@ -199,7 +201,8 @@ def router(service: VolumeService) -> APIRouter:
     @api.delete("/v2/network-volumes/{volume_id}")
     async def delete_volume(volume_id: str) -> Response:
         service.delete(volume_id)
-        await backend("remove", volume_id)
+        if service.backend is not None:
+            service.backend.volume_deleted(volume_id)
         return Response(status_code=204)
 
     return api

@@ -22,6 +22,7 @@ schema-valid bodies are refused by the real API too; the emulator applies those 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -208,6 +209,7 @@ ACCOUNT = {
     "registry": ("/v2/registries", {"username": "u", "password": "p"}, False),
 }
 #: Secret names are unique and follow deploy.runpod.secrets' rule; the others take any name.
+SERIAL = itertools.count()
 SECRET_NAMES = st.from_regex(r"\Afz_[A-Za-z0-9_]{1,30}\Z")
 
 
@@ -221,9 +223,9 @@ def test_account_create_get_patch_delete_sequences(fuzzed: EmulatorProcess, kind
     @given(data=st.data(), name=SECRET_NAMES if kind == "secret" else NAMES)
     def run(data: st.DataObject, name: str) -> None:
         base = fuzzed.api.base
-        created = _call_and_validate(operation("POST", collection).Case(body={**fixed, "name": name}), base)
-        if created.status_code == 409:  # the same secret name drawn twice
-            return
+        # Secret names are unique: a serial suffix (not drawn, so the draws never depend on the store).
+        unique = f"{name}_{next(SERIAL)}" if kind == "secret" else name
+        created = _call_and_validate(operation("POST", collection).Case(body={**fixed, "name": unique}), base)
         assert created.status_code == 201, f"{created.text} ({REPLAY})"
         path = {"id": str(created.json()["id"])}
         got = _call_and_validate(operation("GET", item).Case(path_parameters=path), base)
