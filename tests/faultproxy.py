@@ -84,6 +84,7 @@ class Attempt:
     path: str
     at: float
     fault: Fault | None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,11 +128,11 @@ class FaultProxy:
         with self._lock:
             return sum(len(queue) for queue in self._faults.values())
 
-    def _next(self, method: str, path: str) -> Fault | None:
+    def _next(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self._lock:
             queue = self._faults.get((method, path))
             fault = queue.popleft() if queue else None
-            self.log.append(Attempt(method, path, time.monotonic(), fault))
+            self.log.append(Attempt(method, path, time.monotonic(), fault, headers))
             return fault
 
     def forward(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> _Answer:
@@ -161,7 +162,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            fault = proxy._next(self.command, self.path.split("?", 1)[0])
+            fault = proxy._next(self.command, self.path.split("?", 1)[0], dict(self.headers.items()))
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
             answer = None
             if fault is not None and fault.forward_first:

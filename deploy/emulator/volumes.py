@@ -26,7 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from deploy.emulator.control import BODY_LIMIT, new_id, now_iso, validate_schema
-from deploy.emulator.httputil import HttpError, parse_json, read_body
+from deploy.emulator.httputil import HttpError, found, json_body
 from deploy.emulator.store import Store
 from deploy.runpod.catalog import catalog
 
@@ -90,10 +90,7 @@ class VolumeService:
         self.backend: VolumeBackend | None = None
 
     def get(self, volume_id: str) -> dict[str, Any]:
-        found = self.store.volume(volume_id)
-        if found is None:
-            raise HttpError(404, f"network volume {volume_id} not found")
-        return found
+        return found(self.store.volume(volume_id), f"network volume {volume_id}")
 
     def list_all(self) -> dict[str, Any]:
         return {"networkVolumes": self.store.volumes()}
@@ -146,8 +143,8 @@ class VolumeService:
         self.store.delete_volume(volume_id)
 
     def data_center(self, volume_id: str) -> str | None:
-        found = self.store.volume(volume_id)
-        return None if found is None else str(found["dataCenter"])
+        volume = self.store.volume(volume_id)
+        return None if volume is None else str(volume["dataCenter"])
 
 
 def _tiers(data_center: str) -> list[str]:
@@ -168,9 +165,6 @@ def router(service: VolumeService) -> APIRouter:
     """The `/v2/network-volumes` routes. Auth and problem+json errors are the app's job."""
     api = APIRouter()
 
-    async def json_body(request: Request) -> Any:
-        return parse_json(await read_body(request, BODY_LIMIT))
-
     async def create_docker_volume(volume_id: str) -> None:
         if service.backend is None:
             return
@@ -185,7 +179,7 @@ def router(service: VolumeService) -> APIRouter:
 
     @api.post("/v2/network-volumes")
     async def create_volume(request: Request) -> Response:
-        doc = service.create(await json_body(request))
+        doc = service.create(await json_body(request, BODY_LIMIT))
         await create_docker_volume(doc["id"])
         return JSONResponse(doc, status_code=201)
 
@@ -196,7 +190,7 @@ def router(service: VolumeService) -> APIRouter:
     @api.patch("/v2/network-volumes/{volume_id}")
     async def update_volume(volume_id: str, request: Request) -> Response:
         service.get(volume_id)  # 404 before looking at the body
-        return JSONResponse(service.update(volume_id, await json_body(request)))
+        return JSONResponse(service.update(volume_id, await json_body(request, BODY_LIMIT)))
 
     @api.delete("/v2/network-volumes/{volume_id}")
     async def delete_volume(volume_id: str) -> Response:

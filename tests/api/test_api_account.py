@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from deploy.api import ApiError, Conflict, NotFound, RunPodApi
-from tests.api.conftest import ContractLog
+from tests.apiclient import ContractLog
 from tests.emulator.helpers import EmulatorProcess, endpoint_body
 
 

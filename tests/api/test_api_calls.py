@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from deploy.api import ApiError, NotFound, RunPodApi
-from tests.api.conftest import ContractLog
+from tests.apiclient import ContractLog
 from tests.emulator.helpers import endpoint_body
 
 

@@ -3,12 +3,15 @@ the emulator through the fault-injecting proxy (tests/faultproxy.py), which coun
 
 from __future__ import annotations
 
+import logging
 import uuid
+from pathlib import Path
 
 import pytest
 
+from deploy import __version__
 from deploy.api import ApiError, RunPodApi
-from tests.api.conftest import ProxiedApi
+from tests.apiclient import ProxiedApi
 from tests.emulator.helpers import endpoint_body, free_port
 from tests.faultproxy import Fault, FaultProxy
 
@@ -279,3 +282,48 @@ def test_https_to_a_plain_http_server_is_one_line(emulator_environ: dict[str, st
         f"cannot reach the RunPod API: GET {url}/v2/serverless: the TLS handshake failed"
     )
     assert key not in str(caught.value)
+
+
+def test_debug_logs_carry_neither_the_key_nor_a_secret_value(
+    proxied_api: ProxiedApi,
+    fault_proxy: FaultProxy,
+    runpod_api: RunPodApi,
+    emulator_environ: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name, value = unique("api_logged"), "canary-" + uuid.uuid4().hex
+    fault_proxy.inject("POST", "/v2/account/secrets", Fault.answer(429, retry_after=0))
+    fault_proxy.inject("PATCH", "/v2/account/secrets/none", Fault.hang(2.0))
+    client = proxied_api(timeout=0.5)
+    with caplog.at_level(logging.DEBUG):
+        created = client.create_secret(name, value)
+        with pytest.raises(ApiError):
+            client.update_secret("none", value=value)
+    runpod_api.delete_secret(created["id"])
+    assert "Retry" in caplog.text  # urllib3 logged its retries: the check below looked at them
+    assert value not in caplog.text
+    assert emulator_environ["RUNPOD_API_KEY"] not in caplog.text
+
+
+def test_every_request_carries_the_bearer_key_and_user_agent_even_with_a_netrc(
+    proxied_api: ProxiedApi,
+    fault_proxy: FaultProxy,
+    runpod_api: RunPodApi,
+    emulator_environ: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests lets a ~/.netrc entry for the host replace an Authorization header; the
+    # client's session-level auth must win.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-key\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = proxied_api()
+    client.gpu_types()
+    created = client.create_secret(unique("api_headers"), "value")
+    runpod_api.delete_secret(created["id"])
+    assert [a.method for a in fault_proxy.log] == ["GET", "POST"]
+    for attempt in fault_proxy.log:
+        assert attempt.headers["Authorization"] == f"Bearer {emulator_environ['RUNPOD_API_KEY']}"
+        assert attempt.headers["User-Agent"] == f"rpdeploy/{__version__}"
