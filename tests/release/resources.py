@@ -1,28 +1,16 @@
-"""Helpers for the secrets, registry-credential and volume tests: a real client on the session
-emulator (every answer checked against the official spec) and a project per test.
+"""Helpers for the secrets, registry-credential and volume tests: a project per test.
 
-Each test gets its own project name, so the resources it creates on the shared emulator
-(named after the project) never meet another test's.
+Each test gets its own project name, so the resources it creates on the shared session
+emulator (named after the project) never meet another test's. The client is the shared
+`runpod_api` fixture (tests/conftest.py), which checks every answer against the spec.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from deploy.api import RunPodApi
 from deploy.config import LoadedConfig, load_config
-from tests.api.conftest import ContractLog
 from tests.conftest import BASE_CONFIG, MakeProject
-
-
-@contextmanager
-def connect(environ: dict[str, str]) -> Iterator[RunPodApi]:
-    """`RunPodApi.from_environ` on the emulator ``environ`` names; answers checked against the spec."""
-    with RunPodApi.from_environ(environ) as client:
-        client.session.hooks["response"].append(ContractLog())
-        yield client
 
 
 def unique_project() -> str:

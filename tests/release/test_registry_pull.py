@@ -20,10 +20,11 @@ import docker
 import httpx
 import pytest
 
+from deploy.api import RunPodApi
 from deploy.release import registry_auth
 from tests.conftest import BASE_CONFIG, MakeProject
 from tests.emulator.helpers import Api, build_sdk_image, endpoint_body, free_port
-from tests.release.resources import connect, load, project_config, unique_project
+from tests.release.resources import load, project_config, unique_project
 
 pytestmark = pytest.mark.docker
 
@@ -113,7 +114,7 @@ def workers(api: Api, endpoint_id: str) -> list[dict[str, Any]]:
 
 def test_a_worker_pulls_the_private_image_with_the_credential_and_not_with_a_wrong_one(
     make_project: MakeProject,
-    emulator_environ: dict[str, str],
+    runpod_api: RunPodApi,
     api: Api,
     auth_registry: AuthRegistry,
     private_image: str,
@@ -123,28 +124,28 @@ def test_a_worker_pulls_the_private_image_with_the_credential_and_not_with_a_wro
     good = {"PRIVATE_REG_USER": auth_registry.username, "PRIVATE_REG_PASSWORD": auth_registry.password}
     bad = {**good, "PRIVATE_REG_PASSWORD": auth_registry.password + "-wrong"}
     env = {"HANDLER_MODE": "plain"}
-    with connect(emulator_environ) as client:
-        credential = registry_auth.ensure(client, loaded, good, dry_run=False)
-        assert credential is not None
-        body = endpoint_body(f"{project}-ok", image=private_image, registry=credential, env=env)
-        body["workers"] = {"min": 0, "max": 1, "idleTimeout": 30}
-        pulled = client.create_endpoint(body)
-        view = api.job("POST", f"/{pulled['id']}/runsync", {"input": {"mock_return": "pulled"}}).json()
-        assert view["status"] == "COMPLETED", view
-        assert view["output"]["echo"] == "pulled"
+    client = runpod_api
+    credential = registry_auth.ensure(client, loaded, good, dry_run=False)
+    assert credential is not None
+    body = endpoint_body(f"{project}-ok", image=private_image, registry=credential, env=env)
+    body["workers"] = {"min": 0, "max": 1, "idleTimeout": 30}
+    pulled = client.create_endpoint(body)
+    view = api.job("POST", f"/{pulled['id']}/runsync", {"input": {"mock_return": "pulled"}}).json()
+    assert view["status"] == "COMPLETED", view
+    assert view["output"]["echo"] == "pulled"
 
-        wrong = registry_auth.ensure(client, loaded, bad, dry_run=False)
-        assert wrong not in (None, credential)  # a new password is a new credential
-        body = endpoint_body(f"{project}-bad", image=private_image, registry=wrong, env=env)
-        body["workers"] = {"min": 1, "max": 1, "idleTimeout": 30}
-        refused = client.create_endpoint(body)
-        failed = _wait_until(
-            lambda: [w for w in workers(api, refused["id"]) if w["status"] == "UNHEALTHY"],
-            "the worker whose pull is refused",
-        )
-        reason = failed[0]["statusReason"]
-        assert "image pull failed" in reason
-        assert "registry credential" in reason
-        assert auth_registry.password not in reason
-        for endpoint in (pulled, refused):
-            client.delete_endpoint(endpoint["id"])
+    wrong = registry_auth.ensure(client, loaded, bad, dry_run=False)
+    assert wrong not in (None, credential)  # a new password is a new credential
+    body = endpoint_body(f"{project}-bad", image=private_image, registry=wrong, env=env)
+    body["workers"] = {"min": 1, "max": 1, "idleTimeout": 30}
+    refused = client.create_endpoint(body)
+    failed = _wait_until(
+        lambda: [w for w in workers(api, refused["id"]) if w["status"] == "UNHEALTHY"],
+        "the worker whose pull is refused",
+    )
+    reason = failed[0]["statusReason"]
+    assert "image pull failed" in reason
+    assert "registry credential" in reason
+    assert auth_registry.password not in reason
+    for endpoint in (pulled, refused):
+        client.delete_endpoint(endpoint["id"])

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from deploy.api import RunPodApi
 from deploy.release import secrets_sync
 from deploy.runpod.secrets import reference
 from tests.conftest import MakeProject
 from tests.emulator.helpers import Api, build_sdk_image, endpoint_body
-from tests.release.resources import connect, load, project_config, unique_project
+from tests.release.resources import load, project_config, unique_project
 
 pytestmark = pytest.mark.docker
 
@@ -31,7 +32,7 @@ def sha(value: str) -> str:
 
 
 def test_workers_of_the_next_release_get_the_rotated_value(
-    make_project: MakeProject, emulator_environ: dict[str, str], api: Api
+    make_project: MakeProject, runpod_api: RunPodApi, api: Api
 ) -> None:
     sdk_image = build_sdk_image()
     project = unique_project()
@@ -39,17 +40,17 @@ def test_workers_of_the_next_release_get_the_rotated_value(
     name = loaded.config.secret_name(loaded.config.secrets[1])
     first, second = f"{project}-value-1", f"{project}-value-2"
     values = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": first}
-    with connect(emulator_environ) as client:
-        secrets_sync.sync(client, loaded, values)
-        env = {"HANDLER_MODE": "plain", "AWS_SECRET_ACCESS_KEY": reference(name)}
-        body = endpoint_body(f"{project}-ep", image=sdk_image, env=env)
-        body["workers"] = {"min": 0, "max": 1, "idleTimeout": 30}
-        endpoint = client.create_endpoint(body)
-        assert env_hash(api, endpoint["id"], "AWS_SECRET_ACCESS_KEY") == sha(first)
+    client = runpod_api
+    secrets_sync.sync(client, loaded, values)
+    env = {"HANDLER_MODE": "plain", "AWS_SECRET_ACCESS_KEY": reference(name)}
+    body = endpoint_body(f"{project}-ep", image=sdk_image, env=env)
+    body["workers"] = {"min": 0, "max": 1, "idleTimeout": 30}
+    endpoint = client.create_endpoint(body)
+    assert env_hash(api, endpoint["id"], "AWS_SECRET_ACCESS_KEY") == sha(first)
 
-        rotated = secrets_sync.sync(client, loaded, {**values, "AWS_SECRET_ACCESS_KEY": second})
-        assert [a.action for a in rotated.secrets] == ["none", "rotate"]
-        # A new release (an env change) replaces the worker; the new one boots with the new value.
-        client.update_endpoint(endpoint["id"], {"env": {**env, "RELEASE": "2"}})
-        assert env_hash(api, endpoint["id"], "AWS_SECRET_ACCESS_KEY") == sha(second)
-        client.delete_endpoint(endpoint["id"])
+    rotated = secrets_sync.sync(client, loaded, {**values, "AWS_SECRET_ACCESS_KEY": second})
+    assert [a.action for a in rotated.secrets] == ["none", "rotate"]
+    # A new release (an env change) replaces the worker; the new one boots with the new value.
+    client.update_endpoint(endpoint["id"], {"env": {**env, "RELEASE": "2"}})
+    assert env_hash(api, endpoint["id"], "AWS_SECRET_ACCESS_KEY") == sha(second)
+    client.delete_endpoint(endpoint["id"])
