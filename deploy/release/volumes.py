@@ -6,7 +6,8 @@ deploy (none when the config has no volumes). The preflight reports what would m
 volume useless or a deploy fail: a volume whose data center is not among the
 endpoint's ``dataCenterIds`` (it pins the workers that mount it to its data center, so
 they could run nowhere: a top user complaint), a size smaller than the volume has
-(RunPod never shrinks one), a data center other than the existing volume's (immutable).
+(RunPod never shrinks one), a data center or storage type other than the existing
+volume's (both immutable).
 """
 
 from __future__ import annotations
@@ -68,20 +69,27 @@ def _check_named(
         ids = ", ".join(str(volume.get("id")) for volume in found)
         return Check("volume", False, f"{len(found)} volumes are named {name} ({ids}): keep one", where)
     volume = found[0]
-    size, center = int(volume.get("size", 0)), str(volume.get("dataCenter"))
+    differs = _differs(name, entry, volume)
+    if differs is not None:
+        return Check("volume", False, differs, where)
+    return _placed(name, entry.data_center, allowed, where)
+
+
+def _differs(name: str, entry: NetworkVolumeConfig, volume: dict[str, Any]) -> str | None:
+    """Why the existing ``volume`` cannot be what ``entry`` asks for (None: it is)."""
+    size, center, kind = int(volume.get("size", 0)), volume.get("dataCenter"), volume.get("type")
     if center != entry.data_center:
-        detail = f"{name} exists in {center}, not {entry.data_center}: a volume's data center cannot change"
-        return Check("volume", False, detail, where)
+        return f"{name} exists in {center}, not {entry.data_center}: a volume's data center cannot change"
+    if entry.type is not None and kind != entry.type:
+        return f"{name} is {kind}, not {entry.type}: a volume's storage type cannot change"
     if size > entry.size:
-        detail = f"{name} has {size} GB and the config asks for {entry.size}: RunPod never shrinks a volume"
-        return Check("volume", False, detail, where)
+        return f"{name} has {size} GB and the config asks for {entry.size}: RunPod never shrinks a volume"
     if size < entry.size:
-        detail = (
+        return (
             f"{name} has {size} GB and the config asks for {entry.size}: rpdeploy does not resize"
             f" volumes; grow it in the RunPod console or set size: {size}"
         )
-        return Check("volume", False, detail, where)
-    return _placed(name, center, allowed, where)
+    return None
 
 
 def _placed(name: str, center: str, allowed: list[str], where: str) -> Check:

@@ -107,6 +107,19 @@ def test_check_reports_an_unknown_id_a_growth_and_a_shared_name(
     assert not any(c.ok for c in checks)
 
 
+def test_check_reports_a_changed_storage_type(make_project: MakeProject, runpod_api: RunPodApi) -> None:
+    project = unique_project()
+    standard = {"name": f"{project}/cache", "size": 10, "dataCenter": "US-KS-2", "type": "STANDARD"}
+    runpod_api.create_network_volume(standard)
+    loaded = load(make_project, config(project, "novolume404"))
+    cache = volumes.check(runpod_api, loaded, body(["EU-RO-1", "US-KS-2"]))[2]
+    assert not cache.ok
+    assert (
+        cache.detail
+        == f"{project}/cache is STANDARD, not HIGH_PERFORMANCE: a volume's storage type cannot change"
+    )
+
+
 def test_no_volumes_no_calls(make_project: MakeProject, runpod_api: RunPodApi) -> None:
     loaded = load(make_project, project_config(unique_project()))
     api = runpod_api
