@@ -107,3 +107,21 @@ def test_without_registry_auth_the_configured_id_is_used_without_a_call(
     assert registry_auth.ensure(api, explicit, {}, dry_run=False) == "reg_abc"
     assert registry_auth.check(api, plain, {}) == []
     assert api.calls.to_json() == {"reads": 0, "writes": 0}
+
+
+def test_the_password_appears_in_no_name_check_or_error(
+    make_project: MakeProject, runpod_api: RunPodApi
+) -> None:
+    canary = f"canary-{unique_project()}"
+    loaded = load(make_project, config(unique_project()))
+    environ = creds(canary, user=canary + "-user")
+    credential = registry_auth.ensure(runpod_api, loaded, environ, dry_run=False)
+    shown = [
+        str(credential),
+        *(str(r) for r in runpod_api.list_registries()),
+        *(check.line() for check in registry_auth.check(runpod_api, loaded, environ)),
+    ]
+    with pytest.raises(UsageError) as info:
+        registry_auth.ensure(runpod_api, loaded, {"REG_USER": canary}, dry_run=True)
+    shown.append(str(info.value))
+    assert not [line for line in shown if canary in line]
