@@ -150,7 +150,11 @@ def check(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str]) -> l
     checks = []
     for item in items:
         where = f"secrets[{item.index}]"
-        found = _lookup(existing, item.secret)
+        try:
+            found = _lookup(existing, item.secret)
+        except UsageError as exc:  # a name clash is a failed check here, an error in sync
+            checks.append(Check("secret", False, exc.message, where))
+            continue
         if found is not None:
             checks.append(Check("secret", True, f"{item.secret} exists{_state(found, item)}", where))
         elif item.value is not None:
@@ -210,6 +214,8 @@ def sync(
     items = wanted(loaded, environ)
     values = _values(items)
     existing = api.list_secrets() if items else []
+    for item in items:  # every name clash refuses the sync before its first write
+        _lookup(existing, item.secret)
     actions = tuple(
         SecretAction(
             item.entry.name, item.secret, _sync_one(api, existing, item.secret, values[item.secret], rotate)

@@ -112,11 +112,20 @@ def test_check_fails_a_missing_secret_without_a_value(
 def test_a_secret_differing_only_in_case_is_refused(make_project: MakeProject, runpod_api: RunPodApi) -> None:
     project = unique_project()
     loaded = load(make_project, project_config(project))
-    key_id, _ = names(loaded)
+    _, key = names(loaded)
     api = runpod_api
-    api.create_secret(key_id.upper(), "other")
+    api.create_secret(key.upper(), "other")
+    values = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
+    clash = secrets_sync.check(api, loaded, values)[1]
+    assert not clash.ok
+    assert clash.detail == (
+        f"RunPod has a secret {key.upper()!r}, which differs from {key!r} only in case:"
+        " a reference names one exactly; rename one of them"
+    )
+    writes = api.calls.writes
     with pytest.raises(UsageError, match=r"differs from .* only in case"):
-        secrets_sync.sync(api, loaded, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+        secrets_sync.sync(api, loaded, values)
+    assert api.calls.writes == writes  # refused before any write, the first secret's too
 
 
 def test_a_config_without_runpod_secrets_makes_no_call(
