@@ -29,6 +29,7 @@ ARGS: dict[str, list[str]] = {
     "build": ["-c", "missing.yaml"],
     "push": ["-c", "missing.yaml"],
     "image report": ["bad::ref"],
+    "secrets sync": ["-c", "missing.yaml"],
     "emulator status": ["--state", "{state}"],
     "emulator stop": ["--state", "{state}"],
     "emulator env": ["--state", "{state}"],
