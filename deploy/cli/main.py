@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "build": "deploy.cli.build_cmd:build",
     "push": "deploy.cli.push_cmd:push",
     "image": "deploy.cli.image_cmd:image",
+    "plan": "deploy.cli.plan_cmd:plan",
+    "apply": "deploy.cli.apply_cmd:apply",
 }
 
 

@@ -1,0 +1,57 @@
+"""Options and plumbing shared by the deploy commands (plan, apply, releases, rollback, promote, destroy)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from deploy.api import RunPodApi
+from deploy.cli.target import target_environ
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def target_option(func: F) -> F:
+    return click.option(
+        "--target",
+        type=click.Choice(["runpod", "local"]),
+        default="runpod",
+        show_default=True,
+        help="runpod: RUNPOD_API_KEY/RUNPOD_API_URL from the environment; local: the running emulator.",
+    )(func)
+
+
+def image_options(func: F) -> F:
+    func = click.option(
+        "--allow-mutable-tag",
+        is_flag=True,
+        default=False,
+        help="Accept an image tag that can move (latest, a branch); RunPod may serve a cached image for it.",
+    )(func)
+    return click.option(
+        "--image",
+        default=None,
+        metavar="REF",
+        help="Image to deploy. Default: the image@digest `rpdeploy push` recorded for the environment.",
+    )(func)
+
+
+def ephemeral_option(func: F) -> F:
+    return click.option(
+        "--ephemeral",
+        default=None,
+        metavar="NAME",
+        help="Act on the per-pull-request endpoint <project>-NAME (e.g. pr-42) instead of the environment's.",
+    )(func)
+
+
+def environ_for(target: str) -> dict[str, str]:
+    """The process environment, pointed at ``target``'s API."""
+    return target_environ(target, os.environ)
+
+
+def connect(environ: dict[str, str]) -> RunPodApi:
+    return RunPodApi.from_environ(environ)
