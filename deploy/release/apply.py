@@ -54,8 +54,14 @@ def prepare(
     if registry_id is not None:
         body["registry"] = registry_id
     current = current_endpoint(api, target.name)
+    return with_checks(api, loaded, make_plan(loaded, target.name, body, current), body, environ)
+
+
+def with_checks(
+    api: RunPodApi, loaded: LoadedConfig, plan: Plan, body: dict[str, Any], environ: Mapping[str, str]
+) -> Plan:
+    """``plan`` with its preflight and cost (the catalog read once for both)."""
     catalog = read_catalog(api, body)
-    plan = make_plan(loaded, target.name, body, current)
     checks = run_preflight(api, loaded, body, catalog, environ)
     estimate = cost.estimate(plan.desired, plan.current, catalog)
     return dataclasses.replace(plan, preflight=checks, cost=estimate)
