@@ -123,6 +123,13 @@ class ApiError(RpdeployError):
         self.status = status
 
 
+class RequestInvalid(RpdeployError):
+    """rpdeploy built a REST v2 request body that RunPod's official schema refuses: a bug in
+    rpdeploy, caught before anything is sent (so it never reaches RunPod)."""
+
+    exit_code = ExitCode.INTERNAL
+
+
 class EmulatorError(RpdeployError):
     """The local emulator could not be started, stopped or reached."""
 

@@ -6,14 +6,18 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from deploy.cli.main import cli
+
+if TYPE_CHECKING:
+    from tests.emulator.helpers import Api, EmulatorProcess
+    from tests.faultproxy import FaultProxy
 
 REPO = Path(__file__).resolve().parent.parent
 #: RunPod's contract as vendored in the package (deploy/runpod/spec/README.md gives source and date).
@@ -153,3 +157,41 @@ def copy_repo_project(dest: Path) -> Path:
     for name in ("worker", "templates"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
+
+
+# -- the local RunPod platform, shared by every test directory -----------------------------
+# Imported inside the fixtures: the emulator helpers pull in docker and httpx, which the
+# fast tests do not need.
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """One emulator process (`rpdeploy emulator serve` on a free port) for the whole session."""
+    from tests.emulator.helpers import EmulatorProcess  # noqa: PLC0415
+
+    proc = EmulatorProcess(tmp_path_factory.mktemp("emulator-state")).start()
+    yield proc
+    proc.stop()
+    proc.remove_volumes()
+
+
+@pytest.fixture(scope="session")
+def api(emulator: EmulatorProcess) -> Api:
+    """Raw HTTP on the session emulator, each REST answer checked against the official spec."""
+    return emulator.api
+
+
+@pytest.fixture
+def emulator_environ(emulator: EmulatorProcess) -> dict[str, str]:
+    """What `eval "$(rpdeploy emulator env)"` gives for the session emulator: URL and key."""
+    return {"RUNPOD_API_URL": f"{emulator.api.base}/v2", "RUNPOD_API_KEY": emulator.api.key}
+
+
+@pytest.fixture
+def fault_proxy(emulator: EmulatorProcess) -> Iterator[FaultProxy]:
+    """A fault-injecting HTTP proxy in front of the session emulator (tests/faultproxy.py)."""
+    from tests.faultproxy import FaultProxy  # noqa: PLC0415
+
+    proxy = FaultProxy(emulator.api.base).start()
+    yield proxy
+    proxy.stop()

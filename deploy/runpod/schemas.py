@@ -94,6 +94,22 @@ def operation(path: str, method: str) -> dict[str, Any] | None:
     return None if found is None else found[1]
 
 
+def request_schema(path: str, method: str) -> str | None:
+    """The component schema name of the operation's JSON request body, or None (it takes none).
+
+    KeyError when the spec has no such operation.
+    """
+    found = _find_operation(path, method)
+    if found is None:
+        raise KeyError(f"{method.upper()} {path} is not in the vendored spec")
+    content = found[1].get("requestBody", {}).get("content", {})
+    media = content.get("application/json")
+    if media is None:
+        return None
+    ref: str = media["schema"]["$ref"]
+    return ref.rsplit("/", 1)[-1]
+
+
 def response_schema(path: str, method: str, status: int) -> str | None:
     """The component schema name the spec declares for one response, or None (no body).
 

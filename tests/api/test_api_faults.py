@@ -1,0 +1,196 @@
+"""The client's retries and error lines when the network or the API misbehaves: real HTTP to
+the emulator through the fault-injecting proxy (tests/faultproxy.py), which counts attempts."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from deploy.api import ApiError, RunPodApi
+from tests.api.conftest import ProxiedApi, endpoint_body
+from tests.emulator.helpers import free_port
+from tests.faultproxy import Fault, FaultProxy
+
+LIST = "/v2/serverless"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_429_waits_for_retry_after_then_retries(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    fault_proxy.inject("GET", LIST, Fault.answer(429, retry_after=1))
+    client = proxied_api()
+    assert isinstance(client.list_endpoints(), list)
+    assert fault_proxy.attempts("GET", LIST) == 2
+    assert client.calls.to_json() == {"reads": 2, "writes": 0}
+    first, second = fault_proxy.log
+    # Retry-After is honoured: the retry came no earlier than the server asked (a lower bound only).
+    assert second.at - first.at >= 1.0
+
+
+def test_429_on_a_create_is_retried_because_it_was_not_processed(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy, runpod_api: RunPodApi
+) -> None:
+    name = unique("api-429")
+    fault_proxy.inject("POST", LIST, Fault.answer(429, retry_after=0))
+    created = proxied_api().create_endpoint(endpoint_body(name))
+    try:
+        assert fault_proxy.attempts("POST", LIST) == 2
+        assert [e["id"] for e in runpod_api.list_endpoints() if e["name"] == name] == [created["id"]]
+    finally:
+        runpod_api.delete_endpoint(created["id"])
+
+
+def test_502_and_503_on_a_read_are_retried(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    fault_proxy.inject("GET", "/v2/catalog/gpus", Fault.answer(502), Fault.answer(503))
+    client = proxied_api()
+    assert client.gpu_types()
+    assert fault_proxy.attempts("GET", "/v2/catalog/gpus") == 3
+    assert client.calls.reads == 3
+
+
+def test_5xx_until_retries_run_out_is_one_line(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    fault_proxy.inject("GET", LIST, *[Fault.answer(503, detail="upstream unavailable")] * 3)
+    client = proxied_api(retries=2)
+    with pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == "RunPod API 503 on GET /v2/serverless: upstream unavailable"
+    assert caught.value.status == 503
+    assert fault_proxy.attempts("GET", LIST) == 3
+    assert client.calls.reads == 3
+
+
+def test_delete_is_idempotent_so_a_503_is_retried(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy, runpod_api: RunPodApi
+) -> None:
+    endpoint = runpod_api.create_endpoint(endpoint_body(unique("api-del")))
+    path = f"/v2/serverless/{endpoint['id']}"
+    fault_proxy.inject("DELETE", path, Fault.answer(503))
+    proxied_api().delete_endpoint(endpoint["id"])
+    assert fault_proxy.attempts("DELETE", path) == 2
+    assert all(e["id"] != endpoint["id"] for e in runpod_api.list_endpoints())
+
+
+def test_a_503_on_patch_is_not_repeated_blindly(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy, runpod_api: RunPodApi
+) -> None:
+    endpoint = runpod_api.create_endpoint(endpoint_body(unique("api-patch")))
+    path = f"/v2/serverless/{endpoint['id']}"
+    try:
+        fault_proxy.inject("PATCH", path, Fault.answer(503, forward_first=True))
+        with pytest.raises(ApiError, match=rf"^RunPod API 503 on PATCH {path}: "):
+            proxied_api().update_endpoint(endpoint["id"], {"workers": {"max": 1}})
+        assert fault_proxy.attempts("PATCH", path) == 1
+    finally:
+        runpod_api.delete_endpoint(endpoint["id"])
+
+
+def test_create_whose_answer_is_lost_is_found_by_name_not_repeated(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy, runpod_api: RunPodApi
+) -> None:
+    name = unique("api-lost")
+    # The proxy forwards the POST (the endpoint is created) and then answers 503.
+    fault_proxy.inject("POST", LIST, Fault.answer(503, forward_first=True))
+    client = proxied_api()
+    created = client.create_endpoint(endpoint_body(name))
+    try:
+        assert created["name"] == name
+        assert fault_proxy.attempts("POST", LIST) == 1
+        assert [e["id"] for e in runpod_api.list_endpoints() if e["name"] == name] == [created["id"]]
+        assert client.calls.to_json() == {"reads": 1, "writes": 1}
+    finally:
+        runpod_api.delete_endpoint(created["id"])
+
+
+def test_create_that_failed_before_the_server_is_reported_not_invented(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy
+) -> None:
+    name = unique("api-failed")
+    fault_proxy.inject("POST", LIST, Fault.answer(503, detail="no capacity"))
+    with pytest.raises(ApiError) as caught:
+        proxied_api().create_endpoint(endpoint_body(name))
+    assert str(caught.value) == "RunPod API 503 on POST /v2/serverless: no capacity"
+    assert fault_proxy.attempts("POST", LIST) == 1
+    assert fault_proxy.attempts("GET", LIST) == 1  # looked it up by name: not there
+
+
+def test_create_whose_answer_times_out_is_found_by_name(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy, runpod_api: RunPodApi
+) -> None:
+    name = unique("api-slow")
+    fault_proxy.inject("POST", LIST, Fault.hang(2.0, forward_first=True))
+    created = proxied_api(timeout=0.5).create_endpoint(endpoint_body(name))
+    try:
+        assert fault_proxy.attempts("POST", LIST) == 1
+        assert [e["id"] for e in runpod_api.list_endpoints() if e["name"] == name] == [created["id"]]
+    finally:
+        runpod_api.delete_endpoint(created["id"])
+
+
+def test_read_timeout_is_retried_for_a_read(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    fault_proxy.inject("GET", LIST, Fault.hang(2.0))
+    client = proxied_api(timeout=0.5)
+    assert isinstance(client.list_endpoints(), list)
+    assert fault_proxy.attempts("GET", LIST) == 2
+    assert client.calls.reads == 2
+
+
+def test_read_timeouts_until_retries_run_out_name_the_url(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.inject("GET", LIST, Fault.hang(2.0), Fault.hang(2.0))
+    client = proxied_api(timeout=0.5, retries=1)
+    with pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    url = f"{fault_proxy.url}/v2/serverless"
+    assert str(caught.value) == f"cannot reach the RunPod API: GET {url}: no answer within 0.5 s (timed out)"
+    assert caught.value.hint is not None
+    assert "RUNPOD_API_URL" in caught.value.hint
+    assert fault_proxy.attempts("GET", LIST) == 2
+
+
+def test_api_down_is_one_line_naming_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with RunPodApi(url, "rpa_key", retries=2, backoff=0.01) as client, pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == (
+        f"cannot reach the RunPod API: GET {url}/v2/serverless: connection refused (nothing listens there)"
+    )
+    assert caught.value.status is None
+    assert client.calls.to_json() == {"reads": 0, "writes": 0}  # nothing was ever sent
+
+
+def test_non_json_200_is_one_line(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    fault_proxy.inject("GET", LIST, Fault.garbage())
+    with pytest.raises(ApiError) as caught:
+        proxied_api().list_endpoints()
+    message = str(caught.value)
+    assert message.startswith("RunPod API answered GET /v2/serverless with 200 but not JSON (text/html: ")
+    assert "\n" not in message
+    assert fault_proxy.attempts("GET", LIST) == 1
+
+
+def test_problem_errors_list_becomes_the_line(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    fault_proxy.inject("PATCH", "/v2/serverless/abc", Fault.answer(422, errors=["workers.max: must be >= 0"]))
+    with pytest.raises(ApiError) as caught:
+        proxied_api().update_endpoint("abc", {"workers": {"max": 1}})
+    assert str(caught.value) == "RunPod API 422 on PATCH /v2/serverless/abc: workers.max: must be >= 0"
+    assert caught.value.status == 422
+    assert fault_proxy.pending() == 0
+
+
+def test_a_secret_value_echoed_by_the_server_is_masked(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy
+) -> None:
+    value = "s3cr3t-" + uuid.uuid4().hex
+    fault_proxy.inject(
+        "POST", "/v2/account/secrets", Fault.answer(400, detail=f"value {value!r} is not allowed\nhere")
+    )
+    fault_proxy.inject("GET", "/v2/account/secrets", Fault.answer(400, detail=f"again {value}"))
+    with pytest.raises(ApiError) as caught:
+        proxied_api().create_secret("AWS_SECRET_ACCESS_KEY", value)
+    # A 400 was not carried out: no lookup, and the line shows *** where the value was.
+    assert str(caught.value) == "RunPod API 400 on POST /v2/account/secrets: value '***' is not allowed here"
+    assert fault_proxy.attempts("GET", "/v2/account/secrets") == 0
