@@ -24,7 +24,17 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deploy import __version__
-from deploy.emulator import control, graphql, job_routes, jobs, sweeper, worker_protocol
+from deploy.emulator import (
+    account_secrets,
+    control,
+    graphql,
+    job_routes,
+    jobs,
+    registries,
+    sweeper,
+    volumes,
+    worker_protocol,
+)
 from deploy.emulator.httputil import HttpError, key_matches, presented_key
 from deploy.emulator.settings import WORKER_KEY_FILE, EmulatorSettings, load_or_create_key
 from deploy.emulator.store import Store, StoreError, UnservableValue
@@ -32,7 +42,14 @@ from deploy.emulator.workers import WorkerPlane
 
 log = logging.getLogger("rpdeploy.emulator")
 
-REST_PREFIXES = ("/v2/serverless", "/v2/templates", "/v2/catalog")
+REST_PREFIXES = (
+    "/v2/serverless",
+    "/v2/templates",
+    "/v2/catalog",
+    "/v2/account/",
+    "/v2/network-volumes",
+    "/v2/registries",
+)
 WORKER_SEGMENTS = frozenset({"job-take", "job-take-batch", "job-stop", "job-done", "job-stream", "ping"})
 HEALTH_PATH = "/_emulator/health"
 RATE_POLICY = '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'
@@ -82,6 +99,9 @@ class Emulator:
     control: control.ControlPlane
     jobs: jobs.JobService
     workers: WorkerPlane
+    secrets: account_secrets.SecretService
+    volumes: volumes.VolumeService
+    registries: registries.RegistryService
 
 
 class RateLimitHeaders:
@@ -135,10 +155,16 @@ def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
 
     job_service = jobs.JobService(store, endpoint_timeout_ms, settings.webhook_retry_interval_s)
     worker_key = load_or_create_key(settings.state_dir, WORKER_KEY_FILE)
-    plane = WorkerPlane(settings, store, job_service, worker_key)
+    volume_service = volumes.VolumeService(store)
+    plane = WorkerPlane(settings, store, job_service, worker_key, volume_service.data_center)
     job_service.listener = plane
     plane_control.workers = plane
-    emulator = Emulator(settings, store, plane_control, job_service, plane)
+    volume_service.backend = plane
+    secret_service = account_secrets.SecretService(store)
+    registry_service = registries.RegistryService(store)
+    emulator = Emulator(
+        settings, store, plane_control, job_service, plane, secret_service, volume_service, registry_service
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -173,12 +199,18 @@ def build(settings: EmulatorSettings) -> tuple[FastAPI, Emulator]:
     def endpoint_exists(endpoint_id: str) -> bool:
         return plane_control.find_endpoint(endpoint_id) is not None
 
-    app.include_router(control.router(plane_control), dependencies=[Depends(user_key)])
+    for rest in (
+        control.router(plane_control),
+        account_secrets.router(secret_service),
+        volumes.router(volume_service),
+        registries.router(registry_service),
+    ):
+        app.include_router(rest, dependencies=[Depends(user_key)])
     app.include_router(worker_protocol.router(job_service, plane), dependencies=[Depends(worker_auth)])
     app.include_router(
-        job_routes.router(job_service, endpoint_exists, plane.counts), dependencies=[Depends(user_key)]
+        job_routes.router(job_service, endpoint_exists, plane.health), dependencies=[Depends(user_key)]
     )
-    app.include_router(graphql.router(store), dependencies=[Depends(user_key)])
+    app.include_router(graphql.router(secret_service), dependencies=[Depends(user_key)])
 
     @app.get(HEALTH_PATH)
     async def health() -> dict[str, Any]:

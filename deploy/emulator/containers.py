@@ -16,6 +16,7 @@ from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.utils import parse_repository_tag
 
 from deploy.emulator.settings import WorkerKnobs
 from deploy.emulator.worker_env import WorkerStartError
@@ -25,6 +26,7 @@ log = logging.getLogger("rpdeploy.emulator.containers")
 LABEL = "dev.rpdeploy.emulator"
 LABEL_ENDPOINT = "dev.rpdeploy.emulator.endpoint"
 LABEL_WORKER = "dev.rpdeploy.emulator.worker"
+LABEL_VOLUME = "dev.rpdeploy.volume"
 STOP_GRACE_S = 3
 
 
@@ -37,6 +39,22 @@ def container_command(args: str | None) -> list[str] | None:
         return shlex.split(args or "") or None
     except ValueError as exc:
         raise WorkerStartError(f"args {args!r} cannot be split into a command: {exc}") from None
+
+
+def _one_line(reason: object) -> str:
+    """Docker's reason on one line (an engine error may span several)."""
+    text = getattr(reason, "explanation", None) or str(reason)
+    return " ".join(str(text).split())
+
+
+def _split_reference(image: str) -> tuple[str, str]:
+    """``repo[:tag][@digest]`` as the engine's pull wants it: (repository, tag or digest).
+
+    docker-py's own parser, so a registry port is never taken for a tag; no tag is `latest`,
+    as `docker pull` has it.
+    """
+    repository, tag = parse_repository_tag(image)
+    return repository, tag or "latest"
 
 
 class ContainerRuntime:
@@ -65,13 +83,22 @@ class ContainerRuntime:
     def labels(self, endpoint_id: str, worker_id: str) -> dict[str, str]:
         return {LABEL: self.label, LABEL_ENDPOINT: endpoint_id, LABEL_WORKER: worker_id}
 
-    def run(self, doc: dict[str, Any], worker_id: str, env: dict[str, str]) -> str:
+    def run(
+        self,
+        doc: dict[str, Any],
+        worker_id: str,
+        env: dict[str, str],
+        volume_id: str | None = None,
+        auth: dict[str, str] | None = None,
+    ) -> str:
         """Create and start a worker container; its id. Raises WorkerStartError with the reason.
 
-        A container whose start failed is removed before raising, so failed starts leave nothing.
+        ``volume_id``: the network volume mounted at /runpod-volume; ``auth``: the endpoint's
+        registry credential (username, password) for the pull. A container whose start
+        failed is removed before raising, so failed starts leave nothing.
         """
         image = doc["image"]
-        self._ensure_image(image)
+        self._ensure_image(image, auth)
         kwargs: dict[str, Any] = {
             "image": image,
             "command": container_command(doc.get("args")),
@@ -80,9 +107,8 @@ class ContainerRuntime:
             "name": f"rpdeploy-emu-{self.label}-{worker_id}",
             "labels": self.labels(doc["id"], worker_id),
         }
-        volumes = doc.get("networkVolumes") or []
-        if volumes:
-            kwargs["volumes"] = {self._volume(volumes[0]): {"bind": "/runpod-volume", "mode": "rw"}}
+        if volume_id is not None:
+            kwargs["volumes"] = {self.volume(volume_id): {"bind": "/runpod-volume", "mode": "rw"}}
         if self.knobs.read_only_rootfs:
             kwargs["read_only"] = True
             kwargs["tmpfs"] = {"/tmp": f"size={self.knobs.tmp_size_mb}m"}  # noqa: S108
@@ -108,16 +134,35 @@ class ContainerRuntime:
             self._quota_supported = True
         return container_id
 
-    def _ensure_image(self, image: str) -> None:
+    def _ensure_image(self, image: str, auth: dict[str, str] | None) -> None:
+        """Pull ``image`` unless present; with a credential, always pull with it.
+
+        A private image is pulled with the credential on every start, as on a fresh RunPod
+        host: a copy some other pull left in the local engine must not hide a wrong password.
+        """
         try:
+            if auth is not None:
+                self._pull(image, auth)
+                return
             self.client.images.get(image)
         except ImageNotFound:
-            try:
-                self.client.images.pull(image)
-            except DockerException as exc:
-                raise WorkerStartError(f"image pull failed for {image}: {exc}") from None
+            self._pull(image, None)
         except DockerException as exc:
-            raise WorkerStartError(f"docker engine error: {exc}") from None
+            raise WorkerStartError(f"docker engine error: {_one_line(exc)}") from None
+
+    def _pull(self, image: str, auth: dict[str, str] | None) -> None:
+        """Pull through the low-level stream: the engine reports some failures (a refused
+        credential among them) inside a 200 stream, which `images.pull` would not raise."""
+        repository, tag = _split_reference(image)
+        how = " with the endpoint's registry credential" if auth is not None else ""
+        try:
+            for event in self.client.api.pull(
+                repository, tag=tag, auth_config=auth, stream=True, decode=True
+            ):
+                if isinstance(event, dict) and event.get("error"):
+                    raise WorkerStartError(f"image pull failed for {image}{how}: {_one_line(event['error'])}")
+        except DockerException as exc:
+            raise WorkerStartError(f"image pull failed for {image}{how}: {_one_line(exc)}") from None
 
     def _create_and_start(self, kwargs: dict[str, Any]) -> str:
         # create + start rather than run: a failed start leaves a container we know and remove.
@@ -130,15 +175,25 @@ class ContainerRuntime:
             raise
         return str(container.id)
 
-    def _volume(self, volume_id: str) -> str:
-        name = f"rpdeploy-emu-{self.label}-vol-{volume_id}"
+    def volume_name(self, volume_id: str) -> str:
+        """The Docker volume of network volume ``volume_id`` (the API's id, labelled with it)."""
+        return f"rpdeploy-emu-{self.label}-vol-{volume_id}"
+
+    def volume(self, volume_id: str) -> str:
+        """The Docker volume of network volume ``volume_id``, created if missing; its name."""
+        name = self.volume_name(volume_id)
         try:
             self.client.volumes.get(name)
         except NotFound:
-            self.client.volumes.create(
-                name=name, labels={LABEL: self.label, "dev.rpdeploy.volume": volume_id}
-            )
+            self.client.volumes.create(name=name, labels={LABEL: self.label, LABEL_VOLUME: volume_id})
         return name
+
+    def remove_volume(self, volume_id: str) -> None:
+        """Remove a deleted network volume's Docker volume (its data goes with it, as on RunPod)."""
+        try:
+            self.client.volumes.get(self.volume_name(volume_id)).remove(force=True)
+        except NotFound:
+            return
 
     def halt(self, container_id: str) -> None:
         """SIGTERM, then SIGKILL after STOP_GRACE_S (the SDK's grace for in-flight work)."""

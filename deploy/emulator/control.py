@@ -23,6 +23,7 @@ from deploy.emulator import catalog as catalog_routes
 from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
 from deploy.emulator.store import Store
 from deploy.runpod import endpoint as rules
+from deploy.runpod import schemas
 from deploy.runpod.catalog import catalog
 from deploy.runpod.defaults import (
     CONTAINER_FIELDS,
@@ -76,6 +77,20 @@ def validate_body(schema_name: str, body: Any) -> dict[str, Any]:
     return body
 
 
+def validate_schema(schema_name: str, body: Any) -> dict[str, Any]:
+    """``body`` if it meets the vendored request schema alone; else 422 with every problem.
+
+    For the account resources (secrets, registries, volumes): the endpoint text rules of
+    `validate_body` (no control characters, POSIX env names) are not theirs; a secret value
+    may well hold newlines.
+    """
+    problems = schemas.problems(schema_name, body)
+    if problems:
+        raise HttpError(422, "Request validation failed.", problems)
+    assert isinstance(body, dict)  # the schemas all require an object
+    return body
+
+
 def raise_rule_problems(problems: list[rules.Problem]) -> None:
     """400 naming every broken endpoint rule (the first one is the `detail`)."""
     if problems:
@@ -89,7 +104,9 @@ class ControlPlane:
     Request bodies are checked with `deploy.runpod` (schemas, ranges, endpoint rules);
     defaults are filled in before storing, and a change to a field that rolls workers
     (`deploy.runpod.release.RELEASE_FIELDS`) stores a new release that the worker plane
-    rolls out. Secrets are the GraphQL module's; jobs and workers are other services'.
+    rolls out. An endpoint may name only existing network volumes and registry credentials
+    (volumes.py, registries.py). Secrets are account_secrets.py's; jobs and workers are other
+    services'.
     """
 
     def __init__(self, store: Store, base_url: str) -> None:
@@ -136,6 +153,7 @@ class ControlPlane:
         if template_id is not None:
             body = self._apply_template(template_id, body, on_create=True)
         raise_rule_problems(rules.state_problems(body, idle_timeout_given=_idle_timeout_in(body)))
+        raise_rule_problems(self._reference_problems(body))
         endpoint_id = new_id()
         while self.store.endpoint(endpoint_id) is not None:  # pragma: no cover - 36^10 ids
             endpoint_id = new_id()
@@ -167,6 +185,7 @@ class ControlPlane:
         raise_rule_problems(rules.update_problems(current, body))
         doc = self._patched(current, body)
         raise_rule_problems(rules.state_problems(doc, idle_timeout_given=_idle_timeout_in(body)))
+        raise_rule_problems(self._reference_problems(doc))
         if not idle_timeout_applies(doc["type"], doc["scaling"]["type"]):
             doc["workers"].pop("idleTimeout", None)
         elif "idleTimeout" not in doc["workers"]:
@@ -179,6 +198,18 @@ class ControlPlane:
         if self.workers is not None:
             self.workers.endpoint_changed(endpoint_id)
         return self.public(doc)
+
+    def _reference_problems(self, doc: dict[str, Any]) -> list[rules.Problem]:
+        """Ids the endpoint names that name nothing: network volumes, the registry credential (400)."""
+        found = [
+            rules.Problem(("networkVolumes", index), f"network volume {volume} does not exist")
+            for index, volume in enumerate(doc.get("networkVolumes") or [])
+            if self.store.volume(volume) is None
+        ]
+        registry = doc.get("registry")
+        if registry is not None and self.store.registry(registry) is None:
+            found.append(rules.Problem(("registry",), f"registry credential {registry} does not exist"))
+        return found
 
     def _patched(self, current: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """PATCH semantics: only the fields present change (`workers` merges per key)."""

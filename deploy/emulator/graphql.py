@@ -1,4 +1,7 @@
-"""GraphQL `POST /graphql`: the two secret mutations REST v2 lacks (`secretCreate`, `secretDelete`).
+"""GraphQL `POST /graphql`: the legacy secret mutations (`secretCreate`, `secretDelete`).
+
+REST v2 now has `/v2/account/secrets` (account_secrets.py); both go through the same
+`SecretService`, so a secret made either way is one row with one name rule.
 
 Parsed and executed by graphql-core against a small SDL, so selections, variables
 and error shapes are real GraphQL. Introspection is refused, as in production
@@ -14,10 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from graphql import GraphQLError, build_schema, graphql_sync, parse, validate
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 
-from deploy.emulator.control import new_id
+from deploy.emulator.account_secrets import SecretError, SecretService
 from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
-from deploy.emulator.store import Store
-from deploy.runpod.secrets import name_problem as secret_name_problem
 
 SDL = """
 type Secret { id: String! name: String! description: String }
@@ -34,28 +35,26 @@ RULES = (*specified_rules, NoSchemaIntrospectionCustomRule)
 
 
 class Resolvers:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, secrets: SecretService) -> None:
+        self.secrets = secrets
 
     def secretCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
-        name = input["name"]
-        problem = secret_name_problem(name)
-        if problem is not None:
-            raise GraphQLError(problem)
-        secret_id = new_id()
-        if not self.store.add_secret(secret_id, name, input["value"], input.get("description")):
-            raise GraphQLError(f"A secret named {name} already exists")
-        return {"id": secret_id, "name": name, "description": input.get("description")}
+        try:
+            return self.secrets.create(input["name"], input["value"], input.get("description"))
+        except SecretError as exc:
+            raise GraphQLError(exc.detail) from None
 
     def secretDelete(self, _info: Any, id: str) -> None:  # noqa: N802
-        if not self.store.delete_secret(id):
-            raise GraphQLError(f"Secret {id} not found")
+        try:
+            self.secrets.delete(id)
+        except SecretError:
+            raise GraphQLError(f"Secret {id} not found") from None
 
     def myself(self, _info: Any) -> dict[str, str]:
         return {"id": "emulator-user"}
 
 
-def execute(store: Store, body: Any) -> tuple[int, dict[str, Any]]:
+def execute(secrets: SecretService, body: Any) -> tuple[int, dict[str, Any]]:
     """Run one GraphQL request; (HTTP status, response body)."""
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         raise HttpError(400, "GraphQL request must be a JSON object with a 'query' string")
@@ -72,7 +71,7 @@ def execute(store: Store, body: Any) -> tuple[int, dict[str, Any]]:
     result = graphql_sync(
         SCHEMA,
         body["query"],
-        root_value=Resolvers(store),
+        root_value=Resolvers(secrets),
         variable_values=variables,
         operation_name=body.get("operationName"),
     )
@@ -91,12 +90,12 @@ def _error(exc: GraphQLError, code: str) -> dict[str, Any]:
     return error
 
 
-def router(store: Store) -> APIRouter:
+def router(secrets: SecretService) -> APIRouter:
     api = APIRouter()
 
     @api.post("/graphql")
     async def graphql_endpoint(request: Request) -> Response:
-        status, payload = execute(store, parse_json(await read_body(request, 1 * MB)))
+        status, payload = execute(secrets, parse_json(await read_body(request, 1 * MB)))
         return JSONResponse(payload, status_code=status)
 
     return api

@@ -8,6 +8,7 @@ retry, purge-queue): what cannot be parsed is a 400, never a 500 or a stranded j
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,7 +31,7 @@ from deploy.emulator.store import Job
 def router(
     service: JobService,
     endpoint_exists: Callable[[str], bool],
-    worker_counts: Callable[[str], dict[str, int]],
+    worker_health: Callable[[str], dict[str, Any]],
 ) -> APIRouter:
     """Routes of the job API. Auth is checked by the app (raw key or Bearer)."""
     api = APIRouter()
@@ -105,6 +106,6 @@ def router(
     @api.get("/v2/{endpoint_id}/health")
     async def health(endpoint_id: str) -> Response:
         require_endpoint(endpoint_id)
-        return JSONResponse({"jobs": service.counts(endpoint_id), "workers": worker_counts(endpoint_id)})
+        return JSONResponse({"jobs": service.counts(endpoint_id), **worker_health(endpoint_id)})
 
     return api

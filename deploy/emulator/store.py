@@ -1,4 +1,5 @@
-"""SQLite persistence for the emulator: endpoints, releases, templates, secrets, jobs, workers.
+"""SQLite persistence for the emulator: endpoints, releases, templates, secrets, registries,
+network volumes, jobs, workers.
 
 One connection, used only from the server's event-loop thread (docker calls run in
 worker threads and never touch it). WAL mode with synchronous=NORMAL keeps a commit
@@ -50,9 +51,24 @@ CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL, version INTEGER NOT NULL, image TEXT NOT NULL,
     container_id TEXT, started_at TEXT NOT NULL, ended_at TEXT, exit_code INTEGER, reason TEXT);
 """
+#: Version 2: REST v2 secrets carry `createdAt` / `valueLastUpdatedAt` (a secret written by an
+#: older emulator gets the upgrade time as its creation and an unknown (null) value time);
+#: registry credentials (write-only username and password, so only in this 0600 file) and
+#: network volumes (each also a Docker volume named after its id).
+SCHEMA_V2 = """
+ALTER TABLE secrets ADD COLUMN created_at TEXT;
+ALTER TABLE secrets ADD COLUMN value_updated_at TEXT;
+UPDATE secrets SET created_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE created_at IS NULL;
+CREATE TABLE IF NOT EXISTS registries (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, username TEXT NOT NULL, password TEXT NOT NULL,
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS network_volumes (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL, data_center TEXT NOT NULL,
+    type TEXT NOT NULL, created_at TEXT NOT NULL);
+"""
 #: Statements that take a database of version N-1 to version N (index 0 is version 1).
 #: Version 1 uses IF NOT EXISTS, so a database written before versions existed (0) upgrades.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The database and the files SQLite keeps beside it.
 STATE_SUFFIXES = ("", "-wal", "-shm", "-journal")
@@ -62,6 +78,10 @@ FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 
 #: Marks "no output was reported" apart from a reported JSON null.
 _ABSENT = object()
+#: A secret's metadata columns: never its value.
+_SELECT_SECRETS = "SELECT id, name, description, created_at, value_updated_at FROM secrets"
+#: Marks "leave this field as it is" apart from None ("clear it") in an update.
+UNCHANGED = object()
 
 
 @dataclass
@@ -279,18 +299,63 @@ class Store:
     # -- secrets ---------------------------------------------------------------------------
 
     @_guarded
-    def add_secret(self, secret_id: str, name: str, value: str, description: str | None) -> bool:
-        """False when a secret of that name exists."""
+    def add_secret(
+        self, secret_id: str, name: str, value: str, description: str | None, created_at: str
+    ) -> bool:
+        """False when a secret of that name exists (names are unique ignoring ASCII case)."""
         for text in (name, value, description or ""):
             _json(text)  # a lone surrogate would make every later read fail
-        try:
+        with self._transaction():
+            if self.secret_by_name(name) is not None:
+                return False
             self.db.execute(
-                "INSERT INTO secrets (id, name, value, description) VALUES (?, ?, ?, ?)",
-                (secret_id, name, value, description),
+                "INSERT INTO secrets (id, name, value, description, created_at, value_updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (secret_id, name, value, description, created_at, created_at),
             )
-        except sqlite3.IntegrityError:
-            return False
         return True
+
+    @_guarded
+    def secret(self, secret_id: str) -> dict[str, Any] | None:
+        """A secret's metadata (never its value) in the REST v2 `Secret` shape."""
+        row = self.db.execute(
+            "SELECT id, name, description, created_at, value_updated_at FROM secrets WHERE id=?", (secret_id,)
+        ).fetchone()
+        return None if row is None else _secret(row)
+
+    @_guarded
+    def secret_by_name(self, name: str) -> dict[str, Any] | None:
+        # Names are ASCII (deploy.runpod.secrets), so NOCASE is the whole case-insensitive match.
+        row = self.db.execute(
+            _SELECT_SECRETS + " WHERE name = ? COLLATE NOCASE",
+            (name,),
+        ).fetchone()
+        return None if row is None else _secret(row)
+
+    @_guarded
+    def secrets(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, name, description, created_at, value_updated_at FROM secrets ORDER BY rowid"
+        )
+        return [_secret(row) for row in rows]
+
+    @_guarded
+    def update_secret(
+        self, secret_id: str, *, value: str | None, description: str | object | None, at: str
+    ) -> None:
+        """Set the value (stamping `valueLastUpdatedAt`) and/or the description, in one transaction.
+
+        ``description`` is left alone when it is :data:`UNCHANGED`; None clears it.
+        """
+        for text in (value or "", description if isinstance(description, str) else ""):
+            _json(text)
+        with self._transaction():
+            if value is not None:
+                self.db.execute(
+                    "UPDATE secrets SET value=?, value_updated_at=? WHERE id=?", (value, at, secret_id)
+                )
+            if description is not UNCHANGED:
+                self.db.execute("UPDATE secrets SET description=? WHERE id=?", (description, secret_id))
 
     @_guarded
     def delete_secret(self, secret_id: str) -> bool:
@@ -299,6 +364,89 @@ class Store:
     @_guarded
     def secret_values(self) -> dict[str, str]:
         return {r["name"]: r["value"] for r in self.db.execute("SELECT name, value FROM secrets")}
+
+    # -- registry credentials ----------------------------------------------------------------
+
+    @_guarded
+    def add_registry(
+        self, registry_id: str, name: str, username: str, password: str, created_at: str
+    ) -> None:
+        for text in (name, username, password):
+            _json(text)
+        self.db.execute(
+            "INSERT INTO registries (id, name, username, password, created_at) VALUES (?, ?, ?, ?, ?)",
+            (registry_id, name, username, password, created_at),
+        )
+
+    @_guarded
+    def registries(self) -> list[dict[str, Any]]:
+        """Every credential as `{id, name}` (the write-only fields stay here)."""
+        rows = self.db.execute("SELECT id, name FROM registries ORDER BY created_at, rowid")
+        return [{"id": r["id"], "name": r["name"]} for r in rows]
+
+    @_guarded
+    def registry(self, registry_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT id, name FROM registries WHERE id=?", (registry_id,)).fetchone()
+        return None if row is None else {"id": row["id"], "name": row["name"]}
+
+    @_guarded
+    def registry_auth(self, registry_id: str) -> dict[str, str] | None:
+        """The credential as docker's ``auth_config`` (username, password), for a worker's pull."""
+        row = self.db.execute(
+            "SELECT username, password FROM registries WHERE id=?", (registry_id,)
+        ).fetchone()
+        return None if row is None else {"username": row["username"], "password": row["password"]}
+
+    @_guarded
+    def delete_registry(self, registry_id: str) -> list[str]:
+        """Delete a credential; endpoints and templates that named it lose the reference (null).
+
+        The ids of the endpoints that lost it. One transaction: no document keeps a dangling id.
+        """
+        lost = []
+        with self._transaction():
+            for row in self.db.execute("SELECT id, doc FROM endpoints").fetchall():
+                doc = json.loads(row["doc"])
+                if doc.get("registry") == registry_id:
+                    doc["registry"] = None
+                    self.db.execute("UPDATE endpoints SET doc=? WHERE id=?", (_json(doc), row["id"]))
+                    lost.append(row["id"])
+            for row in self.db.execute("SELECT id, doc FROM templates").fetchall():
+                doc = json.loads(row["doc"])
+                if doc.get("registry") == registry_id:
+                    doc["registry"] = None
+                    self.db.execute("UPDATE templates SET doc=? WHERE id=?", (_json(doc), row["id"]))
+            self.db.execute("DELETE FROM registries WHERE id=?", (registry_id,))
+        return lost
+
+    # -- network volumes ---------------------------------------------------------------------
+
+    @_guarded
+    def put_volume(self, doc: dict[str, Any], created_at: str) -> None:
+        _json(doc["name"])
+        self.db.execute(
+            "INSERT INTO network_volumes (id, name, size, data_center, type, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name=excluded.name, size=excluded.size",
+            (doc["id"], doc["name"], doc["size"], doc["dataCenter"], doc["type"], created_at),
+        )
+
+    @_guarded
+    def volume(self, volume_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT id, name, size, data_center, type FROM network_volumes WHERE id=?", (volume_id,)
+        ).fetchone()
+        return None if row is None else _volume(row)
+
+    @_guarded
+    def volumes(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, name, size, data_center, type FROM network_volumes ORDER BY created_at, rowid"
+        )
+        return [_volume(row) for row in rows]
+
+    @_guarded
+    def delete_volume(self, volume_id: str) -> None:
+        self.db.execute("DELETE FROM network_volumes WHERE id=?", (volume_id,))
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -501,6 +649,28 @@ def _make_private(path: Path) -> None:
     for suffix in STATE_SUFFIXES:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(f"{path}{suffix}", 0o600)
+
+
+def _secret(row: sqlite3.Row) -> dict[str, Any]:
+    """REST v2 `Secret`: metadata only; the value column is never selected."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "createdAt": row["created_at"],
+        "valueLastUpdatedAt": row["value_updated_at"],
+    }
+
+
+def _volume(row: sqlite3.Row) -> dict[str, Any]:
+    """REST v2 `NetworkVolume`."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "size": int(row["size"]),
+        "dataCenter": row["data_center"],
+        "type": row["type"],
+    }
 
 
 def _job(row: sqlite3.Row) -> Job:

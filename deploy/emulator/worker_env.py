@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from deploy.emulator.catalog import placement_gpu
+from deploy.emulator.volumes import Placement
 from deploy.runpod.secrets import SECRET_REF  # one rule for config, render and the emulator
 
 
@@ -30,7 +31,7 @@ def resolve_secrets(env: dict[str, str], secrets: dict[str, str]) -> dict[str, s
             if name not in secrets:
                 raise WorkerStartError(
                     f"env {key} references secret '{name}', which does not exist "
-                    "(create it with the GraphQL mutation secretCreate)"
+                    "(create it with POST /v2/account/secrets)"
                 )
             return secrets[name]
 
@@ -41,13 +42,17 @@ def resolve_secrets(env: dict[str, str], secrets: dict[str, str]) -> dict[str, s
 def worker_environment(
     doc: dict[str, Any],
     worker_id: str,
+    where: Placement,
     *,
     base_url: str,
     worker_key: str,
     secrets: dict[str, str],
     ping_interval_ms: int,
 ) -> dict[str, str]:
-    """Environment of worker ``worker_id`` of endpoint ``doc``; raises WorkerStartError (missing secret)."""
+    """Environment of worker ``worker_id`` of endpoint ``doc`` placed at ``where``.
+
+    Raises WorkerStartError (a missing secret).
+    """
     env = resolve_secrets(doc.get("env", {}), secrets)
     gpu = doc.get("gpu")
     card = placement_gpu(gpu["pools"], gpu.get("excludedTypes", [])) if gpu else None
@@ -65,10 +70,10 @@ def worker_environment(
         "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
         "RUNPOD_SKIP_GPU_CHECK": "true",
         "RUNPOD_POD_HOSTNAME": f"{worker_id}-emulator",
-        "RUNPOD_DC_ID": (doc.get("dataCenterIds") or ["EMULATOR"])[0],
+        "RUNPOD_DC_ID": where.data_center or "",
         "RUNPOD_GPU_COUNT": str(gpu["count"] if gpu else 0),
         "RUNPOD_CPU_COUNT": str(doc["cpu"][0]["vcpuCount"] if doc.get("cpu") else 1),
     }
-    if doc.get("networkVolumes"):
-        platform["RUNPOD_VOLUME_ID"] = doc["networkVolumes"][0]
+    if where.volume_id is not None:
+        platform["RUNPOD_VOLUME_ID"] = where.volume_id
     return {**env, **platform}

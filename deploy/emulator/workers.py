@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from deploy.emulator.control import new_id, now_iso
 from deploy.emulator.jobs import JobService
 from deploy.emulator.settings import EmulatorSettings
 from deploy.emulator.store import Store
+from deploy.emulator.volumes import Placement, placement
 from deploy.emulator.worker_env import WorkerStartError, worker_environment
 from deploy.emulator.worker_logs import WorkerLogs
 
@@ -47,6 +48,7 @@ class Worker:
     image: str
     started_at: float
     started_iso: str
+    placement: Placement
     container_id: str | None = None
     ready: bool = False
     draining: bool = False
@@ -65,7 +67,14 @@ class WorkerPlane:
     the store keeps each worker's history (start, end, exit code, reason).
     """
 
-    def __init__(self, settings: EmulatorSettings, store: Store, jobs: JobService, worker_key: str) -> None:
+    def __init__(
+        self,
+        settings: EmulatorSettings,
+        store: Store,
+        jobs: JobService,
+        worker_key: str,
+        volume_data_center: Callable[[str], str | None],
+    ) -> None:
         self.settings = settings
         self.knobs = settings.workers
         self.store = store
@@ -81,6 +90,9 @@ class WorkerPlane:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.docker_error: str | None = None
         self._closing = False
+        self._volume_data_center = volume_data_center
+        #: Endpoints no worker can be placed for, and why (said once in the log, shown in /workers).
+        self.unplaceable: dict[str, str] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -145,6 +157,7 @@ class WorkerPlane:
             else:
                 self._stop(worker, "endpoint deleted")
         self._backoff.pop(endpoint_id, None)
+        self.unplaceable.pop(endpoint_id, None)
         if self._docker:
             # Stopping removes each known container; this also catches one whose start is in flight.
             self._spawn(self._sweep_endpoint_containers(endpoint_id))
@@ -194,6 +207,13 @@ class WorkerPlane:
     def worker_versions(self, endpoint_id: str) -> list[int]:
         return [w.version for w in self._endpoint_workers(endpoint_id) if not w.failed and not w.stopping]
 
+    def health(self, endpoint_id: str) -> dict[str, Any]:
+        """The worker part of the job API's `/health`, with `placementError` when no worker can run."""
+        out: dict[str, Any] = {"workers": self.counts(endpoint_id)}
+        if endpoint_id in self.unplaceable:
+            out["placementError"] = self.unplaceable[endpoint_id]
+        return out
+
     def counts(self, endpoint_id: str) -> dict[str, int]:
         counts = dict.fromkeys(("idle", "initializing", "ready", "running", "throttled", "unhealthy"), 0)
         for worker in self._endpoint_workers(endpoint_id):
@@ -227,14 +247,18 @@ class WorkerPlane:
                 "image": worker.image,
                 "uptimeSeconds": None if worker.failed else int(now - worker.started_at),
                 "gpuTypeId": gpu_type,
-                "dataCenterId": "EMULATOR",
+                "dataCenterId": worker.placement.data_center,
                 "startedAt": None if worker.failed else worker.started_iso,
             }
             if worker.failed or worker.unhealthy_reason:
                 # Not in RunPod's schema (which allows extra fields): why the worker is unhealthy.
                 entry["statusReason"] = worker.unhealthy_reason
             listed.append(entry)
-        return {"endpointVersion": version, "summary": summary, "workers": listed}
+        doc: dict[str, Any] = {"endpointVersion": version, "summary": summary, "workers": listed}
+        if endpoint_id in self.unplaceable:
+            # Not in RunPod's schema (which allows extra fields): why the endpoint has no workers.
+            doc["placementError"] = self.unplaceable[endpoint_id]
+        return doc
 
     # -- autoscaling loop -------------------------------------------------------------------------
 
@@ -270,6 +294,7 @@ class WorkerPlane:
                 self.jobs.wake_takers(endpoint_id)
             if worker.draining and not worker.failed and not self.jobs.held_by(worker.id):
                 self._stop(worker, "replaced" if worker.version != version else "recycled")
+        where = self._placement(doc)
         if doc["type"] != "QUEUE" or not self._docker:
             return
         live = [w for w in self._endpoint_workers(endpoint_id) if not w.stopping and not w.failed]
@@ -288,13 +313,24 @@ class WorkerPlane:
             ],
             autoscaler.ScalingSettings.of_endpoint(doc),
         )
-        if decision.start and now >= self._backoff_until(endpoint_id):
+        if decision.start and where.data_center is not None and now >= self._backoff_until(endpoint_id):
             for _ in range(decision.start):
-                self._launch(doc, version)
+                self._launch(doc, version, where)
         for worker_id in decision.stop:
             worker = self.workers[worker_id]
             worker.draining = True
             self._stop(worker, "scaled down")
+
+    def _placement(self, doc: dict[str, Any]) -> Placement:
+        """Where the endpoint's next worker runs; an unplaceable endpoint is noted (logged once)."""
+        where = placement(doc, self._volume_data_center)
+        endpoint_id = doc["id"]
+        if where.error is None:
+            self.unplaceable.pop(endpoint_id, None)
+        elif self.unplaceable.get(endpoint_id) != where.error:
+            self.unplaceable[endpoint_id] = where.error
+            log.warning("endpoint %s: %s", endpoint_id, where.error)
+        return where
 
     def _backoff_until(self, endpoint_id: str) -> float:
         return self._backoff.get(endpoint_id, (0.0, 0.0))[0]
@@ -312,17 +348,18 @@ class WorkerPlane:
             host = "127.0.0.1"
         return f"http://{host}:{self.settings.port}"
 
-    def environment(self, doc: dict[str, Any], worker_id: str) -> dict[str, str]:
+    def environment(self, doc: dict[str, Any], worker_id: str, where: Placement) -> dict[str, str]:
         return worker_environment(
             doc,
             worker_id,
+            where,
             base_url=self.container_base_url(),
             worker_key=self.worker_key,
             secrets=self.store.secret_values(),
             ping_interval_ms=self.knobs.ping_interval_ms,
         )
 
-    def _launch(self, doc: dict[str, Any], version: int) -> None:
+    def _launch(self, doc: dict[str, Any], version: int, where: Placement) -> None:
         """Register a worker now (so the next reconcile counts it) and start its container."""
         worker_id = new_id(12)
         worker = Worker(
@@ -332,6 +369,7 @@ class WorkerPlane:
             image=doc["image"],
             started_at=time.time(),
             started_iso=now_iso(),
+            placement=where,
         )
         # Recorded first: if the store cannot write, no worker is left registered without a start.
         self.store.add_worker(worker_id, doc["id"], version, doc["image"], worker.started_iso)
@@ -343,8 +381,11 @@ class WorkerPlane:
 
     async def _start_container(self, worker: Worker, doc: dict[str, Any]) -> None:
         try:
-            env = self.environment(doc, worker.id)
-            container_id = await asyncio.to_thread(self.runtime.run, doc, worker.id, env)
+            env = self.environment(doc, worker.id, worker.placement)
+            auth = self._registry_auth(doc)
+            container_id = await asyncio.to_thread(
+                self.runtime.run, doc, worker.id, env, worker.placement.volume_id, auth
+            )
         except WorkerStartError as exc:
             self._start_failed(worker, str(exc))
             return
@@ -364,6 +405,23 @@ class WorkerPlane:
             daemon=True,
         )
         worker.log_thread.start()
+
+    def _registry_auth(self, doc: dict[str, Any]) -> dict[str, str] | None:
+        """The endpoint's registry credential as docker's auth_config (None: pull anonymously)."""
+        registry = doc.get("registry")
+        return None if registry is None else self.store.registry_auth(registry)
+
+    # -- network volumes (the Docker side of volumes.py) -------------------------------------------
+
+    def create_volume(self, volume_id: str) -> None:
+        """Blocking (a thread): the Docker volume of a new network volume."""
+        if self._docker:
+            self.runtime.volume(volume_id)
+
+    def remove_volume(self, volume_id: str) -> None:
+        """Blocking (a thread): remove a deleted network volume's Docker volume and its data."""
+        if self._docker:
+            self.runtime.remove_volume(volume_id)
 
     def _start_failed(self, worker: Worker, reason: str) -> None:
         worker.failed = True

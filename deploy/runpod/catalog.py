@@ -4,8 +4,9 @@ Every fact lives in `catalog.json` beside this module (its `source` field names 
 kind of fact comes from). RunPod adds pools without notice (runpod-platform.md §13), so
 validation treats the file as a snapshot: an unknown pool is a warning in `config
 validate` and a 400 in the emulator, which serves this file at `GET /v2/catalog/gpus`
-and `/v2/catalog/datacenters` in the spec's `ListGpuTypesResponse` /
-`ListDataCentersResponse` shapes.
+`/v2/catalog/datacenters` and `/v2/catalog/cpus` in the spec's `ListGpuTypesResponse` /
+`ListDataCentersResponse` / `ListCpuTypesResponse` shapes. CPU prices are USD per vCPU per
+hour and indicative (catalog.json `source.cpu_prices`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,32 @@ class CpuFlavor:
     id: str
     name: str
     memory_gb_per_vcpu: int
+    group: str = ""
+    vcpu_min: int = 2
+    vcpu_max: int = 32
+    #: USD per vCPU per hour (`CpuType.price.securePerVcpu` / `serverlessPerVcpu`); indicative.
+    secure_price_per_vcpu_hour: float = 0.0
+    serverless_price_per_vcpu_hour: float = 0.0
+
+    def doc(self, data_centers: tuple[DataCenter, ...] | None = None) -> dict[str, Any]:
+        """`CpuType`; ``data_centers`` adds the include=AVAILABILITY fields."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "group": self.group,
+            "vcpu": {"min": self.vcpu_min, "max": self.vcpu_max},
+            "ramGbPerVcpu": self.memory_gb_per_vcpu,
+            "price": {
+                "securePerVcpu": self.secure_price_per_vcpu_hour,
+                "serverlessPerVcpu": self.serverless_price_per_vcpu_hour,
+            },
+        }
+        if data_centers is not None:
+            out["availability"] = "HIGH"
+            out["dataCenters"] = [
+                {"id": dc.id, "name": dc.name, "availability": "HIGH"} for dc in data_centers
+            ]
+        return out
 
 
 def cuda_key(version: str) -> tuple[int, ...]:
@@ -98,6 +125,11 @@ class Catalog:
         """`ListGpuTypesResponse`; ``availability`` adds the include=AVAILABILITY fields."""
         return {"gpus": [self._gpu_doc(pool, gpu, availability) for pool in self.pools.values()
                          for gpu in pool.gpu_types]}  # fmt: skip
+
+    def cpus_response(self, *, availability: bool = False) -> dict[str, Any]:
+        """`ListCpuTypesResponse`; ``availability`` adds the include=AVAILABILITY fields."""
+        where = self.data_centers if availability else None
+        return {"cpus": [flavor.doc(where) for flavor in self.cpu_flavors.values()]}
 
     def datacenters_response(self) -> dict[str, Any]:
         """`ListDataCentersResponse`."""
@@ -173,6 +205,17 @@ def parse(data: dict[str, Any]) -> Catalog:
         )
         for item in data["data_centers"]
     )
-    flavors = {item["id"]: CpuFlavor(item["id"], item["name"], item["memory_gb_per_vcpu"])
-               for item in data["cpu_flavors"]}  # fmt: skip
+    flavors = {
+        item["id"]: CpuFlavor(
+            id=item["id"],
+            name=item["name"],
+            memory_gb_per_vcpu=item["memory_gb_per_vcpu"],
+            group=item["group"],
+            vcpu_min=item["vcpu_min"],
+            vcpu_max=item["vcpu_max"],
+            secure_price_per_vcpu_hour=item["secure_price_per_vcpu_hour"],
+            serverless_price_per_vcpu_hour=item["serverless_price_per_vcpu_hour"],
+        )
+        for item in data["cpu_flavors"]
+    }
     return Catalog(pools=pools, data_centers=data_centers, cpu_flavors=flavors)

@@ -50,6 +50,14 @@ SPEC_PATHS = [
     (re.compile(r"^/v2/templates/[^/]+$"), "/v2/templates/{id}"),
     (re.compile(r"^/v2/catalog/gpus$"), "/v2/catalog/gpus"),
     (re.compile(r"^/v2/catalog/datacenters$"), "/v2/catalog/datacenters"),
+    (re.compile(r"^/v2/catalog/cpus$"), "/v2/catalog/cpus"),
+    (re.compile(r"^/v2/catalog/cpus/[^/]+$"), "/v2/catalog/cpus/{id}"),
+    (re.compile(r"^/v2/account/secrets$"), "/v2/account/secrets"),
+    (re.compile(r"^/v2/account/secrets/[^/]+$"), "/v2/account/secrets/{id}"),
+    (re.compile(r"^/v2/network-volumes$"), "/v2/network-volumes"),
+    (re.compile(r"^/v2/network-volumes/[^/]+$"), "/v2/network-volumes/{id}"),
+    (re.compile(r"^/v2/registries$"), "/v2/registries"),
+    (re.compile(r"^/v2/registries/[^/]+$"), "/v2/registries/{id}"),
 ]
 
 

@@ -18,12 +18,14 @@ GPU_BODY: dict[str, Any] = {
     "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
     "workers": {"min": 0, "max": 0},
     "env": {"A": "1", "HF_TOKEN": "{{ RUNPOD_SECRET_hf }}"},
-    "networkVolumes": ["vol1"],
 }
 
 
 def test_endpoint_lifecycle_status_codes_and_shapes(api: Api) -> None:
-    created = api.rest("POST", "/v2/serverless", GPU_BODY)
+    volume = api.rest(
+        "POST", "/v2/network-volumes", {"name": "contract", "size": 10, "dataCenter": "US-KS-2"}
+    )
+    created = api.rest("POST", "/v2/serverless", {**GPU_BODY, "networkVolumes": [volume.json()["id"]]})
     assert created.status_code == 201
     endpoint = created.json()
     assert endpoint["workers"] == {"min": 0, "max": 0, "idleTimeout": 10}
@@ -58,6 +60,7 @@ def test_endpoint_lifecycle_status_codes_and_shapes(api: Api) -> None:
     assert api.rest("GET", path).status_code == 404
     assert api.rest("DELETE", path).status_code == 404
     assert api.rest("PATCH", path, {"name": "x"}).status_code == 404
+    assert api.rest("DELETE", f"/v2/network-volumes/{volume.json()['id']}").status_code == 204
 
 
 def test_releases_record_container_changes_with_diffs(api: Api) -> None:

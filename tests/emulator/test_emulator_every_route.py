@@ -31,6 +31,22 @@ EXPECTED = {
     ("GET", "/_emulator/health"): IGNORED,
     ("GET", "/v2/catalog/datacenters"): IGNORED,
     ("GET", "/v2/catalog/gpus"): IGNORED,
+    ("GET", "/v2/catalog/cpus"): IGNORED,
+    ("GET", "/v2/catalog/cpus/{cpu_id}"): IGNORED,
+    ("GET", "/v2/account/secrets"): IGNORED,
+    ("POST", "/v2/account/secrets"): CHECKED,
+    ("GET", "/v2/account/secrets/{secret_id}"): IGNORED,
+    ("PATCH", "/v2/account/secrets/{secret_id}"): CHECKED,
+    ("DELETE", "/v2/account/secrets/{secret_id}"): IGNORED,
+    ("GET", "/v2/network-volumes"): IGNORED,
+    ("POST", "/v2/network-volumes"): CHECKED,
+    ("GET", "/v2/network-volumes/{volume_id}"): IGNORED,
+    ("PATCH", "/v2/network-volumes/{volume_id}"): CHECKED,
+    ("DELETE", "/v2/network-volumes/{volume_id}"): IGNORED,
+    ("GET", "/v2/registries"): IGNORED,
+    ("POST", "/v2/registries"): CHECKED,
+    ("GET", "/v2/registries/{registry_id}"): IGNORED,
+    ("DELETE", "/v2/registries/{registry_id}"): IGNORED,
     ("GET", "/v2/serverless"): IGNORED,
     ("POST", "/v2/serverless"): CHECKED,
     ("GET", "/v2/serverless/{endpoint_id}"): IGNORED,
@@ -88,11 +104,20 @@ def test_every_route_answers_undeliverable_json_by_its_class(api: Api, sample: b
     job_id = api.submit(endpoint_id, {"kept": True})
     template = api.rest("POST", "/v2/templates", {"name": f"every-route-{endpoint_id}", "image": "img:1"})
     assert template.status_code in (200, 201), template.text
+    secret = api.rest("POST", "/v2/account/secrets", {"name": f"every_route_{endpoint_id}", "value": "v"})
+    volume = api.rest(
+        "POST", "/v2/network-volumes", {"name": "every-route", "size": 10, "dataCenter": "EU-RO-1"}
+    )
+    registry = api.rest("POST", "/v2/registries", {"name": "every-route", "username": "u", "password": "p"})
     ids = {
         "endpoint_id": endpoint_id,
         "job_id": job_id,
         "template_id": str(template.json()["id"]),
         "worker_id": "no-such-worker",
+        "cpu_id": "cpu5c",
+        "secret_id": str(secret.json()["id"]),
+        "volume_id": str(volume.json()["id"]),
+        "registry_id": str(registry.json()["id"]),
     }
     before = api.job("GET", f"/{endpoint_id}/health").json()["jobs"]
     wrong = []

@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 from fastapi.routing import APIRoute
 
-from deploy.emulator import control
+from deploy.emulator import account_secrets, control, registries, volumes
 from deploy.runpod import schemas
 from deploy.runpod.catalog import catalog
 from tests.conftest import VENDORED_SPEC
@@ -93,10 +93,16 @@ def test_response_schema_lookup_follows_the_spec() -> None:
 
 
 def _emulator_rest_routes() -> list[tuple[str, str]]:
-    # Route introspection only: the routes are declared without touching the plane.
+    # Route introspection only: the routes are declared without touching the services.
     plane = control.ControlPlane(cast(Any, None), "http://emulator")
+    routers = [
+        control.router(plane),
+        account_secrets.router(cast(Any, None)),
+        volumes.router(cast(Any, None)),
+        registries.router(cast(Any, None)),
+    ]
     found = []
-    for route in control.router(plane).routes:
+    for route in (route for api in routers for route in api.routes):
         assert isinstance(route, APIRoute)
         path = re.sub(r"\{[^}]+\}", "{id}", route.path)
         found += [(method, path) for method in sorted(route.methods)]
@@ -107,6 +113,8 @@ def test_the_emulator_serves_only_routes_the_vendored_spec_defines() -> None:
     routes = _emulator_rest_routes()
     assert ("GET", "/v2/catalog/gpus") in routes
     assert ("GET", "/v2/catalog/datacenters") in routes
+    for added in ("/v2/catalog/cpus", "/v2/account/secrets", "/v2/network-volumes", "/v2/registries"):
+        assert ("GET", added) in routes
     for method, path in routes:
         assert schemas.operation(path, method) is not None, f"{method} {path} is not in the vendored spec"
 
@@ -115,3 +123,4 @@ def test_the_emulator_serves_only_routes_the_vendored_spec_defines() -> None:
 def test_catalog_answers_have_the_spec_shapes(availability: bool) -> None:
     assert schemas.problems("ListGpuTypesResponse", catalog().gpus_response(availability=availability)) == []
     assert schemas.problems("ListDataCentersResponse", catalog().datacenters_response()) == []
+    assert schemas.problems("ListCpuTypesResponse", catalog().cpus_response(availability=availability)) == []

@@ -467,12 +467,15 @@ def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str, gate
 
 
 def test_network_volume_persists_across_workers_and_idle_scale_to_zero(api: Api, sdk_image: str) -> None:
+    volume = api.rest(
+        "POST", "/v2/network-volumes", {"name": "sdk", "size": 10, "dataCenter": "EU-RO-1"}
+    ).json()
     vol = endpoint(
         api,
         sdk_image,
         name="volume",
         env={"HANDLER_MODE": "plain"},
-        networkVolumes=["emuvol1"],
+        networkVolumes=[volume["id"]],
         workers={"min": 0, "max": 1, "idleTimeout": 1},
     )
     wrote = api.job("POST", f"/{vol}/runsync", {"input": {"write": ["/runpod-volume/note", "kept"]}}).json()
