@@ -223,8 +223,11 @@ class RunPodApi:
 
     # -- catalog ----------------------------------------------------------------------------
 
-    def gpu_types(self) -> list[dict[str, Any]]:
-        return self._list("/v2/catalog/gpus", "gpus")
+    def gpu_types(self, *, serverless: bool = False) -> list[dict[str, Any]]:
+        """The GPU catalog; ``serverless`` adds each type's CUDA versions and data centers for
+        serverless placement (include=AVAILABILITY&product=SERVERLESS), what preflight checks."""
+        params = {"include": "AVAILABILITY", "product": "SERVERLESS"} if serverless else None
+        return self._list("/v2/catalog/gpus", "gpus", params)
 
     def data_centers(self) -> list[dict[str, Any]]:
         return self._list("/v2/catalog/datacenters", "dataCenters")

@@ -7,29 +7,22 @@ process (REST v2 over HTTP) and the registry of the local stack; nothing of the 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import MakeProject
-from tests.emulator.helpers import API_KEY, Api, EmulatorProcess
+from tests.emulator.helpers import Api
 from tests.release.helpers import mount_image
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="session")
-def deploy_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    proc = EmulatorProcess(tmp_path_factory.mktemp("deploy-emulator")).start()
-    yield proc
-    proc.stop()
-    proc.remove_volumes()
-
-
-@pytest.fixture(scope="session")
-def emu_api(deploy_emulator: EmulatorProcess) -> Api:
-    return deploy_emulator.api
+def emu_api(api: Api) -> Api:
+    """The session emulator (tests/conftest.py), raw HTTP with every answer checked against the spec."""
+    return api
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +32,9 @@ def images() -> list[str]:
 
 
 @pytest.fixture
-def api_env(deploy_emulator: EmulatorProcess) -> dict[str, str]:
-    """The environment a deploy command gets: the emulator as RunPod (``--target runpod``)."""
-    return {"RUNPOD_API_URL": deploy_emulator.api.base, "RUNPOD_API_KEY": API_KEY}
+def api_env(emulator_environ: dict[str, str]) -> dict[str, str]:
+    """The environment a deploy command gets: the session emulator as RunPod (``--target runpod``)."""
+    return dict(emulator_environ)
 
 
 ProjectFactory = Callable[..., Path]
