@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "rollback": "deploy.cli.rollback_cmd:rollback",
     "promote": "deploy.cli.promote_cmd:promote",
     "destroy": "deploy.cli.destroy_cmd:destroy",
+    "secrets": "deploy.cli.secrets_cmd:secrets",
 }
 
 

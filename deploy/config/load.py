@@ -25,7 +25,7 @@ from deploy.config.interpolate import Interpolator, UnsetVariable
 from deploy.config.mask import MASKER, Masker
 from deploy.config.patterns import FORBIDDEN_CHARS, first_control, hidden_char, quoted
 from deploy.config.rules import Problem, check, warnings
-from deploy.config.schema import OVERRIDABLE, Config
+from deploy.config.schema import OVERRIDABLE, UNION_TAGS, Config
 from deploy.config.yaml_source import PathKey, YamlDocument, dotted, parse_yaml
 from deploy.errors import ConfigError
 
@@ -185,20 +185,26 @@ def _resolve(
 
 
 def _secret_variables(data: dict[str, Any]) -> frozenset[str]:
-    """Every variable a `secrets:` entry (base or any environment) reads: ``name`` and ``from_env``.
+    """Every variable a `secrets:` entry (base or any environment) reads: ``name`` and ``from_env``;
+    and the registry password's variable.
 
     Taken from the raw document, before validation, so that a value is masked even in
     the error that says its entry is wrong.
     """
-    lists = [data.get("secrets")]
     envs = data.get("environments")
-    if isinstance(envs, dict):
-        lists.extend(block.get("secrets") for block in envs.values() if isinstance(block, dict))
+    blocks = [data, *(b for b in envs.values() if isinstance(b, dict))] if isinstance(envs, dict) else [data]
     names = set(ALWAYS_SECRET)
-    for entries in lists:
+    for block in blocks:
+        entries = block.get("secrets")
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict):
                 names.update(v for k, v in entry.items() if k in ("name", "from_env") and isinstance(v, str))
+        # The registry password a deploy reads (image.registry_auth.password_env) is a secret too.
+        image = block.get("image")
+        auth = image.get("registry_auth") if isinstance(image, dict) else None
+        password = auth.get("password_env") if isinstance(auth, dict) else None
+        if isinstance(password, str):
+            names.add(password)
     return frozenset(names)
 
 
@@ -277,7 +283,7 @@ def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]
 
 
 def _problem(error: ErrorDetails, masker: Masker) -> Problem:
-    loc: PathKey = tuple(error["loc"])
+    loc: PathKey = tuple(part for part in error["loc"] if part not in UNION_TAGS)
     kind = error["type"]
     if kind == "missing":
         return Problem(loc, "required")
@@ -352,6 +358,10 @@ def _step(annotation: Any, part: str | int) -> Any:
     return None
 
 
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def _unwrap(annotation: Any) -> Any:
     """Strip ``Annotated[...]`` and ``X | None`` down to X."""
     while True:
@@ -362,7 +372,8 @@ def _unwrap(annotation: Any) -> Any:
             annotation = typing.get_args(annotation)[0]  # pragma: no mutate
         elif origin in (typing.Union, types.UnionType):
             members = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = members[0]
+            # A union of a value and a model (a volume id or a volume): the model has the keys.
+            annotation = next((m for m in members if _is_model(_unwrap(m))), members[0])
         else:
             return annotation
 

@@ -33,6 +33,7 @@ def check(config: Config, root: Path) -> list[Problem]:
     return [
         *_endpoint_problems(config),
         *_secret_problems(config),
+        *_deploy_resource_problems(config),
         *_file_problems(config, root),
     ]
 
@@ -75,6 +76,8 @@ def _runpod_body(config: Config) -> dict[str, Any]:
     body["image"] = f"{config.image.registry}/{config.image.repository}"
     # Any string stands for a secret's value here: the schema only asks that env values are strings.
     body["env"] = {**body["env"], **{secret.name: "***" for secret in config.secrets}}
+    # Volumes given by name get their ids at deploy time (deploy.release.volumes).
+    body["networkVolumes"] = ep.volume_ids()
     if not idle_timeout_applies(ep.type, ep.scaling.type):
         body["workers"].pop("idleTimeout", None)
     return body
@@ -112,6 +115,31 @@ def _secret_problems(config: Config) -> Iterator[Problem]:
             problem = runpod_secrets.name_problem(config.secret_name(secret))
             if problem is not None:
                 yield Problem(path, f"the default RunPod secret name fails: {problem}; set secret:")
+
+
+def _deploy_resource_problems(config: Config) -> Iterator[Problem]:
+    """Registry credentials and named network volumes (created at deploy time)."""
+    ep = config.endpoint
+    if config.image.registry_auth is not None and ep.registry is not None:
+        yield Problem(
+            ("endpoint", "registry"),
+            "set either endpoint.registry (an existing credential id) or image.registry_auth, not both",
+        )
+    seen: set[str] = set()
+    for index, volume in enumerate(ep.network_volumes):
+        if isinstance(volume, str):
+            continue
+        path: PathKey = ("endpoint", "networkVolumes", index)
+        if volume.name in seen:
+            yield Problem((*path, "name"), f"volume {volume.name!r} is listed twice")
+        seen.add(volume.name)
+        if ep.data_center_ids and volume.data_center not in ep.data_center_ids:
+            # A volume pins the workers that mount it to its data center.
+            yield Problem(
+                (*path, "dataCenter"),
+                f"{volume.data_center} is not in endpoint.dataCenterIds ({', '.join(ep.data_center_ids)}):"
+                " workers could run nowhere that mounts the volume",
+            )
 
 
 def _file_problems(config: Config, root: Path) -> Iterator[Problem]:

@@ -13,7 +13,7 @@ import re
 import shlex
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 from pydantic.alias_generators import to_camel
 
 from deploy.config.patterns import (
@@ -52,6 +52,13 @@ class RunPodModel(StrictModel):
 # --- image ---------------------------------------------------------------------------
 
 
+class RegistryAuth(StrictModel):
+    """Where a private registry's credentials come from at deploy time (GitHub secrets in CI)."""
+
+    username_env: EnvName = Field(description="Process variable holding the registry user name.")
+    password_env: EnvName = Field(description="Process variable holding the registry password or token.")
+
+
 class ImageConfig(StrictModel):
     registry: RegistryHost = Field(description="Registry host the image is pushed to, e.g. ghcr.io.")
     repository: Repository = Field(description="Repository path inside the registry, e.g. acme/echo-worker.")
@@ -70,6 +77,11 @@ class ImageConfig(StrictModel):
     builder: Literal["auto", "docker", "buildx"] = "auto"
     latest: bool = Field(default=False, description="Also tag `latest`. Deploys never use it.")
     workdir: ContainerPath = Field(default="/app", description="Where the handler code lives in the image.")
+    registry_auth: RegistryAuth | None = Field(
+        default=None,
+        description="Credentials RunPod's workers pull the image with (a private registry): the names of "
+        "the process variables holding them at deploy time, never the values.",
+    )
 
 
 # --- runtime -------------------------------------------------------------------------
@@ -219,6 +231,39 @@ class ScalingConfig(RunPodModel):
 FlashBoot = Literal["OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT"]
 
 
+class NetworkVolumeConfig(RunPodModel):
+    """A network volume rpdeploy creates when missing (`POST /v2/network-volumes`) and attaches by id.
+
+    RunPod names are not unique, so rpdeploy looks it up as ``<project>/<name>``: two
+    projects never share a volume by accident.
+    """
+
+    name: Name = Field(description="Volume name inside the project (RunPod sees <project>/<name>).")
+    size: int = Field(ge=10, le=4096, description="GB. RunPod can grow a volume, never shrink it.")
+    data_center: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = Field(
+        description="Data center, e.g. EU-RO-1: workers using the volume run only there."
+    )
+    type: Literal["STANDARD", "HIGH_PERFORMANCE"] | None = None
+
+
+#: Tags of the union members below; they appear in pydantic's error locations, which the
+#: loader drops (an error names ``networkVolumes[0].size``, not a member of a union).
+UNION_TAGS: frozenset[str] = frozenset({"by-id", "by-name"})
+
+
+def _volume_kind(value: Any) -> str:
+    # A mapping is a volume by name; anything else is checked as an id (and fails as one).
+    return "by-name" if isinstance(value, dict | NetworkVolumeConfig) else "by-id"
+
+
+#: A network volume: the id of one that exists (created elsewhere), or one rpdeploy manages by name.
+VolumeEntry = Annotated[
+    Annotated[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")], Tag("by-id")]
+    | Annotated[NetworkVolumeConfig, Tag("by-name")],
+    Discriminator(_volume_kind),
+]
+
+
 class EndpointConfig(RunPodModel):
     name: EndpointName | None = Field(
         default=None, description="Endpoint name. Default: the project name (plus -<environment>)."
@@ -230,12 +275,22 @@ class EndpointConfig(RunPodModel):
     scaling: ScalingConfig = Field(default_factory=lambda: ScalingConfig(type="QUEUE_DELAY", queueDelay=4))
     timeout: int = Field(default=300000, ge=1000, description="Per-request execution timeout, ms.")
     flashboot: FlashBoot = "OFF"
-    network_volumes: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]] = Field(default_factory=list)
+    network_volumes: list[VolumeEntry] = Field(
+        default_factory=list,
+        description="Volume ids, or volumes by name, size and dataCenter (created when missing).",
+    )
     data_center_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]] = Field(default_factory=list)
     disk: int | None = Field(default=None, ge=1, description="Container disk, GB.")
     env: dict[EnvName, str] = Field(default_factory=dict)
     ports: list[Port] = Field(default_factory=list)
     registry: SingleLine | None = Field(default=None, description="RunPod registry credential id.")
+
+    def volume_ids(self) -> list[str]:
+        """The volumes given by id; those given by name get theirs at deploy time."""
+        return [volume for volume in self.network_volumes if isinstance(volume, str)]
+
+    def named_volumes(self) -> list[NetworkVolumeConfig]:
+        return [volume for volume in self.network_volumes if isinstance(volume, NetworkVolumeConfig)]
 
 
 # --- secrets -------------------------------------------------------------------------
@@ -305,6 +360,11 @@ class Config(OverridableSections):
 
     def secret_name(self, secret: SecretConfig) -> str:
         return secret.secret or f"{self.project}_{secret.name}".lower().replace("-", "_")
+
+    def volume_name(self, volume: NetworkVolumeConfig) -> str:
+        """The volume's RunPod name: ``<project>/<name>``. Neither part can hold a ``/``, so
+        two projects never collide (``a-b`` + ``c`` and ``a`` + ``b-c`` would, joined by ``-``)."""
+        return f"{self.project}/{volume.name}"
 
 
 #: Top-level keys an `environments.<name>` block may set.

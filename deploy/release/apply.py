@@ -50,9 +50,7 @@ def prepare(
 ) -> Plan:
     """The plan for deploying ``image`` to ``target``, with its preflight and cost (reads only)."""
     body = desired_body(loaded, image, environ, target.name)
-    registry_id = hooks.registry_ensure(api, loaded, environ, dry_run=True)
-    if registry_id is not None:
-        body["registry"] = registry_id
+    hooks.resolve_ids(api, loaded, body, environ, dry_run=True)
     current = current_endpoint(api, target.name)
     return with_checks(api, loaded, make_plan(loaded, target.name, body, current), body, environ)
 
@@ -122,16 +120,19 @@ def check_unchanged(api: RunPodApi, plan: Plan) -> None:
         )
 
 
-def write(api: RunPodApi, loaded: LoadedConfig, plan: Plan, environ: Mapping[str, str]) -> str:
-    """Create or PATCH as planned (secrets, registry credentials and volumes first); the endpoint id."""
-    hooks.secrets_sync(api, loaded, environ)
-    hooks.registry_ensure(api, loaded, environ, dry_run=False)
-    hooks.volumes_ensure(api, loaded, dry_run=False)
+def write(
+    api: RunPodApi, loaded: LoadedConfig, plan: Plan, environ: Mapping[str, str], progress: Progress
+) -> str:
+    """Create or PATCH as planned, secrets, registry credential and volumes first; the endpoint id."""
+    hooks.sync_secrets(api, loaded, environ, progress)
+    body = dict(plan.body)
+    # The plan showed ids still to be created as pending: create them now and send the real ones.
+    hooks.resolve_ids(api, loaded, body, environ, dry_run=False)
     if plan.action == "create":
-        return str(api.create_endpoint(plan.body)["id"])
+        return str(api.create_endpoint(body)["id"])
     assert plan.endpoint_id is not None
     check_unchanged(api, plan)
-    api.update_endpoint(plan.endpoint_id, plan.body)
+    api.update_endpoint(plan.endpoint_id, body)
     return plan.endpoint_id
 
 
@@ -180,10 +181,13 @@ def apply_plan(
     history = records.read_history(loaded, target.record_env)
     if plan.action == "none":
         assert plan.endpoint_id is not None
+        if hooks.secrets_stale(plan.preflight):
+            # The endpoint is as configured but a secret it references is missing or stale.
+            hooks.sync_secrets(api, loaded, environ, progress)
         version = history[-1].get("version") if history else None
         return Applied(plan, plan.endpoint_id, version, api.calls.to_json(), forced=failed(plan.preflight))
     progress(f"apply: {plan.action} {plan.name} ({len(plan.changes)} change(s))")
-    endpoint_id = write(api, loaded, plan, environ)
+    endpoint_id = write(api, loaded, plan, environ, progress)
     version = api.releases(endpoint_id).get("endpointVersion")
     rollout = None
     if wait:

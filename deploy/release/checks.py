@@ -37,3 +37,8 @@ class Check:
 def failed(checks: list[Check]) -> list[Check]:
     """The checks that did not pass, in order."""
     return [check for check in checks if not check.ok]
+
+
+def pending_id(name: str) -> str:
+    """What a dry run (``plan``) shows for the id of a resource that ``apply`` will create."""
+    return f"(new: {name})"

@@ -1,60 +1,67 @@
-"""Where plan/apply call the secrets, registry-credential and volume modules (engineer C2's).
+"""Where plan/apply meet secrets, registry credentials and network volumes (C2's modules).
 
-C2 writes `deploy.release.secrets_sync`, `registry_auth` and `volumes`; until they merge, these
-small stand-ins keep the call sites in place: the secrets check reads the secrets list once
-(RunPod never returns values, so existence is all it can check), the others do nothing.
+`plan` only reads (``dry_run``: a credential or volume still to be created shows as a pending
+id); `apply` creates them right before the endpoint write that references them, and syncs
+the RunPod secrets when it writes the endpoint or when the preflight says one is missing or
+stale. A no-op apply therefore writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from deploy.api import RunPodApi
 from deploy.config import LoadedConfig
+from deploy.release import registry_auth, secrets_sync, volumes
 from deploy.release.checks import Check
 
-
-def secrets_check(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str]) -> list[Check]:
-    """Every runpod-secret the endpoint references exists, or its value is here for `secrets sync`."""
-    wanted = [s for s in loaded.config.secrets if s.mode == "runpod-secret"]
-    if not wanted:
-        return []
-    existing = {str(item.get("name", "")).lower() for item in api.list_secrets()}
-    checks = []
-    for secret in wanted:
-        name = loaded.config.secret_name(secret)
-        variable = secret.from_env or secret.name
-        where = f"secrets.{secret.name}"
-        if name.lower() in existing:
-            checks.append(Check("secret", True, f"RunPod secret {name} exists", where))
-        elif environ.get(variable):
-            checks.append(
-                Check("secret", True, f"RunPod secret {name} will be created from ${variable}", where)
-            )
-        else:
-            detail = f"RunPod secret {name} does not exist and ${variable} is not set to create it"
-            checks.append(Check("secret", False, detail, where))
-    return checks
+Progress = Callable[[str], None]
 
 
-def secrets_sync(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """Create the missing secrets before the endpoint references them (C2's `secrets_sync.sync`)."""
-    return None
+def checks(
+    api: RunPodApi, loaded: LoadedConfig, body: dict[str, Any], environ: Mapping[str, str]
+) -> list[Check]:
+    """The preflight's volume, registry-credential and secret checks."""
+    return [
+        *volumes.check(api, loaded, body),
+        *registry_auth.check(api, loaded, environ),
+        *secrets_sync.check(api, loaded, environ),
+    ]
 
 
-def registry_ensure(
-    api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str], *, dry_run: bool
-) -> str | None:
-    """The registry credential id for the body (C2's `registry_auth.ensure`); None: none configured."""
-    return None
+def resolve_ids(
+    api: RunPodApi, loaded: LoadedConfig, body: dict[str, Any], environ: Mapping[str, str], *, dry_run: bool
+) -> None:
+    """Put the registry credential id and the network volume ids into ``body`` (created unless ``dry_run``).
+
+    Only fields ``body`` carries are set: a PATCH body without them does not change them.
+    """
+    if "registry" in body or loaded.config.image.registry_auth is not None:
+        registry = registry_auth.ensure(api, loaded, environ, dry_run=dry_run)
+        if registry is not None:
+            body["registry"] = registry
+    if "networkVolumes" in body and loaded.config.endpoint.named_volumes():
+        body["networkVolumes"] = volumes.ensure(api, loaded, dry_run=dry_run)
 
 
-def volumes_check(api: RunPodApi, loaded: LoadedConfig, body: dict[str, Any]) -> list[Check]:
-    """Each network volume in an allowed data center (C2's `volumes.check`)."""
-    return []
+def secrets_stale(found: list[Check]) -> bool:
+    """Whether the secret checks say `secrets sync` has work (a secret to create, rotate or tag)."""
+    return any(check.check == "secret" and check.ok and "secrets sync" in check.detail for check in found)
 
 
-def volumes_ensure(api: RunPodApi, loaded: LoadedConfig, *, dry_run: bool) -> list[str]:
-    """Create the missing network volumes; their ids (C2's `volumes.ensure`)."""
-    return []
+def sync_secrets(
+    api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str], progress: Progress
+) -> secrets_sync.SecretsSyncResult | None:
+    """Create/rotate the runpod-secrets when every value is at hand; None when there is nothing to
+    sync or a value is missing (then the preflight has already refused a secret that is absent)."""
+    items = secrets_sync.wanted(loaded, environ)
+    if not items or any(item.value is None for item in items):
+        return None
+    result = secrets_sync.sync(api, loaded, environ)
+    for action in result.secrets:
+        if action.action != "none":
+            progress(f"secrets: {action.action} {action.secret} (for {action.name})")
+    if result.rotated:
+        progress(f"secrets: {secrets_sync.RESTART_NOTE}")
+    return result

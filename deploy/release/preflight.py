@@ -126,11 +126,10 @@ def run_preflight(
     catalog: Catalog,
     environ: Mapping[str, str],
 ) -> list[Check]:
-    """Every check, in a stable order: compute, data centers, volumes, image, secrets."""
+    """Every check, in a stable order: compute, data centers, image, then volumes, registry, secrets."""
     return [
         *gpu_checks(body, catalog),
         *data_center_checks(body, catalog),
-        *hooks.volumes_check(api, loaded, dict(body)),
         image_check(str(body["image"]), environ),
-        *hooks.secrets_check(api, loaded, environ),
+        *hooks.checks(api, loaded, dict(body), environ),
     ]

@@ -107,7 +107,8 @@ def _create_body(
         "scaling": _scaling(ep),
         "timeout": ep.timeout,
         "flashboot": ep.flashboot,
-        "networkVolumes": list(ep.network_volumes),
+        # Volumes given by name get their ids at deploy time (deploy.release.volumes).
+        "networkVolumes": ep.volume_ids(),
         "dataCenterIds": list(ep.data_center_ids),
         "env": endpoint_env(config, resolve_inline, secret_values),
     }
