@@ -26,7 +26,10 @@ def target_environ(target: str, environ: Mapping[str, str]) -> dict[str, str]:
         raise EmulatorError(
             f"--target local: no emulator runs for {current.state_dir}", hint="rpdeploy emulator start"
         )
-    key = current.api_key_file.read_text(encoding="utf-8").strip() if current.api_key_file.exists() else ""
+    # An emulator started with --api-key/$RUNPOD_API_KEY keeps no key file: the caller has the key.
+    key = environ.get("RUNPOD_API_KEY", "")
+    if current.api_key_file.exists():
+        key = current.api_key_file.read_text(encoding="utf-8").strip()
     urls = server.urls(current.host, current.port)
     return {
         **os.environ,
