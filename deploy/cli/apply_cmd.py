@@ -9,13 +9,11 @@ import click
 from rich.console import Console
 
 from deploy.ci import secret_values, write_github_output
-from deploy.cli.deploy_options import connect, environ_for, ephemeral_option, image_options, target_option
-from deploy.cli.options import config_option, env_option
+from deploy.cli.deploy_options import connect, deploy_inputs, endpoint_options, image_options
 from deploy.cli.output import Context, cli_command
 from deploy.cli.plan_cmd import print_plan
-from deploy.config import LoadedConfig, load_config
+from deploy.config import LoadedConfig
 from deploy.errors import ExitCode
-from deploy.image.push_record import deploy_image
 from deploy.release import desired
 from deploy.release.apply import Applied, apply_plan, prepare
 
@@ -90,11 +88,8 @@ def wait_options(func: Any) -> Any:
 
 
 @click.command()
-@config_option
-@env_option
+@endpoint_options
 @image_options
-@ephemeral_option
-@target_option
 @wait_options
 @cli_command
 def apply(
@@ -127,7 +122,5 @@ def apply(
     meanwhile or --wait timed out, 2 bad usage or config, 3 RunPod API or registry
     unreachable.
     """
-    environ = environ_for(target)
-    loaded = desired.with_inline_secrets(load_config(config_path, environment), environ)
-    ref = deploy_image(loaded, image, allow_mutable_tag=allow_mutable_tag)
+    environ, loaded, ref = deploy_inputs(config_path, environment, target, image, allow_mutable_tag)
     return deploy(ctx, loaded, environ, ref, ephemeral=ephemeral, force=force, wait=wait, timeout=timeout)

@@ -9,7 +9,11 @@ from typing import Any, TypeVar
 import click
 
 from deploy.api import RunPodApi
+from deploy.cli.options import config_option, env_option
 from deploy.cli.target import target_environ
+from deploy.config import LoadedConfig, load_config
+from deploy.image.push_record import deploy_image
+from deploy.release import desired
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,6 +50,20 @@ def ephemeral_option(func: F) -> F:
         metavar="NAME",
         help="Act on the per-pull-request endpoint <project>-NAME (e.g. pr-42) instead of the environment's.",
     )(func)
+
+
+def endpoint_options(func: F) -> F:
+    """-c, --env, --ephemeral and --target: which endpoint a command acts on, and through which API."""
+    return config_option(env_option(ephemeral_option(target_option(func))))
+
+
+def deploy_inputs(
+    config_path: str, environment: str | None, target: str, image: str | None, allow_mutable_tag: bool
+) -> tuple[dict[str, str], LoadedConfig, str]:
+    """The environment (pointed at ``target``), the config with its inline secrets masked, the image."""
+    environ = environ_for(target)
+    loaded = desired.with_inline_secrets(load_config(config_path, environment), environ)
+    return environ, loaded, deploy_image(loaded, image, allow_mutable_tag=allow_mutable_tag)
 
 
 def environ_for(target: str) -> dict[str, str]:

@@ -9,8 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from deploy.cli.deploy_options import connect, environ_for, ephemeral_option, target_option
-from deploy.cli.options import config_option, env_option
+from deploy.cli.deploy_options import connect, endpoint_options, environ_for
 from deploy.cli.output import Context, cli_command
 from deploy.config import load_config
 from deploy.errors import ExitCode, UsageError
@@ -46,10 +45,7 @@ def _confirm(ctx: Context, name: str, endpoint_id: str) -> None:
 
 
 @click.command()
-@config_option
-@env_option
-@ephemeral_option
-@target_option
+@endpoint_options
 @click.option(
     "--yes", is_flag=True, default=False, help="Do not ask (needed without a terminal and with -o json)."
 )

@@ -8,12 +8,10 @@ from typing import Any
 import click
 from rich.console import Console
 
-from deploy.cli.deploy_options import connect, environ_for, ephemeral_option, image_options, target_option
-from deploy.cli.options import config_option, env_option
+from deploy.cli.deploy_options import connect, deploy_inputs, endpoint_options, image_options
 from deploy.cli.output import Context, cli_command
-from deploy.config import LoadedConfig, load_config
+from deploy.config import LoadedConfig
 from deploy.errors import ExitCode
-from deploy.image.push_record import deploy_image
 from deploy.release import cost, desired
 from deploy.release.apply import prepare
 from deploy.release.plan import Plan
@@ -56,24 +54,21 @@ def print_plan(console: Console, plan: Plan, loaded: LoadedConfig) -> None:
 
 
 @click.command()
-@config_option
-@env_option
+@endpoint_options
 @image_options
-@ephemeral_option
-@target_option
 @click.option(
     "--expect-no-changes", is_flag=True, default=False, help="Exit 1 when the plan has changes (drift check)."
 )
 @cli_command
 def plan(
     ctx: Context,
+    expect_no_changes: bool,
     config_path: str,
     environment: str | None,
-    image: str | None,
-    allow_mutable_tag: bool,
     ephemeral: str | None,
     target: str,
-    expect_no_changes: bool,
+    image: str | None,
+    allow_mutable_tag: bool,
 ) -> PlanResult:
     """Show what `rpdeploy apply` would change, with the preflight and the cost. Writes nothing.
 
@@ -91,9 +86,7 @@ def plan(
     Exit codes: 0 planned, 1 changes found with --expect-no-changes, 2 bad usage or
     config (no pushed image, a mutable tag), 3 RunPod API or registry unreachable.
     """
-    environ = environ_for(target)
-    loaded = desired.with_inline_secrets(load_config(config_path, environment), environ)
+    environ, loaded, ref = deploy_inputs(config_path, environment, target, image, allow_mutable_tag)
     where = desired.target(loaded, ephemeral)
-    ref = deploy_image(loaded, image, allow_mutable_tag=allow_mutable_tag)
     with connect(environ) as api:
         return PlanResult(prepare(api, loaded, where, ref, environ), loaded, expect_no_changes)

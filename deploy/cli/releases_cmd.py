@@ -8,8 +8,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from deploy.cli.deploy_options import connect, environ_for, ephemeral_option, target_option
-from deploy.cli.options import config_option, env_option
+from deploy.cli.deploy_options import connect, endpoint_options, environ_for
 from deploy.cli.output import Context, cli_command
 from deploy.config import LoadedConfig, load_config
 from deploy.errors import ExitCode
@@ -51,10 +50,7 @@ class ReleasesResult:
 
 
 @click.command()
-@config_option
-@env_option
-@ephemeral_option
-@target_option
+@endpoint_options
 @cli_command
 def releases(
     ctx: Context, config_path: str, environment: str | None, ephemeral: str | None, target: str

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from deploy.cli.apply_cmd import ApplyResult, wait_options
-from deploy.cli.deploy_options import connect, environ_for, ephemeral_option, target_option
-from deploy.cli.options import config_option, env_option
+from deploy.cli.deploy_options import connect, endpoint_options, environ_for
 from deploy.cli.output import Context, cli_command
 from deploy.config import load_config
 from deploy.errors import UsageError
@@ -15,10 +14,7 @@ from deploy.release.apply import apply_plan, with_checks
 
 
 @click.command()
-@config_option
-@env_option
-@ephemeral_option
-@target_option
+@endpoint_options
 @click.option(
     "--to", "to", type=click.IntRange(min=1), default=None, metavar="VERSION", help="Release to go back to."
 )

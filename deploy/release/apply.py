@@ -27,22 +27,22 @@ Progress = Callable[[str], None]
 POLL_S = 1.0
 
 
-class PreflightFailed(RpdeployError):
+class DeployRefused(RpdeployError):
+    """An apply that stopped, on purpose, before or after its write (exit 1: the input was fine)."""
+
+    exit_code = ExitCode.FAILED
+
+
+class PreflightFailed(DeployRefused):
     """A preflight check failed and ``--force`` was not given; nothing was written."""
 
-    exit_code = ExitCode.FAILED
 
-
-class EndpointChanged(RpdeployError):
+class EndpointChanged(DeployRefused):
     """Another deploy (or the console) changed the endpoint between the plan's read and the write."""
 
-    exit_code = ExitCode.FAILED
 
-
-class RolloutTimeout(RpdeployError):
-    """``--wait``: the rollout did not reach every worker within ``--timeout``."""
-
-    exit_code = ExitCode.FAILED
+class RolloutTimeout(DeployRefused):
+    """``--wait``: the rollout did not reach every worker within ``--timeout`` (the release stands)."""
 
 
 def prepare(
