@@ -276,3 +276,20 @@ def test_normalize_fills_the_server_defaults_so_an_omitted_field_is_no_change() 
         "allowedCudaVersions": [],
         "minCudaVersion": None,
     }
+
+
+def test_a_cpu_endpoint_is_priced_from_the_cpu_catalog(
+    project: ProjectFactory, run_cli: RunCli, api_env: dict[str, str], images: list[str]
+) -> None:
+    endpoint = DEFAULT_ENDPOINT.replace(
+        '  gpu:\n    pools: [ADA_24]\n    allowedCudaVersions: ["12.4"]\n',
+        "  cpu:\n    - {id: cpu3c, vcpuCount: 4}\n",
+    )
+    root = project(endpoint)
+    per_vcpu = catalog().cpu_flavors["cpu3c"].serverless_price_per_vcpu_hour
+    result, plan = run_json(run_cli, root, api_env, "plan", "--env", "production", "--image", images[0])
+    assert result.exit_code == 0, result.output
+    cost = plan["data"]["cost"]
+    assert cost["per_worker"] == round(per_vcpu * 4, 4)
+    assert (cost["always_on"], cost["ceiling"]) == (round(per_vcpu * 4, 4), round(per_vcpu * 4 * 3, 4))
+    assert not [c for c in plan["data"]["preflight"] if c["check"].startswith("gpu")]
