@@ -2,6 +2,8 @@
 # scripts/stack.sh up|down|status — the local stack rpdeploy builds, pushes and tests against:
 #   engine    a Docker engine on the default socket (started here only when none answers)
 #   registry  an auth-free registry on 127.0.0.1:5000 (config + data under the state folder)
+#   auth-reg  a second registry on 127.0.0.1:5001 with htpasswd (bcrypt) basic auth, its user and a
+#             generated password kept 0600 under the state folder (private-image pulls, registry creds)
 #   base      the Python 3.11 base image, built offline with mmdebstrap and pushed to the registry
 #             (or, with RPDEPLOY_BASE_IMAGE=<pullable ref>, pulled: laptops, GitHub runners)
 #   index     a PEP 503 package index on 127.0.0.1:8099 (pypiserver) serving a wheelhouse downloaded
@@ -16,6 +18,9 @@ STATE=$(realpath -m "${RPDEPLOY_STATE:-$ROOT/.state}")
 RUN=$STATE/run
 LOGS=$STATE/logs
 REGISTRY=127.0.0.1:5000
+AUTH_REGISTRY=127.0.0.1:5001
+AUTH_USER=rpdeploy
+AUTH_DIR=$STATE/auth-registry
 LOCAL_BASE=$REGISTRY/python:3.11-slim-local
 BASE_IMAGE=${RPDEPLOY_BASE_IMAGE:-$LOCAL_BASE}
 SUITE=bookworm
@@ -42,6 +47,13 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$@" || true; 
 
 engine_version() { timeout 20 docker version --format '{{.Server.Version}}' 2>/dev/null; }
 registry_up() { [ "$(http_code "http://$REGISTRY/v2/")" = 200 ]; }
+# An htpasswd registry answers /v2/ with 401 until credentials are given.
+auth_registry_up() { [ "$(http_code "http://$AUTH_REGISTRY/v2/")" = 401 ]; }
+# Do the stored credentials log in? (curl reads them from a file: never on a command line.)
+auth_login_ok() {
+	[ -s "$AUTH_DIR/curl.netrc" ] &&
+		[ "$(http_code --netrc-file "$AUTH_DIR/curl.netrc" "http://$AUTH_REGISTRY/v2/")" = 200 ]
+}
 index_up() { [ "$(http_code "$INDEX_URL")" = 200 ]; }
 
 # Base images under the local registry are built here; anything else is pulled.
@@ -111,7 +123,8 @@ install_missing() {
 	if ! command -v docker >/dev/null || { ! engine_version >/dev/null && ! command -v dockerd >/dev/null; }; then
 		missing+=(docker.io)
 	fi
-	if ! registry_up; then command -v docker-registry >/dev/null || missing+=(docker-registry); fi
+	if ! registry_up || ! auth_registry_up; then command -v docker-registry >/dev/null || missing+=(docker-registry); fi
+	if ! auth_registry_up; then command -v htpasswd >/dev/null || missing+=(apache2-utils); fi
 	if base_is_local && ! base_in_registry; then command -v mmdebstrap >/dev/null || missing+=(mmdebstrap); fi
 	[ ${#missing[@]} -gt 0 ] || return 0
 	is_root || die "missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
@@ -183,6 +196,74 @@ EOF
 	say "starting registry on $REGISTRY (data: $dir/data)"
 	start_bg registry docker-registry serve "$dir/config.yml"
 	wait_until 20 registry_up || die "registry did not answer within 20 s; see $LOGS/registry.log"
+}
+
+# ---- registry with htpasswd auth
+
+# The user and a generated password, made once per state folder (0600), and the files derived
+# from them: the bcrypt htpasswd the registry reads and a netrc for curl's login check.
+ensure_auth_credentials() {
+	mkdir -p "$AUTH_DIR/data"
+	chmod 700 "$AUTH_DIR"
+	if [ ! -s "$AUTH_DIR/credentials" ]; then
+		(
+			umask 077
+			printf '%s\n%s\n' "$AUTH_USER" "$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')" \
+				>"$AUTH_DIR/credentials"
+		)
+		rm -f "$AUTH_DIR/htpasswd" "$AUTH_DIR/curl.netrc"
+	fi
+	{
+		IFS= read -r AUTH_USERNAME
+		IFS= read -r AUTH_PASSWORD
+	} <"$AUTH_DIR/credentials"
+	[ -n "$AUTH_USERNAME" ] && [ -n "$AUTH_PASSWORD" ] || die "$AUTH_DIR/credentials is damaged; remove it and rerun"
+	if [ ! -s "$AUTH_DIR/curl.netrc" ]; then
+		(
+			umask 077
+			printf 'machine %s login %s password %s\n' "${AUTH_REGISTRY%:*}" "$AUTH_USERNAME" "$AUTH_PASSWORD" \
+				>"$AUTH_DIR/curl.netrc"
+		)
+	fi
+}
+
+ensure_auth_registry() {
+	local code
+	ensure_auth_credentials
+	code=$(http_code "http://$AUTH_REGISTRY/v2/")
+	case $code in
+	401)
+		auth_login_ok && return 0
+		die "the registry on $AUTH_REGISTRY refuses the credentials in $AUTH_DIR/credentials (started from another state folder? stop it with scripts/stack.sh down and that RPDEPLOY_STATE)"
+		;;
+	000) ;;
+	*) die "something on $AUTH_REGISTRY answers /v2/ with HTTP $code; rpdeploy needs its htpasswd registry there (stop it first)" ;;
+	esac
+	if [ ! -s "$AUTH_DIR/htpasswd" ]; then
+		# -B bcrypt (the only hash the registry reads), -i: the password from stdin, never argv.
+		(umask 077 && htpasswd -B -i -c "$AUTH_DIR/htpasswd" "$AUTH_USERNAME" <<<"$AUTH_PASSWORD") \
+			>>"$LOGS/auth-registry.log" 2>&1 || die "htpasswd failed; see $LOGS/auth-registry.log"
+	fi
+	cat >"$AUTH_DIR/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $AUTH_DIR/data
+  delete:
+    enabled: true
+http:
+  addr: $AUTH_REGISTRY
+auth:
+  htpasswd:
+    realm: rpdeploy-auth-registry
+    path: $AUTH_DIR/htpasswd
+EOF
+	say "starting registry with htpasswd auth on $AUTH_REGISTRY (data: $AUTH_DIR/data)"
+	start_bg auth-registry docker-registry serve "$AUTH_DIR/config.yml"
+	wait_until 20 auth_registry_up || die "registry on $AUTH_REGISTRY did not answer within 20 s; see $LOGS/auth-registry.log"
+	auth_login_ok || die "the registry on $AUTH_REGISTRY refuses its own credentials; see $LOGS/auth-registry.log"
 }
 
 # ---- base image
@@ -386,10 +467,15 @@ PY
 
 write_env() {
 	local tmp=$STATE/stack.env.tmp
+	# 0600: it carries the auth registry's password.
+	(umask 077 && : >"$tmp")
 	{
 		echo "# written by scripts/stack.sh up; KEY=value lines (source with: set -a; . $STATE/stack.env; set +a)"
 		echo "RPDEPLOY_STATE=$STATE"
 		echo "REGISTRY=$REGISTRY"
+		echo "RPDEPLOY_AUTH_REGISTRY=$AUTH_REGISTRY"
+		echo "RPDEPLOY_AUTH_REGISTRY_USERNAME=$AUTH_USERNAME"
+		echo "RPDEPLOY_AUTH_REGISTRY_PASSWORD=$AUTH_PASSWORD"
 		echo "BASE_IMAGE=$BASE_IMAGE"
 		echo "RPDEPLOY_BASE_IMAGE=$BASE_IMAGE"
 		echo "RPDEPLOY_INDEX_URL=$INDEX_URL"
@@ -417,6 +503,7 @@ cmd_up() {
 	install_missing
 	ensure_engine
 	ensure_registry
+	ensure_auth_registry
 	ensure_base
 	if ! foreign_index_ok; then
 		ensure_pypiserver_venv
@@ -425,7 +512,7 @@ cmd_up() {
 	fi
 	ensure_buildx
 	write_env
-	say "up: engine, registry $REGISTRY, base $BASE_IMAGE, index $INDEX_URL (env: $STATE/stack.env)"
+	say "up: engine, registry $REGISTRY, auth registry $AUTH_REGISTRY, base $BASE_IMAGE, index $INDEX_URL (env: $STATE/stack.env)"
 }
 
 # One status line per component; `own` says whether this state folder started it.
@@ -444,6 +531,15 @@ cmd_status() {
 		line registry up "http://$REGISTRY ($(owner registry docker-registry))"
 	else
 		line registry down "nothing answers http://$REGISTRY/v2/"
+		down=1
+	fi
+	if auth_registry_up && auth_login_ok; then
+		line auth-reg up "http://$AUTH_REGISTRY, user and password in $AUTH_DIR/credentials ($(owner auth-registry docker-registry))"
+	elif auth_registry_up; then
+		line auth-reg auth "http://$AUTH_REGISTRY refuses the credentials in $AUTH_DIR (started from another state folder?)"
+		down=1
+	else
+		line auth-reg down "nothing answers http://$AUTH_REGISTRY/v2/"
 		down=1
 	fi
 	if [ "$down" -eq 0 ] && base_present; then
@@ -472,6 +568,7 @@ cmd_down() {
 	mkdir -p "$RUN"
 	lock
 	stop_own index pypi-server
+	stop_own auth-registry docker-registry
 	stop_own registry docker-registry
 	# Only a dockerd this script started (its pid recorded in $RUN); a shared or system engine stays.
 	stop_own dockerd dockerd

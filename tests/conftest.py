@@ -16,6 +16,8 @@ from click.testing import CliRunner, Result
 from deploy.cli.main import cli
 
 if TYPE_CHECKING:
+    from deploy.api import RunPodApi
+    from tests.apiclient import ContractLog, ProxiedApi
     from tests.emulator.helpers import Api, EmulatorProcess
     from tests.faultproxy import FaultProxy
 
@@ -195,3 +197,40 @@ def fault_proxy(emulator: EmulatorProcess) -> Iterator[FaultProxy]:
     proxy = FaultProxy(emulator.api.base).start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture
+def contract() -> ContractLog:
+    """The answers `runpod_api` got, each checked against the vendored spec (tests/apiclient.py)."""
+    from tests.apiclient import ContractLog  # noqa: PLC0415
+
+    return ContractLog()
+
+
+@pytest.fixture
+def runpod_api(emulator_environ: dict[str, str], contract: ContractLog) -> Iterator[RunPodApi]:
+    """`RunPodApi.from_environ` on the session emulator; every answer is checked against the spec."""
+    from deploy.api import RunPodApi  # noqa: PLC0415
+
+    with RunPodApi.from_environ(emulator_environ) as client:
+        client.session.hooks["response"].append(contract)
+        yield client
+
+
+@pytest.fixture
+def proxied_api(fault_proxy: FaultProxy, emulator_environ: dict[str, str]) -> Iterator[ProxiedApi]:
+    """Factory: a client that talks to the emulator through `fault_proxy` (backoff 0.01 s so
+    retries are quick; ``timeout``/``retries``/``backoff`` as the test needs)."""
+    from deploy.api import RunPodApi  # noqa: PLC0415
+
+    made: list[RunPodApi] = []
+
+    def make(**options: Any) -> RunPodApi:
+        options = {"backoff": 0.01, **options}
+        client = RunPodApi(fault_proxy.url, emulator_environ["RUNPOD_API_KEY"], **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

@@ -68,7 +68,8 @@ class Fault:
 
     @classmethod
     def hang(cls, seconds: float, *, forward_first: bool = False) -> Fault:
-        """No answer for ``seconds``, then the upstream's answer (too late for a short timeout)."""
+        """No answer for ``seconds`` (longer than the client's timeout: a read timeout), then the
+        request is forwarded; with ``forward_first`` it is forwarded before the wait instead."""
         return cls(delay=seconds, forward_first=forward_first)
 
     @classmethod
@@ -83,6 +84,7 @@ class Attempt:
     path: str
     at: float
     fault: Fault | None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,11 +128,11 @@ class FaultProxy:
         with self._lock:
             return sum(len(queue) for queue in self._faults.values())
 
-    def _next(self, method: str, path: str) -> Fault | None:
+    def _next(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self._lock:
             queue = self._faults.get((method, path))
             fault = queue.popleft() if queue else None
-            self.log.append(Attempt(method, path, time.monotonic(), fault))
+            self.log.append(Attempt(method, path, time.monotonic(), fault, headers))
             return fault
 
     def forward(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> _Answer:
@@ -160,17 +162,18 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            fault = proxy._next(self.command, self.path.split("?", 1)[0])
+            fault = proxy._next(self.command, self.path.split("?", 1)[0], dict(self.headers.items()))
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
             answer = None
-            if fault is None or fault.status == 0 or fault.forward_first:
+            if fault is not None and fault.forward_first:
                 answer = proxy.forward(self.command, self.path, headers, body)
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
                 self.close_connection = True
             if fault is not None and fault.status:
                 answer = _Answer(fault.status, list(fault.headers), fault.body)
-            assert answer is not None
+            elif answer is None:
+                answer = proxy.forward(self.command, self.path, headers, body)
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._reply(answer)
 

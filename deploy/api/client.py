@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from deploy.api import errors
-from deploy.api.transport import CallCount, Transport
+from deploy.api.transport import CallCount, Transport, path_of
 from deploy.errors import ApiError, UsageError
 
 DEFAULT_API_URL = "https://api.runpod.io"
@@ -92,14 +92,15 @@ class RunPodApi:
     def _object(self, method: str, template: str, **kwargs: Any) -> dict[str, Any]:
         answer = self._transport.call(method, template, **kwargs)
         if not isinstance(answer, dict):
-            raise errors.unexpected(method, template, "a JSON object", 200)
+            path = path_of(template, **kwargs.get("args", {}))
+            raise errors.unexpected(method, path, "a JSON object", 200)
         return answer
 
     def _list(self, template: str, key: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         answer = self._object("GET", template, params=params)
         items = answer.get(key)
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise errors.unexpected("GET", template, f"a {key!r} list", 200)
+            raise errors.unexpected("GET", template, f"the {key!r} list", 200)
         return items
 
     def _delete(self, template: str, resource_id: str) -> None:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from deploy.emulator.control import new_id, now_iso, validate_schema
-from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
+from deploy.emulator.httputil import MB, HttpError, found, json_body
 from deploy.emulator.store import UNCHANGED, Store
 from deploy.runpod.secrets import name_problem
 
@@ -27,15 +27,6 @@ MAX_VALUE_BYTES = 16_777_215
 #: Room for the largest value sent as UTF-8 JSON, with escapes for some of it, and a description.
 #: A value escaped beyond this (``\u00e9`` for every "é") is refused as too large (400).
 BODY_LIMIT = 64 * MB
-
-
-class SecretError(Exception):
-    """A secret request RunPod refuses: the HTTP status and one line saying why."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 def _value_problem(value: str) -> str | None:
@@ -52,28 +43,23 @@ class SecretService:
         self.store = store
 
     def create(self, name: str, value: str, description: str | None) -> dict[str, Any]:
-        """The new `Secret`; SecretError 400 for a bad name, 409 for a name in use."""
+        """The new `Secret`; HttpError 400 for a bad name, 409 for a name in use."""
         problem = name_problem(name)
         if problem is not None:
-            raise SecretError(400, problem)
+            raise HttpError(400, problem)
         secret_id = new_id()
         if not self.store.add_secret(secret_id, name, value, description or None, now_iso()):
-            raise SecretError(409, f"A secret named {name} already exists")
-        found = self.store.secret(secret_id)
-        assert found is not None  # just written, on the same connection
-        return found
+            raise HttpError(409, f"A secret named {name} already exists")
+        return self.get(secret_id)
 
     def get(self, secret_id: str) -> dict[str, Any]:
-        found = self.store.secret(secret_id)
-        if found is None:
-            raise SecretError(404, f"secret {secret_id} not found")
-        return found
+        return found(self.store.secret(secret_id), f"secret {secret_id}")
 
     def list_all(self, name: str | None) -> dict[str, Any]:
         if name is None:
             return {"secrets": self.store.secrets()}
-        found = self.store.secret_by_name(name)
-        return {"secrets": [] if found is None else [found]}
+        match = self.store.secret_by_name(name)
+        return {"secrets": [] if match is None else [match]}
 
     def update(self, secret_id: str, value: str | None, description: str | object | None) -> dict[str, Any]:
         """Rotate the value and/or set the description (``""`` clears it); the updated `Secret`."""
@@ -86,7 +72,7 @@ class SecretService:
     def delete(self, secret_id: str) -> None:
         """Deleting is "not blocked while the secret is in use" (§6.1): references stop resolving."""
         if not self.store.delete_secret(secret_id):
-            raise SecretError(404, f"secret {secret_id} not found")
+            raise HttpError(404, f"secret {secret_id} not found")
 
 
 def _checked(schema_name: str, body: Any) -> dict[str, Any]:
@@ -102,15 +88,6 @@ def router(service: SecretService) -> APIRouter:
     """The `/v2/account/secrets` routes. Auth and problem+json errors are the app's job."""
     api = APIRouter()
 
-    def call(function: Any, *args: Any) -> Any:
-        try:
-            return function(*args)
-        except SecretError as exc:
-            raise HttpError(exc.status, exc.detail) from None
-
-    async def json_body(request: Request) -> Any:
-        return parse_json(await read_body(request, BODY_LIMIT))
-
     @api.get("/v2/account/secrets")
     async def list_secrets(request: Request) -> Response:
         # The spec declares no 400 here: a repeated `name` counts once, the last (as HTTP servers do).
@@ -118,24 +95,24 @@ def router(service: SecretService) -> APIRouter:
 
     @api.post("/v2/account/secrets")
     async def create_secret(request: Request) -> Response:
-        body = _checked("CreateSecretRequest", await json_body(request))
-        created = call(service.create, body["name"], body["value"], body.get("description"))
+        body = _checked("CreateSecretRequest", await json_body(request, BODY_LIMIT))
+        created = service.create(body["name"], body["value"], body.get("description"))
         return JSONResponse(created, status_code=201)
 
     @api.get("/v2/account/secrets/{secret_id}")
     async def get_secret(secret_id: str) -> Response:
-        return JSONResponse(call(service.get, secret_id))
+        return JSONResponse(service.get(secret_id))
 
     @api.patch("/v2/account/secrets/{secret_id}")
     async def update_secret(secret_id: str, request: Request) -> Response:
-        call(service.get, secret_id)  # 404 before looking at the body
-        body = _checked("UpdateSecretRequest", await json_body(request))
+        service.get(secret_id)  # 404 before looking at the body
+        body = _checked("UpdateSecretRequest", await json_body(request, BODY_LIMIT))
         description = body.get("description", UNCHANGED)
-        return JSONResponse(call(service.update, secret_id, body.get("value"), description))
+        return JSONResponse(service.update(secret_id, body.get("value"), description))
 
     @api.delete("/v2/account/secrets/{secret_id}")
     async def delete_secret(secret_id: str) -> Response:
-        call(service.delete, secret_id)
+        service.delete(secret_id)
         return Response(status_code=204)
 
     return api

@@ -188,12 +188,20 @@ class ContainerRuntime:
             self.client.volumes.create(name=name, labels={LABEL: self.label, LABEL_VOLUME: volume_id})
         return name
 
-    def remove_volume(self, volume_id: str) -> None:
-        """Remove a deleted network volume's Docker volume (its data goes with it, as on RunPod)."""
+    def remove_volume(self, volume_id: str) -> bool:
+        """Remove a deleted network volume's Docker volume (its data goes with it, as on RunPod).
+
+        False while a container still uses it (the engine's 409); True once it is gone.
+        """
         try:
-            self.client.volumes.get(self.volume_name(volume_id)).remove(force=True)
+            self.client.volumes.get(self.volume_name(volume_id)).remove()
         except NotFound:
-            return
+            return True
+        except APIError as exc:
+            if exc.status_code == 409:
+                return False
+            raise
+        return True
 
     def halt(self, container_id: str) -> None:
         """SIGTERM, then SIGKILL after STOP_GRACE_S (the SDK's grace for in-flight work)."""

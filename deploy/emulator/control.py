@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from deploy.emulator import catalog as catalog_routes
-from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
+from deploy.emulator.httputil import MB, HttpError, found, json_body
 from deploy.emulator.store import Store
 from deploy.runpod import endpoint as rules
 from deploy.runpod import schemas
@@ -135,14 +135,11 @@ class ControlPlane:
         }
 
     def endpoint(self, endpoint_id: str) -> tuple[dict[str, Any], int]:
-        found = self.store.endpoint(endpoint_id)
-        if found is None:
-            raise HttpError(404, f"endpoint {endpoint_id} not found")
-        return found
+        return found(self.store.endpoint(endpoint_id), f"endpoint {endpoint_id}")
 
     def find_endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
-        found = self.store.endpoint(endpoint_id)
-        return None if found is None else found[0]
+        stored = self.store.endpoint(endpoint_id)
+        return None if stored is None else stored[0]
 
     def list_endpoints(self) -> dict[str, Any]:
         return {"endpoints": [doc for doc, _ in self.store.endpoints()]}
@@ -317,9 +314,7 @@ class ControlPlane:
         ]
 
     def _apply_template(self, template_id: str, body: dict[str, Any], *, on_create: bool) -> dict[str, Any]:
-        template = self.store.template(template_id)
-        if template is None:
-            raise HttpError(404, f"template {template_id} not found")
+        template = found(self.store.template(template_id), f"template {template_id}")
         if not template["serverless"]:
             raise HttpError(422, f"template {template_id} is not a serverless template")
         merged = dict(body)
@@ -341,10 +336,7 @@ class ControlPlane:
     # -- templates -----------------------------------------------------------------------------
 
     def template(self, template_id: str) -> dict[str, Any]:
-        template = self.store.template(template_id)
-        if template is None:
-            raise HttpError(404, f"template {template_id} not found")
-        return template
+        return found(self.store.template(template_id), f"template {template_id}")
 
     def list_templates(self) -> dict[str, Any]:
         return {"templates": self.store.templates()}
@@ -381,16 +373,13 @@ def router(control: ControlPlane) -> APIRouter:
     api = APIRouter()
     catalog_routes.add_routes(api)
 
-    async def json_body(request: Request) -> Any:
-        return parse_json(await read_body(request, BODY_LIMIT))
-
     @api.get("/v2/serverless")
     async def list_endpoints() -> Response:
         return JSONResponse(control.list_endpoints())
 
     @api.post("/v2/serverless")
     async def create_endpoint(request: Request) -> Response:
-        return JSONResponse(control.create_endpoint(await json_body(request)), status_code=201)
+        return JSONResponse(control.create_endpoint(await json_body(request, BODY_LIMIT)), status_code=201)
 
     @api.get("/v2/serverless/{endpoint_id}")
     async def get_endpoint(endpoint_id: str) -> Response:
@@ -399,7 +388,7 @@ def router(control: ControlPlane) -> APIRouter:
     @api.patch("/v2/serverless/{endpoint_id}")
     async def update_endpoint(endpoint_id: str, request: Request) -> Response:
         control.endpoint(endpoint_id)  # 404 before looking at the body
-        return JSONResponse(control.update_endpoint(endpoint_id, await json_body(request)))
+        return JSONResponse(control.update_endpoint(endpoint_id, await json_body(request, BODY_LIMIT)))
 
     @api.delete("/v2/serverless/{endpoint_id}")
     async def delete_endpoint(endpoint_id: str) -> Response:
@@ -420,7 +409,7 @@ def router(control: ControlPlane) -> APIRouter:
 
     @api.post("/v2/templates")
     async def create_template(request: Request) -> Response:
-        return JSONResponse(control.create_template(await json_body(request)), status_code=201)
+        return JSONResponse(control.create_template(await json_body(request, BODY_LIMIT)), status_code=201)
 
     @api.get("/v2/templates/{template_id}")
     async def get_template(template_id: str) -> Response:
@@ -429,7 +418,7 @@ def router(control: ControlPlane) -> APIRouter:
     @api.patch("/v2/templates/{template_id}")
     async def update_template(template_id: str, request: Request) -> Response:
         control.template(template_id)
-        return JSONResponse(control.update_template(template_id, await json_body(request)))
+        return JSONResponse(control.update_template(template_id, await json_body(request, BODY_LIMIT)))
 
     @api.delete("/v2/templates/{template_id}")
     async def delete_template(template_id: str) -> Response:

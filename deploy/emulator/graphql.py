@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from graphql import GraphQLError, build_schema, graphql_sync, parse, validate
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 
-from deploy.emulator.account_secrets import SecretError, SecretService
+from deploy.emulator.account_secrets import SecretService
 from deploy.emulator.httputil import MB, HttpError, parse_json, read_body
 
 SDL = """
@@ -41,14 +41,14 @@ class Resolvers:
     def secretCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         try:
             return self.secrets.create(input["name"], input["value"], input.get("description"))
-        except SecretError as exc:
+        except HttpError as exc:  # the REST answer's one line, as GraphQL's error message
             raise GraphQLError(exc.detail) from None
 
     def secretDelete(self, _info: Any, id: str) -> None:  # noqa: N802
         try:
             self.secrets.delete(id)
-        except SecretError:
-            raise GraphQLError(f"Secret {id} not found") from None
+        except HttpError as exc:
+            raise GraphQLError(exc.detail) from None
 
     def myself(self, _info: Any) -> dict[str, str]:
         return {"id": "emulator-user"}

@@ -11,7 +11,7 @@ import hmac
 import json
 import re
 import sys
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from starlette.requests import Request
 
@@ -25,6 +25,8 @@ MAX_INT_DIGITS = sys.get_int_max_str_digits() or 4300
 #: ASCII digits only: `str.isdigit()` accepts superscripts and other scripts' digits ("²", "٣").
 _ASCII_INT = re.compile(r"[0-9]{1,18}")
 
+T = TypeVar("T")
+
 
 class HttpError(Exception):
     """An error answer: status, a one-line detail and optional per-field problems."""
@@ -34,6 +36,13 @@ class HttpError(Exception):
         self.status = status
         self.detail = detail
         self.errors = errors
+
+
+def found(value: T | None, what: str) -> T:
+    """``value``, or a 404 "<what> not found" when there is none (an unknown id on any API)."""
+    if value is None:
+        raise HttpError(404, f"{what} not found")
+    return value
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -125,6 +134,11 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
         _refuse(what, str(exc))
     _check_tree(value, what)
     return value
+
+
+async def json_body(request: Request, limit: int) -> Any:
+    """The request body as strict JSON, at most ``limit`` bytes (a 400 otherwise)."""
+    return parse_json(await read_body(request, limit))
 
 
 async def optional_json(request: Request, limit: int, *, what: str = "request body") -> Any:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from deploy.emulator.control import BODY_LIMIT, new_id, now_iso, validate_schema
-from deploy.emulator.httputil import HttpError, parse_json, read_body
+from deploy.emulator.httputil import found, json_body
 from deploy.emulator.store import Store
 
 
@@ -27,10 +27,7 @@ class RegistryService:
         self.store = store
 
     def get(self, registry_id: str) -> dict[str, Any]:
-        found = self.store.registry(registry_id)
-        if found is None:
-            raise HttpError(404, f"registry {registry_id} not found")
-        return found
+        return found(self.store.registry(registry_id), f"registry {registry_id}")
 
     def list_all(self) -> dict[str, Any]:
         return {"registries": self.store.registries()}
@@ -51,16 +48,13 @@ def router(service: RegistryService) -> APIRouter:
     """The `/v2/registries` routes. Auth and problem+json errors are the app's job."""
     api = APIRouter()
 
-    async def json_body(request: Request) -> Any:
-        return parse_json(await read_body(request, BODY_LIMIT))
-
     @api.get("/v2/registries")
     async def list_registries() -> Response:
         return JSONResponse(service.list_all())
 
     @api.post("/v2/registries")
     async def create_registry(request: Request) -> Response:
-        return JSONResponse(service.create(await json_body(request)), status_code=201)
+        return JSONResponse(service.create(await json_body(request, BODY_LIMIT)), status_code=201)
 
     @api.get("/v2/registries/{registry_id}")
     async def get_registry(registry_id: str) -> Response:

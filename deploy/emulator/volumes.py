@@ -26,7 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from deploy.emulator.control import BODY_LIMIT, new_id, now_iso, validate_schema
-from deploy.emulator.httputil import HttpError, parse_json, read_body
+from deploy.emulator.httputil import HttpError, found, json_body
 from deploy.emulator.store import Store
 from deploy.runpod.catalog import catalog
 
@@ -75,9 +75,11 @@ def placement(doc: dict[str, Any], volume_data_center: Callable[[str], str | Non
 class VolumeBackend(Protocol):
     """The Docker side (the worker plane): a Docker volume per network volume."""
 
-    def create_volume(self, volume_id: str) -> None: ...
+    def create_volume(self, volume_id: str) -> None:
+        """Blocking (run in a thread): create the Docker volume."""
 
-    def remove_volume(self, volume_id: str) -> None: ...
+    def volume_deleted(self, volume_id: str) -> None:
+        """Remove the Docker volume once no container uses it (returns at once)."""
 
 
 class VolumeService:
@@ -88,10 +90,7 @@ class VolumeService:
         self.backend: VolumeBackend | None = None
 
     def get(self, volume_id: str) -> dict[str, Any]:
-        found = self.store.volume(volume_id)
-        if found is None:
-            raise HttpError(404, f"network volume {volume_id} not found")
-        return found
+        return found(self.store.volume(volume_id), f"network volume {volume_id}")
 
     def list_all(self) -> dict[str, Any]:
         return {"networkVolumes": self.store.volumes()}
@@ -144,8 +143,8 @@ class VolumeService:
         self.store.delete_volume(volume_id)
 
     def data_center(self, volume_id: str) -> str | None:
-        found = self.store.volume(volume_id)
-        return None if found is None else str(found["dataCenter"])
+        volume = self.store.volume(volume_id)
+        return None if volume is None else str(volume["dataCenter"])
 
 
 def _tiers(data_center: str) -> list[str]:
@@ -166,16 +165,13 @@ def router(service: VolumeService) -> APIRouter:
     """The `/v2/network-volumes` routes. Auth and problem+json errors are the app's job."""
     api = APIRouter()
 
-    async def json_body(request: Request) -> Any:
-        return parse_json(await read_body(request, BODY_LIMIT))
-
-    async def backend(action: str, volume_id: str) -> None:
+    async def create_docker_volume(volume_id: str) -> None:
         if service.backend is None:
             return
         try:
-            await asyncio.to_thread(getattr(service.backend, f"{action}_volume"), volume_id)
-        except Exception as exc:  # the API answer stands; a mount creates a missing volume again
-            log.warning("could not %s the Docker volume of network volume %s: %s", action, volume_id, exc)
+            await asyncio.to_thread(service.backend.create_volume, volume_id)
+        except Exception as exc:  # the API answer stands; the first mount creates it again
+            log.warning("could not create the Docker volume of network volume %s: %s", volume_id, exc)
 
     @api.get("/v2/network-volumes")
     async def list_volumes() -> Response:
@@ -183,8 +179,8 @@ def router(service: VolumeService) -> APIRouter:
 
     @api.post("/v2/network-volumes")
     async def create_volume(request: Request) -> Response:
-        doc = service.create(await json_body(request))
-        await backend("create", doc["id"])
+        doc = service.create(await json_body(request, BODY_LIMIT))
+        await create_docker_volume(doc["id"])
         return JSONResponse(doc, status_code=201)
 
     @api.get("/v2/network-volumes/{volume_id}")
@@ -194,12 +190,13 @@ def router(service: VolumeService) -> APIRouter:
     @api.patch("/v2/network-volumes/{volume_id}")
     async def update_volume(volume_id: str, request: Request) -> Response:
         service.get(volume_id)  # 404 before looking at the body
-        return JSONResponse(service.update(volume_id, await json_body(request)))
+        return JSONResponse(service.update(volume_id, await json_body(request, BODY_LIMIT)))
 
     @api.delete("/v2/network-volumes/{volume_id}")
     async def delete_volume(volume_id: str) -> Response:
         service.delete(volume_id)
-        await backend("remove", volume_id)
+        if service.backend is not None:
+            service.backend.volume_deleted(volume_id)
         return Response(status_code=204)
 
     return api

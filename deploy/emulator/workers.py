@@ -38,6 +38,9 @@ log = logging.getLogger("rpdeploy.emulator.workers")
 
 RECONCILE_INTERVAL_S = 0.5
 MAX_BACKOFF_S = 30.0
+#: How often a deleted network volume's Docker volume is tried while a container still holds it
+#: (RECONCILE_INTERVAL_S apart: a minute, far beyond a worker's stop grace).
+VOLUME_REMOVE_TRIES = 120
 
 
 @dataclass
@@ -418,10 +421,20 @@ class WorkerPlane:
         if self._docker:
             self.runtime.volume(volume_id)
 
-    def remove_volume(self, volume_id: str) -> None:
-        """Blocking (a thread): remove a deleted network volume's Docker volume and its data."""
+    def volume_deleted(self, volume_id: str) -> None:
+        """Remove a deleted network volume's Docker volume once no container uses it: workers of
+        an endpoint deleted just before may still be in their stop grace."""
         if self._docker:
-            self.runtime.remove_volume(volume_id)
+            self._spawn(self._remove_volume_when_free(volume_id))
+
+    async def _remove_volume_when_free(self, volume_id: str) -> None:
+        for _ in range(VOLUME_REMOVE_TRIES):
+            if await asyncio.to_thread(self.runtime.remove_volume, volume_id):
+                return
+            await asyncio.sleep(RECONCILE_INTERVAL_S)
+        log.warning(
+            "the Docker volume of deleted network volume %s is still in use; left in place", volume_id
+        )
 
     def _start_failed(self, worker: Worker, reason: str) -> None:
         worker.failed = True

@@ -1,4 +1,5 @@
-"""Restarts lose nothing: endpoints, releases, secrets and queued jobs live in SQLite."""
+"""Restarts lose nothing: endpoints, releases, secrets, registry credentials, network volumes and
+queued jobs live in SQLite."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def test_queued_jobs_and_config_survive_a_restart(tmp_path: Path, sig: signal.Si
     api.rest("PATCH", f"/v2/serverless/{endpoint['id']}", {"env": {"TAG": "v2"}})
     queued = [api.job("POST", f"/{endpoint['id']}/run", {"input": {"n": n}}).json()["id"] for n in range(3)]
     api.job("POST", f"/{endpoint['id']}/cancel/{queued[0]}")
+    secret = api.rest("POST", "/v2/account/secrets", {"name": "kept", "value": "v"}).json()
+    registry = api.rest("POST", "/v2/registries", {"name": "kept", "username": "u", "password": "p"}).json()
+    volume = api.rest(
+        "POST", "/v2/network-volumes", {"name": "kept", "size": 10, "dataCenter": "EU-RO-1"}
+    ).json()
     first.stop(sig)
 
     second = EmulatorProcess(tmp_path / "state")
@@ -36,6 +42,9 @@ def test_queued_jobs_and_config_survive_a_restart(tmp_path: Path, sig: signal.Si
         assert states == ["CANCELLED", "IN_QUEUE", "IN_QUEUE"]
         # The rebuilt queue is live: purge sees exactly the two queued jobs.
         assert api.job("POST", f"/{endpoint['id']}/purge-queue").json()["removed"] == 2
+        assert api.rest("GET", f"/v2/account/secrets/{secret['id']}").json() == secret
+        assert api.rest("GET", f"/v2/registries/{registry['id']}").json() == registry
+        assert api.rest("GET", f"/v2/network-volumes/{volume['id']}").json() == volume
     finally:
         second.stop()
 

@@ -1,11 +1,13 @@
 """schemathesis against a running emulator, with RunPod's vendored REST v2 spec.
 
-Requests are generated from the official document (deploy/runpod/spec), filtered to the
-routes the emulator serves, in both of schemathesis's modes: POSITIVE (what the spec
-allows) and NEGATIVE (what it refuses). Every response goes through schemathesis's checks:
-no 5xx, a declared status, the declared content type and response schema, refused input
-refused. Then explicit sequences (create -> get -> patch -> releases -> delete -> get):
-the vendored spec declares no OpenAPI links, which schemathesis's stateful runner needs.
+Requests are generated from the official document (deploy/runpod/spec) and the vendored
+secrets document (`/v2/account/secrets`), filtered to the routes the emulator serves, in
+both of schemathesis's modes: POSITIVE (what the spec allows) and NEGATIVE (what it
+refuses). Every response goes through schemathesis's checks: no 5xx, a declared status,
+the declared content type and response schema, refused input refused. Then explicit
+sequences (create -> get -> patch -> releases -> delete -> get, and the same for secrets,
+network volumes and registry credentials): the vendored spec declares no OpenAPI links,
+which schemathesis's stateful runner needs.
 
 Bounded here (`make test`): ``RPDEPLOY_FUZZ_EXAMPLES`` examples per operation and mode
 (default 15), and a new seed every run unless ``RPDEPLOY_FUZZ_SEED`` is set. The seed is
@@ -20,6 +22,7 @@ schema-valid bodies are refused by the real API too; the emulator applies those 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -61,9 +64,13 @@ CONFIG = {
     "generation": {"allow-extra-parameters": False},
     "checks": {"response_schema_conformance": {"validate-formats": False}},
 }
-SCHEMA = schemathesis.openapi.from_path(
-    VENDORED_SPEC / "runpod-openapi-v2.json", config=schemathesis.Config.from_dict(CONFIG)
-).include(lambda ctx: (ctx.operation.method.upper(), ctx.operation.path) in SERVED)
+#: One schemathesis schema per vendored document, each filtered to the served routes.
+SCHEMAS = [
+    schemathesis.openapi.from_path(
+        VENDORED_SPEC / file_name, config=schemathesis.Config.from_dict(CONFIG)
+    ).include(lambda ctx: (ctx.operation.method.upper(), ctx.operation.path) in SERVED)
+    for file_name in schemas.DOCUMENTS.values()
+]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -74,7 +81,11 @@ SETTINGS = settings(
 
 
 def operation(method: str, path: str) -> Any:
-    return SCHEMA[path][method]
+    for schema in SCHEMAS:
+        found = schema.find_operation_by_label(f"{method.upper()} {path}")
+        if found is not None:
+            return found
+    raise KeyError(f"{method} {path} is in no vendored document")
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +111,14 @@ def _announce_seed(pytestconfig: pytest.Config) -> None:
 
 
 def test_the_served_routes_are_all_fuzzed() -> None:
-    labels = {(op.method.upper(), op.path) for op in (r.ok() for r in SCHEMA.get_all_operations())}
+    labels = {
+        (op.method.upper(), op.path)
+        for schema in SCHEMAS
+        for op in (r.ok() for r in schema.get_all_operations())
+    }
     assert labels == set(SERVED)
-    assert len(SERVED) == 14
+    # 14 endpoint/template/catalog routes, CPU catalog 2, network volumes 5, registries 4, secrets 5.
+    assert len(SERVED) == 30
 
 
 def _call_and_validate(case: Any, base: str) -> Any:
@@ -116,8 +132,22 @@ def _call_and_validate(case: Any, base: str) -> Any:
     return response
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
-@pytest.mark.parametrize(("method", "path"), SERVED, ids=[f"{m} {p}" for m, p in SERVED])
+#: Operations with nothing a NEGATIVE example could break: the secrets document declares no
+#: security scheme, and these take no body, no query constraint and a plain string id.
+NOTHING_TO_NEGATE = {
+    ("GET", "/v2/account/secrets"),
+    ("GET", "/v2/account/secrets/{id}"),
+    ("DELETE", "/v2/account/secrets/{id}"),
+}
+FUZZED = [
+    (method, path, mode)
+    for method, path in SERVED
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode == GenerationMode.POSITIVE or (method, path) not in NOTHING_TO_NEGATE
+]
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), FUZZED, ids=[f"{m} {p}-{g}" for m, p, g in FUZZED])
 def test_generated_requests_get_answers_the_spec_declares(
     fuzzed: EmulatorProcess, method: str, path: str, mode: GenerationMode
 ) -> None:
@@ -169,3 +199,47 @@ def test_create_get_patch_releases_delete_sequences(
     assert deleted.status_code == 204, REPLAY
     gone = _call_and_validate(operation("GET", "/v2/serverless/{id}").Case(path_parameters=path), base)
     assert gone.status_code == 404, REPLAY
+
+
+#: Account resources: a body RunPod accepts (the name made unique per example where it must
+#: be), the collection path, and whether the spec has a PATCH for one item.
+ACCOUNT = {
+    "secret": ("/v2/account/secrets", {"value": "fuzzed-value"}, True),
+    "network-volume": ("/v2/network-volumes", {"size": 10, "dataCenter": "EU-RO-1"}, True),
+    "registry": ("/v2/registries", {"username": "u", "password": "p"}, False),
+}
+#: Secret names are unique and follow deploy.runpod.secrets' rule; the others take any name.
+SERIAL = itertools.count()
+SECRET_NAMES = st.from_regex(r"\Afz_[A-Za-z0-9_]{1,30}\Z")
+
+
+@pytest.mark.parametrize("kind", sorted(ACCOUNT))
+def test_account_create_get_patch_delete_sequences(fuzzed: EmulatorProcess, kind: str) -> None:
+    collection, fixed, patchable = ACCOUNT[kind]
+    item = f"{collection}/{{id}}"
+
+    @SETTINGS
+    @seed(SEED)
+    @given(data=st.data(), name=SECRET_NAMES if kind == "secret" else NAMES)
+    def run(data: st.DataObject, name: str) -> None:
+        base = fuzzed.api.base
+        # Secret names are unique: a serial suffix (not drawn, so the draws never depend on the store).
+        unique = f"{name}_{next(SERIAL)}" if kind == "secret" else name
+        created = _call_and_validate(operation("POST", collection).Case(body={**fixed, "name": unique}), base)
+        assert created.status_code == 201, f"{created.text} ({REPLAY})"
+        path = {"id": str(created.json()["id"])}
+        got = _call_and_validate(operation("GET", item).Case(path_parameters=path), base)
+        assert got.json() == created.json(), REPLAY
+        if patchable:
+            mode = data.draw(st.sampled_from([GenerationMode.POSITIVE, GenerationMode.NEGATIVE]))
+            _call_and_validate(
+                data.draw(operation("PATCH", item).as_strategy(mode, path_parameters=path)), base
+            )
+        listed = _call_and_validate(operation("GET", collection).Case(), base)
+        assert path["id"] in listed.text, REPLAY
+        deleted = _call_and_validate(operation("DELETE", item).Case(path_parameters=path), base)
+        assert deleted.status_code == 204, REPLAY
+        gone = _call_and_validate(operation("GET", item).Case(path_parameters=path), base)
+        assert gone.status_code == 404, REPLAY
+
+    run()

@@ -14,6 +14,7 @@ import docker
 import pytest
 import runpod
 
+from deploy.emulator.settings import state_label
 from tests.emulator.helpers import API_KEY, Api, EmulatorProcess
 
 pytestmark = pytest.mark.docker
@@ -466,7 +467,9 @@ def test_rolling_release_lets_busy_workers_finish(api: Api, sdk_image: str, gate
     api.rest("DELETE", f"/v2/serverless/{rolling}")
 
 
-def test_network_volume_persists_across_workers_and_idle_scale_to_zero(api: Api, sdk_image: str) -> None:
+def test_network_volume_persists_across_workers_and_idle_scale_to_zero(
+    api: Api, sdk_image: str, emulator: EmulatorProcess
+) -> None:
     volume = api.rest(
         "POST", "/v2/network-volumes", {"name": "sdk", "size": 10, "dataCenter": "EU-RO-1"}
     ).json()
@@ -486,6 +489,41 @@ def test_network_volume_persists_across_workers_and_idle_scale_to_zero(api: Api,
     assert read["output"]["content"] == "kept"
     assert read["output"]["worker"] != first_worker
     api.rest("DELETE", f"/v2/serverless/{vol}")
+    # The network volume is a Docker volume named and labelled with the API's id; deleting it removes it.
+    client = docker.from_env()
+    mine = {"label": f"dev.rpdeploy.volume={volume['id']}"}
+    assert [v.name for v in client.volumes.list(filters=mine)] == [
+        f"rpdeploy-emu-{state_label(emulator.state)}-vol-{volume['id']}"
+    ]
+    assert api.rest("DELETE", f"/v2/network-volumes/{volume['id']}").status_code == 204
+    # Removed once the deleted endpoint's last worker has let go of it.
+    wait_for(lambda: client.volumes.list(filters=mine) == [], what="the Docker volume to be removed")
+
+
+def test_a_worker_runs_in_a_volume_data_center_and_mounts_that_volume(api: Api, sdk_image: str) -> None:
+    kansas = api.rest(
+        "POST", "/v2/network-volumes", {"name": "ks", "size": 10, "dataCenter": "US-KS-2"}
+    ).json()
+    romania = api.rest(
+        "POST", "/v2/network-volumes", {"name": "ro", "size": 10, "dataCenter": "EU-RO-1"}
+    ).json()
+    pinned = endpoint(
+        api,
+        sdk_image,
+        name="volume-dc",
+        env={"HANDLER_MODE": "plain"},
+        networkVolumes=[kansas["id"], romania["id"]],
+        dataCenterIds=["EU-RO-1"],
+        workers={"min": 0, "max": 1, "idleTimeout": 60},
+    )
+    view = api.job(
+        "POST", f"/{pinned}/runsync", {"input": {"env": ["RUNPOD_DC_ID", "RUNPOD_VOLUME_ID"]}}
+    ).json()
+    assert view["output"]["env"] == {"RUNPOD_DC_ID": "EU-RO-1", "RUNPOD_VOLUME_ID": romania["id"]}
+    assert [w["dataCenterId"] for w in workers(api, pinned)] == ["EU-RO-1"]
+    api.rest("DELETE", f"/v2/serverless/{pinned}")
+    for volume in (kansas, romania):
+        assert api.rest("DELETE", f"/v2/network-volumes/{volume['id']}").status_code == 204
 
 
 def test_request_count_scaling_starts_a_worker_per_request_count(
