@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from deploy.api import RunPodApi
 from deploy.cli.options import config_option, env_option
 from deploy.cli.output import Context, cli_command
+from deploy.cli.target import target_environ, target_option
 from deploy.config import load_config
 from deploy.errors import ExitCode
 from deploy.release import secrets_sync
@@ -49,8 +49,11 @@ def secrets() -> None:
 @click.option(
     "--rotate", is_flag=True, default=False, help="Write every value, changed or not (a forced rotation)."
 )
+@target_option
 @cli_command
-def sync(ctx: Context, config_path: str, environment: str | None, rotate: bool) -> SyncCommandResult:
+def sync(
+    ctx: Context, config_path: str, environment: str | None, rotate: bool, target: str
+) -> SyncCommandResult:
     """Create each missing RunPod secret and rotate each whose value changed.
 
     Values come from the process environment: each `secrets:` entry with mode
@@ -58,22 +61,26 @@ def sync(ctx: Context, config_path: str, environment: str | None, rotate: bool) 
     `secret` (default: <project>_<name>). RunPod never returns a value, so each write keeps
     a salted hash of it in the secret's description (rpdeploy:v1:sha256:<salt>:<hex>),
     and the next sync rotates (PATCH) only when the value differs; --rotate writes all.
-    Running workers keep the old value until they restart (a new release). Inline
+    Running workers keep the old value until they restart (a new release, or scaling
+    to zero; there is no --recycle yet: the deploy engine exposes no roll-only release). Inline
     secrets are not synced: their values sit in the endpoint env, readable by anyone with
     access to the account (a warning says so). Values never appear in any output.
 
-    API: RUNPOD_API_KEY, and RUNPOD_API_URL (default https://api.runpod.io).
+    API: RUNPOD_API_KEY, and RUNPOD_API_URL (default https://api.runpod.io); with
+    --target local, the running emulator (what `rpdeploy emulator env` exports).
 
     \b
     Examples:
       rpdeploy secrets sync --env staging
       rpdeploy secrets sync --rotate --output json
+      rpdeploy secrets sync --target local
 
     Exit codes: 0 synced, 2 bad config or a variable unset (all named, before any API
-    call), 3 RunPod API unreachable or refused.
+    call), 3 RunPod API (or the local emulator) unreachable or refused.
     """
     loaded = load_config(config_path, environment)
+    environ = target_environ(target)  # the process environment, pointed at the target's API
     # Every secret variable is checked before the API is even set up: nothing half-done.
-    secrets_sync.require_values(loaded, os.environ)
-    with RunPodApi.from_environ(os.environ) as api:
-        return SyncCommandResult(secrets_sync.sync(api, loaded, os.environ, rotate=rotate))
+    secrets_sync.require_values(loaded, environ)
+    with RunPodApi.from_environ(environ) as api:
+        return SyncCommandResult(secrets_sync.sync(api, loaded, environ, rotate=rotate))

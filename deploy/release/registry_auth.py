@@ -71,13 +71,14 @@ def ensure(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str], *, 
     auth = loaded.config.image.registry_auth
     if auth is None:
         return loaded.config.endpoint.registry
-    name = credential_name(loaded, *credentials(auth, environ))
+    username, password = credentials(auth, environ)
+    name = credential_name(loaded, username, password)
     registries = api.list_registries()  # one read finds ours and the superseded ones
     current = next((r for r in registries if r.get("name") == name), None)
     if dry_run:
         return str(current["id"]) if current else pending_id(name)
     if current is None:
-        current = api.create_registry(name, *credentials(auth, environ))
+        current = api.create_registry(name, username, password)
     _delete_unused(api, loaded, [r for r in registries if r is not current], keep=str(current["id"]))
     return str(current["id"])
 

@@ -14,6 +14,7 @@ workers keep the old value until they restart, which the result says.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -37,18 +38,25 @@ MAX_VALUE_BYTES: Final = 16_777_215
 
 Action = Literal["create", "rotate", "none"]
 
-#: What `sync` says after a rotation (and `--recycle` acts on).
+#: What `sync` says after a rotation. There is no roll-only release in the deploy engine yet,
+#: so no `--recycle`: the note says what restarts workers.
 RESTART_NOTE: Final = (
     "running workers keep the old value of a rotated secret until they restart:"
-    " `rpdeploy secrets sync --recycle` or a new release (`rpdeploy apply`) restarts them"
+    " a new release (an apply that changes the image or env) or scaling workers to zero restarts them"
 )
 
 
 def value_tag(value: str, salt: str | None = None) -> str:
     """``rpdeploy:v1:sha256:<salt>:<hex>`` for ``value``; a new random salt unless one is given."""
     salt = salt if salt is not None else stdlib_secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha256", value.encode(), bytes.fromhex(salt), ITERATIONS)
-    return f"{TAG_PREFIX}:{salt}:{digest.hex()}"
+    return f"{TAG_PREFIX}:{salt}:{_digest(value, salt)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(value: str, salt: str) -> str:
+    # Cached: plan/apply's preflight and the sync that follows compare the same stored tag,
+    # and each derivation costs most of a second by design. Process memory already holds the value.
+    return hashlib.pbkdf2_hmac("sha256", value.encode(), bytes.fromhex(salt), ITERATIONS).hex()
 
 
 def tag_matches(description: str | None, value: str) -> bool | None:
