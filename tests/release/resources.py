@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from deploy.api import RunPodApi
 from deploy.config import LoadedConfig, load_config
-from tests.api.conftest import ContractLog
+from tests.apiclient import ContractLog
 from tests.conftest import BASE_CONFIG, MakeProject
 
 
