@@ -49,7 +49,23 @@ def target(loaded: LoadedConfig, ephemeral: str | None = None) -> Target:
     problem = runpod_text.name_problem(name)
     if problem:
         raise UsageError(f"--ephemeral {ephemeral!r}: endpoint name {name!r}: {problem}")
+    owner = environment_names(loaded).get(name)
+    if owner is not None:
+        # `destroy --ephemeral staging` must never delete the staging endpoint.
+        raise UsageError(f"--ephemeral {ephemeral!r}: {name} is the endpoint of {owner}; pick another NAME")
     return Target(name, layout.ephemeral_env(ephemeral), ephemeral)
+
+
+def environment_names(loaded: LoadedConfig) -> dict[str, str]:
+    """Endpoint name -> what owns it: the base config and each environment (``endpoint.name`` honoured)."""
+    config = loaded.config
+    base = config.endpoint.name
+    owners = {base or config.project: "the base config"}
+    for env, block in config.environments.items():
+        override = (block or {}).get("endpoint") or {}
+        named = override.get("name") if isinstance(override, dict) else None
+        owners[str(named or base or f"{config.project}-{env}")] = f"environment {env}"
+    return owners
 
 
 def _inline_value(secret: SecretConfig, environ: Mapping[str, str]) -> str:

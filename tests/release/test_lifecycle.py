@@ -12,6 +12,7 @@ from deploy.api import RunPodApi
 from deploy.config import load_config
 from deploy.release import desired
 from deploy.release.apply import EndpointChanged, apply_plan, prepare
+from tests.apiclient import ContractLog
 from tests.conftest import json_data
 from tests.emulator.helpers import Api
 from tests.release.conftest import ProjectFactory
@@ -106,6 +107,12 @@ def test_ephemeral_create_and_destroy(
     bad = run_cli("apply", "--ephemeral", "PR 42!", "--image", images[0], cwd=root, env=api_env)
     assert bad.exit_code == 2
     assert "--ephemeral 'PR 42!'" in bad.stderr
+    # An ephemeral name that is an environment's endpoint: never act on that endpoint.
+    assert run_cli("apply", "--env", "staging", "--image", images[0], cwd=root, env=api_env).exit_code == 0
+    clash = run_cli("destroy", "--ephemeral", "staging", "--yes", cwd=root, env=api_env)
+    assert clash.exit_code == 2
+    assert f"{_project_name(root)}-staging is the endpoint of environment staging" in clash.stderr
+    assert endpoint_named(emu_api, f"{_project_name(root)}-staging") is not None
 
 
 def test_destroy_an_environment_endpoint(
@@ -130,6 +137,8 @@ def test_an_apply_raced_by_another_write_refuses_and_names_the_fields(
     loaded = load_config(config, "staging")
     where = desired.target(loaded)
     with RunPodApi.from_environ(api_env) as api:
+        contract = ContractLog()  # every answer the engine reads, checked against the official spec
+        api.session.hooks["response"].append(contract)
         created = prepare(api, loaded, where, images[0], api_env)
         apply_plan(api, loaded, where, created, api_env)
         planned = prepare(api, loaded, where, images[1], api_env)
@@ -143,6 +152,11 @@ def test_an_apply_raced_by_another_write_refuses_and_names_the_fields(
     after = emu_api.rest("GET", f"/v2/serverless/{endpoint_id}").json()
     assert (after["image"], after["disk"]) == (images[0], 20)
     assert writes == 1  # the create; the raced PATCH was never sent
+    assert {path for _, path, _ in contract.checked} >= {
+        "/v2/serverless",
+        "/v2/serverless/{id}",
+        "/v2/catalog/gpus",
+    }
 
 
 def test_two_endpoints_sharing_the_name_is_an_error_not_a_guess(
