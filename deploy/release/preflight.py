@@ -15,9 +15,9 @@ from typing import Any
 from deploy.api import RunPodApi
 from deploy.config import LoadedConfig
 from deploy.errors import RegistryError, UsageError
-from deploy.image.registry import Reference, RegistryClient, credentials_for
+from deploy.image.registry import Credentials, Reference, RegistryClient, credentials_for
 from deploy.image.size import format_bytes
-from deploy.release import hooks
+from deploy.release import hooks, registry_auth
 from deploy.release.checks import Check
 
 
@@ -107,11 +107,19 @@ def data_center_checks(body: Mapping[str, Any], catalog: Catalog) -> list[Check]
     return checks
 
 
-def image_check(image: str, environ: Mapping[str, str]) -> Check:
+def _pull_credentials(loaded: LoadedConfig, registry: str, environ: Mapping[str, str]) -> Credentials | None:
+    """What RunPod will pull with (``image.registry_auth``'s variables), else the push credentials."""
+    auth = loaded.config.image.registry_auth
+    if auth is not None and environ.get(auth.username_env) and environ.get(auth.password_env):
+        return Credentials(*registry_auth.credentials(auth, environ))
+    return credentials_for(registry, environ)
+
+
+def image_check(loaded: LoadedConfig, image: str, environ: Mapping[str, str]) -> Check:
     """The image's manifest is in its registry; its compressed size (sum of the layers)."""
     try:
         ref = Reference.parse(image)
-        registry = RegistryClient(ref.registry, credentials_for(ref.registry, environ))
+        registry = RegistryClient(ref.registry, _pull_credentials(loaded, ref.registry, environ))
         _, manifest = registry.manifest(ref.repository, ref.reference)
     except (RegistryError, UsageError) as exc:
         return Check("image", False, str(exc), "image")
@@ -130,6 +138,6 @@ def run_preflight(
     return [
         *gpu_checks(body, catalog),
         *data_center_checks(body, catalog),
-        image_check(str(body["image"]), environ),
+        image_check(loaded, str(body["image"]), environ),
         *hooks.checks(api, loaded, dict(body), environ),
     ]
