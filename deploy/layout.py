@@ -17,6 +17,7 @@ CREATE_SPEC = "endpoint.create.json"
 UPDATE_SPEC = "endpoint.update.json"
 BUILD_RECORD = "build.json"
 DEPLOY_RECORD = "deploy.json"
+PUSH_RECORD = "push.json"
 
 
 def env_dir(environment: str | None) -> Path:
@@ -39,6 +40,16 @@ def build_record(environment: str | None) -> Path:
     return env_dir(environment) / BUILD_RECORD
 
 
+def push_record(environment: str | None) -> Path:
+    """What `rpdeploy push` pushed (image@digest): the image deploys use by default."""
+    return env_dir(environment) / PUSH_RECORD
+
+
 def deploy_record(environment: str | None) -> Path:
-    """What the last deploy of ``environment`` did (written by the coming release code)."""
+    """The history of deploys of ``environment`` (appended by `rpdeploy apply`)."""
     return env_dir(environment) / DEPLOY_RECORD
+
+
+def ephemeral_env(name: str) -> str:
+    """The record folder of an ephemeral endpoint (``apply --ephemeral pr-42``)."""
+    return f"ephemeral-{name}"

@@ -116,8 +116,8 @@ def test_the_catalog_is_not_listed_as_not_served() -> None:
     assert "/v2/catalog/gpus" in text
 
 
-def test_readme_says_the_demo_stops_at_push_and_the_slim_image_cannot_run_under_the_emulator() -> None:
+def test_readme_says_the_demo_deploys_and_the_slim_image_cannot_run_under_the_emulator() -> None:
     text = " ".join((REPO / "README.md").read_text().split())
-    assert "stops at push" in text
+    assert "then plan + apply it to the local emulator" in text
     assert "The slim image (`strategy: slim`) cannot run under the emulator yet" in text
     assert "the emulator's tests use baked images" in text

@@ -35,6 +35,12 @@ COMMANDS: dict[str, str] = {
     "build": "deploy.cli.build_cmd:build",
     "push": "deploy.cli.push_cmd:push",
     "image": "deploy.cli.image_cmd:image",
+    "plan": "deploy.cli.plan_cmd:plan",
+    "apply": "deploy.cli.apply_cmd:apply",
+    "releases": "deploy.cli.releases_cmd:releases",
+    "rollback": "deploy.cli.rollback_cmd:rollback",
+    "promote": "deploy.cli.promote_cmd:promote",
+    "destroy": "deploy.cli.destroy_cmd:destroy",
     "secrets": "deploy.cli.secrets_cmd:secrets",
 }
 

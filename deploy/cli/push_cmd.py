@@ -18,6 +18,7 @@ from deploy.config import load_config
 from deploy.errors import ExitCode, UsageError
 from deploy.image.engine import connect
 from deploy.image.push import PushResult, push_image
+from deploy.image.push_record import write_push_record
 from deploy.image.record import read_record
 from deploy.image.size import format_bytes
 
@@ -62,7 +63,9 @@ def push(
     first with --build). The immutable sha tag goes first; the registry's digest is
     checked against the push; the compressed size (sum of the manifest's layers) is
     checked against image.max_compressed_mb before the moving tags (branch, semver,
-    latest) are pushed. Credentials: REGISTRY_USERNAME/REGISTRY_PASSWORD, else the
+    latest) are pushed. Writes build/rpdeploy/<env>/push.json (image@digest, tags,
+    size, time): the image `rpdeploy plan`/`apply` deploy unless --image is given.
+    Credentials: REGISTRY_USERNAME/REGISTRY_PASSWORD, else the
     Docker config. In GitHub Actions, image= and digest= go to $GITHUB_OUTPUT.
 
     \b
@@ -86,6 +89,8 @@ def push(
     ctx.log(f"push: {record.repository} ({', '.join(record.tags)})")
     with PushProgress(ctx) as progress:
         result = push_image(client, record, os.environ, progress)
+    # Before the CI outputs: what a later `plan`/`apply` deploys is on disk first.
+    write_push_record(loaded, result)
     secret_vars = [s.from_env or s.name for s in loaded.config.secrets]
     write_github_output(
         {"image": result.image, "digest": result.digest},

@@ -30,6 +30,8 @@ _SEMVER = re.compile(
     r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
     r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
 )
+#: The immutable tag forms `compute_tags` makes: ``sha-<7>`` and ``sha-<7>-dirty-<12 hex>``.
+IMMUTABLE_TAG = re.compile(r"^sha-[0-9a-f]{7,40}(?:-dirty-[0-9a-f]{12})?$")
 _PR_REF = re.compile(r"^refs/pull/(?P<number>\d+)/")
 _TAG_MAX = 128
 PR_EVENTS = frozenset({"pull_request", "pull_request_target"})

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from deploy.api import RunPodApi
-from deploy.release import registry_auth
+from deploy.release import preflight, registry_auth
 from tests.conftest import BASE_CONFIG, MakeProject
 from tests.emulator.helpers import Api, build_sdk_image, endpoint_body, free_port
 from tests.release.resources import load, project_config, unique_project
@@ -149,3 +149,20 @@ def test_a_worker_pulls_the_private_image_with_the_credential_and_not_with_a_wro
     assert auth_registry.password not in reason
     for endpoint in (pulled, refused):
         client.delete_endpoint(endpoint["id"])
+
+
+def test_preflight_checks_a_private_image_with_the_pull_credentials(
+    make_project: MakeProject, auth_registry: AuthRegistry, private_image: str
+) -> None:
+    """The image check reads the manifest as RunPod will pull it: with image.registry_auth's variables."""
+    loaded = load(make_project, config(unique_project(), auth_registry.host))
+    found = preflight.image_check(
+        loaded,
+        private_image,
+        {"PRIVATE_REG_USER": auth_registry.username, "PRIVATE_REG_PASSWORD": auth_registry.password},
+    )
+    assert found.ok, found.detail
+    assert "compressed" in found.detail
+    refused = preflight.image_check(loaded, private_image, {})
+    assert not refused.ok
+    assert auth_registry.password not in refused.detail

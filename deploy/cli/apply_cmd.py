@@ -1,0 +1,126 @@
+"""`rpdeploy apply`: create or update the endpoint as planned; optionally follow the rollout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from rich.console import Console
+
+from deploy.ci import secret_values, write_github_output
+from deploy.cli.deploy_options import connect, deploy_inputs, endpoint_options, image_options
+from deploy.cli.output import Context, cli_command
+from deploy.cli.plan_cmd import print_plan
+from deploy.config import LoadedConfig
+from deploy.errors import ExitCode
+from deploy.release import desired
+from deploy.release.apply import Applied, apply_plan, prepare
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: Applied
+    loaded: LoadedConfig
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return self.applied.to_json(self.loaded)
+
+    def print_text(self, console: Console) -> None:
+        applied = self.applied
+        print_plan(console, applied.plan, self.loaded)
+        for check in applied.forced:
+            console.print(
+                f"warning: deployed despite a failed preflight (--force): {check.check}: {check.detail}"
+            )
+        calls = applied.api_calls
+        what = "unchanged" if not applied.changed else f"{applied.plan.action}d"
+        version = f", release v{applied.version}" if applied.version is not None else ""
+        console.print(
+            f"{what}: {applied.plan.name} ({applied.endpoint_id}){version}; "
+            f"API calls: {calls['reads']} reads, {calls['writes']} writes"
+        )
+
+
+def deploy(
+    ctx: Context,
+    loaded: LoadedConfig,
+    environ: dict[str, str],
+    image: str,
+    *,
+    ephemeral: str | None = None,
+    force: bool = False,
+    wait: bool = False,
+    timeout: float = 600.0,
+) -> ApplyResult:
+    """Plan and apply ``image`` for ``loaded`` (shared by apply, rollback and promote)."""
+    where = desired.target(loaded, ephemeral)
+    with connect(environ) as api:
+        plan = prepare(api, loaded, where, image, environ)
+        applied = apply_plan(
+            api, loaded, where, plan, environ, force=force, wait=wait, timeout=timeout, progress=ctx.log
+        )
+    secret_vars = [s.from_env or s.name for s in loaded.config.secrets]
+    outputs = {"endpoint_id": applied.endpoint_id, "release": str(applied.version or "")}
+    write_github_output(outputs, environ, secrets=secret_values(secret_vars, environ))
+    return ApplyResult(applied, loaded)
+
+
+def wait_options(func: Any) -> Any:
+    func = click.option(
+        "--timeout",
+        type=click.FloatRange(min=1),
+        default=600.0,
+        show_default=True,
+        metavar="S",
+        help="With --wait: give up (exit 1) after S seconds; the release stays applied.",
+    )(func)
+    func = click.option(
+        "--wait",
+        is_flag=True,
+        default=False,
+        help="Follow the rollout until every worker runs the new release.",
+    )(func)
+    return click.option(
+        "--force", is_flag=True, default=False, help="Deploy even when a preflight check fails."
+    )(func)
+
+
+@click.command()
+@endpoint_options
+@image_options
+@wait_options
+@cli_command
+def apply(
+    ctx: Context,
+    config_path: str,
+    environment: str | None,
+    image: str | None,
+    allow_mutable_tag: bool,
+    ephemeral: str | None,
+    target: str,
+    force: bool,
+    wait: bool,
+    timeout: float,
+) -> ApplyResult:
+    """Create or update the endpoint so that it matches the config and image.
+
+    Shows the plan (with preflight and cost) and applies it: a create, or a PATCH of the
+    fields that differ; nothing when nothing differs (zero write calls). Refuses when
+    a preflight check failed (unless --force) and when the endpoint changed since it
+    was read (another deploy raced this one). Appends to build/rpdeploy/<env>/deploy.json;
+    in GitHub Actions, endpoint_id and release go to $GITHUB_OUTPUT.
+
+    \b
+    Examples:
+      rpdeploy apply --env staging --wait
+      rpdeploy apply --target local --wait --timeout 120
+      rpdeploy apply --ephemeral pr-42        # <project>-pr-42, for a pull request
+
+    Exit codes: 0 applied (or nothing to do), 1 preflight failed, endpoint changed
+    meanwhile or --wait timed out, 2 bad usage or config, 3 RunPod API or registry
+    unreachable.
+    """
+    environ, loaded, ref = deploy_inputs(config_path, environment, target, image, allow_mutable_tag)
+    return deploy(ctx, loaded, environ, ref, ephemeral=ephemeral, force=force, wait=wait, timeout=timeout)

@@ -1,0 +1,62 @@
+"""Helpers for the deploy-engine tests: images in the local registry, the CLI, the emulator's view."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+from click.testing import Result
+
+REGISTRY = "127.0.0.1:5000"
+BASE_REPO, BASE_TAG = "python", "3.11-slim-local"
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+)
+
+
+def mount_image(repository: str) -> str:
+    """``<registry>/<repository>@sha256:…``: the stack's base image, mounted into ``repository``.
+
+    Cross-repository blob mounts and one manifest PUT (the registry API, no engine): a real
+    image in a real registry, made in milliseconds. Idempotent.
+    """
+    base = f"http://{REGISTRY}/v2"
+    got = requests.get(
+        f"{base}/{BASE_REPO}/manifests/{BASE_TAG}", headers={"Accept": MANIFEST_TYPES}, timeout=30
+    )
+    got.raise_for_status()
+    manifest = got.json()
+    blobs = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+    for digest in blobs:
+        mounted = requests.post(
+            f"{base}/{repository}/blobs/uploads/", params={"mount": digest, "from": BASE_REPO}, timeout=30
+        )
+        assert mounted.status_code == 201, f"mount of {digest} into {repository}: {mounted.status_code}"
+    put = requests.put(
+        f"{base}/{repository}/manifests/{BASE_TAG}",
+        data=got.content,
+        headers={"Content-Type": got.headers["Content-Type"]},
+        timeout=30,
+    )
+    assert put.status_code == 201, put.text
+    return f"{REGISTRY}/{repository}@{put.headers['Docker-Content-Digest']}"
+
+
+RunCli = Callable[..., Result]
+
+
+def run_json(run_cli: RunCli, root: Path, env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
+    """Run ``rpdeploy <args> -o json`` in ``root``; the result and its parsed envelope."""
+    result = run_cli(*args, "-o", "json", cwd=root, env=env)
+    return result, json.loads(result.stdout)
+
+
+def endpoint_named(api: Any, name: str) -> dict[str, Any] | None:
+    """The emulator's endpoint called ``name`` (through the contract-checked test client)."""
+    endpoints = api.rest("GET", "/v2/serverless").json()["endpoints"]
+    found = [e for e in endpoints if e["name"] == name]
+    assert len(found) <= 1, found
+    return found[0] if found else None
