@@ -40,6 +40,9 @@ PID_FILE = "emulator.pid"
 LOG_FILE = "emulator.log"
 INFO_FILE = "emulator.json"
 HEALTH_PATH = "/_emulator/health"
+#: Idle keep-alive connections stay open this long (see `serve`): beyond the default endpoint
+#: timeout (300 s), so a worker busy with one job still finds its connection open.
+KEEP_ALIVE_S = 3600
 
 
 def require_server_modules() -> None:
@@ -86,6 +89,11 @@ def serve(settings: EmulatorSettings) -> None:
         log_level="warning",
         access_log=False,  # uvicorn's access log would print ?api_key= query strings
         timeout_graceful_shutdown=3,
+        # uvicorn closes idle keep-alive connections after 5 s by default. A worker's sync handler
+        # blocks the SDK's event loop for the whole job, so aiohttp never sees that close and
+        # sends job-done on the dead connection ("Server disconnected": the result is lost and
+        # the job stays IN_PROGRESS). Keep idle connections as long as a worker may be busy.
+        timeout_keep_alive=KEEP_ALIVE_S,
         lifespan="on",
     )
 
