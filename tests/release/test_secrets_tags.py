@@ -89,3 +89,10 @@ def test_two_entries_setting_one_secret_from_different_values_are_refused(make_p
         secrets_sync.require_values(loaded, env)
     same = {"AWS_ACCESS_KEY_ID": "one", "AWS_SECRET_ACCESS_KEY": "one"}
     assert secrets_sync.require_values(loaded, same) == {"shared": "one"}
+
+
+def test_a_value_over_runpods_limit_is_refused_before_any_call(make_project: MakeProject) -> None:
+    loaded = load_config(make_project(CONFIG) / "rpdeploy.yaml", environ={})
+    huge = "é" * (secrets_sync.MAX_VALUE_BYTES // 2 + 1)  # under the limit in characters, over in bytes
+    with pytest.raises(UsageError, match=r"at most 16777215 bytes per secret: B2_APP_KEY$"):
+        secrets_sync.require_values(loaded, {"AWS_ACCESS_KEY_ID": "id", "B2_APP_KEY": huge})
