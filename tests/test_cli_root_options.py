@@ -37,6 +37,13 @@ ARGS: dict[str, list[str]] = {
     # serve/start would start a server: a bad port is the cheapest answer they give.
     "emulator serve": ["--port", "not-a-port"],
     "emulator start": ["--port", "not-a-port"],
+    "plan": ["-c", "missing.yaml"],
+    "apply": ["-c", "missing.yaml"],
+    "releases": ["-c", "missing.yaml"],
+    "rollback": ["-c", "missing.yaml"],
+    "promote": ["-c", "missing.yaml", "--from", "staging", "--to", "production"],
+    "destroy": ["-c", "missing.yaml"],
+    "secrets sync": ["-c", "missing.yaml"],
 }
 
 
