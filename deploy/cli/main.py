@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "build": "deploy.cli.build_cmd:build",
     "push": "deploy.cli.push_cmd:push",
     "image": "deploy.cli.image_cmd:image",
+    "validate": "deploy.cli.validate_cmd:validate_command",
 }
 
 
