@@ -149,7 +149,8 @@ def _tests_and_config(data: Any, shown: str, warnings: list[str]) -> tuple[list[
         return data, {}
     if not isinstance(data, dict):
         raise CasesError(f"{shown}: the top level must be an object with 'tests' or an array of tests")
-    config = data.get("config") or {}
+    config = data.get("config")
+    config = {} if config is None else config
     if not isinstance(config, dict):
         raise CasesError(f"{shown}: config must be an object")
     extra = sorted(set(data) - {"tests", "config"})
