@@ -30,7 +30,7 @@ from deploy.release.expect import Outcome, failures
 #: Polling: first pause, growth factor and longest pause (s). RunPod allows 2000 /status calls
 #: per 10 s per endpoint; four cases at the longest pause use a fraction of a percent of it.
 POLL_FIRST_S = 0.05
-POLL_GROWTH = 1.5
+POLL_GROWTH = 1.3
 POLL_MAX_S = 1.0
 #: Longest /runsync wait asked for: the HTTP read must end well within the client's timeout.
 RUNSYNC_WAIT_MAX_MS = 20000
