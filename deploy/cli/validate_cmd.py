@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -21,6 +22,8 @@ from deploy.errors import ExitCode, UsageError
 from deploy.release import reports, validate
 from deploy.release.cases import Case, CaseSet, load_cases, read_tests_file
 from deploy.release.validate import CaseResult, ValidationReport
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -53,18 +56,22 @@ class LogListener:
         self.ctx.log(f"{verdict} {result.name} ({result.status}, {result.latency_ms or 0} ms)")
 
 
+def file_option(flag: str, name: str, text: str) -> Callable[[F], F]:
+    """An optional ``PATH`` option for a file, passed as a Path."""
+    return click.option(
+        flag, name, type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH", help=text
+    )
+
+
 @click.command(name="validate")
 @config_option
 @env_option
 @target_option
 @click.option("--endpoint", "endpoint_id", default=None, metavar="ID", help="Validate this endpoint id.")
-@click.option(
+@file_option(
     "--cases",
     "cases_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="A Hub tests.json to run instead of the config's cases (no config needed with --endpoint).",
+    "A Hub tests.json to run instead of the config's cases (no config needed with --endpoint).",
 )
 @click.option(
     "--concurrency",
@@ -73,14 +80,7 @@ class LogListener:
     show_default=True,
     help="Cases run at once.",
 )
-@click.option(
-    "--junit",
-    "junit_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="Also write the results as JUnit XML.",
-)
+@file_option("--junit", "junit_path", "Also write the results as JUnit XML.")
 @cli_command
 def validate_command(
     ctx: Context,

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from deploy.ci import append_github_file
 from deploy.errors import FileWriteError
 from deploy.release.validate import CaseResult, ValidationReport
 
@@ -183,14 +184,4 @@ def step_summary(report: ValidationReport) -> str:
 
 def append_step_summary(markdown: str, environ: Mapping[str, str] | None = None) -> Path | None:
     """Append to ``$GITHUB_STEP_SUMMARY`` when it is set (in one write); the file, else None."""
-    environ = os.environ if environ is None else environ
-    name = environ.get(STEP_SUMMARY)
-    if not name:
-        return None
-    path = Path(name)
-    try:
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(markdown)
-    except OSError as exc:
-        raise FileWriteError(f"cannot append to ${STEP_SUMMARY} ({path}): {exc.strerror}") from None
-    return path
+    return append_github_file(STEP_SUMMARY, markdown, os.environ if environ is None else environ)

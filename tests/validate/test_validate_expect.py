@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from deploy.config.schema import CaseExpect, OutputCheck
-from deploy.errors import FileWriteError
+from deploy.errors import FileWriteError, UsageError
 from deploy.release import reports
 from deploy.release.expect import NOTE_299, Outcome, failures, similarity, subset_mismatch, word_error_rate
 from deploy.release.validate import CaseResult, ValidationReport, mark_cold, percentile
@@ -300,3 +300,8 @@ def test_step_summary_only_when_the_variable_is_set(tmp_path: Path) -> None:
     target = tmp_path / "summary.md"
     assert reports.append_step_summary("x\n", {"GITHUB_STEP_SUMMARY": str(target)}) == target
     assert target.read_text() == "x\n"
+
+
+def test_a_step_summary_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^GITHUB_STEP_SUMMARY=.*: cannot append: Is a directory$"):
+        reports.append_step_summary("x", {"GITHUB_STEP_SUMMARY": str(tmp_path)})
