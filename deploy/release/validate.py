@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -220,6 +220,11 @@ class _Runner:
         pool = ThreadPoolExecutor(max_workers=min(concurrency, max(1, len(self.cases.cases))))
         try:
             futures = [pool.submit(self.run_case, case) for case in self.cases.cases]
+            # The first case that raises (a bug, a listener's error) stops the run at once.
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future.done() and future.exception() is not None:
+                    future.result()  # raises it, before waiting on any case still running
             return [future.result() for future in futures]
         except BaseException:
             # Ctrl-C (or a bug): stop polling and cancel what is still running, so nothing is left billing.

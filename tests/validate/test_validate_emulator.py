@@ -203,3 +203,24 @@ def test_runsync_cases(plain_endpoint: str, client: RunPodApi) -> None:
     report = validate.run(client, plain_endpoint, cases)
     assert report.ok, [r.failures for r in report.tests]
     assert all(r.job_id and r.job_id.startswith("sync-") for r in report.tests)
+
+
+class Exploding(Recorder):
+    """A listener that fails on one case, as a bug or a Ctrl-C would stop the run."""
+
+    def case_started(self, case: Case) -> None:
+        super().case_started(case)
+        if case.name == "boom":
+            raise KeyboardInterrupt
+
+
+def test_a_stopped_run_leaves_no_job_running(api: Api, sdk_image: str, client: RunPodApi) -> None:
+    from tests.validate.conftest import make_endpoint  # noqa: PLC0415
+
+    endpoint_id = make_endpoint(api, sdk_image, "validate-stopped", {"HANDLER_MODE": "plain"}, 1)
+    cases = CaseSet([case("long", {"mock_delay": 120}, timeout_ms=300000), case("boom", {})])
+    with pytest.raises(KeyboardInterrupt):
+        validate.run(client, endpoint_id, cases, concurrency=2, listener=Exploding())
+    jobs = api.job("GET", f"/{endpoint_id}/health").json()["jobs"]
+    # The long job was cancelled at once: neither left running and billing nor waited out.
+    assert (jobs["inQueue"], jobs["inProgress"], jobs["completed"]) == (0, 0, 0)
