@@ -63,9 +63,8 @@ def _plain_line(result: CaseResult) -> str:
 
 
 def print_table(report: ValidationReport, console: Console) -> None:
-    """A rich table on a terminal; plain lines otherwise (CI logs are read by grep)."""
-    for warning in report.warnings:
-        console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    """A rich table on a terminal; plain lines otherwise (CI logs are read by grep). The case
+    files' warnings are not repeated here: the caller logs them on stderr as they are found."""
     if console.is_terminal:
         console.print(_table(report))
         for result in report.tests:

@@ -249,7 +249,6 @@ def test_plain_lines_when_not_a_terminal() -> None:
     buffer = io.StringIO()
     reports.print_table(REPORT, Console(file=buffer, force_terminal=False, width=200))
     assert buffer.getvalue().splitlines() == [
-        "warning: t.json:3:4: not strict JSON",
         "PASS echo: COMPLETED delay 10 ms, execution 20 ms, latency 35 ms cold",
         "FAIL bad | name: COMPLETED delay 5 ms, execution 6 ms, latency 15 ms",
         "  - output.sum: expected 6, got 7",
