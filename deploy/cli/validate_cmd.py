@@ -20,7 +20,7 @@ from deploy.config import LoadedConfig, load_config
 from deploy.config.mask import Masker
 from deploy.errors import ExitCode, UsageError
 from deploy.release import reports, validate
-from deploy.release.cases import Case, CaseSet, load_cases, read_tests_file
+from deploy.release.cases import Case, CaseSet, load_cases, read_tests_file, require_cases
 from deploy.release.validate import CaseResult, ValidationReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,6 +115,8 @@ def validate_command(
     cases = replace(cases, masker=_with_key(cases.masker, environ))
     for warning in cases.warnings:
         ctx.log(f"warning: {warning}")
+    if cases_path is not None:  # load_cases checks the config's own
+        require_cases(cases, str(cases_path))
     with RunPodApi.from_environ(environ) as api:
         name = None
         if endpoint_id is None and loaded is not None:

@@ -51,7 +51,16 @@ TEST_KEYS = frozenset(
     }
 )
 
-__all__ = ["Case", "CaseSet", "CasesError", "HubSettings", "load_cases", "read_hub", "read_tests_file"]
+__all__ = [
+    "Case",
+    "CaseSet",
+    "CasesError",
+    "HubSettings",
+    "load_cases",
+    "read_hub",
+    "read_tests_file",
+    "require_cases",
+]
 
 
 class CasesError(RpdeployError):
@@ -284,14 +293,20 @@ def load_cases(loaded: LoadedConfig) -> CaseSet:
     for case in inline:
         if case.name in names:
             raise CasesError(f"{case.source} ({case.name!r}): the name is already used by {names[case.name]}")
-    cases = found.cases + inline
-    if not cases:
+    sources = [*found.sources, f"{config_name}: tests.cases"] if inline else found.sources
+    return require_cases(
+        CaseSet(found.cases + inline, found.warnings, sources, found.config, loaded.masker), tests.path
+    )
+
+
+def require_cases(found: CaseSet, shown: str) -> CaseSet:
+    """``found``, or CasesError when it has no case: validating nothing proves nothing."""
+    if not found.cases:
         raise CasesError(
-            f"{tests.path}: no validation cases",
+            f"{shown}: no validation cases",
             hint="add tests to the file (RunPod Hub's .runpod/tests.json form) or under tests.cases",
         )
-    sources = [*found.sources, f"{config_name}: tests.cases"] if inline else found.sources
-    return CaseSet(cases, found.warnings, sources, found.config, loaded.masker)
+    return found
 
 
 def _inline_case(case: CaseConfig, index: int, config_name: str, default_timeout_ms: int) -> Case:

@@ -76,6 +76,23 @@ def test_an_unreadable_json_file_is_exit_2_with_its_position(
     no_traceback(result)
 
 
+def test_a_cases_file_without_cases_is_exit_2(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "tests.json").write_text('{"config": {"gpuCount": 1}}')
+    result = run_cli(
+        "validate", "--endpoint", "abc", "--cases", "tests.json", cwd=tmp_path, env={"RUNPOD_API_KEY": "k"}
+    )
+    assert result.exit_code == 2
+    assert (
+        result.stderr.splitlines()[:2]
+        == [
+            "warning: tests.json: no 'tests' key: the file defines no cases",
+            "error: tests.json: no validation cases",
+        ]
+        or result.stderr.splitlines()[0] == "error: tests.json: no validation cases"
+    )
+    no_traceback(result)
+
+
 def test_a_missing_key_is_exit_2_before_any_request(make_project: MakeProject, run_cli: RunCli) -> None:
     root = make_project(CONFIG + INLINE, files={"cases.json": LENIENT})
     result = run_cli("validate", cwd=root, env={"RUNPOD_API_KEY": "", "RUNPOD_API_URL": "http://127.0.0.1:9"})
