@@ -238,10 +238,14 @@ class _Runner:
         with self.lock:
             pending = list(self.in_flight)
         for job_id in pending:
-            try:
-                self.jobs.cancel(self.endpoint_id, job_id)
-            except ApiError:
-                continue
+            self._cancel_quietly(job_id)
+
+    def _cancel_quietly(self, job_id: str) -> None:
+        """Best effort: the error that stopped the case is the one reported."""
+        try:
+            self.jobs.cancel(self.endpoint_id, job_id)
+        except ApiError:
+            return
 
     def run_case(self, case: Case) -> CaseResult:
         if self.listener is not None:
@@ -277,6 +281,10 @@ class _Runner:
             if overdue:
                 self.jobs.cancel(self.endpoint_id, job_id)
                 view = self.jobs.status(self.endpoint_id, job_id)  # read back: was it cancelled?
+        except ApiError:
+            # The job may still be running where we lost sight of it: it must not be left billing.
+            self._cancel_quietly(job_id)
+            raise
         finally:
             with self.lock:
                 self.in_flight.discard(job_id)
