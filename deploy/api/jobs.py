@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from deploy.api import errors
 from deploy.api.transport import Transport
+from deploy.errors import ApiError
 
 DEFAULT_JOB_URL = "https://api.runpod.ai/v2"
 JOB_URL_VARIABLE = "RUNPOD_ENDPOINT_BASE_URL"
@@ -53,11 +54,10 @@ class JobsApi:
     ) -> dict[str, Any]:
         response = self._transport.send(method, path, body=body, params=params)
         if response.status_code >= 400:
-            # RunPod answers a FAILED /runsync on public endpoints with 400 and the job itself.
             answer = _json_or_none(response)
-            if response.status_code == 400 and isinstance(answer, dict) and "status" in answer:
-                return answer
-            raise errors.http_error(response, method, path)
+            if response.status_code == 400 and isinstance(answer, dict) and _is_failed_job(answer):
+                return answer  # RunPod answers a FAILED /runsync on public endpoints with 400 and the job
+            raise _job_error(response, answer, method, path)
         answer = errors.decode(response, method, path)
         if not isinstance(answer, dict):
             raise errors.unexpected(method, path, "a JSON object", response.status_code)
@@ -95,6 +95,21 @@ class JobsApi:
 
     def health(self, endpoint_id: str) -> dict[str, Any]:
         return self._call("GET", self._path(endpoint_id, "health"))
+
+
+def _job_error(response: Any, answer: Any, method: str, path: str) -> ApiError:
+    """The job API's errors are ``{"error": "..."}``, not problem answers: its line says that text."""
+    status = int(response.status_code)
+    reason = answer.get("error") if isinstance(answer, dict) else None
+    if status in (401, 403) or not isinstance(reason, str):
+        return errors.http_error(response, method, path)
+    kind = errors.NotFound if status == 404 else ApiError
+    return kind(f"RunPod job API {status} on {method} {path}: {errors.one_line(reason)}", status=status)
+
+
+def _is_failed_job(answer: Any) -> bool:
+    """A job record (not a problem answer, whose ``status`` is the HTTP code) that FAILED."""
+    return isinstance(answer, dict) and isinstance(answer.get("id"), str) and answer.get("status") == "FAILED"
 
 
 def _json_or_none(response: Any) -> Any:
