@@ -66,6 +66,7 @@ mutation: venv
 bench: stack-up
 	$(BIN)/python bench/build.py
 	$(BIN)/python bench/emulator.py
+	$(BIN)/python bench/validate.py
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache

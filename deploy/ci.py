@@ -69,11 +69,19 @@ def write_github_output(
                 f"{GITHUB_OUTPUT}: output {name!r} contains the value of a secret; nothing written",
                 hint="a secret must never become a step output",
             )
-    text = format_outputs(values)
+    return append_github_file(GITHUB_OUTPUT, format_outputs(values), environ)
+
+
+def append_github_file(variable: str, text: str, environ: Mapping[str, str]) -> Path | None:
+    """Append ``text`` in one write to the file GitHub names in ``variable`` (``$GITHUB_OUTPUT``,
+    ``$GITHUB_STEP_SUMMARY``); the file, or None outside GitHub Actions."""
+    target = environ.get(variable)
+    if not target:
+        return None
     path = Path(target)
     try:
         with path.open("a", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as exc:
-        raise UsageError(f"{GITHUB_OUTPUT}={target}: cannot append: {exc.strerror}") from None
+        raise UsageError(f"{variable}={target}: cannot append: {exc.strerror}") from None
     return path
