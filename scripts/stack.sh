@@ -3,7 +3,8 @@
 #   engine    a Docker engine on the default socket (started here only when none answers)
 #   registry  an auth-free registry on 127.0.0.1:5000 (config + data under the state folder)
 #   auth-reg  a second registry on 127.0.0.1:5001 with htpasswd (bcrypt) basic auth, its user and a
-#             generated password kept 0600 under the state folder (private-image pulls, registry creds)
+#             generated password kept 0600 under the state folder (private-image pulls, registry creds);
+#             one another state folder started is used with the credentials kept beside its config
 #   base      the Python 3.11 base image, built offline with mmdebstrap and pushed to the registry
 #             (or, with RPDEPLOY_BASE_IMAGE=<pullable ref>, pulled: laptops, GitHub runners)
 #   index     a PEP 503 package index on 127.0.0.1:8099 (pypiserver) serving a wheelhouse downloaded
@@ -227,6 +228,34 @@ ensure_auth_credentials() {
 	fi
 }
 
+# The folder of an auth registry that another state folder's `up` started (worktrees share the
+# machine's registries, as they share the index): the running docker-registry whose config
+# listens on $AUTH_REGISTRY. Its credentials lie beside that config (same user, mode 0600).
+foreign_auth_dir() {
+	local cmdline args=()
+	for cmdline in /proc/[0-9]*/cmdline; do
+		mapfile -d '' args <"$cmdline" 2>/dev/null || continue
+		[ "${#args[@]}" -ge 3 ] && [ "${args[0]##*/}" = docker-registry ] && [ "${args[1]}" = serve ] || continue
+		grep -F -x "  addr: $AUTH_REGISTRY" "${args[2]}" >/dev/null 2>&1 || continue
+		[ -s "$(dirname "${args[2]}")/credentials" ] || continue
+		dirname "${args[2]}"
+		return 0
+	done
+	return 1
+}
+
+# Use the credentials of the auth registry another state folder runs; false if there is none.
+adopt_foreign_auth() {
+	local other
+	other=$(foreign_auth_dir) || return 1
+	[ "$other" != "$AUTH_DIR" ] || return 1
+	say "using the registry on $AUTH_REGISTRY that $other started (its credentials copied here)"
+	(umask 077 && cp "$other/credentials" "$AUTH_DIR/credentials")
+	rm -f "$AUTH_DIR/htpasswd" "$AUTH_DIR/curl.netrc"
+	ensure_auth_credentials
+	auth_login_ok
+}
+
 ensure_auth_registry() {
 	local code
 	ensure_auth_credentials
@@ -234,6 +263,7 @@ ensure_auth_registry() {
 	case $code in
 	401)
 		auth_login_ok && return 0
+		adopt_foreign_auth && return 0
 		die "the registry on $AUTH_REGISTRY refuses the credentials in $AUTH_DIR/credentials (started from another state folder? stop it with scripts/stack.sh down and that RPDEPLOY_STATE)"
 		;;
 	000) ;;
