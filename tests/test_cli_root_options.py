@@ -44,7 +44,6 @@ ARGS: dict[str, list[str]] = {
     "rollback": ["-c", "missing.yaml"],
     "promote": ["-c", "missing.yaml", "--from", "staging", "--to", "production"],
     "destroy": ["-c", "missing.yaml"],
-    "secrets sync": ["-c", "missing.yaml"],
 }
 
 
