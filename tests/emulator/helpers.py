@@ -155,6 +155,10 @@ class Api:
             time.sleep(0.25)
 
 
+#: How long a test waits for `rpdeploy emulator serve` to answer its health check.
+START_TIMEOUT_S = 180
+
+
 class EmulatorProcess:
     """`rpdeploy emulator serve` as a child process on a free port."""
 
@@ -171,7 +175,9 @@ class EmulatorProcess:
         command += ["--state", str(self.state)]
         with (self.state / "serve.log").open("ab") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
+        # A generous bound, not a timing claim: on a loaded 2-core machine the imports alone
+        # have taken over 30 s. A process that misses it is killed, never left behind.
+        deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log()
             try:
@@ -180,7 +186,9 @@ class EmulatorProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"emulator did not start:\n{self.log()}")
+        self.process.kill()
+        self.process.wait()
+        raise AssertionError(f"emulator did not start within {START_TIMEOUT_S} s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None
