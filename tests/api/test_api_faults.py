@@ -290,11 +290,17 @@ def test_debug_logs_carry_neither_the_key_nor_a_secret_value(
     runpod_api: RunPodApi,
     emulator_environ: dict[str, str],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name, value = unique("api_logged"), "canary-" + uuid.uuid4().hex
     fault_proxy.inject("POST", "/v2/account/secrets", Fault.answer(429, retry_after=0))
     fault_proxy.inject("PATCH", "/v2/account/secrets/none", Fault.hang(2.0))
     client = proxied_api(timeout=0.5)
+    # Another library configured earlier in the session (a dictConfig) may have disabled or
+    # detached these loggers; this test needs them on, whatever ran before it.
+    for logger_name in ("urllib3", "urllib3.connectionpool", "urllib3.util.retry", "rpdeploy.api"):
+        monkeypatch.setattr(logging.getLogger(logger_name), "disabled", False)
+        monkeypatch.setattr(logging.getLogger(logger_name), "propagate", True)
     with caplog.at_level(logging.DEBUG):
         created = client.create_secret(name, value)
         with pytest.raises(ApiError):
