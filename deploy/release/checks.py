@@ -17,16 +17,25 @@ class Check:
 
     ``check`` names the kind (``gpu.pools``, ``image``, ``secret``…), ``ok`` whether it passed,
     ``detail`` one line saying what was found (never a secret value), ``where`` the config
-    path it comes from (``endpoint.gpu.pools[0]``) when there is one.
+    path it comes from (``endpoint.gpu.pools[0]``) when there is one; ``pending`` is true when
+    the check passes only because `apply` will write something first (a secret to create or
+    rotate), so callers decide on the field, never on the wording of ``detail``.
     """
 
     check: str
     ok: bool
     detail: str
     where: str | None = None
+    pending: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"check": self.check, "ok": self.ok, "detail": self.detail, "where": self.where}
+        return {
+            "check": self.check,
+            "ok": self.ok,
+            "detail": self.detail,
+            "where": self.where,
+            "pending": self.pending,
+        }
 
     def line(self) -> str:
         """``ok   gpu.pools: ADA_24 serves serverless`` / ``FAIL …`` (with `` (at where)``)."""

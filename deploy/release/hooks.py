@@ -47,7 +47,7 @@ def resolve_ids(
 
 def secrets_stale(found: list[Check]) -> bool:
     """Whether the secret checks say `secrets sync` has work (a secret to create, rotate or tag)."""
-    return any(check.check == "secret" and check.ok and "secrets sync" in check.detail for check in found)
+    return any(check.check == "secret" and check.ok and check.pending for check in found)
 
 
 def sync_secrets(

@@ -156,22 +156,25 @@ def check(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str]) -> l
             checks.append(Check("secret", False, exc.message, where))
             continue
         if found is not None:
-            checks.append(Check("secret", True, f"{item.secret} exists{_state(found, item)}", where))
+            state, stale = _state(found, item)
+            checks.append(Check("secret", True, f"{item.secret} exists{state}", where, pending=stale))
         elif item.value is not None:
-            checks.append(Check("secret", True, f"{item.secret} is missing: secrets sync creates it", where))
+            detail = f"{item.secret} is missing: secrets sync creates it"
+            checks.append(Check("secret", True, detail, where, pending=True))
         else:
             detail = f"{item.secret} is missing on RunPod and ${item.variable} is not set to create it"
             checks.append(Check("secret", False, detail, where))
     return checks
 
 
-def _state(found: dict[str, Any], item: Wanted) -> str:
+def _state(found: dict[str, Any], item: Wanted) -> tuple[str, bool]:
+    """What the check line adds about an existing secret's value, and whether sync must write it."""
     if item.value is None:
-        return f" (value not compared: ${item.variable} is not set)"
+        return f" (value not compared: ${item.variable} is not set)", False
     same = tag_matches(found.get("description"), item.value)
     if same is None:
-        return " (no rpdeploy hash: secrets sync sets its value)"
-    return "" if same else f" (${item.variable} differs: secrets sync rotates it)"
+        return " (no rpdeploy hash: secrets sync sets its value)", True
+    return ("", False) if same else (f" (${item.variable} differs: secrets sync rotates it)", True)
 
 
 @dataclass(frozen=True)
