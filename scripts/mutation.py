@@ -90,6 +90,7 @@ PACKAGES: dict[str, Package] = {
             "tests/test_config_contract_text.py",
             "tests/test_endpoint_spec.py",
             "tests/emulator/test_endpoint_contract_table.py",
+            "tests/test_mutation_runpod.py",
         ),
         0.85,
     ),
