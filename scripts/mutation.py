@@ -77,9 +77,13 @@ PACKAGES: dict[str, Package] = {
     "emulator": Package(
         tuple(
             f"deploy/emulator/{name}.py"
-            for name in ("jobs", "job_requests", "store", "autoscaler", "httputil")
+            for name in ("jobs", "job_requests", "store", "autoscaler", "httputil", "sweeper")
         ),
-        (*EMULATOR_TESTS, "tests/emulator/test_mutation_emulator.py"),
+        (
+            *EMULATOR_TESTS,
+            "tests/emulator/test_mutation_emulator.py",
+            "tests/emulator/test_mutation_emulator_jobs.py",
+        ),
         0.70,
     ),
     "runpod": Package(
