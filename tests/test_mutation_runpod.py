@@ -162,6 +162,7 @@ def test_problem_spellings() -> None:
     assert Problem(("workers", "max"), "m").json_line() == "$.workers.max: m"
     assert Problem(("cpu", 0, "id"), "bad").line() == "cpu[0].id: bad"
     assert Problem(("cpu", 0, "id"), "bad").json_line() == "$.cpu[0].id: bad"
+    assert Problem((0,), "m").json_line() == "$[0]: m"
     assert Problem(("x",), "m").status == 400
     assert Problem(("x",), "m").catalog is False
 
@@ -434,6 +435,13 @@ def test_query_problems_name_parameter_and_reason() -> None:
         "query parameter globalNetwork: given 2 times, expected once"
     ]
     assert schemas.query_problems(path, "get", [("globalNetwork", "true")]) == []
+    # A scalar given twice is named, and the parameters after it are still checked.
+    assert schemas.query_problems(
+        "/v2/billing", "get", [("startTime", "x"), ("startTime", "y"), ("bucketSize", "z")]
+    ) == [
+        "query parameter startTime: given 2 times, expected once",
+        "query parameter bucketSize: 'z' is not one of ['hour', 'day', 'week', 'month', 'year']",
+    ]
     # Parameters that live on the path item (`id`) are declared but not in the query.
     assert schemas.query_problems("/v2/catalog/datacenters/{id}", "get", [("id", "x")]) == []
     with pytest.raises(KeyError, match="POST /v2/catalog/datacenters is not in the vendored spec"):
