@@ -163,6 +163,7 @@ def test_problem_spellings() -> None:
     assert Problem(("cpu", 0, "id"), "bad").line() == "cpu[0].id: bad"
     assert Problem(("cpu", 0, "id"), "bad").json_line() == "$.cpu[0].id: bad"
     assert Problem((0,), "m").json_line() == "$[0]: m"
+    assert Problem(("Xa", "X"), "m").dotted() == "Xa.X"
     assert Problem(("x",), "m").status == 400
     assert Problem(("x",), "m").catalog is False
 
@@ -442,6 +443,8 @@ def test_query_problems_name_parameter_and_reason() -> None:
         "query parameter startTime: given 2 times, expected once",
         "query parameter bucketSize: 'z' is not one of ['hour', 'day', 'week', 'month', 'year']",
     ]
+    # An operation that declares no parameters takes any query.
+    assert schemas.query_problems("/v2/serverless", "post", [("x", "1")]) == []
     # Parameters that live on the path item (`id`) are declared but not in the query.
     assert schemas.query_problems("/v2/catalog/datacenters/{id}", "get", [("id", "x")]) == []
     with pytest.raises(KeyError, match="POST /v2/catalog/datacenters is not in the vendored spec"):

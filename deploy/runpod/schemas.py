@@ -108,13 +108,13 @@ def response_schema(path: str, method: str, status: int) -> str | None:
     if response is None:
         raise KeyError(f"{method.upper()} {path} declares no {status} answer")
     if "$ref" in response:
-        response = document(owner)["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+        response = document(owner)["components"]["responses"][response["$ref"].rpartition("/")[2]]
     content = response.get("content")
     if not content:
         return None
     media = content.get("application/json") or content["application/problem+json"]
     ref: str = media["schema"]["$ref"]
-    return ref.rsplit("/", 1)[-1]
+    return ref.rpartition("/")[2]
 
 
 def _parameters(path: str, method: str) -> tuple[str, list[dict[str, Any]]]:
