@@ -187,6 +187,9 @@ def test_range_problems_bounds() -> None:
         Problem(("a", 3), "must be a finite number", 422),
         Problem(("a", 4), "-2147483648 is out of range (at most 2147483647)", 422),
     ]
+    # True is an int to Python, but never a number of milliseconds here: the schema refuses it.
+    assert list(endpoint.range_problems({"timeout": True, "x": False})) == []
+    assert list(endpoint.range_problems({"f": float(2**31 - 1), "g": -float(2**31 - 1)})) == []
     assert [p.message for p in endpoint.range_problems({"timeout": high + 1})] == [
         "must be 5000 to 604800000 ms (5 s to 7 days), got 604800001"
     ]
@@ -321,6 +324,9 @@ def test_gpu_rules() -> None:
     assert list(endpoint._gpu_problems({"pools": ["AMPERE_16"], "excludedTypes": [*cards, "Y"]})) == [
         Problem(("gpu", "excludedTypes", len(cards)), "Y is not in the selected pools"),
         Problem(("gpu", "excludedTypes"), "excludedTypes leave no GPU type in the selected pools"),
+    ]
+    assert list(endpoint._gpu_problems({"pools": ["AMPERE_16"], "excludedTypes": cards})) == [
+        Problem(("gpu", "excludedTypes"), "excludedTypes leave no GPU type in the selected pools")
     ]
     # Excluding all but one card leaves a placement; a floor at the newest version is met.
     assert list(endpoint._gpu_problems({"pools": ["AMPERE_16"], "excludedTypes": cards[1:]})) == []
@@ -533,6 +539,10 @@ def test_env_problems_sizes_and_nul() -> None:
     assert list(text.env_problems(over)) == [
         ("", f"is {total} bytes in all; at most {text.ENV_TOTAL_MAX_BYTES} fit beside the container's own")
     ]
+    # Every entry is checked, whatever comes before it (a non-string, a NUL).
+    assert [key for key, _ in text.env_problems({"I": 5, "N": "a\x00", "1": "x"})] == ["N", "1"]
+    exact = {**big, "Z": "v" * (text.ENV_TOTAL_MAX_BYTES - 100_000 * count - 3)}
+    assert list(text.env_problems(exact)) == []  # exactly the total limit
     # A lone surrogate still counts its bytes (surrogatepass), it does not crash.
     assert list(text.env_problems({"K": "\ud800"})) == []
 
@@ -557,6 +567,9 @@ def test_request_text_problems_by_field() -> None:
     ]
     assert list(text.request_text_problems({"env": {"A": "v" * text.ENV_TOTAL_MAX_BYTES}}))[-1][0] == ("env",)
     assert list(text.request_text_problems({"name": "fine", "args": "fine"})) == []
+    assert list(text.request_text_problems({"name": "n" * 192})) == [
+        (("name",), "must be at most 191 characters")
+    ]
     assert list(text.request_text_problems(["x\x00"])) == []
     # Non-string name/args/env are the schema's to report.
     assert list(text.request_text_problems({"name": 5, "args": 5, "env": "x\x00"})) == [
