@@ -344,3 +344,13 @@ def test_a_missing_handler_directory_is_named(make_project: MakeProject) -> None
     assert "rpdeploy.yaml:11: handler.path: directory 'nowhere' does not exist" in problems(
         make_project, text
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [("[a, b]", "a list"), ("null", "null"), ("text", "a text value")]
+)
+def test_a_mapping_field_names_what_yaml_wrote_instead(
+    make_project: MakeProject, value: str, kind: str
+) -> None:
+    text = edit("endpoint:\n  type: QUEUE", f"endpoint:\n  env: {value}\n  type: QUEUE")
+    assert f"endpoint.env: must be a mapping of keys to values, got {kind}" in problems(make_project, text)

@@ -32,7 +32,10 @@ def created_at(environ: Mapping[str, str], commit_time: int) -> str:
         seconds = int(epoch)
     else:
         seconds = commit_time
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):  # past year 9999: 12 digits pass the check above
+        raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is past the year 9999") from None
 
 
 def source_url(git: GitInfo, environ: Mapping[str, str]) -> str | None:

@@ -154,9 +154,12 @@ def credentials_for(registry: str, environ: Mapping[str, str]) -> Credentials | 
         found = docker.auth.resolve_authconfig(docker.auth.load_config(), registry)
     except docker.errors.DockerException:
         return None
-    if found and found.get("Username") and found.get("Password"):
-        return Credentials(str(found["Username"]), str(found["Password"]))
-    return None
+    # docker-py spells entries from a credential helper "Username"/"Password" and entries
+    # decoded from config.json's own "auth" field "username"/"password": both are logins.
+    found = found or {}
+    user = found.get("Username") or found.get("username")
+    password = found.get("Password") or found.get("password")
+    return Credentials(str(user), str(password)) if user and password else None
 
 
 def is_loopback(registry: str) -> bool:

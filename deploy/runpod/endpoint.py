@@ -96,7 +96,7 @@ def range_problems(body: Any, path: JsonPath = ()) -> Iterator[Problem]:
     elif isinstance(body, list):
         for index, value in enumerate(body):
             yield from range_problems(value, (*path, index))
-    elif isinstance(body, bool) or body is None or isinstance(body, str):
+    elif isinstance(body, bool | str) or body is None:
         return
     elif isinstance(body, int):
         if path == ("timeout",) and not TIMEOUT_MS[0] <= body <= TIMEOUT_MS[1]:
