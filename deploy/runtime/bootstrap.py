@@ -60,7 +60,7 @@ def provision(settings: Settings, disk: workdisk.WorkDisk, env: dict[str, str]) 
         for name in store.clean_staging(key):
             say(f"removed the leftover staging folder {name} of an interrupted provisioning")
         staging = store.new_staging(key)
-        if not _from_archive(settings, disk, key, staging):
+        if not _try_archive(settings, disk, key, staging):
             workdisk.preflight(disk, settings.min_free_volume, "the install")
             install.install(settings, disk, env, envstore.site_of(staging))
             installed = True
@@ -71,6 +71,19 @@ def provision(settings: Settings, disk: workdisk.WorkDisk, env: dict[str, str]) 
     if installed:
         _upload(settings, disk, key, target)
     return target
+
+
+def _try_archive(settings: Settings, disk: workdisk.WorkDisk, key: str, staging: str) -> bool:
+    """The archive when it can be had; any S3 or archive problem is logged and the install runs."""
+    try:
+        return _from_archive(settings, disk, key, staging)
+    except Failure as failure:
+        if failure.code == EXIT_DISK:
+            raise
+        say(f"warning: {failure.message}; installing instead")
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(envstore.site_of(staging))
+        return False
 
 
 def _from_archive(settings: Settings, disk: workdisk.WorkDisk, key: str, staging: str) -> bool:

@@ -93,3 +93,18 @@ def env_dirs(work: Path) -> list[Path]:
 
 def bootstrap_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("rpdeploy-bootstrap:")]
+
+
+def s3_env() -> dict[str, str]:
+    """The S3 server scripts/stack.sh runs (seaweedfs on loopback, checking signatures)."""
+    env = stack_env()
+    keys = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "RPDEPLOY_S3_BUCKET",
+    )
+    missing = [key for key in keys if key not in env]
+    assert not missing, f"{STATE / 'stack.env'} lacks {missing}: run scripts/stack.sh up"
+    return {key: env[key] for key in keys}
