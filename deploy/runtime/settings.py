@@ -70,7 +70,9 @@ def s3_settings(env: Mapping[str, str]) -> S3Settings | None:
     secret = env.get("AWS_SECRET_ACCESS_KEY", "").strip()
     if not (bucket and endpoint and key and secret):
         return None
-    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
+    names = ("AWS_REGION", "AWS_DEFAULT_REGION", "RPDEPLOY_S3_REGION")
+    regions = (env.get(name, "").strip() for name in names)
+    region = next((r for r in regions if r), "us-east-1")
     prefix = env.get("RPDEPLOY_S3_PREFIX", "rpdeploy/envs/").strip().lstrip("/")
     return S3Settings(endpoint.rstrip("/"), bucket, prefix, region, key, secret)
 
