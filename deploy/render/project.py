@@ -176,7 +176,6 @@ def _dockerfile_context(loaded: LoadedConfig) -> dict[str, Any]:
         "bootstrap_src": BOOTSTRAP_CONTEXT_DIR + "/",
         "bootstrap_dest": BOOTSTRAP_IMAGE_DIR,
         "runtime_requirements": RUNTIME_REQUIREMENTS,
-        "index_url": config.runtime.index_url,
         "s3": config.runtime.s3,
         "min_free_volume_mb": config.runtime.disk.min_free_volume_mb,
         "min_free_os_mb": config.runtime.disk.min_free_os_mb,
