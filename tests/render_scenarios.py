@@ -41,7 +41,8 @@ SCENARIOS = [
         BASE_CONFIG.replace(
             "requirements: worker/requirements.txt",
             "requirements: worker/requirements.txt\n  installer: uv\n  index_url: http://127.0.0.1:8099/simple/\n"
-            "  s3: {bucket: rpdeploy-envs, prefix: envs/, endpoint_url: 'http://127.0.0.1:8333', region: us-east-1}\n"
+            "  s3: {bucket: rpdeploy-envs, prefix: envs/, endpoint_url: 'http://127.0.0.1:8333',"
+            " region: us-east-1}\n"
             "  disk: {min_free_volume_mb: 4096, min_free_os_mb: 256}",
         ),
     ),
