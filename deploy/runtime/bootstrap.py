@@ -43,19 +43,20 @@ def provision(settings: Settings, disk: workdisk.WorkDisk, env: dict[str, str]) 
     key = envstore.env_key(read_requirements(settings))
     store = envstore.Store(disk)
     store.ensure_layout()
-    problem = store.problem(key)
+    verify = settings.verify_files
+    problem = store.problem(key, files=verify)
     if problem is None:
         say(f"environment {key} is ready on {disk.path}")
         return store.env_dir(key)
     if problem != "absent":
         say(f"environment {key} on {disk.path} is unusable ({problem}); rebuilding it")
     held = lock.Lock(store.lock_path(key), settings.lock_stale_s)
-    if not lock.wait_for(held, lambda: store.problem(key) is None, settings.lock_wait_s):
+    if not lock.wait_for(held, lambda: store.problem(key, files=verify) is None, settings.lock_wait_s):
         say(f"environment {key} was provisioned by another worker; using it")
         return store.env_dir(key)
     installed = False
     try:
-        if store.problem(key) is None:  # finished between our check and the lock
+        if store.problem(key, files=verify) is None:  # finished between our check and the lock
             return store.env_dir(key)
         for name in store.clean_staging(key):
             say(f"removed the leftover staging folder {name} of an interrupted provisioning")

@@ -70,9 +70,9 @@ class Store:
             shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
         return removed
 
-    def problem(self, key: str) -> str | None:
+    def problem(self, key: str, *, files: bool = False) -> str | None:
         """None when ``envs/<key>`` is complete and intact, else what is wrong with it."""
-        return check(self.env_dir(key))
+        return check(self.env_dir(key), files=files)
 
     def publish(self, key: str, staging: str, *, sealed: bool = False) -> str:
         """Seal ``staging`` (manifest, then marker; unless an unpacked archive brought both)
@@ -123,8 +123,13 @@ def _write_synced(path: str, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def check(env: str) -> str | None:  # noqa: PLR0911 (one return per fault)
-    """What is wrong with the environment at ``env`` (None: complete and intact)."""
+def check(env: str, *, files: bool = True) -> str | None:  # noqa: PLR0911 (one return per fault)
+    """What is wrong with the environment at ``env`` (None: complete and intact).
+
+    The marker and the manifest's hash prove an environment was published whole (publishing
+    is one rename). ``files`` also checks every file's size: thousands of stat calls, slow on a
+    network volume, so a cold start does it only when RPDEPLOY_VERIFY_FILES=1; an unpacked
+    archive is always checked in full."""
     if not os.path.isdir(env):
         return "absent"
     try:
@@ -140,12 +145,13 @@ def check(env: str) -> str | None:  # noqa: PLR0911 (one return per fault)
     if hashlib.sha256(data).hexdigest() != marker:
         return "its manifest does not match its completion marker"
     try:
-        manifest = json.loads(data)
-        files = manifest["files"]
+        listed = json.loads(data)["files"]
     except (ValueError, KeyError, TypeError):
         return "its manifest is unreadable"
+    if not files:
+        return None
     site = os.path.join(env, SITE)
-    for rel, size in files:
+    for rel, size in listed:
         try:
             actual = os.path.getsize(os.path.join(site, rel))
         except OSError:

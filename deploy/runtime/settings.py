@@ -37,6 +37,8 @@ class Settings:
     skip_os_check: bool
     allow_os_disk: bool
     install_attempts: int
+    #: Check every file's size on each start, not only the marker and manifest (slow on network volumes).
+    verify_files: bool
     lock_stale_s: float
     lock_wait_s: float
     s3: S3Settings | None
@@ -94,6 +96,7 @@ def load(env: Mapping[str, str]) -> Settings:
         skip_os_check=_flag(env, "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"),
         allow_os_disk=_flag(env, "RPDEPLOY_ALLOW_OS_DISK"),
         install_attempts=max(1, attempts),
+        verify_files=_flag(env, "RPDEPLOY_VERIFY_FILES"),
         lock_stale_s=_number(env, "RPDEPLOY_LOCK_STALE_S", 60.0),
         lock_wait_s=_number(env, "RPDEPLOY_LOCK_WAIT_S", 1800.0),
         s3=s3_settings(env),
