@@ -16,6 +16,9 @@ import pytest
 from deploy.runtime import envstore
 from tests.runtime.conftest import Run, Setup, bootstrap_command, bootstrap_lines, env_dirs
 
+#: Needs the stack's package index (scripts/stack.sh), so it runs with the stack tests, not `make unit`.
+pytestmark = pytest.mark.docker
+
 #: Every variable the bootstrap points at the work disk (docs/runtime.md lists their sources).
 WORK_DISK_VARIABLES = [
     "TMPDIR", "TEMP", "TMP", "PIP_BUILD_DIR", "PIP_CACHE_DIR", "PIP_DOWNLOAD_CACHE", "PYTHON_EGG_CACHE",

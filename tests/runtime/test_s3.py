@@ -18,6 +18,9 @@ from deploy.runtime.failure import Failure
 from deploy.runtime.settings import S3Settings, s3_settings
 from tests.runtime.conftest import Run, Setup, bootstrap_lines, env_dirs, s3_env
 
+#: Needs the stack's S3 server and package index (scripts/stack.sh): a stack test, not `make unit`.
+pytestmark = pytest.mark.docker
+
 
 @pytest.fixture
 def settings() -> S3Settings:
