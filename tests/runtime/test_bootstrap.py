@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -323,3 +324,14 @@ def test_an_install_that_keeps_failing_is_one_line_after_the_retries(run: Run, s
     assert "failed after 2 attempts" in line
     assert "attempt 1 of 2; retrying" in result.stderr
     assert not env_dirs(setup.work)
+
+
+def test_installer_uv_installs_with_its_cache_on_the_work_disk(setup: Setup, run: Run) -> None:
+    # uv from the dev extra, found on PATH as an image that ships uv would have it.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{setup.env['PATH']}"
+    result = run("--provision-only", RPDEPLOY_INSTALLER="uv", PATH=path)
+    assert result.returncode == 0, result.stderr
+    assert "with uv from" in result.stderr
+    (env_dir,) = env_dirs(setup.work)
+    assert list((env_dir / "site").glob("six-1.17.0.dist-info"))
+    assert any((setup.work / "rpdeploy" / "cache" / "uv").iterdir())  # UV_CACHE_DIR on the work disk
