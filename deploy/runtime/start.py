@@ -90,23 +90,28 @@ def _supervise(executable: str, argv: list[str], env: dict[str, str]) -> int:
     """PID 1: run the handler as a child, forward signals, reap everything, explain its end."""
     read_fd, write_fd = os.pipe()  # the child reports an exec failure through it
     os.set_inheritable(write_fd, False)
+    # Held back until the forwarding handlers exist: a SIGTERM right after the start must reach
+    # the handler, not kill this init with Python's default action.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
         for sig in _FORWARDED:
             signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
         try:
             os.execve(executable, argv, env)  # noqa: S606
         except OSError as exc:
             os.write(write_fd, f"{exc.errno}".encode())
         os._exit(127)
     os.close(write_fd)
+    for sig in _FORWARDED:
+        signal.signal(sig, lambda number, _frame: _forward(pid, number))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
     with os.fdopen(read_fd, "rb") as pipe:
         failed = pipe.read()
     if failed:
         raise _exec_failure(executable, OSError(int(failed), os.strerror(int(failed))))
-    for sig in _FORWARDED:
-        signal.signal(sig, lambda number, _frame: _forward(pid, number))
     while True:
         try:
             reaped, status = os.waitpid(-1, 0)
