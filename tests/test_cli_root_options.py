@@ -31,6 +31,13 @@ ARGS: dict[str, list[str]] = {
     "validate": ["-c", "missing.yaml"],
     "image report": ["bad::ref"],
     "secrets sync": ["-c", "missing.yaml"],
+    "plan": ["-c", "missing.yaml"],
+    "apply": ["-c", "missing.yaml"],
+    "releases": ["-c", "missing.yaml"],
+    "rollback": ["-c", "missing.yaml"],
+    "promote": ["-c", "missing.yaml", "--from", "staging", "--to", "production"],
+    "destroy": ["-c", "missing.yaml", "--yes"],
+    "release": ["-c", "missing.yaml"],
     "emulator status": ["--state", "{state}"],
     "emulator stop": ["--state", "{state}"],
     "emulator env": ["--state", "{state}"],
@@ -38,12 +45,7 @@ ARGS: dict[str, list[str]] = {
     # serve/start would start a server: a bad port is the cheapest answer they give.
     "emulator serve": ["--port", "not-a-port"],
     "emulator start": ["--port", "not-a-port"],
-    "plan": ["-c", "missing.yaml"],
-    "apply": ["-c", "missing.yaml"],
-    "releases": ["-c", "missing.yaml"],
-    "rollback": ["-c", "missing.yaml"],
-    "promote": ["-c", "missing.yaml", "--from", "staging", "--to", "production"],
-    "destroy": ["-c", "missing.yaml"],
+
 }
 
 

@@ -116,8 +116,9 @@ def test_the_catalog_is_not_listed_as_not_served() -> None:
     assert "/v2/catalog/gpus" in text
 
 
-def test_readme_says_the_demo_deploys_and_the_slim_image_cannot_run_under_the_emulator() -> None:
+def test_readme_says_the_demo_is_the_release_and_the_slim_image_runs_under_the_emulator() -> None:
     text = " ".join((REPO / "README.md").read_text().split())
-    assert "then plan + apply it to the local emulator" in text
-    assert "The slim image (`strategy: slim`) cannot run under the emulator yet" in text
-    assert "the emulator's tests use baked images" in text
+    assert "make demo # the whole release of the reference worker against the local stack" in text
+    assert "runs `rpdeploy release --target local --promote` for the reference worker" in text
+    assert "The slim image runs under the emulator" in text
+    assert "cannot run under the emulator" not in text

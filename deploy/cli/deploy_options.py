@@ -1,4 +1,7 @@
-"""Options and plumbing shared by the deploy commands (plan, apply, releases, rollback, promote, destroy)."""
+"""Options and plumbing shared by the deploy commands (plan, apply, releases, rollback, promote, destroy).
+
+``--target`` itself is `deploy.cli.target.target_option` (engineer B's).
+"""
 
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "destroy": "deploy.cli.destroy_cmd:destroy",
     "secrets": "deploy.cli.secrets_cmd:secrets",
     "validate": "deploy.cli.validate_cmd:validate_command",
+    "release": "deploy.cli.release_cmd:release",
 }
 
 
