@@ -1,0 +1,166 @@
+"""The exact `run:` commands of release.yml and redeploy.yml, run here against the emulator.
+
+tests/workflow_runner.py executes each job's steps from the YAML (the composite action
+expanded), with GITHUB_OUTPUT and GITHUB_STEP_SUMMARY pointed at temp files and RunPod's API
+(RUNPOD_API_URL, RUNPOD_API_KEY, as a runner's environment would carry them) set to the session
+emulator; the tests then read what the steps wrote and what the emulator holds. The YAML cannot
+drift from the CLI: a renamed option or a lost output fails here. Not run: actions/checkout
+(the project directory stands for the checkout) and actions/setup-python (this Python runs);
+the action's install step runs and finds rpdeploy installed (its venv is this one), and `gh`
+(GitHub's API is not reachable here) is a stand-in that records its arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import MakeProject
+from tests.release.conftest import config_text
+from tests.release.helpers import endpoint_named, mount_image
+from tests.workflow_runner import Runner
+
+pytestmark = pytest.mark.docker
+
+
+def has_command(name: str) -> bool:
+    from deploy.cli.main import cli  # noqa: PLC0415
+
+    return name in getattr(cli, "commands", {})
+
+
+MISSING_VALIDATE = not has_command("validate")
+MISSING_RELEASE = not has_command("release")
+
+
+@pytest.fixture
+def runner(tmp_path: Path, emulator_environ: dict[str, str]) -> Runner:
+    temp = tmp_path / "runner-temp"
+    temp.mkdir()
+    # The action installs rpdeploy into $RUNNER_TEMP/rpdeploy-venv once per job: this venv is it.
+    (temp / "rpdeploy-venv").symlink_to(Path(sys.prefix))
+    stub_bin = tmp_path / "stub-bin"
+    stub_bin.mkdir()
+    gh = stub_bin / "gh"
+    # GitHub's API cannot be reached here: `gh` records its arguments and the notes file.
+    gh.write_text(
+        '#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$RUNNER_TEMP/gh-args"\n'
+        'while [ $# -gt 0 ]; do [ "$1" = --notes-file ] && cp "$2" "$RUNNER_TEMP/gh-notes"; shift; done\n'
+    )
+    gh.chmod(0o755)
+    environ = {
+        "PATH": f"{stub_bin}{os.pathsep}{os.environ['PATH']}",
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "RUNPOD_API_URL": emulator_environ["RUNPOD_API_URL"],
+    }
+    secrets = {"RUNPOD_API_KEY": emulator_environ["RUNPOD_API_KEY"]}
+    github = {"ref_name": "v1.2.3", "repository": "acme/worker", "token": "gh-token-not-used"}
+    return Runner(workspace=tmp_path, temp=temp, environ=environ, github=github, secrets=secrets)
+
+
+@pytest.fixture
+def deployed_project(make_project: MakeProject, runner: Runner) -> Path:
+    """A project (unique name on the session emulator) used as the runner's workspace."""
+    import secrets  # noqa: PLC0415
+
+    root = make_project(config_text(f"t{secrets.token_hex(4)}"), name="checkout")
+    runner.workspace = root
+    return root
+
+
+def redeploy_inputs(image: str, *, skip_validation: bool) -> dict[str, Any]:
+    return {"environment": "staging", "image": image, "ref": "main", "skip_validation": skip_validation}
+
+
+def project_name(root: Path) -> str:
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in (root / "rpdeploy.yaml").read_text().splitlines()
+        if line.startswith("project:")
+    )
+
+
+def test_redeploy_workflow_applies_the_image_and_writes_outputs_and_summary(
+    runner: Runner, deployed_project: Path, api: Any
+) -> None:
+    image = mount_image("rpdeploy-test/workflow-redeploy")
+    job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(image, skip_validation=True))
+    assert not job.failed, job.log()
+
+    endpoint = endpoint_named(api, f"{project_name(deployed_project)}-staging")
+    assert endpoint is not None
+    assert endpoint["template"]["imageName"] == image if "template" in endpoint else True
+    outputs = job.outputs["redeploy"]
+    assert outputs["passed"] == "true"
+    assert outputs["image"] == image
+    assert outputs["digest"] == image.split("@", 1)[1]
+    assert outputs["endpoint_id"] == endpoint["id"]
+    assert outputs["release"].isdigit()
+    assert "### rpdeploy redeploy (staging): passed" in job.summary
+
+    # Run again: the same image is a no-op apply, and the outputs say the same.
+    again = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(image, skip_validation=True))
+    assert not again.failed, again.log()
+    assert again.outputs["redeploy"]["endpoint_id"] == endpoint["id"]
+    assert again.outputs["redeploy"]["release"] == outputs["release"]
+
+
+def test_redeploy_workflow_fails_and_says_so_when_the_image_is_missing(
+    runner: Runner, deployed_project: Path
+) -> None:
+    missing = "127.0.0.1:5000/rpdeploy-test/never-pushed@sha256:" + "0" * 64
+    job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(missing, skip_validation=True))
+    assert job.failed
+    assert job.outputs["redeploy"]["passed"] == "false"
+    assert "### rpdeploy redeploy (staging): failed, exit 1" in job.summary
+    assert "image" in job.log()
+
+
+@pytest.mark.xfail(
+    MISSING_VALIDATE,
+    strict=True,
+    reason="needs `rpdeploy validate` (branch validate12, not merged into this branch yet)",
+)
+def test_redeploy_workflow_validates(runner: Runner, deployed_project: Path) -> None:
+    image = mount_image("rpdeploy-test/workflow-redeploy")
+    job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(image, skip_validation=False))
+    assert "validate" in job.log()
+    assert "validation skipped" not in job.log()
+
+
+@pytest.mark.xfail(
+    MISSING_RELEASE,
+    strict=True,
+    reason="needs `rpdeploy release` (branch release12, not merged into this branch yet)",
+)
+def test_release_workflow_staging_then_production_then_github_release(
+    runner: Runner, deployed_project: Path, api: Any
+) -> None:
+    staging = runner.run_job("release.yml", "staging", {})
+    assert not staging.failed, staging.log()
+    out = staging.outputs["release"]
+    assert out["passed"] == "true"
+    assert "@sha256:" in out["image"]
+    assert out["digest"] == out["image"].split("@", 1)[1]
+
+    needs = {"staging": {"outputs": {"image": out["image"], "digest": out["digest"]}}}
+    production = runner.run_job("release.yml", "production", {}, needs=needs)
+    assert not production.failed, production.log()
+    prod = production.outputs["release"]
+    assert prod["image"] == out["image"]
+    endpoint = endpoint_named(api, f"{project_name(deployed_project)}-production")
+    assert endpoint is not None
+    assert prod["endpoint_id"] == endpoint["id"]
+
+    args = (runner.temp / "gh-args").read_text().splitlines()
+    assert args[:3] == ["release", "create", "v1.2.3"]
+    assert "--verify-tag" in args
+    notes = (runner.temp / "gh-notes").read_text()
+    assert out["image"] in notes
+    assert "### rpdeploy release (production): passed" in production.summary
+    shutil.rmtree(runner.temp / "rpdeploy-venv", ignore_errors=True)
