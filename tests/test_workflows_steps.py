@@ -94,7 +94,7 @@ def test_redeploy_workflow_applies_the_image_and_writes_outputs_and_summary(
 
     endpoint = endpoint_named(api, f"{project_name(deployed_project)}-staging")
     assert endpoint is not None
-    assert endpoint["template"]["imageName"] == image if "template" in endpoint else True
+    assert endpoint["image"] == image
     outputs = job.outputs["redeploy"]
     assert outputs["passed"] == "true"
     assert outputs["image"] == image
@@ -126,11 +126,30 @@ def test_redeploy_workflow_fails_and_says_so_when_the_image_is_missing(
     strict=True,
     reason="needs `rpdeploy validate` (branch validate12, not merged into this branch yet)",
 )
-def test_redeploy_workflow_validates(runner: Runner, deployed_project: Path) -> None:
-    image = mount_image("rpdeploy-test/workflow-redeploy")
-    job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(image, skip_validation=False))
-    assert "validate" in job.log()
-    assert "validation skipped" not in job.log()
+def test_redeploy_workflow_rolls_back_when_validation_fails(
+    runner: Runner, deployed_project: Path, api: Any
+) -> None:
+    # The images are the stack's Python base without a handler: no job is ever answered, so the
+    # one case runs past its timeout (cancelled by the runner) and validation fails.
+    (deployed_project / ".runpod").mkdir()
+    (deployed_project / ".runpod" / "tests.json").write_text(
+        '{"tests": [{"name": "answers", "input": {"x": 1}, "timeout": 5000}]}'
+    )
+    first = mount_image("rpdeploy-test/workflow-redeploy")
+    second = mount_image("rpdeploy-test/workflow-redeploy-b")
+    job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(first, skip_validation=True))
+    assert not job.failed, job.log()
+    before = job.outputs["redeploy"]["release"]
+
+    job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(second, skip_validation=False))
+    assert job.failed
+    assert job.outputs["redeploy"]["passed"] == "false"
+    assert f"rolled back to release v{before}" in job.log()
+    assert "### rpdeploy redeploy (staging): failed, exit 1" in job.summary
+    assert "answers" in job.summary, "validate's report (the failed case) is in the step summary"
+    endpoint = endpoint_named(api, f"{project_name(deployed_project)}-staging")
+    assert endpoint is not None
+    assert endpoint["image"] == first, "the endpoint runs the first image again"
 
 
 @pytest.mark.xfail(
