@@ -68,7 +68,8 @@ class Fault:
 
     @classmethod
     def hang(cls, seconds: float, *, forward_first: bool = False) -> Fault:
-        """No answer for ``seconds``, then the upstream's answer (too late for a short timeout)."""
+        """No answer for ``seconds`` (longer than the client's timeout: a read timeout), then the
+        request is forwarded; with ``forward_first`` it is forwarded before the wait instead."""
         return cls(delay=seconds, forward_first=forward_first)
 
     @classmethod
@@ -163,14 +164,15 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             fault = proxy._next(self.command, self.path.split("?", 1)[0])
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
             answer = None
-            if fault is None or fault.status == 0 or fault.forward_first:
+            if fault is not None and fault.forward_first:
                 answer = proxy.forward(self.command, self.path, headers, body)
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
                 self.close_connection = True
             if fault is not None and fault.status:
                 answer = _Answer(fault.status, list(fault.headers), fault.body)
-            assert answer is not None
+            elif answer is None:
+                answer = proxy.forward(self.command, self.path, headers, body)
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._reply(answer)
 

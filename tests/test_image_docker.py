@@ -215,6 +215,11 @@ def test_build_push_report_with_semver_tags_labels_and_github_output(
     assert size["uncompressed_bytes"] > size["compressed_bytes"]
     assert any(layer["instruction"].startswith("COPY") for layer in size["layers"])
     assert outputs.read_text() == f"before=1\nimage={result['image']}\ndigest={digest}\n"
+    # The push record: what `rpdeploy plan`/`apply` deploy unless --image is given.
+    pushed_record = json.loads((root / "build/rpdeploy/default/push.json").read_text())
+    assert pushed_record["image"] == result["image"]
+    assert (pushed_record["digest"], pushed_record["size"]) == (digest, size["compressed_bytes"])
+    assert pushed_record["tags"] == result["tags"]
 
     report = invoke(run_cli, root, "image", "report", f"{REGISTRY}/{repository}:1.2", "-o", "json")
     assert report.exit_code == 0, report.stderr

@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from deploy.api import errors
-from deploy.api.transport import CallCount, Transport
+from deploy.api.jobs import DEFAULT_JOB_URL, JOB_URL_VARIABLE, JobsApi
+from deploy.api.transport import CallCount, Transport, path_of
 from deploy.errors import ApiError, UsageError
 
 DEFAULT_API_URL = "https://api.runpod.io"
@@ -49,14 +50,41 @@ def api_url(raw: str) -> str:
     return url
 
 
+def _job_url(raw: str) -> str:
+    """``RUNPOD_ENDPOINT_BASE_URL`` (the SDK's variable, with ``/v2``): http(s), no trailing slash."""
+    url = raw.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.username:
+        raise UsageError(
+            f"{JOB_URL_VARIABLE} must be an http(s) URL such as {DEFAULT_JOB_URL}, not {raw!r}",
+            hint=f'unset {JOB_URL_VARIABLE} to use RunPod, or eval "$(rpdeploy emulator env)"',
+        )
+    return url
+
+
 class RunPodApi:
     """One REST v2 client: one session, one call counter; use as a context manager."""
 
     def __init__(
-        self, base_url: str, api_key: str, *, timeout: float = 30.0, retries: int = 4, backoff: float = 0.5
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        job_url: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._transport = Transport(self.base_url, api_key, timeout=timeout, retries=retries, backoff=backoff)
+        #: The job API (/run, /status, ...): RunPod serves it from api.runpod.ai, the emulator from
+        #: its one base; so without ``job_url`` a non-RunPod management URL serves both.
+        jobs_base = job_url or (
+            DEFAULT_JOB_URL if self.base_url == DEFAULT_API_URL else f"{self.base_url}/v2"
+        )
+        self.jobs = JobsApi(
+            Transport(jobs_base.rstrip("/"), api_key, timeout=timeout, retries=retries, backoff=backoff)
+        )
         self.calls: CallCount = self._transport.calls
         #: The one HTTP session (tests hook it to check every answer against the spec).
         self.session = self._transport.session
@@ -71,13 +99,19 @@ class RunPodApi:
                 hint=f"export {KEY_VARIABLE}=... (RunPod console: Settings > API Keys), "
                 'or use --target local with a running emulator (eval "$(rpdeploy emulator env)")',
             )
-        return cls(api_url(environ.get(URL_VARIABLE) or DEFAULT_API_URL), key)
+        job_url = environ.get(JOB_URL_VARIABLE, "").strip()
+        return cls(
+            api_url(environ.get(URL_VARIABLE) or DEFAULT_API_URL),
+            key,
+            job_url=_job_url(job_url) if job_url else None,
+        )
 
     def __repr__(self) -> str:
         return f"RunPodApi(base_url={self.base_url!r}, calls={self.calls.to_json()})"
 
     def close(self) -> None:
         self._transport.close()
+        self.jobs.close()
 
     def __enter__(self) -> RunPodApi:
         return self
@@ -92,14 +126,15 @@ class RunPodApi:
     def _object(self, method: str, template: str, **kwargs: Any) -> dict[str, Any]:
         answer = self._transport.call(method, template, **kwargs)
         if not isinstance(answer, dict):
-            raise errors.unexpected(method, template, "a JSON object", 200)
+            path = path_of(template, **kwargs.get("args", {}))
+            raise errors.unexpected(method, path, "a JSON object", 200)
         return answer
 
     def _list(self, template: str, key: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         answer = self._object("GET", template, params=params)
         items = answer.get(key)
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise errors.unexpected("GET", template, f"a {key!r} list", 200)
+            raise errors.unexpected("GET", template, f"the {key!r} list", 200)
         return items
 
     def _delete(self, template: str, resource_id: str) -> None:

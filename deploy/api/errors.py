@@ -19,6 +19,8 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnection
 
 from deploy.errors import ApiError
 
+__all__ = ["ApiError", "Conflict", "NotFound", "http_error", "mask", "one_line", "transport_error"]
+
 #: Longest server text quoted in an error line: an HTML error page is never echoed whole.
 QUOTE_LIMIT = 200
 KEY_HINT = "set RUNPOD_API_KEY to a valid RunPod API key (Settings > API Keys)"
@@ -84,7 +86,9 @@ def http_error(response: requests.Response, method: str, path: str, secrets: Ite
     kind = {404: NotFound, 409: Conflict}.get(status, ApiError)
     hint = None
     if status == 429:
-        hint = "the account's rate limit is used up: wait, then run again"
+        after = response.headers.get("Retry-After")
+        wait = f"RunPod asks to wait {one_line(after, 40)} s" if after else "wait"
+        hint = f"the account's API rate limit is used up: {wait}, then run again"
     elif status >= 500:
         hint = URL_HINT
     return kind(line, status=status, hint=hint)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import requests
 import requests.auth
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from deploy import __version__
@@ -32,7 +32,7 @@ log = logging.getLogger("rpdeploy.api")
 USER_AGENT = f"rpdeploy/{__version__}"
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 READS = frozenset({"GET", "HEAD"})
-#: A longer Retry-After (an hourly window) is not waited out inside one command.
+#: A longer Retry-After (an hourly window) is not waited out inside one command: the 429 is reported.
 MAX_RETRY_AFTER_S = 60.0
 BACKOFF_MAX_S = 30.0
 
@@ -55,8 +55,9 @@ class CallCount:
 
 
 class CountingRetry(Retry):
-    """urllib3's Retry, plus: 429 is retried for every method, Retry-After is capped, and every
-    attempt that reached the wire is counted (urllib3 retries inside the adapter, out of sight)."""
+    """urllib3's Retry, plus: 429 is retried for every method unless Retry-After asks for more
+    than a minute, and every attempt that reached the wire is counted (urllib3 retries inside
+    the adapter, out of sight)."""
 
     counter: Callable[[str], None] | None = None
 
@@ -70,10 +71,6 @@ class CountingRetry(Retry):
             return bool(self.total)
         return super().is_retry(method, status_code, has_retry_after)
 
-    def get_retry_after(self, response: Any) -> float | None:
-        after = super().get_retry_after(response)
-        return None if after is None else min(after, MAX_RETRY_AFTER_S)
-
     def increment(
         self,
         method: str | None = None,
@@ -86,6 +83,10 @@ class CountingRetry(Retry):
         # An attempt that ends here reached the server unless the connection never opened. A
         # response whose retries are exhausted is returned to the caller, which counts it there.
         sent = error is None or not self._is_connection_error(error)
+        if response is not None and response.status == 429 and self._waits_too_long(response):
+            # An hourly or daily window: waiting it out inside one command helps nobody. The
+            # 429 goes back to the caller (and is counted there) and becomes the error line.
+            raise MaxRetryError(_pool, url, ResponseError("Retry-After beyond the wait limit"))
         try:
             retry = super().increment(method, url, response, error, _pool, _stacktrace)
         except MaxRetryError:
@@ -99,6 +100,10 @@ class CountingRetry(Retry):
         if sent:
             self._count(method)
         return retry
+
+    def _waits_too_long(self, response: Any) -> bool:
+        after = self.get_retry_after(response)
+        return after is not None and after > MAX_RETRY_AFTER_S
 
     def _count(self, method: str | None) -> None:
         if self.counter is not None and method is not None:

@@ -67,23 +67,28 @@ def deploy(
     return ApplyResult(applied, loaded)
 
 
-def wait_options(func: Any) -> Any:
+def force_timeout_options(func: Any) -> Any:
+    """--force and --timeout (`release` always waits: it takes these without --wait)."""
     func = click.option(
         "--timeout",
         type=click.FloatRange(min=1),
         default=600.0,
         show_default=True,
         metavar="S",
-        help="With --wait: give up (exit 1) after S seconds; the release stays applied.",
+        help="Give up on a rollout (exit 1) after S seconds; the release stays applied.",
     )(func)
-    func = click.option(
+    return click.option(
+        "--force", is_flag=True, default=False, help="Deploy even when a preflight check fails."
+    )(func)
+
+
+def wait_options(func: Any) -> Any:
+    func = force_timeout_options(func)
+    return click.option(
         "--wait",
         is_flag=True,
         default=False,
         help="Follow the rollout until every worker runs the new release.",
-    )(func)
-    return click.option(
-        "--force", is_flag=True, default=False, help="Deploy even when a preflight check fails."
     )(func)
 
 

@@ -1,8 +1,10 @@
-"""Options and plumbing shared by the deploy commands (plan, apply, releases, rollback, promote, destroy)."""
+"""Options and plumbing shared by the deploy commands (plan, apply, releases, rollback, promote, destroy).
+
+``--target`` itself is `deploy.cli.target.target_option` (engineer B's).
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -10,22 +12,12 @@ import click
 
 from deploy.api import RunPodApi
 from deploy.cli.options import config_option, env_option
-from deploy.cli.target import target_environ
+from deploy.cli.target import target_environ, target_option
 from deploy.config import LoadedConfig, load_config
 from deploy.image.push_record import deploy_image
 from deploy.release import desired
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def target_option(func: F) -> F:
-    return click.option(
-        "--target",
-        type=click.Choice(["runpod", "local"]),
-        default="runpod",
-        show_default=True,
-        help="runpod: RUNPOD_API_KEY/RUNPOD_API_URL from the environment; local: the running emulator.",
-    )(func)
 
 
 def image_options(func: F) -> F:
@@ -68,7 +60,7 @@ def deploy_inputs(
 
 def environ_for(target: str) -> dict[str, str]:
     """The process environment, pointed at ``target``'s API."""
-    return target_environ(target, os.environ)
+    return target_environ(target)
 
 
 def connect(environ: dict[str, str]) -> RunPodApi:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ from deploy.emulator import (
 from deploy.errors import EmulatorError, ExitCode, UsageError
 
 STATE_ENV = "RPDEPLOY_EMULATOR_STATE"
+KEY_ENV = "RUNPOD_API_KEY"
+
+
+def default_state(environ: Mapping[str, str]) -> Path:
+    """The emulator state folder when none is given: $RPDEPLOY_EMULATOR_STATE, else the default."""
+    return Path(environ.get(STATE_ENV) or str(DEFAULT_STATE))
 
 
 def _state_option(func: Any) -> Any:
@@ -32,7 +39,7 @@ def _state_option(func: Any) -> Any:
         "--state",
         "state",
         type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: Path(os.environ.get(STATE_ENV, str(DEFAULT_STATE))),
+        default=lambda: default_state(os.environ),
         show_default=f"${STATE_ENV} or {DEFAULT_STATE}",
         help="State directory: SQLite database, API key, pid file, logs.",
     )(func)
@@ -115,9 +122,33 @@ class EnvResult:
     def to_json(self) -> dict[str, Any]:
         return {"env": self.variables, "api_key_file": str(self.key_file) if self.key_file else None}
 
+    def overlay(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """``environ`` as `eval "$(rpdeploy emulator env)"` leaves it: the URLs set, and the key
+        read from its file (without a key file, the key given at start stays as it is)."""
+        merged = {**environ, **self.variables}
+        if self.key_file is not None:
+            try:
+                merged[KEY_ENV] = self.key_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                problem = f"cannot read the emulator's API key {self.key_file}: {exc.strerror}"
+                raise EmulatorError(problem) from None
+        return merged
+
     def print_text(self, console: Console) -> None:
         for line in self.lines():
             console.print(line, markup=False, highlight=False)
+
+
+def running_env(state: Path) -> EnvResult:
+    """The variables that point RunPod clients at the emulator running for ``state``."""
+    current = server.status(state)
+    if not current.running or current.host is None or current.port is None:
+        raise EmulatorError(
+            "the emulator is not running: rpdeploy emulator start",
+            hint=f"no emulator runs for the state folder {current.state_dir} (--state / ${STATE_ENV})",
+        )
+    key_file = current.api_key_file if current.api_key_file.exists() else None
+    return EnvResult(server.urls(current.host, current.port), key_file)
 
 
 @dataclass(frozen=True)
@@ -249,11 +280,7 @@ def env(ctx: Context, *, state: Path) -> EnvResult:
     Example:
       eval "$(rpdeploy emulator env)"
     """
-    current = server.status(state)
-    if not current.running or current.host is None or current.port is None:
-        raise EmulatorError(f"no emulator runs for {current.state_dir}", hint="rpdeploy emulator start")
-    key_file = current.api_key_file if current.api_key_file.exists() else None
-    return EnvResult(server.urls(current.host, current.port), key_file)
+    return running_env(state)
 
 
 @emulator.command()

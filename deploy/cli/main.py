@@ -42,6 +42,8 @@ COMMANDS: dict[str, str] = {
     "promote": "deploy.cli.promote_cmd:promote",
     "destroy": "deploy.cli.destroy_cmd:destroy",
     "secrets": "deploy.cli.secrets_cmd:secrets",
+    "validate": "deploy.cli.validate_cmd:validate_command",
+    "release": "deploy.cli.release_cmd:release",
 }
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from deploy.cli.apply_cmd import ApplyResult, deploy, wait_options
-from deploy.cli.deploy_options import connect, environ_for, target_option
+from deploy.cli.deploy_options import connect, environ_for
 from deploy.cli.options import config_option
 from deploy.cli.output import Context, cli_command
+from deploy.cli.target import target_option
 from deploy.config import load_config
 from deploy.errors import UsageError
 from deploy.image.push_record import is_immutable

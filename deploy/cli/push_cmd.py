@@ -14,8 +14,9 @@ from deploy.cli.build_cmd import build_options, build_with_progress
 from deploy.cli.options import config_option, env_option
 from deploy.cli.output import Context, cli_command
 from deploy.cli.progress import PushProgress
-from deploy.config import load_config
+from deploy.config import LoadedConfig, load_config
 from deploy.errors import ExitCode, UsageError
+from deploy.image.build import BuildRecord
 from deploy.image.engine import connect
 from deploy.image.push import PushResult, push_image
 from deploy.image.push_record import write_push_record
@@ -38,6 +39,23 @@ class PushCommandResult:
         console.print(f"pushed {result.image}", markup=False)
         console.print(f"tags: {', '.join(result.tags)}", markup=False)
         console.print(f"size: {format_bytes(size.compressed_bytes)} compressed{unc}", markup=False)
+
+
+def push_built(ctx: Context, loaded: LoadedConfig, record: BuildRecord) -> PushResult:
+    """Push ``record``'s tags, write the push record, then the CI outputs (`push` and `release`)."""
+    client = connect()
+    ctx.log(f"push: {record.repository} ({', '.join(record.tags)})")
+    with PushProgress(ctx) as progress:
+        result = push_image(client, record, os.environ, progress)
+    # Before the CI outputs: what a later `plan`/`apply` deploys is on disk first.
+    write_push_record(loaded, result)
+    secret_vars = [s.from_env or s.name for s in loaded.config.secrets]
+    write_github_output(
+        {"image": result.image, "digest": result.digest},
+        os.environ,
+        secrets=secret_values(secret_vars, os.environ),
+    )
+    return result
 
 
 @click.command()
@@ -85,16 +103,5 @@ def push(
         if tags or no_cache or builder:
             raise UsageError("--tag, --no-cache and --builder apply to a build: add --build")
         record = read_record(loaded)
-    client = connect()
-    ctx.log(f"push: {record.repository} ({', '.join(record.tags)})")
-    with PushProgress(ctx) as progress:
-        result = push_image(client, record, os.environ, progress)
-    # Before the CI outputs: what a later `plan`/`apply` deploys is on disk first.
-    write_push_record(loaded, result)
-    secret_vars = [s.from_env or s.name for s in loaded.config.secrets]
-    write_github_output(
-        {"image": result.image, "digest": result.digest},
-        os.environ,
-        secrets=secret_values(secret_vars, os.environ),
-    )
+    result = push_built(ctx, loaded, record)
     return PushCommandResult(result)

@@ -10,7 +10,6 @@ from deploy.cli.output import Context, cli_command
 from deploy.config import load_config
 from deploy.errors import UsageError
 from deploy.release import desired, history
-from deploy.release.apply import apply_plan, with_checks
 
 
 @click.command()
@@ -56,13 +55,16 @@ def rollback(
     loaded = desired.with_inline_secrets(load_config(config_path, environment), environ)
     where = desired.target(loaded, ephemeral)
     with connect(environ) as api:
-        current = history.existing(api, where)
-        doc = api.releases(str(current["id"]))
-        version = history.target_version(doc, to, steps)
-        ctx.log(f"rollback: {where.name} to the settings of release v{version}")
-        plan, body = history.rollback_plan(loaded, where, current, doc, version)
-        plan = with_checks(api, loaded, plan, body, environ)
-        applied = apply_plan(
-            api, loaded, where, plan, environ, force=force, wait=wait, timeout=timeout, progress=ctx.log
+        applied = history.roll_back(
+            api,
+            loaded,
+            where,
+            environ,
+            to=to,
+            steps=steps,
+            force=force,
+            wait=wait,
+            timeout=timeout,
+            progress=ctx.log,
         )
     return ApplyResult(applied, loaded)

@@ -1,40 +1,51 @@
-"""``--target local|runpod``: which RunPod the deploy commands talk to (engineer B's; engine9's stand-in).
+"""`--target runpod|local`: which RunPod platform a command talks to, as environment variables.
 
-``runpod`` uses the process environment (RUNPOD_API_KEY, RUNPOD_API_URL); ``local`` takes URL and
-key from the running emulator, exactly what ``eval "$(rpdeploy emulator env)"`` exports.
+``local`` is the running emulator, with exactly the variables `rpdeploy emulator env` exports
+(the same code makes both), laid over the process environment; ``runpod`` is the process
+environment as it is. Commands then take one path for both:
+``RunPodApi.from_environ(target_environ(target, state_dir))``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from deploy.errors import EmulatorError
+import click
+
+from deploy.cli.emulator_cmd import STATE_ENV, default_state, running_env
+
+F = TypeVar("F", bound=Callable[..., Any])
+Target = Literal["runpod", "local"]
+TARGETS: tuple[Target, ...] = ("runpod", "local")
 
 
-def target_environ(target: str, environ: Mapping[str, str]) -> dict[str, str]:
+def target_option(func: F) -> F:
+    """``--target runpod|local`` (default runpod), passed to the command as ``target``."""
+    return click.option(
+        "--target",
+        "target",
+        type=click.Choice(TARGETS),
+        default="runpod",
+        show_default=True,
+        help=(
+            "Which platform to talk to: RunPod (RUNPOD_API_KEY, RUNPOD_API_URL) or the local emulator "
+            f"started with `rpdeploy emulator start` (its state folder: ${STATE_ENV})."
+        ),
+    )(func)
+
+
+def target_environ(target: str, state_dir: Path | None = None) -> dict[str, str]:
+    """The environment a command's RunPod clients read for ``target``.
+
+    ``state_dir`` is the emulator's state folder (default: $RPDEPLOY_EMULATOR_STATE or the
+    emulator's default); EmulatorError when no emulator runs there.
+    """
+    if target == "runpod":
+        return dict(os.environ)
     if target != "local":
-        return dict(environ)
-    # Imported here: only --target local needs the emulator's status helpers.
-    from deploy.cli import emulator_cmd  # noqa: PLC0415
-
-    server = emulator_cmd.server  # type: ignore[attr-defined]  # stand-in until api9 merges
-
-    current = server.status(Path(environ.get(emulator_cmd.STATE_ENV, str(server.DEFAULT_STATE))))
-    if not current.running or current.host is None or current.port is None:
-        raise EmulatorError(
-            f"--target local: no emulator runs for {current.state_dir}", hint="rpdeploy emulator start"
-        )
-    # An emulator started with --api-key/$RUNPOD_API_KEY keeps no key file: the caller has the key.
-    key = environ.get("RUNPOD_API_KEY", "")
-    if current.api_key_file.exists():
-        key = current.api_key_file.read_text(encoding="utf-8").strip()
-    urls = server.urls(current.host, current.port)
-    return {
-        **os.environ,
-        **environ,
-        **urls,
-        "RUNPOD_API_URL": urls["RUNPOD_API_BASE_URL"],
-        "RUNPOD_API_KEY": key,
-    }
+        raise ValueError(f"unknown target {target!r}")  # click.Choice lets no other value through
+    state = state_dir if state_dir is not None else default_state(os.environ)
+    return running_env(state).overlay(os.environ)

@@ -13,7 +13,7 @@ import re
 import shlex
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from deploy.config.patterns import (
@@ -316,9 +316,102 @@ class SecretConfig(StrictModel):
 # --- tests ---------------------------------------------------------------------------
 
 
+JobState = Literal["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"]
+
+
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+    return value
+
+
+class OutputCheck(StrictModel):
+    """One assertion on the value at ``path`` in the output (dotted keys and list indexes;
+    empty: the whole output). Exactly one of ``regex``, ``number`` or ``text``."""
+
+    path: SingleLine = ""
+    regex: str | None = Field(
+        default=None, description="Python regex searched in the value (JSON text if not a string)."
+    )
+    number: float | None = Field(
+        default=None, description="Expected number; `tolerance` is the allowed absolute error."
+    )
+    tolerance: float = Field(default=0.0, ge=0)
+    text: str | None = Field(default=None, description="Expected free text (speech, OCR, LLM output).")
+    max_wer: float | None = Field(default=None, ge=0, description="Highest word error rate against `text`.")
+    min_similarity: float | None = Field(
+        default=None, ge=0, le=1, description="Lowest character similarity (0..1) to `text`."
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _check_regex(cls, value: str | None) -> str | None:
+        return _regex(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> OutputCheck:
+        kinds = [name for name in ("regex", "number", "text") if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of regex, number or text")
+        if self.text is not None and self.max_wer is None and self.min_similarity is None:
+            raise ValueError("text needs max_wer or min_similarity")
+        return self
+
+
+class CaseExpect(StrictModel):
+    """What a validation case requires of its job."""
+
+    status: JobState = Field(default="COMPLETED", description="Final job status; FAILED for negative cases.")
+    error: str | None = Field(
+        default=None,
+        description="Regex the job's error must match (a FAILED job, or an `error` key in the output).",
+    )
+    output: Any = Field(default=None, description="JSON subset the output must contain.")
+    output_keys: list[SingleLine] = Field(
+        default_factory=list, description="Keys the output object must have."
+    )
+    checks: list[OutputCheck] = Field(default_factory=list)
+    max_execution_ms: int | None = Field(default=None, ge=0)
+    max_delay_ms: int | None = Field(default=None, ge=0)
+    max_latency_ms: int | None = Field(
+        default=None, ge=0, description="Submit to final status, as seen here."
+    )
+    min_stream_chunks: int | None = Field(
+        default=None, ge=1, description="For generator handlers (read /stream)."
+    )
+
+    @field_validator("error")
+    @classmethod
+    def _check_error(cls, value: str | None) -> str | None:
+        return _regex(value)
+
+
+class CaseConfig(StrictModel):
+    """An extended validation case written in rpdeploy.yaml."""
+
+    name: SingleLine
+    input: Any = Field(description="The job input (a JSON text or a mapping).")
+    timeout_ms: int | None = Field(default=None, ge=1000, description="Default: tests.timeout_ms.")
+    mode: Literal["run", "runsync"] = Field(default="run", description="`run` + poll /status, or `runsync`.")
+    expect: CaseExpect = Field(default_factory=CaseExpect)
+
+    @model_validator(mode="after")
+    def _stream_needs_run(self) -> CaseConfig:
+        if self.mode == "runsync" and self.expect.min_stream_chunks is not None:
+            raise ValueError("min_stream_chunks reads /stream, which needs mode: run")
+        return self
+
+
 class TestsConfig(StrictModel):
-    path: RelativePath = Field(default=".runpod/tests.json", description="Validation cases (Hub tests.json).")
-    timeout_ms: int = Field(default=300000, ge=1000)
+    path: RelativePath = Field(
+        default=".runpod/tests.json",
+        description="Validation cases: a Hub tests.json, whose tests may also carry `expect` and `mode`.",
+    )
+    timeout_ms: int = Field(default=300000, ge=1000, description="A case's timeout when it gives none.")
+    cases: list[CaseConfig] = Field(default_factory=list, description="Extended cases, run after the file's.")
 
 
 # --- whole file ----------------------------------------------------------------------

@@ -10,11 +10,13 @@ the settings that roll workers (image, env, compute, disk…); autoscaler settin
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from deploy.api import RunPodApi
 from deploy.config import LoadedConfig
 from deploy.errors import UsageError
+from deploy.release.apply import Applied, Progress, apply_plan, with_checks
 from deploy.release.desired import Target
 from deploy.release.plan import Plan, make_plan, normalize
 
@@ -107,3 +109,31 @@ def rollback_plan(
     state = state_at(current_doc, releases, version)
     body = {"name": target.name, "type": current_doc.get("type", "QUEUE"), **state}
     return make_plan(loaded, target.name, body, current_doc), body
+
+
+def roll_back(
+    api: RunPodApi,
+    loaded: LoadedConfig,
+    target: Target,
+    environ: Mapping[str, str],
+    *,
+    to: int | None = None,
+    steps: int | None = None,
+    force: bool = False,
+    wait: bool = False,
+    timeout: float = 600.0,
+    progress: Progress = lambda _line: None,
+) -> Applied:
+    """Put release ``to``'s settings back (or ``steps`` back, default one) as a new release.
+
+    `rpdeploy rollback` and the automatic rollback of `rpdeploy release`.
+    """
+    current = existing(api, target)
+    doc = api.releases(str(current["id"]))
+    version = target_version(doc, to, steps)
+    progress(f"rollback: {target.name} to the settings of release v{version}")
+    plan, body = rollback_plan(loaded, target, current, doc, version)
+    plan = with_checks(api, loaded, plan, body, environ)
+    return apply_plan(
+        api, loaded, target, plan, environ, force=force, wait=wait, timeout=timeout, progress=progress
+    )

@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from deploy.api import ApiError, NotFound, RunPodApi
-from tests.api.conftest import ContractLog, endpoint_body
+from tests.api.conftest import ContractLog
+from tests.emulator.helpers import endpoint_body
 
 
 def unique(prefix: str) -> str:

@@ -8,7 +8,8 @@ import pytest
 from deploy.api import ApiError, RunPodApi
 from deploy.api.client import api_url
 from deploy.errors import ExitCode, RequestInvalid, UsageError
-from tests.api.conftest import ContractLog, endpoint_body
+from tests.api.conftest import ContractLog
+from tests.emulator.helpers import endpoint_body
 
 KEY = "rpa_" + "Z" * 28
 

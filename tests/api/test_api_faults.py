@@ -3,13 +3,14 @@ the emulator through the fault-injecting proxy (tests/faultproxy.py), which coun
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
 
 from deploy.api import ApiError, RunPodApi
-from tests.api.conftest import ProxiedApi, endpoint_body
-from tests.emulator.helpers import free_port
+from tests.api.conftest import ProxiedApi
+from tests.emulator.helpers import endpoint_body, free_port
 from tests.faultproxy import Fault, FaultProxy
 
 LIST = "/v2/serverless"
@@ -121,9 +122,11 @@ def test_create_whose_answer_times_out_is_found_by_name(
 ) -> None:
     name = unique("api-slow")
     fault_proxy.inject("POST", LIST, Fault.hang(2.0, forward_first=True))
-    created = proxied_api(timeout=0.5).create_endpoint(endpoint_body(name))
+    client = proxied_api(timeout=0.5)
+    created = client.create_endpoint(endpoint_body(name))
     try:
         assert fault_proxy.attempts("POST", LIST) == 1
+        assert client.calls.to_json() == {"reads": 1, "writes": 1}  # the timed-out POST was sent
         assert [e["id"] for e in runpod_api.list_endpoints() if e["name"] == name] == [created["id"]]
     finally:
         runpod_api.delete_endpoint(created["id"])
@@ -194,3 +197,107 @@ def test_a_secret_value_echoed_by_the_server_is_masked(
     # A 400 was not carried out: no lookup, and the line shows *** where the value was.
     assert str(caught.value) == "RunPod API 400 on POST /v2/account/secrets: value '***' is not allowed here"
     assert fault_proxy.attempts("GET", "/v2/account/secrets") == 0
+
+
+@pytest.mark.parametrize("kind", ["secret", "registry", "volume"])
+def test_every_create_whose_answer_is_lost_is_found_by_name(
+    kind: str, proxied_api: ProxiedApi, fault_proxy: FaultProxy, runpod_api: RunPodApi
+) -> None:
+    name = unique(f"api_lost_{kind}")
+    client = proxied_api()
+    path, create, delete = {
+        "secret": (
+            "/v2/account/secrets",
+            lambda: client.create_secret(name, "value-" + name),
+            runpod_api.delete_secret,
+        ),
+        "registry": (
+            "/v2/registries",
+            lambda: client.create_registry(name, "bob", "pw-" + name),
+            runpod_api.delete_registry,
+        ),
+        "volume": (
+            "/v2/network-volumes",
+            lambda: client.create_network_volume({"name": name, "size": 10, "dataCenter": "US-KS-2"}),
+            runpod_api.delete_network_volume,
+        ),
+    }[kind]
+    fault_proxy.inject("POST", path, Fault.answer(502, forward_first=True))
+    created = create()
+    try:
+        assert created["name"] == name
+        assert fault_proxy.attempts("POST", path) == 1
+        assert fault_proxy.attempts("GET", path) == 1
+        assert client.calls.to_json() == {"reads": 1, "writes": 1}
+    finally:
+        delete(created["id"])
+
+
+def test_a_429_asking_for_an_hour_is_reported_not_waited_out(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy
+) -> None:
+    hourly = Fault.answer(429, retry_after=1812, detail="rate limit exceeded for the hour")
+    fault_proxy.inject("GET", LIST, hourly)
+    client = proxied_api()
+    with pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == "RunPod API 429 on GET /v2/serverless: rate limit exceeded for the hour"
+    assert caught.value.hint == (
+        "the account's API rate limit is used up: RunPod asks to wait 1812 s, then run again"
+    )
+    assert fault_proxy.attempts("GET", LIST) == 1
+    assert client.calls.reads == 1
+
+
+def test_json_of_the_wrong_shape_is_one_line(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
+    wrong = Fault(200, (("Content-Type", "application/json"),), b'["not", "an", "object"]')
+    fault_proxy.inject("GET", "/v2/serverless/abc", wrong)
+    fault_proxy.inject("GET", LIST, Fault(200, (("Content-Type", "application/json"),), b'{"items": []}'))
+    client = proxied_api()
+    with pytest.raises(ApiError) as caught:
+        client.get_endpoint("abc")
+    assert str(caught.value) == "RunPod API answered GET /v2/serverless/abc without a JSON object"
+    with pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == "RunPod API answered GET /v2/serverless without the 'endpoints' list"
+
+
+def test_a_host_that_does_not_resolve_is_one_line() -> None:
+    url = "http://rpdeploy-no-such-host.invalid"  # .invalid never resolves (RFC 6761)
+    with RunPodApi(url, "rpa_key", retries=0) as client, pytest.raises(ApiError) as caught:
+        client.gpu_types()
+    assert str(caught.value) == (
+        f"cannot reach the RunPod API: GET {url}/v2/catalog/gpus: the host name does not resolve (DNS)"
+    )
+
+
+def test_https_to_a_plain_http_server_is_one_line(emulator_environ: dict[str, str]) -> None:
+    url = emulator_environ["RUNPOD_API_URL"].removesuffix("/v2").replace("http://", "https://")
+    key = emulator_environ["RUNPOD_API_KEY"]
+    with RunPodApi(url, key, retries=0) as client, pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert str(caught.value) == (
+        f"cannot reach the RunPod API: GET {url}/v2/serverless: the TLS handshake failed"
+    )
+    assert key not in str(caught.value)
+
+
+def test_debug_logs_carry_neither_the_key_nor_a_secret_value(
+    proxied_api: ProxiedApi,
+    fault_proxy: FaultProxy,
+    runpod_api: RunPodApi,
+    emulator_environ: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name, value = unique("api_logged"), "canary-" + uuid.uuid4().hex
+    fault_proxy.inject("POST", "/v2/account/secrets", Fault.answer(429, retry_after=0))
+    fault_proxy.inject("PATCH", "/v2/account/secrets/none", Fault.hang(2.0))
+    client = proxied_api(timeout=0.5)
+    with caplog.at_level(logging.DEBUG):
+        created = client.create_secret(name, value)
+        with pytest.raises(ApiError):
+            client.update_secret("none", value=value)
+    runpod_api.delete_secret(created["id"])
+    assert "Retry" in caplog.text  # urllib3 logged its retries: the check below looked at them
+    assert value not in caplog.text
+    assert emulator_environ["RUNPOD_API_KEY"] not in caplog.text

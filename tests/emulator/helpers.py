@@ -22,6 +22,7 @@ from typing import Any
 
 import docker
 import httpx
+import requests
 from docker.errors import BuildError, ImageNotFound
 
 from deploy.emulator.containers import LABEL
@@ -67,13 +68,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def contract_problems(method: str, path: str, response: httpx.Response) -> list[str]:
-    """Why a control-plane response breaks the official spec (empty list: it conforms)."""
+def endpoint_body(name: str = "test", **overrides: Any) -> dict[str, Any]:
+    """A valid CreateEndpointRequest that starts no worker (workers.max 0); None drops a field."""
+    body: dict[str, Any] = {
+        "name": name,
+        "type": "QUEUE",
+        "image": "127.0.0.1:5000/rpdeploy-test/none:0",
+        "gpu": {"pools": ["ADA_24"]},
+        "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
+        "workers": {"min": 0, "max": 0, "idleTimeout": 5},
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def spec_path(path: str) -> str | None:
+    """The spec's path template a concrete REST v2 path answers to, or None."""
     path = path.split("?", 1)[0]
-    spec_path = next((template for pattern, template in SPEC_PATHS if pattern.match(path)), None)
-    if spec_path is None:
+    return next((template for pattern, template in SPEC_PATHS if pattern.match(path)), None)
+
+
+def contract_problems(method: str, path: str, response: httpx.Response | requests.Response) -> list[str]:
+    """Why a control-plane response breaks the official spec (empty list: it conforms)."""
+    template = spec_path(path)
+    if template is None:
         return [f"{method} {path} is not a REST v2 path of the spec"]
-    schema = schemas.response_schema(spec_path, method, response.status_code)
+    schema = schemas.response_schema(template, method, response.status_code)
     if schema is None:
         return [] if not response.content else [f"{response.status_code} must have no body"]
     kind = response.headers.get("content-type", "")
@@ -108,16 +128,7 @@ class Api:
         return str(response.json()["id"])
 
     def create_endpoint(self, **overrides: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "name": "test",
-            "type": "QUEUE",
-            "image": "127.0.0.1:5000/rpdeploy-test/none:0",
-            "gpu": {"pools": ["ADA_24"]},
-            "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
-            "workers": {"min": 0, "max": 0, "idleTimeout": 5},
-        }
-        body.update(overrides)
-        body = {key: value for key, value in body.items() if value is not None}
+        body = endpoint_body(**overrides)
         response = self.rest("POST", "/v2/serverless", body)
         assert response.status_code == 201, response.text
         endpoint: dict[str, Any] = response.json()

@@ -229,6 +229,9 @@ def test_a_canary_secret_appears_in_no_output_and_no_record(
     assert {"field": "env.AWS_ENDPOINT_URL", "old": "***", "new": "***", "rolls_workers": True} in changes
     seen += [result.stdout, result.stderr]
     seen += [path.read_text() for path in (root / "build").rglob("*.json")]
-    seen.append(github_output.read_text())
+    outputs = github_output.read_text()
+    assert "endpoint_id=" in outputs
+    assert "release=" in outputs
+    seen.append(outputs)
     assert all(canary not in text for text in seen)
     assert any("***" in text for text in seen)
