@@ -13,14 +13,15 @@ the action's install step runs and finds rpdeploy installed (its venv is this on
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import MakeProject
+from tests.conftest import MakeProject, copy_repo_project
+from tests.emulator.helpers import BASE_IMAGE, INDEX_URL
 from tests.release.conftest import config_text
 from tests.release.helpers import endpoint_named, mount_image
 from tests.workflow_runner import Runner
@@ -29,9 +30,11 @@ pytestmark = pytest.mark.docker
 
 
 def has_command(name: str) -> bool:
+    import click  # noqa: PLC0415
+
     from deploy.cli.main import cli  # noqa: PLC0415
 
-    return name in getattr(cli, "commands", {})
+    return isinstance(cli, click.Group) and cli.get_command(click.Context(cli), name) is not None
 
 
 MISSING_VALIDATE = not has_command("validate")
@@ -152,13 +155,41 @@ def test_redeploy_workflow_rolls_back_when_validation_fails(
     assert endpoint["image"] == first, "the endpoint runs the first image again"
 
 
+@pytest.fixture
+def release_checkout(tmp_path: Path, runner: Runner) -> Path:
+    """The reference worker as a tagged git checkout, baked (so that it answers jobs under the
+    emulator) and named uniquely; its secrets are left out (their sync is tested elsewhere)."""
+    import secrets  # noqa: PLC0415
+
+    root = tmp_path / "release-checkout"
+    root.mkdir()
+    copy_repo_project(root)
+    text = (root / "rpdeploy.yaml").read_text()
+    text = text.replace("project: echo-worker", f"project: t{secrets.token_hex(4)}")
+    text = text.replace("strategy: slim", "strategy: baked").replace(
+        "max_compressed_mb: 45", "max_compressed_mb: 500"
+    )
+    text = text[: text.index("\nsecrets:")] + text[text.index("\nenvironments:") :]
+    (root / "rpdeploy.yaml").write_text(text)
+    (root / ".gitignore").write_text("build/\n")
+    identity = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
+    for args in (["init", "-q", "-b", "main"], [*identity, "add", "-A"], [*identity, "commit", "-qm", "v"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(root), "tag", "v1.2.3"], check=True, capture_output=True)
+    runner.workspace = root
+    runner.environ.update(
+        RPDEPLOY_BASE_IMAGE=BASE_IMAGE, RPDEPLOY_INDEX_URL=INDEX_URL, GITHUB_REF="refs/tags/v1.2.3"
+    )
+    return root
+
+
 @pytest.mark.xfail(
     MISSING_RELEASE,
     strict=True,
     reason="needs `rpdeploy release` (branch release12, not merged into this branch yet)",
 )
 def test_release_workflow_staging_then_production_then_github_release(
-    runner: Runner, deployed_project: Path, api: Any
+    runner: Runner, release_checkout: Path, api: Any
 ) -> None:
     staging = runner.run_job("release.yml", "staging", {})
     assert not staging.failed, staging.log()
@@ -166,20 +197,27 @@ def test_release_workflow_staging_then_production_then_github_release(
     assert out["passed"] == "true"
     assert "@sha256:" in out["image"]
     assert out["digest"] == out["image"].split("@", 1)[1]
+    name = project_name(release_checkout)
+    endpoint = endpoint_named(api, f"{name}-staging")
+    assert endpoint is not None
+    assert (endpoint["image"], out["endpoint_id"]) == (out["image"], endpoint["id"])
+    assert "### rpdeploy release (staging): passed" in staging.summary
+    assert out["image"] in staging.summary, "the release's own summary (image, steps, cases) is kept"
 
+    # The production job gets the staging job's outputs as `needs`, like GitHub passes them.
     needs = {"staging": {"outputs": {"image": out["image"], "digest": out["digest"]}}}
     production = runner.run_job("release.yml", "production", {}, needs=needs)
     assert not production.failed, production.log()
     prod = production.outputs["release"]
-    assert prod["image"] == out["image"]
-    endpoint = endpoint_named(api, f"{project_name(deployed_project)}-production")
+    assert (prod["passed"], prod["image"]) == ("true", out["image"])
+    endpoint = endpoint_named(api, f"{name}-production")
     assert endpoint is not None
-    assert prod["endpoint_id"] == endpoint["id"]
+    assert (endpoint["image"], prod["endpoint_id"]) == (out["image"], endpoint["id"])
+    assert prod["release"].isdigit()
 
     args = (runner.temp / "gh-args").read_text().splitlines()
     assert args[:3] == ["release", "create", "v1.2.3"]
     assert "--verify-tag" in args
     notes = (runner.temp / "gh-notes").read_text()
-    assert out["image"] in notes
-    assert "### rpdeploy release (production): passed" in production.summary
-    shutil.rmtree(runner.temp / "rpdeploy-venv", ignore_errors=True)
+    assert f"Image: `{out['image']}`, endpoint `{endpoint['id']}`" in notes
+    assert "release passed" in notes, "the notes carry the release's summary"

@@ -160,7 +160,7 @@ class Runner:
                 continue
             scope = {**context, "steps": {key: {"outputs": value} for key, value in outputs.items()}}
             step_env = {**env, **{k: evaluate(v, scope) for k, v in (step.get("env") or {}).items()}}
-            where = step.get("name") or step.get("uses") or f"step {index}"
+            where = evaluate(step.get("name") or step.get("uses") or f"step {index}", scope)
             if "run" in step:
                 result = self._run(str(where), step["run"], step_env, action_path)
                 run.steps.append(result)
