@@ -221,3 +221,26 @@ def test_release_workflow_staging_then_production_then_github_release(
     notes = (runner.temp / "gh-notes").read_text()
     assert f"Image: `{out['image']}`, endpoint `{endpoint['id']}`" in notes
     assert "release passed" in notes, "the notes carry the release's summary"
+
+
+def test_ci_ephemeral_job_deploys_validates_and_always_destroys_pr_endpoint(
+    runner: Runner, release_checkout: Path, api: Any
+) -> None:
+    runner.github["event"] = {"pull_request": {"number": 7}}
+    runner.environ.update(GITHUB_EVENT_NAME="pull_request", GITHUB_REF="refs/pull/7/merge")
+    job = runner.run_job("ci.yml", "ephemeral", {})
+    assert not job.failed, job.log()
+    assert "@sha256:" in job.outputs["push"]["image"]
+    applied = job.outputs["apply"]
+    assert (applied["passed"], applied["image"]) == ("true", job.outputs["push"]["image"])
+    assert applied["endpoint_id"]
+    assert "### rpdeploy validate (staging): passed" in job.summary
+    assert "### rpdeploy destroy (staging): passed" in job.summary
+    assert endpoint_named(api, f"{project_name(release_checkout)}-pr-7") is None, "destroyed"
+
+
+def test_the_action_refuses_an_unknown_command(runner: Runner, deployed_project: Path) -> None:
+    job = runner.run_action({"command": "deploy-everything"})
+    assert job.failed
+    assert "command must be release, redeploy, push, plan, apply, validate or destroy" in job.log()
+    assert job.outputs["action"]["passed"] == ""

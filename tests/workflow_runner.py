@@ -142,6 +142,14 @@ class Runner:
         self._steps(job["steps"], context, job_env, run, action_path=None)
         return run
 
+    def run_action(self, with_: dict[str, Any]) -> JobRun:
+        """The composite action alone, as a step ``id: action`` with ``with_`` as its inputs."""
+        run = JobRun()
+        context = {"github": self.github, "secrets": self.secrets}
+        step = {"id": "action", "uses": LOCAL_ACTIONS[0], "with": with_}
+        self._steps([step], context, {}, run, action_path=None)
+        return run
+
     def _steps(
         self,
         steps: list[dict[str, Any]],
