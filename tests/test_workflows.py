@@ -197,11 +197,12 @@ def test_deploys_queue_per_environment_and_are_never_cancelled(name: str) -> Non
         assert concurrency["group"] == f"rpdeploy-{job['environment']}"
 
 
-def test_secrets_reach_only_the_steps_that_deploy() -> None:
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=ids(WORKFLOW_FILES))
+def test_secrets_reach_only_the_steps_that_deploy(path: Path) -> None:
     # A job-level env would hand the secrets to checkout and every other step too.
-    for name in DEPLOY_WORKFLOWS:
-        for job_name, job in load(WORKFLOWS / name)["jobs"].items():
-            assert "secrets." not in str(job.get("env", {})), f"{name}: {job_name}"
-            for step in job["steps"]:
-                if "secrets." in str(step.get("env", {})):
-                    assert step.get("uses", "").endswith(".github/actions/rpdeploy"), f"{name}: {step}"
+    name = path.name
+    for job_name, job in load(path)["jobs"].items():
+        assert "secrets." not in str(job.get("env", {})), f"{name}: {job_name}"
+        for step in job["steps"]:
+            if "secrets." in str(step.get("env", {})):
+                assert step.get("uses", "").endswith(".github/actions/rpdeploy"), f"{name}: {step}"
