@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# make demo: render -> build -> push the reference worker (rpdeploy.yaml, worker/) to the local
-# registry, then deploy it to the local emulator: `rpdeploy plan` (changes, preflight, cost) and
-# `rpdeploy apply --wait`. A second run is a no-op apply (zero write calls). `make demo` brings the
-# stack up first (scripts/stack.sh up), whose facts (registry, base image, package index) are in
-# stack.env; the emulator is started here when it does not run yet (state: .state/emulator).
+# make demo: the whole release of the reference worker (rpdeploy.yaml, worker/) against the local
+# stack: `rpdeploy release --target local --promote` renders, builds and pushes the slim image to
+# the local registry, deploys it by digest to the emulator's staging endpoint, waits for the
+# rollout, runs the validation cases (worker/tests.json) as real jobs, rolls back automatically
+# on failure, and otherwise does the same for production. A second run is a no-op deploy (same
+# digest, 0 writes, no new release) that validates again. `make demo` brings the stack up first
+# (scripts/stack.sh up), whose facts (registry, base image, package index, S3) are in stack.env;
+# the emulator is started here when it does not run yet (state: .state/emulator) and left running.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STATE=${RPDEPLOY_STATE:-$PWD/.state}
@@ -16,40 +19,62 @@ set -a
 . "$STATE/stack.env"
 set +a
 RPDEPLOY=${RPDEPLOY:-.venv/bin/rpdeploy}
-RESULT=$STATE/demo-push.json
+PYTHON=${PYTHON:-.venv/bin/python}
+RESULT=$STATE/demo-release.json
 
-echo "demo: render" >&2
-"$RPDEPLOY" render
-echo "demo: build" >&2
-"$RPDEPLOY" build
-echo "demo: push" >&2
-"$RPDEPLOY" push --output json >"$RESULT"
-"${PYTHON:-.venv/bin/python}" - "$RESULT" <<'PY'
-import json, sys
-envelope = json.load(open(sys.argv[1]))  # README, "JSON output"
-if envelope["version"] != 2 or envelope["status"] != "ok":
-    sys.exit(f"demo: push did not succeed: {envelope['status']}: {envelope['error']}")
-r = envelope["data"]
-s = r["size"]
-print(f"image:  {r['image']}")
-print(f"tags:   {', '.join(r['tags'])}")
-print(f"size:   {s['compressed_bytes'] / 1e6:.2f} MB compressed, {s['uncompressed_bytes'] / 1e6:.2f} MB uncompressed, {len(s['layers'])} layers")
-PY
-
-# Deploy to the local emulator (the local RunPod): started here unless it already runs.
 export RPDEPLOY_EMULATOR_STATE=${RPDEPLOY_EMULATOR_STATE:-$STATE/emulator}
 if ! "$RPDEPLOY" emulator status >/dev/null 2>&1; then
 	# A free loopback port unless one is asked for: several checkouts may share this machine.
-	PORT=${RPDEPLOY_EMULATOR_PORT:-$("${PYTHON:-.venv/bin/python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+	PORT=${RPDEPLOY_EMULATOR_PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 	echo "demo: emulator start (port $PORT)" >&2
 	"$RPDEPLOY" emulator start --port "$PORT" >&2
 fi
-# The worker's S3 credentials: demo placeholders unless set (in CI they come from the
-# repository's secrets). The runpod-secret ones become RunPod secrets; apply creates them.
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-demo-access-key-id}
-export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-demo-secret-access-key}
-export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:9000}
-echo "demo: plan" >&2
-"$RPDEPLOY" plan --target local
-echo "demo: apply" >&2
-"$RPDEPLOY" apply --target local --wait --timeout 120
+
+# The worker's S3 credentials (runpod-secret: apply creates them as RunPod secrets) come from
+# stack.env: the stack's S3 server, where the slim runtime keeps its environment archives.
+# The first cold start installs worker/requirements.txt from the stack's index onto the
+# endpoint's network volume (minutes on a small machine); later ones reuse it.
+status=0
+"$RPDEPLOY" release --target local --promote --output json >"$RESULT" || status=$?
+
+"$PYTHON" - "$RESULT" "$RPDEPLOY" <<'PY'
+import json, sys
+envelope = json.load(open(sys.argv[1]))  # README, "JSON output"
+rpdeploy = sys.argv[2]
+if envelope["status"] == "error":
+    sys.exit(f"demo: release stopped: {envelope['error']['message']}")
+data = envelope["data"]
+print(f"\nimage: {data['image']}")
+for step in data["steps"]:
+    print(f"  {step['step']:<28} {step['seconds']:7.1f} s  {step['detail']}")
+ids = {}
+for stage in data["environments"]:
+    deploy, report = stage["deploy"], stage["validation"]
+    ids[stage["env"]] = deploy["endpoint_id"]
+    what = "no change" if not deploy["changed"] else f"{deploy['action']}d"
+    calls = deploy["api_calls"]
+    print(f"\n{stage['env']}: {deploy['endpoint_id']}, release v{deploy['release']['version']} "
+          f"({what}; API calls: {calls['reads']} reads, {calls['writes']} writes)")
+    if report is not None:
+        print(f"  {'case':<16} {'result':<6} {'status':<10} {'delay ms':>9} {'exec ms':>8} {'latency ms':>11}  cold")
+        for t in report["tests"]:
+            cells = [t.get(k) if t.get(k) is not None else "-" for k in ("delay_ms", "execution_ms", "latency_ms")]
+            print(f"  {t['name']:<16} {'pass' if t['passed'] else 'FAIL':<6} {t['status']:<10} "
+                  f"{cells[0]:>9} {cells[1]:>8} {cells[2]:>11}  {'cold' if t['cold'] else ''}")
+    if stage["rollback"]:
+        print(f"  FAILED: rolled back to release v{stage['rollback']['to_version']}")
+    elif not stage["ok"]:
+        print(f"  FAILED: {stage['rollout_error'] or 'validation failed'}; {stage['no_rollback']}")
+print(f"\nrelease: {'passed' if data['ok'] else 'FAILED'}")
+print("\nThe emulator keeps running. To use the endpoints:")
+print('  eval "$(' + rpdeploy + ' emulator env)"')
+for env, endpoint in ids.items():
+    print(f"  {env}: {endpoint}")
+if ids:
+    endpoint = ids.get("production") or next(iter(ids.values()))
+    print("Send a job (the runpod SDK, as any RunPod client):")
+    print(f"  .venv/bin/python -c 'import runpod; print(runpod.Endpoint(\"{endpoint}\").run_sync("
+          "{\"message\": \"hi\", \"numbers\": [1, 2]}, timeout=600))'")
+print(f"Stop everything: {rpdeploy} emulator stop && scripts/stack.sh down")
+PY
+exit "$status"

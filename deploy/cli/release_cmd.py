@@ -226,19 +226,19 @@ def release(
         result = ReleaseResult("", built=False)
     result.image = deploy_image(first, image, allow_mutable_tag=allow_mutable_tag)
     options = StageOptions(timeout=timeout, force=force, concurrency=concurrency)
-    with connect(environ) as api:
-        for loaded, cases in envs:
-            env = loaded.environment or env_first
-            with _step(ctx, result, f"deploy+validate {env}") as said:
-                stage = run_stage(
-                    api, loaded, result.image, cases, environ,
-                    options=options, progress=ctx.log, listener=LogListener(ctx),
-                )  # fmt: skip
-                said(stage.verdict)
-            result.stages.append((stage, loaded))
-            ctx.log(stage.verdict)
-            if not stage.ok:
-                break
+    for loaded, cases in envs:
+        env = loaded.environment or env_first
+        # One client per environment: its call counts (the deploy's reads and writes) are that stage's.
+        with connect(environ) as api, _step(ctx, result, f"deploy+validate {env}") as said:
+            stage = run_stage(
+                api, loaded, result.image, cases, environ,
+                options=options, progress=ctx.log, listener=LogListener(ctx),
+            )  # fmt: skip
+            said(stage.verdict)
+        result.stages.append((stage, loaded))
+        ctx.log(stage.verdict)
+        if not stage.ok:
+            break
     _reports(result, junit_path, first, environ)
     return result
 

@@ -21,6 +21,7 @@ import os
 import stat
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -83,14 +84,26 @@ def ignore_patterns(dockerignore: str) -> list[str]:
 
 
 def build_context(
-    root: Path, *, dockerfile_name: str, dockerfile: str, dockerignore: str, mtime: int = 0
+    root: Path,
+    *,
+    dockerfile_name: str,
+    dockerfile: str,
+    dockerignore: str,
+    mtime: int = 0,
+    extra: Mapping[str, bytes] | None = None,
 ) -> BuildContext:
-    """Tar the files of ``root`` that ``dockerignore`` admits, plus the two rendered files."""
+    """Tar the files of ``root`` that ``dockerignore`` admits, plus the two rendered files and
+    ``extra`` (files rpdeploy supplies, such as the slim image's bootstrap; they win over
+    project files of the same name)."""
     if not root.is_dir():
         raise UsageError(f"{root}: build context directory does not exist")
     # docker-py implements .dockerignore exactly as the Docker CLI does (negations included).
     admitted = sorted(exclude_paths(str(root), ignore_patterns(dockerignore), dockerfile=dockerfile_name))
-    generated = {dockerfile_name: dockerfile, DOCKERIGNORE: dockerignore}
+    generated = {
+        name: content.encode("utf-8")
+        for name, content in ((dockerfile_name, dockerfile), (DOCKERIGNORE, dockerignore))
+    }
+    generated.update(extra or {})
     # Not a `with`: the file outlives this function (the builder streams it); closed on error.
     target = tempfile.TemporaryFile(prefix="rpdeploy-context-")  # noqa: SIM115
     writer = _HashingWriter(target)
@@ -100,8 +113,7 @@ def build_context(
             for rel in admitted:
                 if rel not in generated and _add(tar, root, rel, mtime):
                     files.append(rel)
-            for name, content in sorted(generated.items()):
-                encoded = content.encode("utf-8")
+            for name, encoded in sorted(generated.items()):
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(encoded), 0o644, mtime
                 tar.addfile(info, io.BytesIO(encoded))

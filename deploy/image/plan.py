@@ -46,6 +46,7 @@ def plan_build(loaded: LoadedConfig, environ: Mapping[str, str], extra_tags: Ite
         dockerfile_name=rendered.dockerfile,
         dockerfile=rendered.files[rendered.dockerfile],
         dockerignore=rendered.files[".dockerignore"],
+        extra=rendered.context_files,
     )
     dirty = git.dirty or bool(untracked_files(loaded.root, list(context.files)))
     tags = compute_tags(git, environ, dirty=dirty, context_digest=context.digest, latest=config.image.latest)

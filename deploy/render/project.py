@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import shlex
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,6 +37,8 @@ class RenderResult:
     committed: tuple[str, ...]
     #: The image reference the endpoint specs deploy.
     image: str
+    #: Files the build context carries beside the project's (the slim image's bootstrap).
+    context_files: dict[str, bytes] = field(default_factory=dict)
 
 
 def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
@@ -70,6 +72,7 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
         files=rendered,
         committed=(dockerfile, ".dockerignore"),
         image=image,
+        context_files=bootstrap_files() if config.image.strategy == "slim" else {},
     )
 
 
@@ -168,7 +171,29 @@ def _dockerfile_context(loaded: LoadedConfig) -> dict[str, Any]:
         "requirements_src": config.runtime.requirements,
         "volume_path": config.runtime.volume_path,
         "command": start_command(config),
+        "installer": config.runtime.installer,
+        # The slim image's bootstrap (deploy/runtime; docs/runtime.md) and what it reads.
+        "bootstrap_src": BOOTSTRAP_CONTEXT_DIR + "/",
+        "bootstrap_dest": BOOTSTRAP_IMAGE_DIR,
+        "runtime_requirements": RUNTIME_REQUIREMENTS,
+        "s3": config.runtime.s3,
+        "min_free_volume_mb": config.runtime.disk.min_free_volume_mb,
+        "min_free_os_mb": config.runtime.disk.min_free_os_mb,
     }
+
+
+#: Where the bootstrap sits in the build context (added by `rpdeploy build`, see
+#: `RenderResult.context_files`) and in the slim image. The image folder's name is the
+#: package name the bootstrap's relative imports run under.
+BOOTSTRAP_CONTEXT_DIR = ".rpdeploy/runtime"
+BOOTSTRAP_IMAGE_DIR = "/opt/rpdeploy/rpdeploy_runtime"
+RUNTIME_REQUIREMENTS = "/opt/rpdeploy/requirements.txt"
+
+
+def bootstrap_files() -> dict[str, bytes]:
+    """The bootstrap's modules, read as data (deploy.runtime is copied into images, never imported)."""
+    source = Path(__file__).resolve().parent.parent / "runtime"
+    return {f"{BOOTSTRAP_CONTEXT_DIR}/{path.name}": path.read_bytes() for path in sorted(source.glob("*.py"))}
 
 
 def start_command(config: Config) -> list[str]:

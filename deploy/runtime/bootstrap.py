@@ -1,0 +1,176 @@
+"""The slim image's entry point: work disk, provisioning (volume, S3 archive or install), then start.
+
+Order at cold start (docs/runtime.md):
+1. choose the work disk and point every temp/cache/build variable at it;
+2. a complete environment for the key on the work disk is used at once;
+3. else, under a lock shared through the disk, an archive from S3 is downloaded, checked and
+   unpacked, or the requirements are installed; the result is published with one rename;
+4. after an install, the environment is packed and uploaded for the next workers (best effort);
+5. the handler starts with the environment on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sys
+import tempfile
+
+from . import archive, envstore, install, lock, s3, start, workdisk
+from .failure import EXIT_DISK, Failure, say
+from .settings import Settings, load
+
+#: The archive needs about this many times its size free: itself plus the unpacked files.
+_UNPACK_FACTOR = 4
+
+
+def object_key(settings: Settings, key: str) -> str:
+    assert settings.s3 is not None
+    return f"{settings.s3.prefix}{key}{archive.SUFFIX}"
+
+
+def read_requirements(settings: Settings) -> bytes:
+    try:
+        with open(settings.requirements, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise Failure(f"cannot read the requirements {settings.requirements}: {exc.strerror}") from None
+
+
+def provision(settings: Settings, disk: workdisk.WorkDisk, env: dict[str, str]) -> str:
+    """The folder of a complete environment for the requirements (provisioned when needed)."""
+    key = envstore.env_key(read_requirements(settings))
+    store = envstore.Store(disk)
+    store.ensure_layout()
+    verify = settings.verify_files
+    problem = store.problem(key, files=verify)
+    if problem is None:
+        say(f"environment {key} is ready on {disk.path}")
+        return store.env_dir(key)
+    if problem != "absent":
+        say(f"environment {key} on {disk.path} is unusable ({problem}); rebuilding it")
+    held = lock.Lock(store.lock_path(key), settings.lock_stale_s)
+    if not lock.wait_for(held, lambda: store.problem(key, files=verify) is None, settings.lock_wait_s):
+        say(f"environment {key} was provisioned by another worker; using it")
+        return store.env_dir(key)
+    installed = False
+    try:
+        if store.problem(key, files=verify) is None:  # finished between our check and the lock
+            return store.env_dir(key)
+        for name in store.clean_staging(key):
+            say(f"removed the leftover staging folder {name} of an interrupted provisioning")
+        staging = store.new_staging(key)
+        if not _try_archive(settings, disk, key, staging):
+            workdisk.preflight(disk, settings.min_free_volume, "the install")
+            install.install(settings, disk, env, envstore.site_of(staging))
+            installed = True
+        target = store.publish(key, staging, sealed=not installed)
+    finally:
+        held.release()
+    say(f"environment {key} published at {target}")
+    if installed:
+        _upload(settings, disk, key, target)
+    return target
+
+
+def _try_archive(settings: Settings, disk: workdisk.WorkDisk, key: str, staging: str) -> bool:
+    """The archive when it can be had; any S3 or archive problem is logged and the install runs."""
+    try:
+        return _from_archive(settings, disk, key, staging)
+    except Failure as failure:
+        if failure.code == EXIT_DISK:
+            raise
+        say(f"warning: {failure.message}; installing instead")
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(envstore.site_of(staging))
+        return False
+
+
+def _from_archive(settings: Settings, disk: workdisk.WorkDisk, key: str, staging: str) -> bool:
+    """Download and unpack the archive into ``staging``; False when there is none (or no S3)."""
+    if settings.s3 is None:
+        return False
+    client = s3.Client(settings.s3)
+    name = object_key(settings, key)
+    info = client.head(name)
+    if info is None:
+        say(f"no environment archive at s3://{settings.s3.bucket}/{name}; installing")
+        return False
+    unpacked = int(info.metadata.get("unpacked-bytes", "0") or 0)
+    workdisk.preflight(disk, max(info.size * _UNPACK_FACTOR, info.size + unpacked), "the archive")
+    say(f"downloading s3://{settings.s3.bucket}/{name} ({info.size / 1e6:.1f} MB)")
+    download = os.path.join(staging, "archive" + archive.SUFFIX)
+    try:
+        client.get_file(name, download)
+        shutil.rmtree(envstore.site_of(staging))
+        archive.unpack(download, staging)
+    finally:
+        if os.path.exists(download):
+            os.unlink(download)
+    problem = envstore.check(staging)
+    if problem is not None:
+        raise Failure(f"the archive s3://{settings.s3.bucket}/{name} is incomplete ({problem}); delete it")
+    return True
+
+
+def _upload(settings: Settings, disk: workdisk.WorkDisk, key: str, env_dir: str) -> None:
+    """Pack and upload for the next workers; a failure is logged, never fatal."""
+    if settings.s3 is None:
+        return
+    name = object_key(settings, key)
+    packed = os.path.join(disk.sub("tmp"), f"{key}.{os.getpid()}{archive.SUFFIX}")
+    try:
+        archive.pack(env_dir, packed)
+        s3.Client(settings.s3).put_file(name, packed, {"unpacked-bytes": str(envstore.size_of(env_dir))})
+        size = os.path.getsize(packed) / 1e6
+        say(f"uploaded the environment to s3://{settings.s3.bucket}/{name} ({size:.1f} MB)")
+    except (Failure, OSError) as exc:
+        say(f"warning: uploading the environment archive failed, continuing: {_text(exc)}")
+    finally:
+        if os.path.exists(packed):
+            os.unlink(packed)
+
+
+def _text(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, Failure) else f"{type(exc).__name__}: {exc}"
+
+
+def handler_environment(env: dict[str, str], env_dir: str) -> dict[str, str]:
+    """The handler's environment: the provisioned site first on PYTHONPATH, its scripts on PATH."""
+    site = envstore.site_of(env_dir)
+    out = dict(env)
+    out["PYTHONPATH"] = os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p)
+    out["PATH"] = os.pathsep.join(p for p in (os.path.join(site, "bin"), env.get("PATH", os.defpath)) if p)
+    out["RPDEPLOY_ENV_DIR"] = env_dir
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """``[--provision-only] | <handler command...>``; returns (or execs) with the documented status."""
+    disk: workdisk.WorkDisk | None = None
+    try:
+        settings = load(os.environ)
+        disk = workdisk.choose(settings)
+        env = workdisk.environment(disk, dict(os.environ))
+        os.environ.update(env)  # for this process too (tempfile, pip subprocesses)
+        tempfile.tempdir = env["TMPDIR"]
+        workdisk.check_os_disk(settings)
+        env_dir = provision(settings, disk, env)
+        if argv == ["--provision-only"]:
+            print(env_dir)
+            return 0
+        return start.start(argv, handler_environment(env, env_dir))
+    except Failure as failure:
+        say(failure.message)
+        return failure.code
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        where = exc.filename if isinstance(exc.filename, str) else (disk.path if disk else "/")
+        say(f"no space left on {workdisk.describe_full(where)} ({exc.strerror})")
+        return EXIT_DISK
+
+
+if __name__ == "__main__":  # pragma: no cover - see __main__.py
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,129 @@
+"""Install the locked requirements into a staging folder with pip ``--target`` or uv, with retries.
+
+pip stages a ``--target`` install under TMPDIR before moving it (pypa/pip#12444), so the
+caller's environment (`workdisk.environment`) must point TMPDIR at the work disk. The
+installer's output goes to the worker log as it comes; its tail is kept to explain a failure.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from .failure import EXIT_DISK, Failure, say
+from .settings import Settings
+from .workdisk import WorkDisk, describe_full
+
+_NO_SPACE = ("No space left on device", "[Errno 28]", "os error 28")
+
+
+def pip_command(settings: Settings, target: str) -> list[str]:
+    command = [
+        sys.executable, "-m", "pip", "install", "--target", target, "--no-input",
+        "--disable-pip-version-check", "--no-warn-script-location", "--retries", "5", "--timeout", "30",
+        "-r", settings.requirements,
+    ]  # fmt: skip
+    if settings.index_url:
+        command += ["--index-url", settings.index_url]
+    return command
+
+
+def uv_command(uv: str, settings: Settings, target: str) -> list[str]:
+    command = [
+        uv,
+        "pip",
+        "install",
+        "--target",
+        target,
+        "--python",
+        sys.executable,
+        "-r",
+        settings.requirements,
+    ]
+    if settings.index_url:
+        command += ["--index-url", settings.index_url]
+    return command
+
+
+def find_uv(disk: WorkDisk, settings: Settings, env: dict[str, str]) -> str:
+    """uv from PATH, else installed once with pip onto the work disk (the slim image stays small)."""
+    found = shutil.which("uv", path=env.get("PATH"))
+    if found:
+        return found
+    tools = disk.sub("tools", "uv")
+    binary = os.path.join(tools, "bin", "uv")
+    if os.access(binary, os.X_OK):
+        return binary
+    staging = f"{tools}.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [sys.executable, "-m", "pip", "install", "--target", staging, "--no-input",
+               "--disable-pip-version-check", "--no-warn-script-location", "uv"]  # fmt: skip
+    if settings.index_url:
+        command += ["--index-url", settings.index_url]
+    say("installing uv onto the work disk")
+    _run_with_retries(command, env, settings.install_attempts, disk, staging, "installing uv")
+    try:
+        os.rename(staging, tools)
+    except OSError:  # another worker published it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return binary
+
+
+def install(settings: Settings, disk: WorkDisk, env: dict[str, str], site: str) -> None:
+    """Install the requirements into ``site`` (emptied before each retry)."""
+    if settings.installer == "uv":
+        command = uv_command(find_uv(disk, settings, env), settings, site)
+    else:
+        command = pip_command(settings, site)
+    where = settings.index_url or "the default index"
+    say(f"installing {settings.requirements} with {settings.installer} from {where}")
+    _run_with_retries(
+        command, env, settings.install_attempts, disk, site, f"installing {settings.requirements}"
+    )
+
+
+def _run_with_retries(  # noqa: PLR0917
+    command: Sequence[str], env: dict[str, str], attempts: int, disk: WorkDisk, target: str, what: str
+) -> None:
+    status = 0
+    for attempt in range(1, attempts + 1):
+        status, tail = _run(command, env)
+        if status == 0:
+            return
+        if any(sign in line for line in tail for sign in _NO_SPACE):
+            raise Failure(f"no space left on {describe_full(target)} while {what}", EXIT_DISK)
+        if attempt < attempts:
+            say(f"{what} failed (exit {status}), attempt {attempt} of {attempts}; retrying")
+            shutil.rmtree(target, ignore_errors=True)
+            os.makedirs(target, exist_ok=True)
+            time.sleep(min(2.0**attempt, 10.0))  # the index or the network may be back
+    last = next((line for line in reversed(tail) if line.strip()), "")
+    raise Failure(
+        f"{what} failed after {attempts} attempts (exit {status}; last output: {last.strip()[:300]})"
+    )
+
+
+def _run(command: Sequence[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    try:
+        process = subprocess.Popen(
+            list(command),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        raise Failure(f"cannot run {command[0]}: {exc.strerror}") from None
+    assert process.stdout is not None
+    with process.stdout:
+        for line in process.stdout:
+            sys.stderr.write(line)
+            tail.append(line.rstrip("\n"))
+    return process.wait(), list(tail)

@@ -1,0 +1,118 @@
+"""A lock that works on network filesystems: ``mkdir`` (atomic on NFS and FUSE mounts) plus a heartbeat.
+
+`flock` is not used: network volumes do not all honour it. The holder touches
+``<lock>/owner`` every few seconds; a waiter treats the lock as stale when that heartbeat is
+older than ``stale_s`` or, on the same host, when the holder's pid is gone (a killed
+installer), and breaks it by renaming the folder away (only one waiter's rename succeeds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from .failure import Failure, say
+
+OWNER = "owner"
+
+
+class Lock:
+    def __init__(self, path: str, stale_s: float) -> None:
+        self.path = path
+        self.stale_s = stale_s
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def try_acquire(self) -> bool:
+        try:
+            os.mkdir(self.path)
+        except FileExistsError:
+            return False
+        owner = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        with open(os.path.join(self.path, OWNER), "w", encoding="utf-8") as handle:
+            json.dump(owner, handle)
+        self._beat = threading.Thread(target=self._heartbeat, name="rpdeploy-lock-heartbeat", daemon=True)
+        self._beat.start()
+        return True
+
+    def _heartbeat(self) -> None:
+        interval = max(0.05, self.stale_s / 4)
+        while not self._stop.wait(interval):
+            try:
+                os.utime(os.path.join(self.path, OWNER))
+            except OSError:
+                return  # broken by a waiter that judged us stale: the publish rename still decides
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def stale_reason(self) -> str | None:
+        """Why the current holder is considered gone, or None while it is alive."""
+        owner_file = os.path.join(self.path, OWNER)
+        try:
+            beat = os.stat(owner_file).st_mtime
+        except FileNotFoundError:
+            try:
+                beat = os.stat(self.path).st_mtime  # created, owner not written yet
+            except FileNotFoundError:
+                return None  # released meanwhile
+        try:
+            with open(owner_file, encoding="utf-8") as handle:
+                owner = json.load(handle)
+        except (OSError, ValueError):
+            owner = {}
+        pid = owner.get("pid")
+        same_host = owner.get("host") == socket.gethostname()
+        if same_host and isinstance(pid, int) and pid != os.getpid() and not _alive(pid):
+            return f"its holder (pid {pid} on this host) is gone"
+        age = time.time() - beat
+        if age > self.stale_s:
+            return f"no heartbeat for {age:.0f} s"
+        return None
+
+    def break_stale(self, reason: str) -> None:
+        aside = f"{self.path}.broken.{secrets.token_hex(4)}"
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return  # another waiter broke it first
+        say(f"broke a stale lock {self.path}: {reason}")
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    # Workers are Linux containers; /proc also sees processes of other users, which kill(pid, 0) does not.
+    return os.path.exists(f"/proc/{pid}")
+
+
+def wait_for(lock: Lock, done: Callable[[], bool], wait_s: float, poll_s: float = 0.2) -> bool:
+    """Acquire ``lock`` (True) or see ``done()`` become true while waiting (False)."""
+    deadline = time.monotonic() + wait_s
+    announced = False
+    while True:
+        if done():
+            return False
+        if lock.try_acquire():
+            return True
+        reason = lock.stale_reason()
+        if reason is not None:
+            lock.break_stale(reason)
+            continue
+        if not announced:
+            say(f"another worker is provisioning this environment; waiting (lock {lock.path})")
+            announced = True
+        if time.monotonic() > deadline:
+            raise Failure(
+                f"waited {wait_s:.0f} s for the lock {lock.path} held by another worker"
+                " (RPDEPLOY_LOCK_WAIT_S sets the limit)"
+            )
+        time.sleep(poll_s)

@@ -1,0 +1,337 @@
+"""The bootstrap as a real process on this host: work disk, provisioning from the local index,
+reuse, corruption, concurrency, a killed installer, and the one-line failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from deploy.runtime import envstore
+from tests.runtime.conftest import Run, Setup, bootstrap_command, bootstrap_lines, env_dirs
+
+#: Needs the stack's package index (scripts/stack.sh), so it runs with the stack tests, not `make unit`.
+pytestmark = pytest.mark.docker
+
+#: Every variable the bootstrap points at the work disk (docs/runtime.md lists their sources).
+WORK_DISK_VARIABLES = [
+    "TMPDIR", "TEMP", "TMP", "PIP_BUILD_DIR", "PIP_CACHE_DIR", "PIP_DOWNLOAD_CACHE", "PYTHON_EGG_CACHE",
+    "XDG_CACHE_HOME", "XDG_DATA_HOME", "UV_CACHE_DIR", "UV_TOOL_DIR", "UV_PYTHON_INSTALL_DIR", "HF_HOME",
+    "TORCH_HOME",
+]  # fmt: skip
+
+REPORT_HANDLER = """\
+import json, os, sys
+import six
+names = json.loads(sys.argv[1])
+print(json.dumps({"env": {n: os.environ.get(n) for n in names}, "six": six.__file__,
+                  "argv": sys.argv, "main": __name__}))
+"""
+
+
+def write_handler(tmp_path: Path, text: str, name: str = "handler.py") -> Path:
+    path = tmp_path / "app" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_installs_then_reuses_the_environment(setup: Setup, run: Run) -> None:
+    first = run("--provision-only")
+    assert first.returncode == 0, first.stderr
+    assert "installing" in first.stderr
+    (env_dir,) = env_dirs(setup.work)
+    assert first.stdout.strip() == str(env_dir)
+    assert (env_dir / "COMPLETE").is_file()
+    assert list((env_dir / "site").glob("six-1.17.0.dist-info"))
+
+    second = run("--provision-only")
+    assert second.returncode == 0, second.stderr
+    assert "installing" not in second.stderr
+    assert "is ready" in second.stderr
+    # Nothing left behind: no lock, no staging folder.
+    assert not list((setup.work / "rpdeploy" / "locks").iterdir())
+    assert not list((setup.work / "rpdeploy" / "staging").iterdir())
+
+
+def test_the_handler_gets_the_environment_and_the_work_disk_variables(
+    setup: Setup, run: Run, tmp_path: Path
+) -> None:
+    handler = write_handler(tmp_path, REPORT_HANDLER)
+    result = run("python3", "-u", str(handler), json.dumps([*WORK_DISK_VARIABLES, "UV_PYTHON_DOWNLOADS"]))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    (env_dir,) = env_dirs(setup.work)
+    assert report["six"].startswith(str(env_dir / "site"))
+    assert report["main"] == "__main__"
+    assert report["argv"][0] == str(handler)
+    for name in WORK_DISK_VARIABLES:
+        assert report["env"][name].startswith(str(setup.work / "rpdeploy")), name
+    assert report["env"]["UV_PYTHON_DOWNLOADS"] == "never"
+
+
+def test_a_model_cache_set_by_the_endpoint_is_kept(setup: Setup, run: Run, tmp_path: Path) -> None:
+    handler = write_handler(tmp_path, REPORT_HANDLER)
+    names = json.dumps(["HF_HOME", "TMPDIR"])
+    result = run("python3", str(handler), names, HF_HOME="/runpod-volume/hf", TMPDIR="/tmp")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["env"]["HF_HOME"] == "/runpod-volume/hf"
+    assert report["env"]["TMPDIR"] == str(setup.work / "rpdeploy" / "tmp")  # temp dirs always move
+
+
+@pytest.mark.parametrize("damage", ["marker", "manifest", "file"])
+def test_a_damaged_environment_is_rebuilt_never_used(setup: Setup, run: Run, damage: str) -> None:
+    assert run("--provision-only").returncode == 0
+    (env_dir,) = env_dirs(setup.work)
+    if damage == "marker":
+        (env_dir / "COMPLETE").unlink()
+    elif damage == "manifest":
+        (env_dir / "manifest.json").write_text("{}")
+    else:
+        (env_dir / "site" / "six.py").write_text("truncated")
+    # File sizes are checked on request only (thousands of stats are slow on a network volume).
+    verify = {"RPDEPLOY_VERIFY_FILES": "1"} if damage == "file" else {}
+    if damage == "file":
+        assert "is ready" in run("--provision-only").stderr
+    again = run("--provision-only", **verify)
+    assert again.returncode == 0, again.stderr
+    assert "is unusable" in again.stderr
+    assert "installing" in again.stderr
+    assert (env_dir / "COMPLETE").is_file()
+    assert "truncated" not in (env_dir / "site" / "six.py").read_text()
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_workers_starting_together_install_once(setup: Setup, tmp_path: Path, workers: int) -> None:
+    handler = write_handler(tmp_path, REPORT_HANDLER)
+    processes = [
+        subprocess.Popen(
+            bootstrap_command(setup, "python3", str(handler), json.dumps(["TMPDIR"])),
+            env=setup.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    results = [(process.wait(timeout=300), *process.communicate()) for process in processes]
+    assert all(code == 0 for code, _, _ in results), results
+    installs = sum(" with pip from " in err for _, _, err in results)
+    assert installs == 1, [err for _, _, err in results]
+    (env_dir,) = env_dirs(setup.work)
+    for _, out, _ in results:
+        assert json.loads(out.strip().splitlines()[-1])["six"].startswith(str(env_dir))
+    assert envstore.check(str(env_dir)) is None
+
+
+class SilentIndex:
+    """An index that accepts connections and never answers: pip hangs in its install."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.getsockname()[1]}/simple/"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_killed_installer_leaves_a_lock_and_staging_that_the_next_start_recovers(
+    setup: Setup, run: Run
+) -> None:
+    index = SilentIndex()
+    rpdeploy = setup.work / "rpdeploy"
+    try:
+        process = subprocess.Popen(
+            bootstrap_command(setup, "--provision-only"),
+            env={**setup.env, "RPDEPLOY_INDEX_URL": index.url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert process.stderr is not None
+        # Wait (on the output, not the clock) until pip is at work: lock and staging exist.
+        for line in process.stderr:
+            if "installing" in line:
+                break
+        assert list((rpdeploy / "locks").iterdir())
+        assert list((rpdeploy / "staging").iterdir())
+        os.killpg(process.pid, signal.SIGKILL)  # the installer and its pip, as an OOM kill would
+        process.wait()
+    finally:
+        index.close()
+    assert list((rpdeploy / "locks").iterdir()), "the killed installer's lock is still there"
+    leftover = list((rpdeploy / "staging").iterdir())
+    assert leftover
+
+    recovered = run("--provision-only")
+    assert recovered.returncode == 0, recovered.stderr
+    lines = bootstrap_lines(recovered.stderr)
+    assert any("broke a stale lock" in line and "is gone" in line for line in lines), lines
+    assert any("removed the leftover staging folder" in line for line in lines), lines
+    assert not list((rpdeploy / "locks").iterdir())
+    assert not list((rpdeploy / "staging").iterdir())
+    (env_dir,) = env_dirs(setup.work)
+    assert (env_dir / "COMPLETE").is_file()
+
+
+def test_a_lock_whose_heartbeat_stopped_is_broken(setup: Setup, run: Run) -> None:
+    # A holder on another host (another container on the same volume) that stopped beating.
+    assert run("--provision-only").returncode == 0
+    (env_dir,) = env_dirs(setup.work)
+    key = env_dir.name
+    (env_dir / "COMPLETE").unlink()
+    lock = setup.work / "rpdeploy" / "locks" / f"{key}.lock"
+    lock.mkdir()
+    (lock / "owner").write_text(json.dumps({"host": "another-worker", "pid": 1, "since": 0}))
+    os.utime(lock / "owner", (0, 0))
+    result = run("--provision-only", RPDEPLOY_LOCK_STALE_S="30")
+    assert result.returncode == 0, result.stderr
+    assert "no heartbeat for" in result.stderr
+
+
+# ---- the one-line failures
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = bootstrap_lines(result.stderr)
+    assert lines, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[-1]
+
+
+def test_a_missing_command_is_127_naming_it_and_the_path(setup: Setup, run: Run) -> None:
+    result = run("no-such-handler-command", PATH="/opt/nowhere:/usr/bin")
+    assert result.returncode == 127
+    line = one_line(result)
+    assert "command not found: no-such-handler-command" in line
+    assert "/opt/nowhere:/usr/bin" in line
+    assert len(env_dirs(setup.work)) == 1  # provisioning ran first
+
+
+def test_a_file_that_cannot_be_executed_is_126(setup: Setup, run: Run, tmp_path: Path) -> None:
+    script = write_handler(tmp_path, "#!/bin/sh\necho hi\n", "start.sh")
+    script.chmod(0o644)
+    result = run(str(script))
+    assert result.returncode == 126
+    assert f"cannot execute {script}" in one_line(result)
+
+
+def test_a_handler_import_error_names_the_module_and_exception(run: Run, tmp_path: Path) -> None:
+    handler = write_handler(tmp_path, "import six\nimport not_in_the_requirements_xyz\n")
+    result = run("python3", "-u", str(handler))
+    assert result.returncode == 1
+    line = one_line(result)
+    assert f"the handler {handler} failed to import not_in_the_requirements_xyz" in line
+    assert "ModuleNotFoundError" in line
+
+
+def test_a_module_handler_import_error_is_explained_too(setup: Setup, tmp_path: Path) -> None:
+    write_handler(tmp_path, "import not_there_either\n", "worker_mod.py")
+    result = subprocess.run(
+        bootstrap_command(setup, "python3", "-m", "worker_mod"),
+        cwd=tmp_path / "app", env=setup.env, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "the handler worker_mod failed to import not_there_either" in one_line(result)
+
+
+def test_a_handler_killed_by_sigkill_is_explained_as_likely_out_of_memory(run: Run, tmp_path: Path) -> None:
+    handler = write_handler(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    # As PID 1 the bootstrap supervises; RPDEPLOY_SUPERVISE=1 gives it that role here.
+    result = run("python3", str(handler), RPDEPLOY_SUPERVISE="1")
+    assert result.returncode == 137
+    assert "killed by SIGKILL (exit 137): most likely out of memory" in one_line(result)
+
+
+def test_signals_reach_the_supervised_handler(setup: Setup, tmp_path: Path) -> None:
+    marker = tmp_path / "got-sigterm"
+    handler = write_handler(
+        tmp_path,
+        "import signal, sys, time\n"
+        f"def stop(*_):\n    open({str(marker)!r}, 'w').write('yes'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\nprint('ready', flush=True)\n"
+        "while True: time.sleep(1)\n",
+    )
+    process = subprocess.Popen(
+        bootstrap_command(setup, "python3", "-u", str(handler)),
+        env={**setup.env, "RPDEPLOY_SUPERVISE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert marker.read_text() == "yes"
+
+
+def test_the_install_preflight_names_the_disk_and_the_shortfall(setup: Setup, run: Run) -> None:
+    result = run("--provision-only", RPDEPLOY_MIN_FREE_VOLUME_MB="100000000")
+    assert result.returncode == 28
+    line = one_line(result)
+    assert f"needs 104857.6 GB on {setup.work} for the install" in line
+    assert "GB free (attach a larger network volume" in line
+
+
+def test_no_work_disk_is_one_line(setup: Setup, run: Run) -> None:
+    env = {k: v for k, v in setup.env.items() if k != "RPDEPLOY_WORK_DIR"}
+    result = subprocess.run(
+        bootstrap_command(setup, "--provision-only"), env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "no work disk" in one_line(result)
+
+
+def test_the_os_disk_is_refused_as_work_disk(run: Run) -> None:
+    result = run("--provision-only", RPDEPLOY_ALLOW_OS_DISK="0")
+    assert result.returncode == 1
+    assert "is on the OS disk (/)" in one_line(result)
+
+
+def test_an_install_that_keeps_failing_is_one_line_after_the_retries(run: Run, setup: Setup) -> None:
+    setup.requirements.write_text("no-such-package-rpdeploy-test==1.0\n")
+    result = run("--provision-only", RPDEPLOY_INSTALL_ATTEMPTS="2")
+    assert result.returncode == 1
+    line = one_line(result)
+    assert "failed after 2 attempts" in line
+    assert "attempt 1 of 2; retrying" in result.stderr
+    assert not env_dirs(setup.work)
+
+
+def test_installer_uv_installs_with_its_cache_on_the_work_disk(setup: Setup, run: Run) -> None:
+    # uv from the dev extra, found on PATH as an image that ships uv would have it.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{setup.env['PATH']}"
+    result = run("--provision-only", RPDEPLOY_INSTALLER="uv", PATH=path)
+    assert result.returncode == 0, result.stderr
+    assert "with uv from" in result.stderr
+    (env_dir,) = env_dirs(setup.work)
+    assert list((env_dir / "site").glob("six-1.17.0.dist-info"))
+    assert any((setup.work / "rpdeploy" / "cache" / "uv").iterdir())  # UV_CACHE_DIR on the work disk

@@ -1,0 +1,176 @@
+"""A slim image built by `rpdeploy build` provisions its handler's dependencies at cold start.
+
+Real parts only: the image is built from a project by the CLI on the stack's base image, its
+handler needs a real wheel from the stack's package index, and it runs as a container with a
+read-only root, a small tmpfs /tmp and a Docker volume as /runpod-volume. The figures the
+tests print (sizes, seconds) are observations for the report, never asserted on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.conftest import INDEX_URL
+from tests.test_image_docker import CREATED, Run, as_json, config_text, engine, git, invoke
+
+pytestmark = pytest.mark.docker
+__all__ = ["engine"]  # the module-scoped engine fixture, shared with the image tests
+
+#: The handler reports what the tests measure: where its dependency came from and how much
+#: landed in /tmp (a 16 MB tmpfs here, the OS disk on RunPod) and on the volume.
+HANDLER = """\
+import json, os, sys
+import six
+
+if os.environ.get("ALLOCATE_MB"):  # the out-of-memory case: touch more than the container may have
+    hog = b"x" * (int(os.environ["ALLOCATE_MB"]) << 20)
+
+def usage(top):
+    total = 0
+    for folder, _, names in os.walk(top):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total
+
+print("REPORT " + json.dumps({
+    "six": six.__file__,
+    "tmp_bytes": usage("/tmp"),
+    "volume_bytes": usage("/runpod-volume"),
+    "tmpdir": os.environ.get("TMPDIR"),
+    "pid": os.getpid(),
+}), flush=True)
+"""
+
+
+@pytest.fixture
+def slim_image(tmp_path: Path, run_cli: Run, engine: Any) -> str:
+    root = tmp_path / "project"
+    (root / "worker").mkdir(parents=True)
+    repository = f"rpdeploy-test/{uuid.uuid4().hex[:10]}"
+    CREATED.add(repository)  # the image tests' engine fixture removes it afterwards
+    (root / "worker" / "handler.py").write_text(f"# {repository}\n{HANDLER}")
+    (root / "worker" / "requirements.txt").write_text("six==1.17.0\n")
+    (root / ".gitignore").write_text("build/\n")
+    (root / "rpdeploy.yaml").write_text(config_text(repository))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "init")
+    built = invoke(run_cli, root, "build", "-o", "json")
+    assert built.exit_code == 0, built.stderr
+    image: str = as_json(built)["image"]
+    return image
+
+
+@pytest.fixture
+def volume(engine: Any) -> Iterator[str]:
+    created = engine.volumes.create(name=f"rpdeploy-test-{uuid.uuid4().hex[:10]}")
+    yield created.name
+    created.remove(force=True)
+
+
+def run_container(
+    engine: Any, image: str, *, volume: str | None = None, volume_tmpfs: str | None = None, **options: Any
+) -> tuple[int, str, int]:
+    """(exit status, logs, bytes written to the container's own layer) of one container run:
+    read-only root, a 16 MB tmpfs /tmp, /runpod-volume a Docker volume or a tmpfs of the given size."""
+    tmpfs = {"/tmp": "size=16m"}
+    if volume_tmpfs:
+        tmpfs["/runpod-volume"] = f"size={volume_tmpfs}"
+    volumes = {volume: {"bind": "/runpod-volume", "mode": "rw"}} if volume else {}
+    env = options.pop("environment", {})
+    container = engine.containers.run(
+        image,
+        detach=True,
+        read_only=True,
+        tmpfs=tmpfs,
+        volumes=volumes,
+        network_mode="host",  # the package index listens on the host's loopback
+        environment={"RPDEPLOY_INDEX_URL": INDEX_URL, "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true", **env},
+        **options,
+    )
+    try:
+        status = container.wait(timeout=600)["StatusCode"]
+        logs = container.logs().decode("utf-8", "replace")
+        (listed,) = engine.api.containers(all=True, size=True, filters={"id": container.id})
+        size_rw = listed.get("SizeRw") or 0
+    finally:
+        container.remove(force=True)
+    return status, logs, size_rw
+
+
+def report(logs: str) -> dict[str, Any]:
+    line = next(line for line in logs.splitlines() if line.startswith("REPORT "))
+    found: dict[str, Any] = json.loads(line.removeprefix("REPORT "))
+    return found
+
+
+def test_slim_image_provisions_on_the_volume_and_reuses_it(engine: Any, slim_image: str, volume: str) -> None:
+    started = time.monotonic()
+    status, logs, size_rw = run_container(engine, slim_image, volume=volume)
+    first_s = time.monotonic() - started
+    assert status == 0, logs
+    assert "rpdeploy-bootstrap: installing /opt/rpdeploy/requirements.txt with pip" in logs
+    first = report(logs)
+    assert first["six"].startswith("/runpod-volume/rpdeploy/envs/")
+    assert first["tmpdir"] == "/runpod-volume/rpdeploy/tmp"
+    assert first["pid"] != 1  # as PID 1 the bootstrap stays the init and supervises the handler
+
+    started = time.monotonic()
+    status, logs, size_rw_2 = run_container(engine, slim_image, volume=volume)
+    second_s = time.monotonic() - started
+    assert status == 0, logs
+    assert "installing" not in logs
+    assert "is ready on /runpod-volume" in logs
+    second = report(logs)
+    print(
+        f"\nslim cold start: first (install) {first_s:.1f} s, second (reuse) {second_s:.1f} s;"
+        f" /tmp {first['tmp_bytes']} B, container layer {size_rw} / {size_rw_2} B,"
+        f" volume {second['volume_bytes'] / 1e6:.2f} MB"
+    )
+    # Nothing of the install outside the volume: /tmp (the OS disk on RunPod) holds nothing,
+    # and the read-only root took nothing.
+    assert first["tmp_bytes"] == 0
+    assert size_rw == 0
+
+    # The handler killed for memory (a real OOM kill in a 96 MB container) is explained in one line.
+    status, logs, _ = run_container(
+        engine,
+        slim_image,
+        volume=volume,
+        mem_limit="96m",
+        memswap_limit="96m",
+        environment={"ALLOCATE_MB": "512"},
+    )
+    assert status == 137, logs
+    assert "was killed by SIGKILL (exit 137): most likely out of memory (memory limit 101 MB)" in logs
+
+
+def test_a_tiny_volume_fails_the_preflight_in_one_line(engine: Any, slim_image: str) -> None:
+    status, logs, _ = run_container(engine, slim_image, volume_tmpfs="1m")
+    assert status == 28, logs
+    lines = [line for line in logs.splitlines() if line.startswith("rpdeploy-bootstrap:")]
+    assert lines[-1].startswith(
+        "rpdeploy-bootstrap: needs 2.1 GB on /runpod-volume for the install, 0.0 GB free (attach a larger"
+    ), logs
+    assert "Traceback" not in logs
+
+
+def test_a_full_volume_during_the_install_names_the_disk(engine: Any, slim_image: str) -> None:
+    status, logs, _ = run_container(
+        engine, slim_image, volume_tmpfs="8k", environment={"RPDEPLOY_MIN_FREE_VOLUME_MB": "0"}
+    )
+    assert status == 28, logs
+    lines = [line for line in logs.splitlines() if line.startswith("rpdeploy-bootstrap:")]
+    assert "no space left on /runpod-volume (" in lines[-1], logs
+    assert "% )" not in lines[-1]
+    assert "while installing /opt/rpdeploy/requirements.txt" in lines[-1], logs
