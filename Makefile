@@ -34,6 +34,9 @@ lint: venv
 	$(BIN)/ruff format --check deploy tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck
+	$(BIN)/zizmor --offline --no-progress --quiet .github
+	$(BIN)/shellcheck scripts/*.sh
 
 ## demo: the main job, a full release of the reference worker against the local stack.
 demo: stack-up

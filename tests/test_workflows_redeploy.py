@@ -1,0 +1,116 @@
+"""scripts/redeploy.sh: refusals come first, in one line each, and nothing is written before them.
+
+The script is run as a user runs it (bash, the real rpdeploy CLI of this venv); the full flow
+through the workflow is in tests/test_workflows_steps.py.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BASE_CONFIG, REPO, MakeProject
+from tests.release.conftest import config_text
+from tests.release.helpers import endpoint_named, mount_image
+
+SCRIPT = REPO / "scripts" / "redeploy.sh"
+RPDEPLOY = str(Path(sys.executable).parent / "rpdeploy")
+#: Variables of the test's own environment that would satisfy the checks by accident.
+CLEARED = ("RUNPOD_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REG_USER", "REG_PASS")
+
+
+def redeploy(root: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in CLEARED}
+    environ.update(RPDEPLOY=RPDEPLOY, **extra)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        cwd=root,
+        env=environ,
+        stdin=subprocess.DEVNULL,  # no terminal, as in CI
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    return lines[0]
+
+
+def test_every_missing_variable_is_named_before_any_call(make_project: MakeProject) -> None:
+    root = make_project()
+    done = redeploy(root, "--env", "staging", "--image", "127.0.0.1:5000/a/b@sha256:" + "1" * 64)
+    assert done.returncode == 2
+    assert one_line(done) == (
+        "redeploy: set these variables first: RUNPOD_API_KEY AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"
+    )
+    assert not (root / "build").exists()
+
+
+def test_only_the_missing_ones_are_named(make_project: MakeProject) -> None:
+    root = make_project()
+    done = redeploy(root, "--env", "staging", RUNPOD_API_KEY="k", AWS_ACCESS_KEY_ID="id")
+    assert done.returncode == 2
+    assert one_line(done) == "redeploy: set these variables first: AWS_SECRET_ACCESS_KEY"
+
+
+def test_the_registry_credential_variables_are_required(make_project: MakeProject) -> None:
+    config = BASE_CONFIG.replace(
+        "  strategy: slim\n",
+        "  strategy: slim\n  registry_auth: {username_env: REG_USER, password_env: REG_PASS}\n",
+    )
+    root = make_project(config)
+    done = redeploy(
+        root, "--env", "staging", "--target", "local", AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b"
+    )
+    assert done.returncode == 2
+    # --target local: the emulator's key is used, so RUNPOD_API_KEY is not asked for.
+    assert one_line(done) == "redeploy: set these variables first: REG_USER REG_PASS"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "redeploy: --env is required (e.g. --env staging)"),
+        (("--env", "staging", "--bogus"), "redeploy: unknown argument: --bogus (see --help)"),
+        (("--env", "staging", "--target", "aws"), "redeploy: --target must be runpod or local"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(
+    make_project: MakeProject, args: tuple[str, ...], message: str
+) -> None:
+    done = redeploy(make_project(), *args)
+    assert done.returncode == 2
+    assert one_line(done) == message
+
+
+def test_a_config_error_is_rpdeploys_own_line(make_project: MakeProject) -> None:
+    done = redeploy(make_project(), "--env", "nope")
+    assert done.returncode == 2
+    assert "no environment 'nope'" in one_line(done)
+
+
+@pytest.mark.docker
+def test_without_a_terminal_it_shows_the_plan_and_refuses_without_yes(
+    make_project: MakeProject, emulator_environ: dict[str, str], api: Any
+) -> None:
+    project = f"t{secrets.token_hex(4)}"
+    root = make_project(config_text(project))
+    image = mount_image("rpdeploy-test/workflow-redeploy")
+    done = redeploy(root, "--env", "staging", "--image", image, **emulator_environ)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip().splitlines()[-1]
+        == "redeploy: not confirmed: pass --yes when there is no terminal"
+    )
+    assert "create" in done.stdout + done.stderr, "the plan was shown first"
+    assert endpoint_named(api, f"{project}-staging") is None, "nothing was applied"
