@@ -17,6 +17,11 @@ from tests.faultproxy import Fault, FaultProxy
 
 LIST = "/v2/serverless"
 
+# A hang far longer than the client's timeout, and a timeout far longer than a normal answer
+# through the proxy even on a loaded 2-core machine: attempt counts must not depend on load.
+TIMEOUT_S = 3.0
+HANG_S = 8.0
+
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -123,8 +128,8 @@ def test_create_whose_answer_times_out_is_found_by_name(
     proxied_api: ProxiedApi, fault_proxy: FaultProxy, runpod_api: RunPodApi
 ) -> None:
     name = unique("api-slow")
-    fault_proxy.inject("POST", LIST, Fault.hang(2.0, forward_first=True))
-    client = proxied_api(timeout=0.5)
+    fault_proxy.inject("POST", LIST, Fault.hang(HANG_S, forward_first=True))
+    client = proxied_api(timeout=TIMEOUT_S)
     created = client.create_endpoint(endpoint_body(name))
     try:
         assert fault_proxy.attempts("POST", LIST) == 1
@@ -135,8 +140,8 @@ def test_create_whose_answer_times_out_is_found_by_name(
 
 
 def test_read_timeout_is_retried_for_a_read(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
-    fault_proxy.inject("GET", LIST, Fault.hang(2.0))
-    client = proxied_api(timeout=0.5)
+    fault_proxy.inject("GET", LIST, Fault.hang(HANG_S))
+    client = proxied_api(timeout=TIMEOUT_S)
     assert isinstance(client.list_endpoints(), list)
     assert fault_proxy.attempts("GET", LIST) == 2
     assert client.calls.reads == 2
@@ -145,12 +150,13 @@ def test_read_timeout_is_retried_for_a_read(proxied_api: ProxiedApi, fault_proxy
 def test_read_timeouts_until_retries_run_out_name_the_url(
     proxied_api: ProxiedApi, fault_proxy: FaultProxy
 ) -> None:
-    fault_proxy.inject("GET", LIST, Fault.hang(2.0), Fault.hang(2.0))
-    client = proxied_api(timeout=0.5, retries=1)
+    fault_proxy.inject("GET", LIST, Fault.hang(HANG_S), Fault.hang(HANG_S))
+    client = proxied_api(timeout=TIMEOUT_S, retries=1)
     with pytest.raises(ApiError) as caught:
         client.list_endpoints()
     url = f"{fault_proxy.url}/v2/serverless"
-    assert str(caught.value) == f"cannot reach the RunPod API: GET {url}: no answer within 0.5 s (timed out)"
+    expected = f"cannot reach the RunPod API: GET {url}: no answer within {TIMEOUT_S:g} s (timed out)"
+    assert str(caught.value) == expected
     assert caught.value.hint is not None
     assert "RUNPOD_API_URL" in caught.value.hint
     assert fault_proxy.attempts("GET", LIST) == 2
@@ -294,8 +300,8 @@ def test_debug_logs_carry_neither_the_key_nor_a_secret_value(
 ) -> None:
     name, value = unique("api_logged"), "canary-" + uuid.uuid4().hex
     fault_proxy.inject("POST", "/v2/account/secrets", Fault.answer(429, retry_after=0))
-    fault_proxy.inject("PATCH", "/v2/account/secrets/none", Fault.hang(2.0))
-    client = proxied_api(timeout=0.5)
+    fault_proxy.inject("PATCH", "/v2/account/secrets/none", Fault.hang(HANG_S))
+    client = proxied_api(timeout=TIMEOUT_S)
     # Another library configured earlier in the session (a dictConfig) may have disabled or
     # detached these loggers; this test needs them on, whatever ran before it.
     for logger_name in ("urllib3", "urllib3.connectionpool", "urllib3.util.retry", "rpdeploy.api"):
