@@ -302,11 +302,12 @@ def test_debug_logs_carry_neither_the_key_nor_a_secret_value(
     fault_proxy.inject("POST", "/v2/account/secrets", Fault.answer(429, retry_after=0))
     fault_proxy.inject("PATCH", "/v2/account/secrets/none", Fault.hang(HANG_S))
     client = proxied_api(timeout=TIMEOUT_S)
-    # Another library configured earlier in the session (a dictConfig) may have disabled or
-    # detached these loggers; this test needs them on, whatever ran before it.
+    # A library imported elsewhere in the session may have disabled, detached or quietened
+    # these loggers; this test needs them on, whatever ran before it.
     for logger_name in ("urllib3", "urllib3.connectionpool", "urllib3.util.retry", "rpdeploy.api"):
         monkeypatch.setattr(logging.getLogger(logger_name), "disabled", False)
         monkeypatch.setattr(logging.getLogger(logger_name), "propagate", True)
+        caplog.set_level(logging.DEBUG, logger=logger_name)  # a library may have raised its level
     with caplog.at_level(logging.DEBUG):
         created = client.create_secret(name, value)
         with pytest.raises(ApiError):
