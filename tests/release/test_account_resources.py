@@ -30,7 +30,7 @@ def test_apply_creates_the_missing_secret_first_and_a_noop_then_reads_four_times
     env = {**api_env, "AWS_ACCESS_KEY_ID": f"key-{os.urandom(6).hex()}"}
     _, plan = run_json(run_cli, root, env, "plan", "--env", "staging", "--image", images[0])
     checks = [c for c in plan["data"]["preflight"] if c["check"] == "secret"]
-    assert [(c["ok"], "secrets sync creates it" in c["detail"]) for c in checks] == [(True, True)]
+    assert [(c["ok"], "apply creates it" in c["detail"]) for c in checks] == [(True, True)]
 
     result, applied = run_json(run_cli, root, env, "apply", "--env", "staging", "--image", images[0])
     assert result.exit_code == 0, result.output
@@ -74,7 +74,7 @@ def test_a_volume_outside_the_allowed_data_centers_fails_the_preflight(
     endpoint = DEFAULT_ENDPOINT + f"  networkVolumes: [{volume_id}]\n  dataCenterIds: [US-KS-2]\n"
     root = project(endpoint)
     result, plan = run_json(run_cli, root, api_env, "plan", "--env", "staging", "--image", images[0])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     bad = [c for c in plan["data"]["preflight"] if not c["ok"]]
     assert [c["check"] for c in bad] == ["volume"]
     assert "is in US-TX-3, which is not in dataCenterIds (US-KS-2)" in bad[0]["detail"]

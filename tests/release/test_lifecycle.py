@@ -180,7 +180,10 @@ def test_the_deploy_image_comes_from_the_push_record_and_mutable_tags_are_refuse
     root = project()
     result = run_cli("plan", "--env", "staging", cwd=root, env=api_env)
     assert result.exit_code == 2
-    assert "error: no pushed image for env staging: run rpdeploy push, or pass --image REF" in result.stderr
+    assert (
+        "error: no pushed image for env staging: run `rpdeploy push --env staging`, or pass --image REF"
+        in result.stderr
+    )
 
     record = {"image": images[1], "digest": images[1].split("@")[1], "tags": [], "size": 1, "pushed_at": "x"}
     (root / "build/rpdeploy/staging").mkdir(parents=True)
