@@ -16,8 +16,8 @@ from tests.release.helpers import RunCli, endpoint_named, run_json
 
 pytestmark = pytest.mark.docker
 
-APPLY_KEYS = ["endpoint_id", "changed", "action", "release", "api_calls", "preflight", "cost"]
-PLAN_KEYS = ["endpoint", "action", "changes", "preflight", "cost"]
+APPLY_KEYS = ["endpoint_id", "changed", "action", "written", "release", "api_calls", "preflight", "cost"]
+PLAN_KEYS = ["endpoint", "action", "changes", "resources", "preflight", "cost"]
 
 
 def _name(root: Path, env: str = "staging") -> str:
