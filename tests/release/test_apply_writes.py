@@ -4,7 +4,6 @@ waits for ready workers, and refuses contradictory options; all against the emul
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,16 +14,9 @@ from deploy.release import cost, desired
 from deploy.release.apply import EndpointChanged, RolloutFailed, apply_plan, prepare, rollout_state
 from tests.emulator.helpers import Api
 from tests.release.conftest import DEFAULT_ENDPOINT, ProjectFactory
-from tests.release.helpers import RunCli, endpoint_named, run_json
+from tests.release.helpers import SECRETS, RunCli, endpoint_named, project_name, run_json, with_secret
 
 pytestmark = pytest.mark.docker
-
-SECRETS = "secrets:\n  - name: AWS_ACCESS_KEY_ID\n"
-
-
-def _project_name(root: Path) -> str:
-    text = (root / "rpdeploy.yaml").read_text()
-    return str(next(li for li in text.splitlines() if li.startswith("project:")).split(":")[1].strip())
 
 
 def _secret(emu_api: Api, name: str) -> dict[str, Any] | None:
@@ -37,13 +29,12 @@ def test_apply_never_rotates_a_secret_creates_a_missing_one_and_says_what_it_wro
     project: ProjectFactory, run_cli: RunCli, api_env: dict[str, str], images: list[str], emu_api: Api
 ) -> None:
     root = project(extra=SECRETS)
-    secret = f"{_project_name(root)}_aws_access_key_id"
-    env = {**api_env, "AWS_ACCESS_KEY_ID": f"key-{os.urandom(6).hex()}"}
+    secret, env = with_secret(root, api_env)
     result, created = run_json(run_cli, root, env, "apply", "--env", "staging", "--image", images[0])
     assert result.exit_code == 0, result.output
     assert created["data"]["written"] == [
         {"kind": "secret", "name": secret, "action": "create"},
-        {"kind": "endpoint", "name": f"{_project_name(root)}-staging", "action": "create"},
+        {"kind": "endpoint", "name": f"{project_name(root)}-staging", "action": "create"},
     ]
     stored = _secret(emu_api, secret)
     assert stored is not None
@@ -92,7 +83,7 @@ def test_an_update_reads_each_resource_once(
     project: ProjectFactory, run_cli: RunCli, api_env: dict[str, str], images: list[str]
 ) -> None:
     root = project(extra=SECRETS)
-    env = {**api_env, "AWS_ACCESS_KEY_ID": f"key-{os.urandom(6).hex()}"}
+    _, env = with_secret(root, api_env)
     assert run_cli("apply", "--env", "staging", "--image", images[0], cwd=root, env=env).exit_code == 0
     result, updated = run_json(run_cli, root, env, "apply", "--env", "staging", "--image", images[1])
     assert result.exit_code == 0, result.output
@@ -104,8 +95,7 @@ def test_the_race_check_comes_before_the_first_write(
     project: ProjectFactory, api_env: dict[str, str], images: list[str], emu_api: Api
 ) -> None:
     root = project(extra=SECRETS)
-    secret = f"{_project_name(root)}_aws_access_key_id"
-    env = {**api_env, "AWS_ACCESS_KEY_ID": f"key-{os.urandom(6).hex()}"}
+    secret, env = with_secret(root, api_env)
     loaded = desired.with_inline_secrets(load_config(root / "rpdeploy.yaml", "staging"), env)
     where = desired.target(loaded)
     with RunPodApi.from_environ(env) as api:
@@ -169,7 +159,7 @@ def test_wait_with_min_workers_fails_when_the_worker_cannot_start(
     assert result.exit_code == 1, result.output
     assert "is unhealthy:" in result.stderr
     assert "rollout: done" not in result.stderr
-    found = endpoint_named(emu_api, f"{_project_name(root)}-staging")
+    found = endpoint_named(emu_api, f"{project_name(root)}-staging")
     assert found is not None
     emu_api.rest("PATCH", f"/v2/serverless/{found['id']}", {"workers": {"min": 0, "max": 0}})
     emu_api.rest("DELETE", f"/v2/serverless/{found['id']}")
