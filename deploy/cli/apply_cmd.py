@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from deploy.ci import secret_values, write_github_output
-from deploy.cli.deploy_options import connect, deploy_inputs, endpoint_options, image_options
+from deploy.cli.deploy_options import connect, deploy_inputs, endpoint_options, image_options, wait_timeout
 from deploy.cli.output import Context, cli_command
 from deploy.cli.plan_cmd import print_plan
 from deploy.config import LoadedConfig
@@ -35,10 +35,11 @@ class ApplyResult:
                 f"warning: deployed despite a failed preflight (--force): {check.check}: {check.detail}"
             )
         calls = applied.api_calls
-        what = "unchanged" if not applied.changed else f"{applied.plan.action}d"
-        version = f", release v{applied.version}" if applied.version is not None else ""
+        wrote = ", ".join(f"{item['kind']} {item['name']} ({item['action']}d)" for item in applied.written)
+        what = f"wrote {wrote}" if wrote else "unchanged, nothing written"
+        version = f"; release v{applied.version}" if applied.version is not None else ""
         console.print(
-            f"{what}: {applied.plan.name} ({applied.endpoint_id}){version}; "
+            f"{what}: endpoint {applied.plan.name} ({applied.endpoint_id}){version}; "
             f"API calls: {calls['reads']} reads, {calls['writes']} writes"
         )
 
@@ -72,10 +73,10 @@ def force_timeout_options(func: Any) -> Any:
     func = click.option(
         "--timeout",
         type=click.FloatRange(min=1),
-        default=600.0,
-        show_default=True,
+        default=None,
         metavar="S",
-        help="Give up on a rollout (exit 1) after S seconds; the release stays applied.",
+        help="Give up on a rollout (exit 1) after S seconds (default 600); the release stays applied."
+        " apply, rollback and promote take it only with --wait.",
     )(func)
     return click.option(
         "--force", is_flag=True, default=False, help="Deploy even when a preflight check fails."
@@ -107,12 +108,14 @@ def apply(
     target: str,
     force: bool,
     wait: bool,
-    timeout: float,
+    timeout: float | None,
 ) -> ApplyResult:
     """Create or update the endpoint so that it matches the config and image.
 
     Shows the plan (with preflight and cost) and applies it: a create, or a PATCH of the
-    fields that differ; nothing when nothing differs (zero write calls). Refuses when
+    fields that differ, and the resources the plan lists (missing secrets, registry
+    credential, volumes); nothing else: a stale secret is rotated only by `rpdeploy
+    secrets sync`. Nothing when nothing differs (zero write calls). Refuses when
     a preflight check failed (unless --force) and when the endpoint changed since it
     was read (another deploy raced this one). Appends to build/rpdeploy/<env>/deploy.json;
     in GitHub Actions, endpoint_id and release go to $GITHUB_OUTPUT.
@@ -123,9 +126,13 @@ def apply(
       rpdeploy apply --target local --wait --timeout 120
       rpdeploy apply --ephemeral pr-42        # <project>-pr-42, for a pull request
 
+    --wait is done when no worker runs an older version and min(workers.min,
+    workers.max) workers of the new one are ready; an unhealthy worker ends it (exit 1).
+
     Exit codes: 0 applied (or nothing to do), 1 preflight failed, endpoint changed
-    meanwhile or --wait timed out, 2 bad usage or config, 3 RunPod API or registry
+    meanwhile, or --wait saw a worker fail or timed out, 2 bad usage or config, 3 RunPod API or registry
     unreachable.
     """
+    limit = wait_timeout(wait, timeout)
     environ, loaded, ref = deploy_inputs(config_path, environment, target, image, allow_mutable_tag)
-    return deploy(ctx, loaded, environ, ref, ephemeral=ephemeral, force=force, wait=wait, timeout=timeout)
+    return deploy(ctx, loaded, environ, ref, ephemeral=ephemeral, force=force, wait=wait, timeout=limit)

@@ -14,10 +14,13 @@ from deploy.api import RunPodApi
 from deploy.cli.options import config_option, env_option
 from deploy.cli.target import target_environ, target_option
 from deploy.config import LoadedConfig, load_config
+from deploy.errors import UsageError
 from deploy.image.push_record import deploy_image
 from deploy.release import desired
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: How long --wait follows a rollout unless --timeout says otherwise.
+DEFAULT_WAIT_S = 600.0
 
 
 def image_options(func: F) -> F:
@@ -47,6 +50,24 @@ def ephemeral_option(func: F) -> F:
 def endpoint_options(func: F) -> F:
     """-c, --env, --ephemeral and --target: which endpoint a command acts on, and through which API."""
     return config_option(env_option(ephemeral_option(target_option(func))))
+
+
+def exclusive(**given: object) -> None:
+    """UsageError (exit 2) when more than one of these options was given: never ignore one silently.
+
+    ``exclusive(env=environment, ephemeral=ephemeral)``: where --env only picks the endpoint
+    (destroy, releases, rollback), --ephemeral names another one, so both is a contradiction.
+    """
+    named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    if len(named) > 1:
+        raise UsageError(f"{' and '.join(named)} exclude each other: give one")
+
+
+def wait_timeout(wait: bool, timeout: float | None) -> float:
+    """The --timeout for --wait (default 600 s); UsageError for --timeout without --wait (a no-op)."""
+    if timeout is not None and not wait:
+        raise UsageError("--timeout only applies with --wait: add --wait or drop --timeout")
+    return DEFAULT_WAIT_S if timeout is None else timeout
 
 
 def deploy_inputs(

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from deploy.cli.deploy_options import connect, endpoint_options, environ_for
+from deploy.cli.deploy_options import connect, endpoint_options, environ_for, exclusive
 from deploy.cli.output import Context, cli_command
 from deploy.config import load_config
 from deploy.errors import ExitCode, UsageError
@@ -65,6 +65,7 @@ def destroy(
     Exit codes: 0 deleted (or nothing to delete), 2 bad usage (not confirmed; --yes
     missing without a terminal), 3 RunPod API unreachable.
     """
+    exclusive(env=environment, ephemeral=ephemeral)
     environ = environ_for(target)
     loaded = load_config(config_path, environment)
     where = desired.target(loaded, ephemeral)

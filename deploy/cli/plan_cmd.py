@@ -14,6 +14,7 @@ from deploy.config import LoadedConfig
 from deploy.errors import ExitCode
 from deploy.release import cost, desired
 from deploy.release.apply import prepare
+from deploy.release.checks import failed
 from deploy.release.plan import Plan
 
 
@@ -25,7 +26,10 @@ class PlanResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.FAILED if self.expect_no_changes and self.plan.changes else ExitCode.OK
+        """1 when a preflight check failed (so `plan` gates CI) or, with --expect-no-changes, on changes."""
+        if failed(self.plan.preflight) or (self.expect_no_changes and self.plan.changes):
+            return ExitCode.FAILED
+        return ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         return self.plan.to_json(self.loaded)
@@ -47,6 +51,8 @@ def print_plan(console: Console, plan: Plan, loaded: LoadedConfig) -> None:
         console.print(f"action: {plan.action}, {len(plan.changes)} change(s), {rolls}")
         for change in plan.changes:
             console.print(mask(f"  {change.line()}"))
+    for item in plan.resources:
+        console.print(mask(f"resource: {item['action']} {item['kind']} {item['name']}"))
     console.print("preflight:")
     for check in plan.preflight:
         console.print(mask(f"  {check.line()}"))
@@ -83,7 +89,8 @@ def plan(
       rpdeploy plan --target local
       rpdeploy plan --env production --expect-no-changes   # CI drift check
 
-    Exit codes: 0 planned, 1 changes found with --expect-no-changes, 2 bad usage or
+    Exit codes: 0 planned, 1 a preflight check failed (the plan is still printed) or
+    changes found with --expect-no-changes, 2 bad usage or
     config (no pushed image, a mutable tag), 3 RunPod API or registry unreachable.
     """
     environ, loaded, ref = deploy_inputs(config_path, environment, target, image, allow_mutable_tag)

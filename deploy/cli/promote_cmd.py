@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from deploy.cli.apply_cmd import ApplyResult, deploy, wait_options
-from deploy.cli.deploy_options import connect, environ_for
+from deploy.cli.deploy_options import connect, environ_for, wait_timeout
 from deploy.cli.options import config_option
 from deploy.cli.output import Context, cli_command
 from deploy.cli.target import target_option
@@ -32,7 +32,7 @@ def promote(
     target: str,
     force: bool,
     wait: bool,
-    timeout: float,
+    timeout: float | None,
 ) -> ApplyResult:
     """Apply --to's config with exactly the image the --from endpoint runs now (read from the API).
 
@@ -44,6 +44,7 @@ def promote(
     meanwhile or --wait timed out, 2 bad usage (same environment, no --from endpoint, a
     mutable tag running there), 3 RunPod API unreachable.
     """
+    limit = wait_timeout(wait, timeout)
     if source == dest:
         raise UsageError(f"--from and --to are both {source}: promote goes from one environment to another")
     environ = environ_for(target)
@@ -54,4 +55,4 @@ def promote(
     if not is_immutable(image):
         raise UsageError(f"{source} runs {image}, a tag that can move: promote only pins a digest or sha tag")
     ctx.log(f"promote: {image} from {source} to {dest}")
-    return deploy(ctx, loaded, environ, image, force=force, wait=wait, timeout=timeout)
+    return deploy(ctx, loaded, environ, image, force=force, wait=wait, timeout=limit)

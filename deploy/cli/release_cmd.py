@@ -16,7 +16,7 @@ from rich.console import Console
 from deploy.ci import secret_values, write_github_output
 from deploy.cli.apply_cmd import force_timeout_options
 from deploy.cli.build_cmd import build_with_progress
-from deploy.cli.deploy_options import connect, environ_for, image_options
+from deploy.cli.deploy_options import connect, environ_for, image_options, wait_timeout
 from deploy.cli.options import config_option
 from deploy.cli.output import Context, cli_command
 from deploy.cli.plan_cmd import print_plan
@@ -183,7 +183,7 @@ def release(
     image: str | None,
     allow_mutable_tag: bool,
     force: bool,
-    timeout: float,
+    timeout: float | None,
 ) -> ReleaseResult:
     """Release: render, build, push, deploy to --env-first by digest, wait, validate; roll back on failure.
 
@@ -225,7 +225,7 @@ def release(
     else:
         result = ReleaseResult("", built=False)
     result.image = deploy_image(first, image, allow_mutable_tag=allow_mutable_tag)
-    options = StageOptions(timeout=timeout, force=force, concurrency=concurrency)
+    options = StageOptions(timeout=wait_timeout(True, timeout), force=force, concurrency=concurrency)
     for loaded, cases in envs:
         env = loaded.environment or env_first
         # One client per environment: its call counts (the deploy's reads and writes) are that stage's.

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from deploy.cli.deploy_options import connect, endpoint_options, environ_for
+from deploy.cli.deploy_options import connect, endpoint_options, environ_for, exclusive
 from deploy.cli.output import Context, cli_command
 from deploy.config import LoadedConfig, load_config
 from deploy.errors import ExitCode
@@ -64,6 +64,7 @@ def releases(
 
     Exit codes: 0 listed, 2 bad usage or config (or no such endpoint), 3 RunPod API unreachable.
     """
+    exclusive(env=environment, ephemeral=ephemeral)
     environ = environ_for(target)
     loaded = load_config(config_path, environment)
     where = desired.target(loaded, ephemeral)

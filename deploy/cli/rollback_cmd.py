@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from deploy.cli.apply_cmd import ApplyResult, wait_options
-from deploy.cli.deploy_options import connect, endpoint_options, environ_for
+from deploy.cli.deploy_options import connect, endpoint_options, environ_for, exclusive, wait_timeout
 from deploy.cli.output import Context, cli_command
 from deploy.config import load_config
 from deploy.errors import UsageError
@@ -32,7 +32,7 @@ def rollback(
     steps: int | None,
     force: bool,
     wait: bool,
-    timeout: float,
+    timeout: float | None,
 ) -> ApplyResult:
     """Re-apply an earlier release's image and settings as a NEW release (history is never rewritten).
 
@@ -51,6 +51,8 @@ def rollback(
     """
     if to is not None and steps is not None:
         raise UsageError("--to and --steps name the release two ways: give one")
+    exclusive(env=environment, ephemeral=ephemeral)
+    limit = wait_timeout(wait, timeout)
     environ = environ_for(target)
     loaded = desired.with_inline_secrets(load_config(config_path, environment), environ)
     where = desired.target(loaded, ephemeral)
@@ -64,7 +66,7 @@ def rollback(
             steps=steps,
             force=force,
             wait=wait,
-            timeout=timeout,
+            timeout=limit,
             progress=ctx.log,
         )
     return ApplyResult(applied, loaded)

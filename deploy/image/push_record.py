@@ -96,7 +96,9 @@ def deploy_image(loaded: LoadedConfig, image: str | None, *, allow_mutable_tag: 
         record = read_push_record(loaded)
         if record is None:
             env = loaded.environment or layout.DEFAULT_ENV
-            raise UsageError(f"no pushed image for env {env}: run rpdeploy push, or pass --image REF")
+            raise UsageError(
+                f"no pushed image for env {env}: run `rpdeploy push --env {env}`, or pass --image REF"
+            )
         image = record.image
     if not allow_mutable_tag and not is_immutable(image):
         tag = Reference.parse(image).reference

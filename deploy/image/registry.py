@@ -138,6 +138,16 @@ class Reference:
     def name(self) -> str:
         return f"{self.registry}/{self.repository}"
 
+    def __str__(self) -> str:
+        """The reference as Docker writes it: ``host/repo@sha256:…`` for a digest, ``host/repo:tag``."""
+        return joined(self.name, self.reference)
+
+
+def joined(repository: str, reference: str) -> str:
+    """``repository@sha256:…`` for a digest, ``repository:tag`` for a tag (never ``repo:sha256:…``)."""
+    separator = "@" if reference.startswith("sha256:") else ":"
+    return f"{repository}{separator}{reference}"
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -288,15 +298,18 @@ class RegistryClient:
         """``(Docker-Content-Digest, manifest)``; an index resolves to linux/amd64."""
         response = self.get(f"{repository}/manifests/{reference}", ACCEPT)
         if response.status_code == 404:
-            raise RegistryError(f"{self.registry}/{repository}:{reference} is not in the registry")
+            raise RegistryError(
+                f"{joined(f'{self.registry}/{repository}', reference)} is not in the registry"
+            )
         if response.status_code != 200:
             raise RegistryError(
-                f"{self.registry}/{repository}:{reference}: manifest answered HTTP {response.status_code}"
+                f"{joined(f'{self.registry}/{repository}', reference)}: manifest answered"
+                f" HTTP {response.status_code}"
             )
         body: dict[str, Any] = response.json()
         digest = response.headers.get("Docker-Content-Digest", "")
         if body.get("mediaType") in (MANIFEST_LIST, OCI_INDEX) or "manifests" in body:
-            return self.manifest(repository, _pick_platform(body, f"{repository}:{reference}"))
+            return self.manifest(repository, _pick_platform(body, joined(repository, reference)))
         return digest, body
 
     def blob_json(self, repository: str, digest: str) -> dict[str, Any]:

@@ -1,8 +1,12 @@
 """Plan and apply: read the platform once, compare, then create or PATCH (or do nothing).
 
-A no-op apply makes no write call and at most four reads (the endpoint list, the GPU
-catalog, the data centers, the secrets list). An update re-reads the endpoint just before
-its PATCH and refuses when another deploy changed it since the plan read it.
+Apply never writes what the plan did not show: the endpoint create/PATCH and the resources
+the plan lists (missing secrets, a registry credential, network volumes), nothing else; a
+stale secret is a preflight warning for `rpdeploy secrets sync`, never rotated here.
+Each resource is read once per command: a no-op apply makes no write call and four reads
+(the endpoint list, the GPU catalog, the data centers, the secrets list); an update adds
+the race check (the endpoint re-read and compared, before the first write of the apply,
+refused when another deploy changed it) and the releases read.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from deploy.api import RunPodApi
 from deploy.config import LoadedConfig
 from deploy.errors import ExitCode, RpdeployError
-from deploy.release import cost, hooks, records
+from deploy.release import cost, hooks, records, secrets_sync
 from deploy.release.checks import Check, failed
 from deploy.release.desired import Target, current_endpoint, desired_body
 from deploy.release.plan import Plan, make_plan, normalize
@@ -60,9 +64,12 @@ def with_checks(
 ) -> Plan:
     """``plan`` with its preflight and cost (the catalog read once for both)."""
     catalog = read_catalog(api, body)
-    checks = run_preflight(api, loaded, body, catalog, environ)
+    secrets = secrets_sync.listed(api, loaded, environ)
+    checks = run_preflight(api, loaded, body, catalog, environ, secrets=secrets)
     estimate = cost.estimate(plan.desired, plan.current, catalog)
-    return dataclasses.replace(plan, preflight=checks, cost=estimate)
+    checks += cost.checks(estimate, plan.desired)
+    resources = hooks.resources(body, checks)
+    return dataclasses.replace(plan, preflight=checks, cost=estimate, resources=resources, secrets=secrets)
 
 
 @dataclass(frozen=True)
@@ -75,16 +82,20 @@ class Applied:
     api_calls: dict[str, int]
     rollout: dict[str, Any] | None = None
     forced: list[Check] = field(default_factory=list)
+    #: What this apply wrote, as ``{kind, name, action}``, in order (empty: nothing written).
+    written: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return self.plan.action != "none"
+        """True whenever apply wrote anything (a created secret alone is a change)."""
+        return bool(self.written)
 
     def to_json(self, loaded: LoadedConfig) -> dict[str, Any]:
         data = {
             "endpoint_id": self.endpoint_id,
             "changed": self.changed,
             "action": self.plan.action,
+            "written": self.written,
             "release": {"version": self.version},
             "api_calls": self.api_calls,
             "preflight": [check.to_json() for check in self.plan.preflight],
@@ -120,45 +131,106 @@ def check_unchanged(api: RunPodApi, plan: Plan) -> None:
         )
 
 
-def write(
+def write_resources(
     api: RunPodApi, loaded: LoadedConfig, plan: Plan, environ: Mapping[str, str], progress: Progress
-) -> str:
-    """Create or PATCH as planned, secrets, registry credential and volumes first; the endpoint id."""
-    hooks.sync_secrets(api, loaded, environ, progress)
+) -> list[dict[str, str]]:
+    """Create the missing secrets the plan listed (only those); what was written."""
+    created = hooks.create_secrets(api, loaded, environ, plan.resources)
+    for name in created:
+        progress(f"secrets: create {name}")
+    return [{"kind": "secret", "name": name, "action": "create"} for name in created]
+
+
+def write_endpoint(
+    api: RunPodApi, loaded: LoadedConfig, plan: Plan, environ: Mapping[str, str]
+) -> tuple[str, list[dict[str, str]]]:
+    """Create or PATCH as planned, the registry credential and volumes first; the id and what was written."""
     body = dict(plan.body)
     # The plan showed ids still to be created as pending: create them now and send the real ones.
     hooks.resolve_ids(api, loaded, body, environ, dry_run=False)
+    written = [item for item in plan.resources if item["kind"] != "secret" and _sent(item, body)]
     if plan.action == "create":
-        return str(api.create_endpoint(body)["id"])
-    assert plan.endpoint_id is not None
-    check_unchanged(api, plan)
-    api.update_endpoint(plan.endpoint_id, body)
-    return plan.endpoint_id
+        endpoint_id = str(api.create_endpoint(body)["id"])
+    else:
+        assert plan.endpoint_id is not None
+        api.update_endpoint(plan.endpoint_id, body)
+        endpoint_id = plan.endpoint_id
+    return endpoint_id, [*written, {"kind": "endpoint", "name": plan.name, "action": plan.action}]
+
+
+def _sent(item: dict[str, str], body: dict[str, Any]) -> bool:
+    """Whether ``body`` carries the resource ``item`` (resolve_ids created it only then)."""
+    field_name = "registry" if item["kind"] == "registry-auth" else "networkVolumes"
+    return field_name in body
+
+
+class RolloutFailed(DeployRefused):
+    """``--wait``: a worker of the new release failed (unhealthy, or no worker can be placed)."""
+
+
+#: Worker states that serve jobs (RunPod's WorkerStatus): RUNNING a job or IDLE and polling.
+READY = frozenset({"RUNNING", "IDLE"})
+
+
+def rollout_state(doc: dict[str, Any], version: int | None, needed: int) -> tuple[bool, str]:
+    """Whether the rollout is done, and what it stands at (or what is still missing), from `/workers`.
+
+    Done only when the endpoint is at ``version``, no worker runs an older one and at least
+    ``needed`` workers are ready; RolloutFailed at once when a worker is unhealthy or RunPod
+    says none can be placed.
+    """
+    current = doc.get("endpointVersion")
+    workers: list[dict[str, Any]] = doc.get("workers") or []
+    bad = [w for w in workers if w.get("status") == "UNHEALTHY" or w.get("statusReason")]
+    if bad:
+        reason = bad[0].get("statusReason") or "failing health checks"
+        raise RolloutFailed(
+            f"rollout of v{current}: worker {bad[0].get('id')} is unhealthy: {reason}",
+            hint="see `rpdeploy releases` and the worker's logs; the release stays applied",
+        )
+    if doc.get("placementError"):
+        raise RolloutFailed(f"rollout of v{current}: no worker can start: {doc['placementError']}")
+    stale = sum(1 for w in workers if w.get("isStale"))
+    ready = sum(1 for w in workers if not w.get("isStale") and w.get("status") in READY)
+    arrived = version is None or (current is not None and current >= version)
+    missing = []
+    if not arrived:
+        missing.append(f"the endpoint is still at v{current}")
+    if stale:
+        missing.append(f"{stale} worker(s) on an older version")
+    if ready < needed:
+        missing.append(f"{ready}/{needed} ready worker(s) on v{current}")
+    if missing:
+        return False, "; ".join(missing)
+    return True, f"{ready} ready worker(s) on v{current} (needed {needed}), none on an older version"
 
 
 def wait_rollout(
-    api: RunPodApi, endpoint_id: str, timeout: float, progress: Progress, *, version: int | None = None
+    api: RunPodApi,
+    endpoint_id: str,
+    timeout: float,
+    progress: Progress,
+    *,
+    version: int | None = None,
+    needed: int = 0,
 ) -> dict[str, Any]:
-    """Follow ``/releases`` until no worker runs an older version; the last rollout summary."""
+    """Follow ``/workers`` until `rollout_state` says done; the last workers summary.
+
+    ``needed`` is min(workers.min, workers.max): an endpoint kept warm is only rolled out once
+    that many workers of the new version serve; with workers.min 0 and no worker, it is done.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        doc = api.releases(endpoint_id)
-        rollout: dict[str, Any] = doc["rollout"]
-        current = doc.get("endpointVersion")
-        arrived = version is None or (current is not None and current >= version)
-        if arrived and not rollout["inProgress"]:
-            progress(
-                f"rollout: done, {rollout['workersOnLatest']}/{rollout['workersTotal']} workers on v{current}"
-            )
-            return rollout
-        progress(
-            f"rollout: {rollout['percentOnLatest']}% "
-            f"({rollout['workersOnLatest']}/{rollout['workersTotal']} workers on v{current})"
-        )
+        doc = api.workers(endpoint_id)
+        done, state = rollout_state(doc, version, needed)
+        summary: dict[str, Any] = doc.get("summary") or {}
+        if done:
+            progress(f"rollout: done, {state}")
+            return summary
+        progress(f"rollout: waiting: {state}")
         if time.monotonic() >= deadline:
             raise RolloutTimeout(
-                f"rollout of v{current} on {endpoint_id} not finished after {timeout:g}s "
-                f"({rollout['workersOnLatest']}/{rollout['workersTotal']} workers on it)",
+                f"rollout on {endpoint_id} not finished after {timeout:g}s: still missing {state}",
                 hint="the release is applied; workers move to it as they cycle (see `rpdeploy releases`)",
             )
         time.sleep(POLL_S)
@@ -179,19 +251,19 @@ def apply_plan(
     """Apply ``plan`` (from `prepare`); record it in deploy.json when something was written."""
     refuse_failed_preflight(plan, force=force)
     history = records.read_history(loaded, target.record_env)
+    if plan.action == "update":
+        # Every consistency check comes before the first write: a refusal then writes nothing.
+        check_unchanged(api, plan)
+    written = write_resources(api, loaded, plan, environ, progress)
     if plan.action == "none":
         assert plan.endpoint_id is not None
-        if hooks.secrets_stale(plan.preflight):
-            # The endpoint is as configured but a secret it references is missing or stale.
-            hooks.sync_secrets(api, loaded, environ, progress)
         version = history[-1].get("version") if history else None
-        return Applied(plan, plan.endpoint_id, version, api.calls.to_json(), forced=failed(plan.preflight))
+        calls = api.calls.to_json()
+        return Applied(plan, plan.endpoint_id, version, calls, forced=failed(plan.preflight), written=written)
     progress(f"apply: {plan.action} {plan.name} ({len(plan.changes)} change(s))")
-    endpoint_id = write(api, loaded, plan, environ, progress)
+    endpoint_id, more = write_endpoint(api, loaded, plan, environ)
+    written += more
     version = api.releases(endpoint_id).get("endpointVersion")
-    rollout = None
-    if wait:
-        rollout = wait_rollout(api, endpoint_id, timeout, progress, version=version)
     entry = {
         "time": records.now(),
         "endpoint": plan.name,
@@ -200,5 +272,11 @@ def apply_plan(
         "action": plan.action,
         "changes": [change.to_json() for change in plan.changes],
     }
+    # Recorded before any wait: a rollout that fails or times out leaves the release applied.
     records.append(loaded, target.record_env, loaded.masker.data(entry))
-    return Applied(plan, endpoint_id, version, api.calls.to_json(), rollout, failed(plan.preflight))
+    rollout = None
+    if wait:
+        workers = plan.desired.get("workers") or {}
+        needed = min(int(workers.get("min", 0)), int(workers.get("max", 0)))
+        rollout = wait_rollout(api, endpoint_id, timeout, progress, version=version, needed=needed)
+    return Applied(plan, endpoint_id, version, api.calls.to_json(), rollout, failed(plan.preflight), written)

@@ -18,8 +18,9 @@ class Check:
     ``check`` names the kind (``gpu.pools``, ``image``, ``secret``…), ``ok`` whether it passed,
     ``detail`` one line saying what was found (never a secret value), ``where`` the config
     path it comes from (``endpoint.gpu.pools[0]``) when there is one; ``pending`` is true when
-    the check passes only because `apply` will write something first (a secret to create or
-    rotate), so callers decide on the field, never on the wording of ``detail``.
+    the check passes only because `apply` will create something first (a missing secret,
+    named in ``resource``; apply never rotates one), so callers decide on the field, never
+    on the wording of ``detail``.
     """
 
     check: str
@@ -27,6 +28,10 @@ class Check:
     detail: str
     where: str | None = None
     pending: bool = False
+    #: Passed, but the user should act (a stale secret, an implausible workers.max): shown as WARN.
+    warning: bool = False
+    #: With ``pending``: the name of the resource `apply` creates (listed in the plan's resources).
+    resource: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,12 +40,14 @@ class Check:
             "detail": self.detail,
             "where": self.where,
             "pending": self.pending,
+            "warning": self.warning,
         }
 
     def line(self) -> str:
         """``ok   gpu.pools: ADA_24 serves serverless`` / ``FAIL …`` (with `` (at where)``)."""
         at = f" (at {self.where})" if self.where else ""
-        return f"{'ok  ' if self.ok else 'FAIL'} {self.check}: {self.detail}{at}"
+        mark = "FAIL" if not self.ok else "WARN" if self.warning else "ok  "
+        return f"{mark} {self.check}: {self.detail}{at}"
 
 
 def failed(checks: list[Check]) -> list[Check]:

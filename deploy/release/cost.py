@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from deploy.release.checks import Check
 from deploy.release.preflight import Catalog
+
+#: RunPod's default account spend limit, USD per hour across all resources (docs.runpod.io/pricing/serverless,
+#: "Account limits: Spend limit: Default limit of $80/hour"); the account's "Total Workers" quota
+#: (glossary) also caps the sum of workers.max, but RunPod publishes no default figure for it.
+SPEND_LIMIT_PER_HOUR = 80.0
 
 
 def _round(value: float) -> float:
@@ -74,12 +80,39 @@ def estimate(desired: dict[str, Any], current: dict[str, Any] | None, catalog: C
     return {"currency": "USD", "unit": "hour", **new, "current": old, "change": change}
 
 
+def money(value: float, *, sign: bool = False) -> str:
+    """``$1,234.56``: fixed point, thousands separators, at least cents, up to 4 decimals (never 1e+08)."""
+    text = f"{abs(value):,.4f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    shown = f"${whole}.{cents.ljust(2, '0')}"
+    if value < 0:
+        return f"-{shown}"
+    return f"+{shown}" if sign else shown
+
+
 def line(cost: dict[str, Any]) -> str:
     """``cost: $0.00/h always-on, up to $2.232/h (was …)``, for the text output."""
     if cost.get("always_on") is None:
         return "cost: unknown (no catalog price for this compute)"
-    text = f"cost: ${cost['always_on']:.4g}/h always-on, up to ${cost['ceiling']:.4g}/h at workers.max"
+    text = f"cost: {money(cost['always_on'])}/h always-on, up to {money(cost['ceiling'])}/h at workers.max"
     change = cost.get("change")
     if change and change.get("always_on") is not None:
-        text += f" (change: {change['always_on']:+.4g}/h always-on, {change['ceiling']:+.4g}/h ceiling)"
+        text += (
+            f" (change: {money(change['always_on'], sign=True)}/h always-on,"
+            f" {money(change['ceiling'], sign=True)}/h ceiling)"
+        )
     return text
+
+
+def checks(cost: dict[str, Any], settings: dict[str, Any]) -> list[Check]:
+    """A warning when ``workers.max`` workers would cost more than RunPod's default spend limit."""
+    ceiling = cost.get("ceiling")
+    if ceiling is None or ceiling <= SPEND_LIMIT_PER_HOUR:
+        return []
+    most = int((settings.get("workers") or {}).get("max", 0))
+    detail = (
+        f"workers.max {most:,} costs up to {money(ceiling)}/h, above RunPod's default account spend limit"
+        f" of {money(SPEND_LIMIT_PER_HOUR)}/h: the account cannot run that many (lower it, or ask RunPod"
+        " to raise the limit)"
+    )
+    return [Check("workers.max", True, detail, "endpoint.workers.max", warning=True)]

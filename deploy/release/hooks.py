@@ -1,9 +1,10 @@
 """Where plan/apply meet secrets, registry credentials and network volumes (C2's modules).
 
 `plan` only reads (``dry_run``: a credential or volume still to be created shows as a pending
-id); `apply` creates them right before the endpoint write that references them, and syncs
-the RunPod secrets when it writes the endpoint or when the preflight says one is missing or
-stale. A no-op apply therefore writes nothing.
+id) and lists what apply will create (`resources`); `apply` creates exactly those: the
+missing secrets, then the credential and volumes right before the endpoint write that
+references them. Apply never rotates a secret (a stale one is a preflight warning that
+points at `rpdeploy secrets sync`), so a no-op apply with every secret present writes nothing.
 """
 
 from __future__ import annotations
@@ -14,20 +15,43 @@ from typing import Any
 from deploy.api import RunPodApi
 from deploy.config import LoadedConfig
 from deploy.release import registry_auth, secrets_sync, volumes
-from deploy.release.checks import Check
+from deploy.release.checks import Check, pending_id
 
 Progress = Callable[[str], None]
+#: How a dry run shows an id still to be created: ``(new: NAME)``.
+PENDING = pending_id("")[:-1]
 
 
 def checks(
-    api: RunPodApi, loaded: LoadedConfig, body: dict[str, Any], environ: Mapping[str, str]
+    api: RunPodApi,
+    loaded: LoadedConfig,
+    body: dict[str, Any],
+    environ: Mapping[str, str],
+    secrets: list[dict[str, Any]],
 ) -> list[Check]:
-    """The preflight's volume, registry-credential and secret checks."""
+    """The preflight's volume, registry-credential and secret checks (``secrets``: the list read once)."""
     return [
         *volumes.check(api, loaded, body),
         *registry_auth.check(api, loaded, environ),
-        *secrets_sync.check(api, loaded, environ),
+        *secrets_sync.check(loaded, environ, secrets),
     ]
+
+
+def resources(body: Mapping[str, Any], found: list[Check]) -> list[dict[str, str]]:
+    """What `apply` creates besides the endpoint, as ``{kind, name, action}``: the missing secrets,
+    the registry credential and the network volumes that the dry run showed as pending ids."""
+    out = [
+        {"kind": "secret", "name": check.resource, "action": "create"}
+        for check in found
+        if check.check == "secret" and check.pending and check.resource
+    ]
+    registry = body.get("registry")
+    if isinstance(registry, str) and registry.startswith(PENDING):
+        out.append({"kind": "registry-auth", "name": registry[len(PENDING) : -1], "action": "create"})
+    for volume in body.get("networkVolumes") or []:
+        if isinstance(volume, str) and volume.startswith(PENDING):
+            out.append({"kind": "network-volume", "name": volume[len(PENDING) : -1], "action": "create"})
+    return out
 
 
 def resolve_ids(
@@ -45,23 +69,9 @@ def resolve_ids(
         body["networkVolumes"] = volumes.ensure(api, loaded, dry_run=dry_run)
 
 
-def secrets_stale(found: list[Check]) -> bool:
-    """Whether the secret checks say `secrets sync` has work (a secret to create, rotate or tag)."""
-    return any(check.check == "secret" and check.ok and check.pending for check in found)
-
-
-def sync_secrets(
-    api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str], progress: Progress
-) -> secrets_sync.SecretsSyncResult | None:
-    """Create/rotate the runpod-secrets when every value is at hand; None when there is nothing to
-    sync or a value is missing (then the preflight has already refused a secret that is absent)."""
-    items = secrets_sync.wanted(loaded, environ)
-    if not items or any(item.value is None for item in items):
-        return None
-    result = secrets_sync.sync(api, loaded, environ)
-    for action in result.secrets:
-        if action.action != "none":
-            progress(f"secrets: {action.action} {action.secret} (for {action.name})")
-    if result.rotated:
-        progress(f"secrets: {secrets_sync.RESTART_NOTE}")
-    return result
+def create_secrets(
+    api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str], planned: list[dict[str, str]]
+) -> list[str]:
+    """Create the secrets the plan listed as missing (never a rotation: that is `secrets sync`)."""
+    names = [item["name"] for item in planned if item["kind"] == "secret"]
+    return secrets_sync.create_missing(api, loaded, environ, names) if names else []

@@ -178,6 +178,10 @@ class Plan:
     image: str
     preflight: list[Check] = field(default_factory=list)
     cost: dict[str, Any] = field(default_factory=dict)
+    #: What apply creates besides the endpoint, ``{kind, name, action}``: secrets, credential, volumes.
+    resources: list[dict[str, str]] = field(default_factory=list)
+    #: The account's secrets as the preflight read them, so apply does not list them again.
+    secrets: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rolls_workers(self) -> bool:
@@ -189,6 +193,7 @@ class Plan:
             "endpoint": {"name": self.name, "id": self.endpoint_id},
             "action": self.action,
             "changes": [change.to_json() for change in self.changes],
+            "resources": self.resources,
             "preflight": [check.to_json() for check in self.preflight],
             "cost": self.cost,
         }

@@ -133,11 +133,14 @@ def run_preflight(
     body: Mapping[str, Any],
     catalog: Catalog,
     environ: Mapping[str, str],
+    *,
+    secrets: list[dict[str, Any]],
 ) -> list[Check]:
-    """Every check, in a stable order: compute, data centers, image, then volumes, registry, secrets."""
+    """Every check, in a stable order: compute, data centers, workers, image, then volumes, registry,
+    secrets (``secrets``: the account's list, read once per command and passed on to apply)."""
     return [
         *gpu_checks(body, catalog),
         *data_center_checks(body, catalog),
         image_check(loaded, str(body["image"]), environ),
-        *hooks.checks(api, loaded, dict(body), environ),
+        *hooks.checks(api, loaded, dict(body), environ, secrets),
     ]

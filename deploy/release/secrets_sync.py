@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import re
 import secrets as stdlib_secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -140,13 +140,15 @@ def _lookup(secrets: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return None
 
 
-def check(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str]) -> list[Check]:
-    """One preflight `Check` per runpod-secret: exists (value current or to rotate), or will be created.
+def listed(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The account's secrets, read once per command (none read when the config has no runpod-secret)."""
+    return api.list_secrets() if wanted(loaded, environ) else []
 
-    One list call for all of them (none when the config has no runpod-secret).
-    """
+
+def check(loaded: LoadedConfig, environ: Mapping[str, str], existing: list[dict[str, Any]]) -> list[Check]:
+    """One preflight `Check` per runpod-secret, against ``existing`` (`listed`): current, stale
+    (a warning: rotating is `secrets sync`'s job, never apply's), or missing (apply creates it)."""
     items = wanted(loaded, environ)
-    existing = api.list_secrets() if items else []
     checks = []
     for item in items:
         where = f"secrets[{item.index}]"
@@ -157,10 +159,10 @@ def check(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str]) -> l
             continue
         if found is not None:
             state, stale = _state(found, item)
-            checks.append(Check("secret", True, f"{item.secret} exists{state}", where, pending=stale))
+            checks.append(Check("secret", True, f"{item.secret} exists{state}", where, warning=stale))
         elif item.value is not None:
-            detail = f"{item.secret} is missing: secrets sync creates it"
-            checks.append(Check("secret", True, detail, where, pending=True))
+            detail = f"{item.secret} is missing: apply creates it"
+            checks.append(Check("secret", True, detail, where, pending=True, resource=item.secret))
         else:
             detail = f"{item.secret} is missing on RunPod and ${item.variable} is not set to create it"
             checks.append(Check("secret", False, detail, where))
@@ -168,13 +170,14 @@ def check(api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str]) -> l
 
 
 def _state(found: dict[str, Any], item: Wanted) -> tuple[str, bool]:
-    """What the check line adds about an existing secret's value, and whether sync must write it."""
+    """What the check line adds about an existing secret's value, and whether it is stale."""
     if item.value is None:
         return f" (value not compared: ${item.variable} is not set)", False
     same = tag_matches(found.get("description"), item.value)
     if same is None:
-        return " (no rpdeploy hash: secrets sync sets its value)", True
-    return ("", False) if same else (f" (${item.variable} differs: secrets sync rotates it)", True)
+        return " (no rpdeploy hash: run `rpdeploy secrets sync` to set its value)", True
+    stale = f" (${item.variable} differs: run `rpdeploy secrets sync` to rotate it)"
+    return ("", False) if same else (stale, True)
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,17 @@ def sync(
     if any(action.action == "rotate" for action in actions):
         warnings.append(RESTART_NOTE)
     return SecretsSyncResult(actions, tuple(warnings))
+
+
+def create_missing(
+    api: RunPodApi, loaded: LoadedConfig, environ: Mapping[str, str], names: Collection[str]
+) -> list[str]:
+    """Create the secrets ``names`` (the plan listed them as missing), never rotate one; those created."""
+    items = [item for item in wanted(loaded, environ) if item.secret in names]
+    values = _values(items)
+    for item in items:
+        api.create_secret(item.secret, values[item.secret], with_tag(None, value_tag(values[item.secret])))
+    return [item.secret for item in items]
 
 
 def _sync_one(api: RunPodApi, existing: list[dict[str, Any]], name: str, value: str, rotate: bool) -> Action:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,3 +61,19 @@ def endpoint_named(api: Any, name: str) -> dict[str, Any] | None:
     found = [e for e in endpoints if e["name"] == name]
     assert len(found) <= 1, found
     return found[0] if found else None
+
+
+#: A config fragment with one runpod-secret (its value from $AWS_ACCESS_KEY_ID).
+SECRETS = "secrets:\n  - name: AWS_ACCESS_KEY_ID\n"
+
+
+def project_name(root: Path) -> str:
+    """The ``project:`` of the config in ``root``."""
+    text = (root / "rpdeploy.yaml").read_text()
+    return str(next(li for li in text.splitlines() if li.startswith("project:")).split(":")[1].strip())
+
+
+def with_secret(root: Path, api_env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """For a project made with `SECRETS`: its RunPod secret's name, and ``api_env`` with a fresh value."""
+    value = f"key-{os.urandom(6).hex()}"
+    return f"{project_name(root)}_aws_access_key_id", {**api_env, "AWS_ACCESS_KEY_ID": value}

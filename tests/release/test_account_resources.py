@@ -10,27 +10,19 @@ import pytest
 from tests.conftest import json_data
 from tests.emulator.helpers import API_KEY, Api, free_port
 from tests.release.conftest import DEFAULT_ENDPOINT, ProjectFactory
-from tests.release.helpers import RunCli, endpoint_named, run_json
+from tests.release.helpers import SECRETS, RunCli, endpoint_named, project_name, run_json, with_secret
 
 pytestmark = pytest.mark.docker
-
-SECRETS = "secrets:\n  - name: AWS_ACCESS_KEY_ID\n"
-
-
-def _project_name(root: Path) -> str:
-    text = (root / "rpdeploy.yaml").read_text()
-    return str(next(li for li in text.splitlines() if li.startswith("project:")).split(":")[1].strip())
 
 
 def test_apply_creates_the_missing_secret_first_and_a_noop_then_reads_four_times(
     project: ProjectFactory, run_cli: RunCli, api_env: dict[str, str], images: list[str], emu_api: Api
 ) -> None:
     root = project(extra=SECRETS)
-    secret = f"{_project_name(root)}_aws_access_key_id"
-    env = {**api_env, "AWS_ACCESS_KEY_ID": f"key-{os.urandom(6).hex()}"}
+    secret, env = with_secret(root, api_env)
     _, plan = run_json(run_cli, root, env, "plan", "--env", "staging", "--image", images[0])
     checks = [c for c in plan["data"]["preflight"] if c["check"] == "secret"]
-    assert [(c["ok"], "secrets sync creates it" in c["detail"]) for c in checks] == [(True, True)]
+    assert [(c["ok"], "apply creates it" in c["detail"]) for c in checks] == [(True, True)]
 
     result, applied = run_json(run_cli, root, env, "apply", "--env", "staging", "--image", images[0])
     assert result.exit_code == 0, result.output
@@ -38,7 +30,7 @@ def test_apply_creates_the_missing_secret_first_and_a_noop_then_reads_four_times
     assert f"secrets: create {secret}" in result.stderr
     found = emu_api.rest("GET", f"/v2/account/secrets?name={secret}").json()["secrets"]
     assert [s["name"] for s in found] == [secret]
-    endpoint = endpoint_named(emu_api, f"{_project_name(root)}-staging")
+    endpoint = endpoint_named(emu_api, f"{project_name(root)}-staging")
     assert endpoint is not None
     assert endpoint["env"]["AWS_ACCESS_KEY_ID"] == f"{{{{ RUNPOD_SECRET_{secret} }}}}"
 
@@ -58,7 +50,7 @@ def test_a_missing_secret_without_its_value_fails_the_preflight(
     assert result.exit_code == 1, result.output
     assert "error: preflight failed: secret:" in result.stderr
     assert "$AWS_ACCESS_KEY_ID is not set" in result.stderr
-    assert endpoint_named(emu_api, f"{_project_name(root)}-staging") is None
+    assert endpoint_named(emu_api, f"{project_name(root)}-staging") is None
 
 
 def test_a_volume_outside_the_allowed_data_centers_fails_the_preflight(
@@ -74,7 +66,7 @@ def test_a_volume_outside_the_allowed_data_centers_fails_the_preflight(
     endpoint = DEFAULT_ENDPOINT + f"  networkVolumes: [{volume_id}]\n  dataCenterIds: [US-KS-2]\n"
     root = project(endpoint)
     result, plan = run_json(run_cli, root, api_env, "plan", "--env", "staging", "--image", images[0])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     bad = [c for c in plan["data"]["preflight"] if not c["ok"]]
     assert [c["check"] for c in bad] == ["volume"]
     assert "is in US-TX-3, which is not in dataCenterIds (US-KS-2)" in bad[0]["detail"]
@@ -88,7 +80,7 @@ def test_a_named_volume_is_pending_in_the_plan_and_created_and_attached_by_apply
 ) -> None:
     endpoint = DEFAULT_ENDPOINT + "  networkVolumes:\n    - {name: data, size: 10, dataCenter: US-KS-2}\n"
     root = project(endpoint)
-    volume = f"{_project_name(root)}/data"
+    volume = f"{project_name(root)}/data"
     _, plan = run_json(run_cli, root, api_env, "plan", "--env", "staging", "--image", images[0])
     change = next(c for c in plan["data"]["changes"] if c["field"] == "networkVolumes")
     assert change["new"] == [f"(new: {volume})"]
@@ -98,7 +90,7 @@ def test_a_named_volume_is_pending_in_the_plan_and_created_and_attached_by_apply
         v for v in emu_api.rest("GET", "/v2/network-volumes").json()["networkVolumes"] if v["name"] == volume
     ]
     assert len(volumes) == 1
-    endpoint_doc = endpoint_named(emu_api, f"{_project_name(root)}-staging")
+    endpoint_doc = endpoint_named(emu_api, f"{project_name(root)}-staging")
     assert endpoint_doc is not None
     assert endpoint_doc["networkVolumes"] == [volumes[0]["id"]]
     _, again = run_json(run_cli, root, api_env, "plan", "--env", "staging", "--image", images[0])

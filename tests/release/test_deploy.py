@@ -16,8 +16,8 @@ from tests.release.helpers import RunCli, endpoint_named, run_json
 
 pytestmark = pytest.mark.docker
 
-APPLY_KEYS = ["endpoint_id", "changed", "action", "release", "api_calls", "preflight", "cost"]
-PLAN_KEYS = ["endpoint", "action", "changes", "preflight", "cost"]
+APPLY_KEYS = ["endpoint_id", "changed", "action", "written", "release", "api_calls", "preflight", "cost"]
+PLAN_KEYS = ["endpoint", "action", "changes", "resources", "preflight", "cost"]
 
 
 def _name(root: Path, env: str = "staging") -> str:
@@ -216,7 +216,7 @@ def test_a_failed_preflight_refuses_to_write(
     root = project(endpoint)
     ref = image or images[0]
     result, plan = run_json(run_cli, root, api_env, "plan", "--env", "staging", "--image", ref)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a failed preflight fails `plan` too (a CI gate)
     bad = [c for c in plan["data"]["preflight"] if not c["ok"]]
     assert [c["check"] for c in bad] == [check]
     assert detail in bad[0]["detail"]
@@ -235,6 +235,8 @@ def test_force_deploys_despite_a_missing_image(
     result = run_cli("apply", "--env", "staging", "--image", missing, "--force", cwd=root, env=api_env)
     assert result.exit_code == 0, result.output
     assert "deployed despite a failed preflight (--force): image:" in result.stdout
+    # The reference as given (repo@sha256:…), never rebuilt as repo:sha256:….
+    assert f"image: {missing} is not in the registry" in result.stdout
     assert endpoint_named(emu_api, _name(root)) is not None
 
 

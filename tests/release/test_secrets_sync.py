@@ -14,6 +14,7 @@ from deploy.api import RunPodApi
 from deploy.config import LoadedConfig
 from deploy.errors import UsageError
 from deploy.release import secrets_sync
+from deploy.release.checks import Check
 from deploy.release.secrets_sync import tag_matches
 from tests.conftest import BASE_CONFIG, MakeProject, json_data
 from tests.release.resources import load, project_config, unique_project
@@ -31,6 +32,11 @@ def values(key_id: str = "key-id-1", app_key: str = "app-key-1") -> dict[str, st
 
 def names(loaded: LoadedConfig) -> list[str]:
     return [loaded.config.secret_name(s) for s in loaded.config.secrets if s.mode == "runpod-secret"]
+
+
+def _check(api: RunPodApi, loaded: LoadedConfig, environ: dict[str, str]) -> list[Check]:
+    """The preflight's secret checks, with the one list call a command makes."""
+    return secrets_sync.check(loaded, environ, secrets_sync.listed(api, loaded, environ))
 
 
 def test_create_then_nothing_then_rotate_what_changed(
@@ -79,10 +85,10 @@ def test_a_hand_made_secret_is_rotated_once_and_keeps_its_description(
     env = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "key"}
     api = runpod_api
     api.create_secret(key_id, "made in the console", "B2 key id (ops)")
-    checks = secrets_sync.check(api, loaded, env)
+    checks = _check(api, loaded, env)
     assert [c.ok for c in checks] == [True, True]
     assert "no rpdeploy hash" in checks[0].detail
-    assert "is missing: secrets sync creates it" in checks[1].detail
+    assert "is missing: apply creates it" in checks[1].detail
 
     result = secrets_sync.sync(api, loaded, env)
     assert [a.action for a in result.secrets] == ["rotate", "create"]
@@ -91,8 +97,8 @@ def test_a_hand_made_secret_is_rotated_once_and_keeps_its_description(
     assert [a.action for a in secrets_sync.sync(api, loaded, env).secrets] == ["none", "none"]
     changed = {**env, "AWS_ACCESS_KEY_ID": "id-2"}
     assert (
-        "AWS_ACCESS_KEY_ID differs: secrets sync rotates it"
-        in secrets_sync.check(api, loaded, changed)[0].detail
+        "AWS_ACCESS_KEY_ID differs: run `rpdeploy secrets sync` to rotate it"
+        in _check(api, loaded, changed)[0].detail
     )
 
 
@@ -101,7 +107,7 @@ def test_check_fails_a_missing_secret_without_a_value(
 ) -> None:
     loaded = load(make_project, project_config(unique_project()))
     api = runpod_api
-    checks = secrets_sync.check(api, loaded, {"AWS_ACCESS_KEY_ID": "id"})
+    checks = _check(api, loaded, {"AWS_ACCESS_KEY_ID": "id"})
     assert [(c.check, c.ok, c.where) for c in checks] == [
         ("secret", True, "secrets[0]"),
         ("secret", False, "secrets[1]"),
@@ -116,7 +122,7 @@ def test_a_secret_differing_only_in_case_is_refused(make_project: MakeProject, r
     api = runpod_api
     api.create_secret(key.upper(), "other")
     values = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
-    clash = secrets_sync.check(api, loaded, values)[1]
+    clash = _check(api, loaded, values)[1]
     assert not clash.ok
     assert clash.detail == (
         f"RunPod has a secret {key.upper()!r}, which differs from {key!r} only in case:"
@@ -136,7 +142,7 @@ def test_a_config_without_runpod_secrets_makes_no_call(
     )
     loaded = load(make_project, text)
     api = runpod_api
-    assert secrets_sync.check(api, loaded, {}) == []
+    assert _check(api, loaded, {}) == []
     assert not secrets_sync.sync(api, loaded, {}).changed
     assert api.calls.to_json() == {"reads": 0, "writes": 0}
 
