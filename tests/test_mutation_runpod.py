@@ -40,8 +40,12 @@ SMALL: dict[str, Any] = {
         {"id": "DC-2", "name": "Two", "region": "ASIA", "global_network": False,
          "network_volume_types": [], "compliance": []},
     ],
-    "cpu_flavors": [{"id": "cpu3c", "name": "Compute", "memory_gb_per_vcpu": 2},
-                    {"id": "cpu3m", "name": "Memory", "memory_gb_per_vcpu": 8}],
+    "cpu_flavors": [{"id": "cpu3c", "name": "Compute", "memory_gb_per_vcpu": 2, "group": "Gen 3",
+                     "vcpu_min": 2, "vcpu_max": 32, "secure_price_per_vcpu_hour": 0.04,
+                     "serverless_price_per_vcpu_hour": 0.03},
+                    {"id": "cpu3m", "name": "Memory", "memory_gb_per_vcpu": 8, "group": "Gen 3",
+                     "vcpu_min": 2, "vcpu_max": 16, "secure_price_per_vcpu_hour": 0.07,
+                     "serverless_price_per_vcpu_hour": 0.06}],
 }  # fmt: skip
 
 
@@ -68,8 +72,8 @@ def test_parse_keeps_every_field_and_groups_types_by_pool_in_order() -> None:
         DataCenter("DC-2", "Two", "ASIA", False, (), ()),
     )
     assert parsed.cpu_flavors == {
-        "cpu3c": CpuFlavor("cpu3c", "Compute", 2),
-        "cpu3m": CpuFlavor("cpu3m", "Memory", 8),
+        "cpu3c": CpuFlavor("cpu3c", "Compute", 2, "Gen 3", 2, 32, 0.04, 0.03),
+        "cpu3m": CpuFlavor("cpu3m", "Memory", 8, "Gen 3", 2, 16, 0.07, 0.06),
     }
     # Tuples, not lists: the catalog is frozen data shared by every caller.
     assert isinstance(parsed.pools["P1"].gpu_types[0].cuda_versions, tuple)
