@@ -45,7 +45,6 @@ ARGS: dict[str, list[str]] = {
     # serve/start would start a server: a bad port is the cheapest answer they give.
     "emulator serve": ["--port", "not-a-port"],
     "emulator start": ["--port", "not-a-port"],
-
 }
 
 
