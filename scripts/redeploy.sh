@@ -29,11 +29,17 @@ die() { # die CODE MESSAGE: one line on stderr, then exit CODE
 env_name="" image="" target=runpod config=rpdeploy.yaml skip_validation=false yes=false timeout=600
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--env) env_name=${2:-} && shift ;;
-	--image) image=${2:-} && shift ;;
-	--target) target=${2:-} && shift ;;
-	--config) config=${2:-} && shift ;;
-	--timeout) timeout=${2:-} && shift ;;
+	--env | --image | --target | --config | --timeout)
+		# An option that takes a value must have one (not the end of the line, not another option).
+		[ $# -ge 2 ] && [ -n "$2" ] && [ "${2#--}" = "$2" ] || die 2 "$1 needs a value (see --help)"
+		;;
+	esac
+	case "$1" in
+	--env) env_name=$2 && shift ;;
+	--image) image=$2 && shift ;;
+	--target) target=$2 && shift ;;
+	--config) config=$2 && shift ;;
+	--timeout) timeout=$2 && shift ;;
 	--skip-validation) skip_validation=true ;;
 	--yes) yes=true ;;
 	-h | --help) usage ;;

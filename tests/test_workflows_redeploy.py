@@ -83,6 +83,10 @@ def test_the_registry_credential_variables_are_required(make_project: MakeProjec
         ((), "redeploy: --env is required (e.g. --env staging)"),
         (("--env", "staging", "--bogus"), "redeploy: unknown argument: --bogus (see --help)"),
         (("--env", "staging", "--target", "aws"), "redeploy: --target must be runpod or local"),
+        # An option whose value is missing: at the end of the line, or followed by another option.
+        (("--env",), "redeploy: --env needs a value (see --help)"),
+        (("--env", "staging", "--image"), "redeploy: --image needs a value (see --help)"),
+        (("--env", "--yes"), "redeploy: --env needs a value (see --help)"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(

@@ -17,6 +17,7 @@ checks without ``input`` (skipped with a warning: they are not job tests).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,8 @@ from deploy.errors import ExitCode, RpdeployError
 if TYPE_CHECKING:
     from deploy.config.load import LoadedConfig
 
+#: rpdeploy's own ceiling for one case: a validation job longer than a day is a mistake.
+MAX_TIMEOUT_MS = 86_400_000
 #: A Hub timeout below this is taken as seconds (worker-vllm-2 writes 600 for ten minutes).
 SECONDS_BELOW = 1000
 #: Largest case file read: the job API takes at most 20 MB per request.
@@ -118,14 +121,38 @@ def read_json(path: Path, shown: str) -> tuple[Any, list[str]]:
     except UnicodeDecodeError as exc:
         raise CasesError(f"{shown}: not UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text), []
+        data, warnings = json.loads(text), []
     except json.JSONDecodeError as strict:
         where = f"{shown}:{strict.lineno}:{strict.colno}"
         try:
             data = json5.loads(text)
         except ValueError:
             raise CasesError(f"{where}: not JSON: {strict.msg}", hint=_broken_hint(text)) from None
-        return data, [f"{where}: not strict JSON ({strict.msg}); read leniently, as the Hub does"]
+        warnings = [f"{where}: not strict JSON ({strict.msg}); read leniently, as the Hub does"]
+    bad = _non_finite(data)
+    if bad is not None:
+        # NaN, Infinity and numbers past a double's range (1e400) parse as floats here but are
+        # not JSON: the job API cannot be sent them, and no timeout can be infinite.
+        raise CasesError(
+            f"{shown}: {bad or 'the document'}: a number that is not finite (NaN, Infinity or out of range)"
+        )
+    return data, warnings
+
+
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first non-finite number in ``value`` ("" for the top), else None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    items: Any = ()
+    if isinstance(value, dict):
+        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    for where, item in items:
+        found = _non_finite(item, where)
+        if found is not None:
+            return found
+    return None
 
 
 def _broken_hint(text: str) -> str:
@@ -214,8 +241,11 @@ def _hub_case(
 def _timeout(value: Any, where: str, default_ms: int, warnings: list[str]) -> int:
     if value is None:
         return default_ms
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise CasesError(f"{where}: timeout must be a positive number of milliseconds, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT_MS:
+        raise CasesError(
+            f"{where}: timeout must be a positive number of milliseconds up to {MAX_TIMEOUT_MS}"
+            f" (24 h), not {json.dumps(value)}"
+        )
     if value < SECONDS_BELOW:
         warnings.append(f"{where}: timeout {value:g} is under one second as ms: read as {value:g} s")
         return int(value * 1000)
@@ -261,15 +291,21 @@ def _first_problem(exc: ValidationError) -> str:
 
 def _unique_names(cases: list[Case], warnings: list[str]) -> list[Case]:
     """Names identify results (JUnit, the table): a repeated name gets `` #2``, `` #3``."""
-    seen: dict[str, int] = {}
+    taken = {case.name for case in cases}  # a suffix must not collide with a name given later
+    used: set[str] = set()
     unique: list[Case] = []
     for case in cases:
-        count = seen.get(case.name, 0) + 1
-        seen[case.name] = count
-        if count > 1:
-            new = f"{case.name} #{count}"
-            warnings.append(f"{case.source}: the name {case.name!r} is used before: reported as {new!r}")
-        unique.append(replace(case, name=new) if count > 1 else case)
+        if case.name not in used:
+            used.add(case.name)
+            unique.append(case)
+            continue
+        count = 2
+        while f"{case.name} #{count}" in taken | used:
+            count += 1
+        new = f"{case.name} #{count}"
+        used.add(new)
+        warnings.append(f"{case.source}: the name {case.name!r} is used before: reported as {new!r}")
+        unique.append(replace(case, name=new))
     return unique
 
 

@@ -151,6 +151,37 @@ def test_repeated_and_missing_names_become_unique(tmp_path: Path) -> None:
     assert found.warnings == ["t.json: tests[1]: the name 'v' is used before: reported as 'v #2'"]
 
 
+def test_a_suffix_never_collides_with_a_name_given_later(tmp_path: Path) -> None:
+    names = ["a", "a #2", "a", "a"]
+    text = json.dumps({"tests": [{"name": name, "input": 1} for name in names]})
+    found = read_tests_file(write(tmp_path, text), shown="t.json")
+    assert [c.name for c in found.cases] == ["a", "a #2", "a #3", "a #4"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"tests": [{"name": "i", "input": {"x": 1}, "timeout": 1e400}]}', "tests[0].timeout"),
+        ('{"tests": [{"name": "n", "input": {"x": NaN}}]}', "tests[0].input.x"),
+        ('[{"name": "m", "input": [1, -Infinity]}]', "[0].input[1]"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_bad_file(tmp_path: Path, text: str, where: str) -> None:
+    # json parses 1e400 as inf and accepts NaN/Infinity; none of them can be sent as JSON.
+    with pytest.raises(CasesError) as caught:
+        read_tests_file(write(tmp_path, text), shown="t.json")
+    assert caught.value.message == (
+        f"t.json: {where}: a number that is not finite (NaN, Infinity or out of range)"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_a_timeout_over_a_day_is_refused(tmp_path: Path) -> None:
+    text = '{"tests": [{"name": "long", "input": 1, "timeout": 86400001}]}'
+    with pytest.raises(CasesError, match=r"up to 86400000 \(24 h\), not 86400001$"):
+        read_tests_file(write(tmp_path, text), shown="t.json")
+
+
 def test_an_input_over_60_kb_is_kept_whole(tmp_path: Path) -> None:
     image = "data:image/png;base64," + "A" * 62000
     found = read_tests_file(
@@ -177,7 +208,8 @@ def test_non_ascii_text_and_a_byte_order_mark(tmp_path: Path) -> None:
         ('{"tests": [{"name": 5, "input": 1}]}', "t.json: tests[0]: name must be a non-empty string"),
         (
             '{"tests": [{"name": "a", "input": 1, "timeout": "10s"}]}',
-            "t.json: tests[0] ('a'): timeout must be a positive number of milliseconds, not '10s'",
+            "t.json: tests[0] ('a'): timeout must be a positive number of milliseconds up to 86400000"
+            ' (24 h), not "10s"',
         ),
         (
             '{"tests": [{"name": "a", "input": 1, "mode": "sync"}]}',

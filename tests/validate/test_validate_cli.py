@@ -55,7 +55,8 @@ def test_a_bad_case_file_is_exit_2_naming_file_and_case(make_project: MakeProjec
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines()[0] == (
-        "error: cases.json: tests[0] ('a'): timeout must be a positive number of milliseconds, not -5"
+        "error: cases.json: tests[0] ('a'): timeout must be a positive number of milliseconds"
+        " up to 86400000 (24 h), not -5"
     )
     no_traceback(result)
     as_json = run_cli("validate", "--env", "staging", "-o", "json", cwd=root, env={"RUNPOD_API_KEY": "k"})
