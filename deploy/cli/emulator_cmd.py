@@ -148,7 +148,10 @@ def running_env(state: Path) -> EnvResult:
             hint=f"no emulator runs for the state folder {current.state_dir} (--state / ${STATE_ENV})",
         )
     key_file = current.api_key_file if current.api_key_file.exists() else None
-    return EnvResult(server.urls(current.host, current.port), key_file)
+    # The state folder too: after `eval "$(rpdeploy emulator env --state X)"`, `--target local`
+    # and the other emulator commands find this emulator without repeating --state.
+    variables = {**server.urls(current.host, current.port), STATE_ENV: str(current.state_dir.resolve())}
+    return EnvResult(variables, key_file)
 
 
 @dataclass(frozen=True)

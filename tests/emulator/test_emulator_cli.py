@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,17 @@ def test_start_status_env_stop(tmp_path: Path) -> None:
             check=True,
         )
         assert json.loads(shell.stdout) == {"endpoints": []}
+        # The state folder is exported too, so later commands in that shell find this emulator
+        # without --state (from any directory).
+        assert exported_json["env"]["RPDEPLOY_EMULATOR_STATE"] == str(state.resolve())
+        found = subprocess.run(
+            ["bash", "-c", exported.stdout + f"\n{shlex.quote(sys.executable)} -m deploy emulator status"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,  # not the checkout: its default state folder is not this one
+        )
+        assert found.returncode == 0, found.stdout + found.stderr
         for output in (started, status, exported):
             assert key not in output.stdout + output.stderr
         again = rpdeploy("start", "--port", str(port), "--state", str(state))
