@@ -106,12 +106,13 @@ class CaseSet:
 # -- reading JSON as the Hub does ---------------------------------------------------------
 
 
-def read_json(path: Path, shown: str) -> tuple[Any, list[str]]:
-    """The JSON in ``path`` (strict, else json5) and a warning when it was not strict JSON."""
+def read_json(path: Path, shown: str, *, missing_hint: str | None = None) -> tuple[Any, list[str]]:
+    """The JSON in ``path`` (strict, else json5) and a warning when it was not strict JSON;
+    ``missing_hint`` says where the path came from when the file does not exist."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise CasesError(f"{shown}: no such file", hint="check tests.path in rpdeploy.yaml") from None
+        raise CasesError(f"{shown}: no such file", hint=missing_hint) from None
     except OSError as exc:
         raise CasesError(f"{shown}: cannot read: {exc.strerror}") from None
     if len(raw) > MAX_FILE_BYTES:
@@ -165,10 +166,16 @@ def _broken_hint(text: str) -> str:
 # -- Hub tests.json -----------------------------------------------------------------------
 
 
-def read_tests_file(path: Path, *, shown: str | None = None, default_timeout_ms: int = 300000) -> CaseSet:
+def read_tests_file(
+    path: Path,
+    *,
+    shown: str | None = None,
+    default_timeout_ms: int = 300000,
+    missing_hint: str = "check the path given with --cases",
+) -> CaseSet:
     """The cases in a Hub tests.json (or a file of the same form with ``expect``/``mode`` keys)."""
     shown = shown or str(path)
-    data, warnings = read_json(path, shown)
+    data, warnings = read_json(path, shown, missing_hint=missing_hint)
     tests, config = _tests_and_config(data, shown, warnings)
     cases: list[Case] = []
     for index, entry in enumerate(tests):
@@ -322,7 +329,12 @@ def load_cases(loaded: LoadedConfig) -> CaseSet:
     ]
     explicit = "path" in tests.model_fields_set
     if path.exists() or explicit or not inline:
-        found = read_tests_file(path, shown=tests.path, default_timeout_ms=tests.timeout_ms)
+        found = read_tests_file(
+            path,
+            shown=tests.path,
+            default_timeout_ms=tests.timeout_ms,
+            missing_hint="check tests.path in rpdeploy.yaml",
+        )
     else:
         found = CaseSet(cases=[])
     names = {case.name: case.source for case in found.cases}

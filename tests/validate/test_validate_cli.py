@@ -77,6 +77,24 @@ def test_an_unreadable_json_file_is_exit_2_with_its_position(
     no_traceback(result)
 
 
+@pytest.mark.parametrize(
+    ("args", "config", "hint"),
+    [
+        (("--endpoint", "abc", "--cases", "gone.json"), None, "hint: check the path given with --cases"),
+        (("--env", "staging"), "tests:\n  path: gone.json\n", "hint: check tests.path in rpdeploy.yaml"),
+    ],
+)
+def test_a_missing_cases_file_names_where_its_path_came_from(
+    run_cli: RunCli, make_project: MakeProject, args: tuple[str, ...], config: str | None, hint: str
+) -> None:
+    root = make_project(CONFIG + (config or ""))
+    result = run_cli("validate", *args, cwd=root, env={"RUNPOD_API_KEY": "k"})
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == "error: gone.json: no such file"
+    assert hint in result.stderr
+    no_traceback(result)
+
+
 def test_a_cases_file_without_cases_is_exit_2(run_cli: RunCli, tmp_path: Path) -> None:
     (tmp_path / "tests.json").write_text('{"config": {"gpuCount": 1}}')
     result = run_cli(
