@@ -109,6 +109,9 @@ def validate_command(
     line naming file and case) or no such endpoint, 3 the API is unreachable or refused.
     """
     # The config is needed for its cases and to find the endpoint by name; not for --cases + --endpoint.
+    if junit_path is not None and not junit_path.resolve().parent.is_dir():
+        # Checked before any job runs: a report that cannot be written must not cost a run.
+        raise UsageError(f"--junit {junit_path}: no such directory {junit_path.resolve().parent}")
     loaded = load_config(config_path, environment) if cases_path is None or endpoint_id is None else None
     cases = _cases(loaded, cases_path)
     environ = target_environ(target)

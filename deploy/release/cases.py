@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from deploy.config.mask import Masker
 from deploy.config.schema import CaseConfig, CaseExpect
 from deploy.errors import ExitCode, RpdeployError
+from deploy.runpod.text import hidden_char
 
 if TYPE_CHECKING:
     from deploy.config.load import LoadedConfig
@@ -223,6 +224,10 @@ def _hub_case(
     name = entry.get("name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise CasesError(f"{where}: name must be a non-empty string")
+    hidden = hidden_char(name) if isinstance(name, str) else None
+    if hidden is not None:
+        # A name is printed on one line of a CI log: a line break could fake a PASS line.
+        raise CasesError(f"{where}: name holds {hidden}, a character that does not show: one line of text")
     name = (name or f"test {index + 1}").strip()
     where = f"{where} ({name!r})"
     if "input" not in entry:

@@ -7,6 +7,7 @@ Every text here comes from the report, whose failure lines were masked by the ru
 
 from __future__ import annotations
 
+import html
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -154,7 +155,9 @@ def write_junit(report: ValidationReport, path: Path | str) -> None:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell (pipes and line breaks would break the table)."""
+    """Text safe inside a Markdown table cell: pipes and line breaks would break the table, and
+    GitHub renders raw HTML (``<b>``, ``<img>``), so ``&``, ``<`` and ``>`` become entities."""
+    text = html.escape(text, quote=False)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 

@@ -176,6 +176,13 @@ def test_a_number_that_is_not_finite_is_a_bad_file(tmp_path: Path, text: str, wh
     assert caught.value.exit_code == 2
 
 
+@pytest.mark.parametrize("name", ["x\nPASS y", "tab\there", "bidi\u202eeman"])
+def test_a_name_with_a_character_that_does_not_show_is_refused(tmp_path: Path, name: str) -> None:
+    text = json.dumps({"tests": [{"name": name, "input": 1}]})
+    with pytest.raises(CasesError, match=r"^t\.json: tests\[0\]: name holds U\+[0-9A-F]{4}, a character"):
+        read_tests_file(write(tmp_path, text), shown="t.json")
+
+
 def test_a_timeout_over_a_day_is_refused(tmp_path: Path) -> None:
     text = '{"tests": [{"name": "long", "input": 1, "timeout": 86400001}]}'
     with pytest.raises(CasesError, match=r"up to 86400000 \(24 h\), not 86400001$"):
