@@ -12,10 +12,11 @@ from deploy.cli.deploy_options import connect, deploy_inputs, endpoint_options, 
 from deploy.cli.output import Context, cli_command
 from deploy.config import LoadedConfig
 from deploy.errors import ExitCode
-from deploy.release import cost, desired
+from deploy.release import desired
 from deploy.release.apply import prepare
 from deploy.release.checks import failed
 from deploy.release.plan import Plan
+from deploy.release.summary import plan_lines
 
 
 @dataclass(frozen=True)
@@ -40,23 +41,8 @@ class PlanResult:
 
 def print_plan(console: Console, plan: Plan, loaded: LoadedConfig) -> None:
     """The plan as people read it (shared with `apply`); every line through the masker."""
-    mask = loaded.masker.text
-    shown_id = f" ({plan.endpoint_id})" if plan.endpoint_id else ""
-    console.print(f"endpoint: {plan.name}{shown_id}")
-    console.print(mask(f"image: {plan.image}"))
-    if plan.action == "none":
-        console.print("action: none (the endpoint matches the config)")
-    else:
-        rolls = "a new release: workers roll" if plan.rolls_workers else "in place: no new release"
-        console.print(f"action: {plan.action}, {len(plan.changes)} change(s), {rolls}")
-        for change in plan.changes:
-            console.print(mask(f"  {change.line()}"))
-    for item in plan.resources:
-        console.print(mask(f"resource: {item['action']} {item['kind']} {item['name']}"))
-    console.print("preflight:")
-    for check in plan.preflight:
-        console.print(mask(f"  {check.line()}"))
-    console.print(cost.line(plan.cost))
+    for line in plan_lines(plan, loaded):
+        console.print(line)
 
 
 @click.command()

@@ -18,6 +18,7 @@ from deploy.release import desired, history, reports, validate
 from deploy.release.apply import Applied, Progress, RolloutTimeout, apply_plan, prepare
 from deploy.release.cases import CaseSet
 from deploy.release.plan import Plan
+from deploy.release.summary import plan_lines
 from deploy.release.validate import ValidateListener, ValidationReport
 
 
@@ -117,6 +118,8 @@ def run_stage(
     env = loaded.environment or "default"
     where = desired.target(loaded)
     plan = prepare(api, loaded, where, image, environ)
+    for line in plan_lines(plan, loaded):  # what is about to be applied, preflight and cost included
+        progress(f"plan: {env}: {line}")
     before = _version_before(api, plan.endpoint_id) if plan.action == "update" else None
     try:
         applied = apply_plan(
