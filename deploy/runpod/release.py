@@ -51,7 +51,7 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
 
 def rolls(field: str) -> bool:
     """Whether a change to the dotted ``field`` needs new containers (`image`, `env`, `gpu.pools`)."""
-    return field.split(".")[0] in RELEASE_FIELDS
+    return field.split(".", maxsplit=1)[0] in RELEASE_FIELDS
 
 
 def rolls_workers(changes: list[dict[str, Any]]) -> bool:
