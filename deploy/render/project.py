@@ -46,10 +46,9 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
     safely; nothing is written.
     """
     config = loaded.config
-    secrets = loaded.masker.secrets
     env = make_environment(loaded.root)
     dockerfile = f"Dockerfile.{config.image.strategy}"
-    create = endpoint_spec.create_request(config, loaded.environment, image, secret_values=secrets)
+    create = endpoint_spec.create_request(config, loaded.environment, image, source=loaded)
     outputs: dict[str, tuple[str, dict[str, Any]]] = {
         dockerfile: (f"{dockerfile}.j2", _dockerfile_context(loaded)),
         ".dockerignore": ("dockerignore.j2", _dockerignore_context(config, loaded.root)),
