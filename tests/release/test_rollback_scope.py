@@ -7,20 +7,14 @@ so a rollback that undid whole diffs would shrink the endpoint back as well.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from deploy.config import load_config
 from tests.emulator.helpers import Api
 from tests.release.conftest import ProjectFactory
 from tests.release.helpers import RunCli, endpoint_named, run_json
 
 pytestmark = pytest.mark.docker
-
-
-def _project_name(root: Path) -> str:
-    line = next(li for li in (root / "rpdeploy.yaml").read_text().splitlines() if li.startswith("project:"))
-    return line.split(":")[1].strip()
 
 
 def test_rollback_puts_the_image_back_and_leaves_workers_max_as_it_is_now(
@@ -31,7 +25,7 @@ def test_rollback_puts_the_image_back_and_leaves_workers_max_as_it_is_now(
     assert run_cli("apply", "--env", "staging", "--image", images[0], cwd=root, env=api_env).exit_code == 0
     config.write_text(config.read_text().replace("workers: {max: 1}", "workers: {max: 4}"))
     assert run_cli("apply", "--env", "staging", "--image", images[1], cwd=root, env=api_env).exit_code == 0
-    name = f"{_project_name(root)}-staging"
+    name = load_config(config, env="staging").config.endpoint_name("staging")
     endpoint = endpoint_named(emu_api, name)
     assert endpoint is not None
     releases = emu_api.rest("GET", f"/v2/serverless/{endpoint['id']}/releases").json()["releases"]
