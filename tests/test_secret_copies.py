@@ -120,6 +120,17 @@ def test_a_literal_equal_to_a_secret_value_is_no_copy_when_deploying(make_projec
     assert body["env"]["AWS_SECRET_ACCESS_KEY"] == "{{ RUNPOD_SECRET_demo_aws_secret_access_key }}"
 
 
+def test_a_literal_equal_to_a_copied_secret_value_renders(make_project: MakeProject, run_cli: Run) -> None:
+    root = make_project(with_env('    MODE: fast\n    KEYCOPY: "${AWS_SECRET_ACCESS_KEY}"\n'))
+    result = run_cli("render", "--image", IMAGE, cwd=root, env={"AWS_SECRET_ACCESS_KEY": "fast"})
+    assert result.exit_code == 0, result.output
+    body = json.loads((root / "build/rpdeploy/default/endpoint.create.json").read_text())
+    assert (body["env"]["MODE"], body["env"]["KEYCOPY"]) == (
+        "fast",
+        "{{ RUNPOD_SECRET_demo_aws_secret_access_key }}",
+    )
+
+
 def test_a_copy_set_by_an_environment_names_the_override_line(
     make_project: MakeProject, run_cli: Run
 ) -> None:
