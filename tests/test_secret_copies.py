@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from deploy.config import load_config
 from deploy.config.mask import MASK
+from deploy.release import desired
 from tests.conftest import BASE_CONFIG, MakeProject
 
 Run = Callable[..., Result]
@@ -58,19 +60,19 @@ INLINE = BASE_CONFIG.replace(
 REFUSED = [
     (
         with_env('    KEYCOPY: "id=${AWS_ACCESS_KEY_ID}"\n'),
-        "error: endpoint.env.KEYCOPY: holds the secret ${AWS_ACCESS_KEY_ID} inside other text",
+        "endpoint.env.KEYCOPY: holds the secret ${AWS_ACCESS_KEY_ID} inside other text",
     ),
     (
         with_env('    URL: "https://${AWS_ACCESS_KEY_ID}:${AWS_SECRET_ACCESS_KEY}@s3.example.com"\n'),
-        "error: endpoint.env.URL: holds the secret ${AWS_",
+        "endpoint.env.URL: holds the secret ${AWS_",
     ),
     (
         with_env('    KEYCOPY: "${AWS_ACCESS_KEY_ID}"\n', INLINE),
-        "error: endpoint.env.KEYCOPY: copies ${AWS_ACCESS_KEY_ID}, which is not a runpod-secret",
+        "endpoint.env.KEYCOPY: copies ${AWS_ACCESS_KEY_ID}, which is not a runpod-secret",
     ),
     (
         with_env('    KEYCOPY: "${RUNPOD_API_KEY}"\n'),
-        "error: endpoint.env.KEYCOPY: copies ${RUNPOD_API_KEY}, which is not a runpod-secret",
+        "endpoint.env.KEYCOPY: copies ${RUNPOD_API_KEY}, which is not a runpod-secret",
     ),
     (
         BASE_CONFIG.replace("  type: QUEUE", '  type: QUEUE\n  name: "ep-${AWS_ACCESS_KEY_ID}"', 1),
@@ -89,6 +91,55 @@ def test_any_other_copy_of_a_secret_is_one_error_and_nothing_written(
     assert result.exit_code == 2, result.output
     (line,) = result.stderr.splitlines()
     assert expected in line, line
+    if expected.startswith("endpoint.env."):
+        # The line to fix: where the copying value is written.
+        key = expected.split(":", maxsplit=1)[0].removeprefix("endpoint.env.")
+        number = next(n for n, text in enumerate(config.splitlines(), 1) if text.strip().startswith(key))
+        assert line.startswith(f"error: rpdeploy.yaml:{number}: {expected}"), line
     assert "CANARY" not in result.output
     assert not (root / "Dockerfile.slim").exists()
     assert not (root / "build").exists()
+
+
+# A copy is a matter of provenance: a value interpolated from a secret's variable. A literal
+# that happens to equal a secret's value is no copy, and calling it one would tell the user
+# (or a CI log) what the secret is.
+LITERAL = with_env("    MODE: fast\n", INLINE).replace(
+    "  - name: AWS_SECRET_ACCESS_KEY\n",
+    "  - name: AWS_SECRET_ACCESS_KEY\n  - name: AWS_ENDPOINT_URL\n    mode: inline\n",
+)
+COINCIDENT = {"AWS_ACCESS_KEY_ID": "fast", "AWS_SECRET_ACCESS_KEY": "fast", "AWS_ENDPOINT_URL": "fast"}
+
+
+def test_a_literal_equal_to_a_secret_value_is_no_copy_when_deploying(make_project: MakeProject) -> None:
+    """The body `plan`/`apply` deploy (inline secrets resolved), built as they build it."""
+    root = make_project(LITERAL)
+    loaded = desired.with_inline_secrets(load_config(root / "rpdeploy.yaml", environ=COINCIDENT), COINCIDENT)
+    body = desired.desired_body(loaded, IMAGE, COINCIDENT)
+    assert body["env"]["MODE"] == "fast"
+    assert body["env"]["AWS_SECRET_ACCESS_KEY"] == "{{ RUNPOD_SECRET_demo_aws_secret_access_key }}"
+
+
+def test_a_literal_equal_to_a_copied_secret_value_renders(make_project: MakeProject, run_cli: Run) -> None:
+    root = make_project(with_env('    MODE: fast\n    KEYCOPY: "${AWS_SECRET_ACCESS_KEY}"\n'))
+    result = run_cli("render", "--image", IMAGE, cwd=root, env={"AWS_SECRET_ACCESS_KEY": "fast"})
+    assert result.exit_code == 0, result.output
+    body = json.loads((root / "build/rpdeploy/default/endpoint.create.json").read_text())
+    assert (body["env"]["MODE"], body["env"]["KEYCOPY"]) == (
+        "fast",
+        "{{ RUNPOD_SECRET_demo_aws_secret_access_key }}",
+    )
+
+
+def test_a_copy_set_by_an_environment_names_the_override_line(
+    make_project: MakeProject, run_cli: Run
+) -> None:
+    config = BASE_CONFIG + '      env: {KEYCOPY: "id=${AWS_ACCESS_KEY_ID}"}\n'
+    root = make_project(config)
+    result = run_cli("render", "--image", IMAGE, "--env", "staging", cwd=root, env=ENVIRON)
+    assert result.exit_code == 2, result.output
+    number = len(config.splitlines())
+    assert result.stderr.startswith(
+        f"error: rpdeploy.yaml:{number}: endpoint.env.KEYCOPY: holds the secret ${{AWS_ACCESS_KEY_ID}}"
+    ), result.stderr
+    assert CANARY not in result.output

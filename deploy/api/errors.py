@@ -110,9 +110,18 @@ def unexpected(method: str, path: str, what: str, status: int) -> ApiError:
     return ApiError(f"RunPod API answered {method} {path} without {what}", status=status, hint=URL_HINT)
 
 
-def transport_error(exc: requests.RequestException, method: str, url: str, timeout: float) -> ApiError:
+def transport_error(
+    exc: requests.RequestException,
+    method: str,
+    url: str,
+    timeout: float,
+    connect_timeout: float | None = None,
+) -> ApiError:
     """A request that got no HTTP answer at all, after the retries: refused, DNS, timeout, TLS."""
-    return ApiError(f"cannot reach the RunPod API: {method} {url}: {_why(exc, timeout)}", hint=URL_HINT)
+    why = _why(exc, timeout)
+    if connect_timeout is not None and isinstance(exc, requests.ConnectTimeout):
+        why = f"no connection within {connect_timeout:g} s (timed out)"
+    return ApiError(f"cannot reach the RunPod API: {method} {url}: {why}", hint=URL_HINT)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

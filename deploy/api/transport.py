@@ -5,7 +5,11 @@ Retry policy (why): a 429 means RunPod refused the request before processing it,
 method is retried after ``Retry-After``; a 5xx, a read timeout or a reset connection may
 follow a write that went through, so only idempotent methods (GET, HEAD, PUT, DELETE) are
 retried on those; a connection that was never opened is retried for every method (nothing
-was sent). A create that may have gone through is settled by the client (look up by name).
+was sent), but only `CONNECT_RETRIES` time(s), at once: refused or unreachable means the URL
+is wrong or the server is down, which waiting out a 5xx backoff (seconds per call, every
+call of a command) does not mend, so it is reported in well under a second; a blip (a proxy
+restarting) still passes. A create that may have gone through is settled by the client
+(look up by name).
 """
 
 from __future__ import annotations
@@ -35,14 +39,23 @@ READS = frozenset({"GET", "HEAD"})
 #: A longer Retry-After (an hourly window) is not waited out inside one command: the 429 is reported.
 MAX_RETRY_AFTER_S = 60.0
 BACKOFF_MAX_S = 30.0
+#: Retries of a connection that was never opened (refused, unreachable, connect timeout).
+CONNECT_RETRIES = 1
+#: The most a connection retry waits (after a 5xx streak the shared backoff would be longer).
+CONNECT_BACKOFF_MAX_S = 0.5
+#: The TCP connect timeout: a handshake takes milliseconds (3 s allows one lost SYN), so an
+#: unreachable host is reported in seconds, not after the whole answer timeout.
+CONNECT_TIMEOUT_S = 3.0
 
 
 @dataclass
 class CallCount:
-    """HTTP requests actually sent (retries included; a connection never opened is not counted)."""
+    """HTTP requests actually sent (retries included; a connection never opened is not counted,
+    but tallied in ``unopened``, which the JSON output leaves out)."""
 
     reads: int = 0
     writes: int = 0
+    unopened: int = 0
 
     def add(self, method: str) -> None:
         if method.upper() in READS:
@@ -60,11 +73,19 @@ class CountingRetry(Retry):
     the adapter, out of sight)."""
 
     counter: Callable[[str], None] | None = None
+    unopened: Callable[[], None] | None = None
 
     def new(self, **kw: Any) -> Self:
         retry = super().new(**kw)
         retry.counter = self.counter
+        retry.unopened = self.unopened
         return retry
+
+    def get_backoff_time(self) -> float:
+        last = self.history[-1] if self.history else None
+        if last is not None and last.error is not None and self._is_connection_error(last.error):
+            return min(super().get_backoff_time(), CONNECT_BACKOFF_MAX_S)
+        return super().get_backoff_time()
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if status_code == 429:  # refused unprocessed: safe to repeat whatever the method
@@ -90,16 +111,20 @@ class CountingRetry(Retry):
         try:
             retry = super().increment(method, url, response, error, _pool, _stacktrace)
         except MaxRetryError:
-            if error is not None and sent:
-                self._count(method)
+            if error is not None:
+                self._tally(method, sent=sent)
             raise
         except Exception:
-            if sent:
-                self._count(method)
+            self._tally(method, sent=sent)
             raise
+        self._tally(method, sent=sent)
+        return retry
+
+    def _tally(self, method: str | None, *, sent: bool) -> None:
         if sent:
             self._count(method)
-        return retry
+        elif self.unopened is not None:
+            self.unopened()
 
     def _waits_too_long(self, response: Any) -> bool:
         after = self.get_retry_after(response)
@@ -124,10 +149,12 @@ class BearerAuth(requests.auth.AuthBase):
         return "BearerAuth(***)"
 
 
-def retry_policy(retries: int, backoff: float, counter: Callable[[str], None]) -> CountingRetry:
+def retry_policy(
+    retries: int, backoff: float, counter: Callable[[str], None], unopened: Callable[[], None] | None = None
+) -> CountingRetry:
     retry = CountingRetry(
         total=retries,
-        connect=retries,
+        connect=min(retries, CONNECT_RETRIES),
         read=retries,
         status=retries,
         other=0,
@@ -144,6 +171,7 @@ def retry_policy(retries: int, backoff: float, counter: Callable[[str], None]) -
         raise_on_redirect=False,
     )
     retry.counter = counter
+    retry.unopened = unopened
     return retry
 
 
@@ -180,14 +208,18 @@ class Transport:
     def __init__(self, base_url: str, api_key: str, *, timeout: float, retries: int, backoff: float) -> None:
         self.base_url = base_url
         self.timeout = timeout
+        self.connect_timeout = min(timeout, CONNECT_TIMEOUT_S)
         self.calls = CallCount()
         self.session = requests.Session()
         # Session-level auth: requests then never swaps in a ~/.netrc entry for the key.
         self.session.auth = BearerAuth(api_key)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff, self.calls.add))
+        adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff, self.calls.add, self._unopened))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+
+    def _unopened(self) -> None:
+        self.calls.unopened += 1
 
     def close(self) -> None:
         self.session.close()
@@ -224,11 +256,11 @@ class Transport:
                 url,
                 json=body,
                 params=params,
-                timeout=self.timeout,
+                timeout=(self.connect_timeout, self.timeout),
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise errors.transport_error(exc, method, url, self.timeout) from None
+            raise errors.transport_error(exc, method, url, self.timeout, self.connect_timeout) from None
         self.calls.add(method)
         log.debug("%s %s -> %s", method, path, response.status_code)
         return response

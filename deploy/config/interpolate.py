@@ -7,7 +7,9 @@ default may itself hold references, ``${A:-${B:-x}}``, up to `MAX_NESTING` deep)
 else starting with ``${`` (``${1X}``, ``${A:?err}``, an unclosed ``${A``) is an error.
 
 Every value read from a variable named in ``secret_names`` is recorded (value -> name),
-so that output paths can mask it (`deploy.config.mask`) wherever it ends up.
+so that output paths can mask it (`deploy.config.mask`) wherever it ends up; and, per
+path as written, which secret variables the string was built from (`Interpolator.reads`),
+so that a check about copies asks where a value came from, never what it looks like.
 
 Written by hand because the only libraries that do exactly this bring a whole
 templating stack with them, and we must report the file line of every problem and
@@ -17,6 +19,7 @@ know which characters came from which variable.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from deploy.config.patterns import quoted
@@ -37,6 +40,17 @@ class UnsetVariable(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class SecretReads:
+    """The secret variables one config string was interpolated from (in the order read).
+
+    ``exact`` is the variable whose value is the whole string (``"${VAR}"``), else None.
+    """
+
+    variables: tuple[str, ...] = ()
+    exact: str | None = None
+
+
 class Interpolator:
     """Substitutes references in config data and remembers the secret values it read.
 
@@ -48,6 +62,9 @@ class Interpolator:
         self.environ = environ
         self.secret_names = secret_names
         self.secrets: dict[str, str] = {}
+        #: Path as written -> the secret variables its string was built from (only such paths).
+        self.reads: dict[PathKey, SecretReads] = {}
+        self._reading: list[str] = []
 
     def apply(self, data: Any, path: PathKey = ()) -> Any:
         """``data`` with every string's references replaced; raise `UnsetVariable`."""
@@ -56,13 +73,23 @@ class Interpolator:
         if isinstance(data, list):
             return [self.apply(v, (*path, i)) for i, v in enumerate(data)]
         if isinstance(data, str) and "$" in data:
-            return _Parser(self, data, path).expand()
+            return self._string(data, path)
         return data
+
+    def _string(self, data: str, path: PathKey) -> str:
+        self._reading = []
+        value = _Parser(self, data, path).expand()
+        if self._reading:
+            names = tuple(dict.fromkeys(self._reading))
+            exact = next((n for n in names if self.environ.get(n) == value), None)
+            self.reads[path] = SecretReads(names, exact)
+        return value
 
     def lookup(self, name: str) -> str | None:
         value = self.environ.get(name)
         if value and name in self.secret_names:
             self.secrets.setdefault(value, name)
+            self._reading.append(name)
         return value
 
 

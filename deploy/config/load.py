@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from deploy.config.interpolate import Interpolator, UnsetVariable
+from deploy.config.interpolate import Interpolator, SecretReads, UnsetVariable
 from deploy.config.mask import MASKER, Masker
 from deploy.config.patterns import FORBIDDEN_CHARS, first_control, hidden_char, quoted
 from deploy.config.rules import Problem, check, warnings
@@ -51,6 +51,17 @@ class LoadedConfig:
     #: ``file:line: path: message`` lines for what may be wrong (e.g. a GPU pool the vendored
     #: catalog does not know; RunPod's may be newer). Never blocks loading.
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    #: Path as written -> the secret variables interpolation built that string from: a value's
+    #: provenance, for checks that must not match on values (a literal may equal a secret).
+    reads: Mapping[PathKey, SecretReads] = field(default_factory=dict, repr=False, compare=False)
+
+    def secret_reads(self, path: PathKey) -> SecretReads:
+        """The secret variables the value at ``path`` of the merged config was interpolated from."""
+        return self.reads.get(_source_path(self.document, path, self.environment), SecretReads())
+
+    def where(self, path: PathKey) -> str:
+        """``file:line`` where the value at ``path`` of the merged config was written."""
+        return self.document.where(_source_path(self.document, path, self.environment))
 
     @property
     def root(self) -> Path:
@@ -91,10 +102,10 @@ def load_config(
     file = Path(path).absolute()
     document = read_document(file)
     environ = os.environ if environ is None else environ
-    config, problems, masker = _resolve(document, env, environ)
+    config, problems, masker, reads = _resolve(document, env, environ)
     if problems or config is None:
         raise ConfigError(problems)
-    return _loaded(document, env, config, masker)
+    return _loaded(document, env, config, masker, reads)
 
 
 def validate_all(
@@ -108,10 +119,10 @@ def validate_all(
     problems: list[str] = []
     loaded: list[LoadedConfig] = []
     for env in [None, *(envs if isinstance(envs, dict) else {})]:
-        config, env_problems, masker = _resolve(document, env, environ)
+        config, env_problems, masker, reads = _resolve(document, env, environ)
         problems.extend(p for p in env_problems if p not in problems)
         if config is not None:
-            loaded.append(_loaded(document, env, config, masker))
+            loaded.append(_loaded(document, env, config, masker, reads))
     problems.extend(_duplicate_endpoint_names(loaded, document))
     if problems:
         raise ConfigError(problems)
@@ -147,20 +158,21 @@ def read_document(file: Path) -> YamlDocument:
 
 def _resolve(
     document: YamlDocument, env: str | None, environ: Mapping[str, str]
-) -> tuple[Config | None, list[str], Masker]:
-    """The config for ``env``, or the problem lines; plus the secrets interpolation read."""
+) -> tuple[Config | None, list[str], Masker, dict[PathKey, SecretReads]]:
+    """The config for ``env``, or the problem lines; plus the secrets interpolation read, by value
+    (a `Masker`) and by path as written (`Interpolator.reads`)."""
     data: dict[str, Any] = document.data
     problems: list[Problem] = []
     override = _environment_block(data, env, problems)
     if problems:
-        return None, _format(problems, document, env, Masker()), Masker()
+        return None, _format(problems, document, env, Masker()), Masker(), {}
     interpolator = Interpolator(environ, _secret_variables(data))
     try:
         base = interpolator.apply({k: v for k, v in data.items() if k != "environments"})
         overlay = interpolator.apply(override, ("environments", env)) if env else {}
     except UnsetVariable as exc:
         masker = Masker(interpolator.secrets)
-        return None, _format([Problem(exc.path, exc.message)], document, None, masker), masker
+        return None, _format([Problem(exc.path, exc.message)], document, None, masker), masker, {}
     masker = Masker(interpolator.secrets)
     merged = _deep_merge(base, overlay)
     merged["environments"] = data.get("environments") or {}
@@ -175,13 +187,13 @@ def _resolve(
             for p in (_problem(e, masker) for e in exc.errors())
             if not any(p.path[: len(s)] == s for s in seen)
         ]
-        return None, _format(problems, document, env, masker), masker
+        return None, _format(problems, document, env, masker), masker, {}
     if problems:
-        return None, _format(problems, document, env, masker), masker
+        return None, _format(problems, document, env, masker), masker, {}
     problems = check(config, document.file.parent)
     if problems:
-        return None, _format(problems, document, env, masker), masker
-    return config, [], masker
+        return None, _format(problems, document, env, masker), masker, {}
+    return config, [], masker, interpolator.reads
 
 
 def _secret_variables(data: dict[str, Any]) -> frozenset[str]:
@@ -234,7 +246,13 @@ def _is_env_value(path: PathKey) -> bool:
     return len(path) == 3 and path[:2] == ("endpoint", "env")
 
 
-def _loaded(document: YamlDocument, env: str | None, config: Config, masker: Masker) -> LoadedConfig:
+def _loaded(
+    document: YamlDocument,
+    env: str | None,
+    config: Config,
+    masker: Masker,
+    reads: Mapping[PathKey, SecretReads],
+) -> LoadedConfig:
     return LoadedConfig(
         path=document.file,
         environment=env,
@@ -242,6 +260,7 @@ def _loaded(document: YamlDocument, env: str | None, config: Config, masker: Mas
         document=document,
         masker=masker,
         warnings=tuple(_format(warnings(config), document, env, masker)),
+        reads=reads,
     )
 
 

@@ -5,7 +5,9 @@ schemas and range rules (422 with RFC 9457 problem details) and the endpoint rul
 the same code config validation and render use; defaults and release diffs are
 `deploy.runpod`'s too. A change to the image, env
 or another setting that needs new containers creates a release (version + 1,
-`diff` of `{field, old, new}`); the worker plane rolls it out.
+`diff` of `{field, old, new}`); the worker plane rolls it out. As on RunPod (§2.6: the
+spec's example release holds a `workers.max` diff), that diff names every field the PATCH
+changed, autoscaler ones included; a PATCH of autoscaler fields alone makes no release.
 """
 
 from __future__ import annotations

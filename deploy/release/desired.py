@@ -104,7 +104,7 @@ def desired_body(
         loaded.environment,
         image,
         resolve_inline=lambda secret: _inline_value(secret, environ),
-        secret_values=loaded.masker.secrets,
+        source=loaded,
     )
     if name is not None:
         body["name"] = name

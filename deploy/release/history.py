@@ -2,9 +2,11 @@
 
 RunPod has no rollback call. A rollback rebuilds the state an earlier release had by
 applying, newest first, the inverse of every newer release's diff (``field := old``) to
-the endpoint as it is now, and PATCHes that as a new release. Release diffs only hold
-the settings that roll workers (image, env, compute, disk…); autoscaler settings
-(`workers`, `scaling`, `timeout`) stay as they are now.
+the endpoint as it is now, and PATCHes that as a new release. A release's diff names
+every field its PATCH changed, autoscaler ones included (RunPod's example release holds a
+`workers.max` diff, runpod-platform.md §2.6), so only the entries that roll workers
+(image, env, compute, disk…; `deploy.runpod.release.rolls`) are undone: autoscaler
+settings (`workers`, `scaling`, `timeout`) stay as they are now.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from deploy.errors import UsageError
 from deploy.release.apply import Applied, Progress, apply_plan, with_checks
 from deploy.release.desired import Target
 from deploy.release.plan import Plan, make_plan, normalize
+from deploy.runpod.release import rolls
 
 
 def existing(api: RunPodApi, target: Target) -> dict[str, Any]:
@@ -92,12 +95,18 @@ def _set(doc: dict[str, Any], field: str, value: Any) -> None:
 
 
 def state_at(current_doc: dict[str, Any], releases: dict[str, Any], version: int) -> dict[str, Any]:
-    """The endpoint's settings as of ``version``: the current ones with newer releases' diffs undone."""
+    """The endpoint's settings as of ``version``: the current ones with newer releases' rolled fields undone.
+
+    Autoscaler entries in a diff are skipped: a rollback restores what a release rolled
+    out, not the scaling someone has since tuned (docs/deploy.md).
+    """
     state = copy.deepcopy(current_doc)
     for release in releases.get("releases") or []:  # newest first
         if int(release.get("version") or 0) <= version:
             continue
         for entry in release.get("diff") or []:
+            if not rolls(str(entry["field"])):
+                continue
             _set(state, str(entry["field"]), copy.deepcopy(entry.get("old")))
     return normalize(state)
 

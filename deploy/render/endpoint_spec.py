@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from deploy.config import Config
+from deploy.config import Config, LoadedConfig
 from deploy.config.mask import MASK
 from deploy.config.schema import EndpointConfig, SecretConfig
 from deploy.errors import RenderError
@@ -29,19 +29,15 @@ def masked(_secret: SecretConfig) -> str:
 
 
 def endpoint_env(
-    config: Config, resolve_inline: SecretResolver = masked, secret_values: Mapping[str, str] | None = None
+    config: Config, resolve_inline: SecretResolver = masked, source: LoadedConfig | None = None
 ) -> dict[str, str]:
     """The endpoint's env: plain values plus secret references (or inline values).
 
-    ``secret_values`` maps each secret value interpolation read to its variable
-    (`deploy.config.mask.Masker.secrets`): an env value that copies one is resolved by
-    `_secret_copy`, so a deployable body never carries a secret, nor the ``***`` that
-    masking would leave in its place.
+    ``source`` (the loaded config ``config`` is) says which values interpolation built
+    from a secret's variable: such a copy is resolved by `_secret_copy`, so a deployable
+    body never carries a secret, nor the ``***`` that masking would leave in its place.
     """
-    env = {
-        key: _secret_copy(config, key, value, secret_values or {})
-        for key, value in config.endpoint.env.items()
-    }
+    env = {key: _secret_copy(config, key, value, source) for key, value in config.endpoint.env.items()}
     for secret in config.secrets:
         if secret.mode == "runpod-secret":
             env[secret.name] = runpod_secrets.reference(config.secret_name(secret))
@@ -50,28 +46,39 @@ def endpoint_env(
     return dict(sorted(env.items()))
 
 
-def _secret_copy(config: Config, key: str, value: str, secret_values: Mapping[str, str]) -> str:
+def _secret_copy(config: Config, key: str, value: str, source: LoadedConfig | None) -> str:
     """``value``, or the RunPod secret reference it copies exactly; RenderError for any
     other copy of a secret (inside other text, or of an inline or undeclared secret),
-    which no deployable file may hold."""
-    variable = secret_values.get(value)
-    if variable is not None:
-        for secret in config.secrets:
-            if secret.mode == "runpod-secret" and variable in {secret.name, secret.from_env}:
-                return runpod_secrets.reference(config.secret_name(secret))
+    which no deployable file may hold.
+
+    A copy is a value interpolated from a secret's variable (``${AWS_…}`` in the file):
+    provenance, not the value's look. A literal that happens to equal a secret is no copy,
+    and saying it was would tell that the secret equals it (masking of output stays
+    value-based: a secret value is never printed, whatever its origin).
+    """
+    if source is None:
+        return value
+    path = ("endpoint", "env", key)
+    reads = source.secret_reads(path)
+    if not reads.variables:
+        return value
+    where = f"{source.where(path)}: endpoint.env.{key}"
+    variable = reads.exact
+    if variable is None:
+        named = reads.variables[0]
         raise RenderError(
-            f"endpoint.env.{key}: copies ${{{variable}}}, which is not a runpod-secret: only a"
-            " runpod-secret can be copied (it becomes its {{ RUNPOD_SECRET_… }} reference);"
-            f" read {variable} itself in the worker, or declare it with mode: runpod-secret"
+            f"{where}: holds the secret ${{{named}}} inside other text, which a deployable"
+            f' file cannot carry: set it to exactly "${{{named}}}" (a RunPod secret reference)'
+            " or build the text in the worker"
         )
-    for text, variable in secret_values.items():
-        if text and text in value:
-            raise RenderError(
-                f"endpoint.env.{key}: holds the secret ${{{variable}}} inside other text, which a deployable"
-                f' file cannot carry: set it to exactly "${{{variable}}}" (a RunPod secret reference)'
-                " or build the text in the worker"
-            )
-    return value
+    for secret in config.secrets:
+        if secret.mode == "runpod-secret" and variable in {secret.name, secret.from_env}:
+            return runpod_secrets.reference(config.secret_name(secret))
+    raise RenderError(
+        f"{where}: copies ${{{variable}}}, which is not a runpod-secret: only a"
+        " runpod-secret can be copied (it becomes its {{ RUNPOD_SECRET_… }} reference);"
+        f" read {variable} itself in the worker, or declare it with mode: runpod-secret"
+    )
 
 
 def create_request(
@@ -79,10 +86,14 @@ def create_request(
     environment: str | None,
     image: str,
     resolve_inline: SecretResolver = masked,
-    secret_values: Mapping[str, str] | None = None,
+    source: LoadedConfig | None = None,
 ) -> dict[str, Any]:
-    """A `CreateEndpointRequest` body; RenderError if RunPod would refuse it."""
-    body = _create_body(config, environment, image, resolve_inline, secret_values)
+    """A `CreateEndpointRequest` body; RenderError if RunPod would refuse it.
+
+    ``source``: the loaded config ``config`` is, whose interpolation provenance tells which
+    env values copy a secret (`_secret_copy`); None treats every value as written.
+    """
+    body = _create_body(config, environment, image, resolve_inline, source)
     # Catalog rules only warn: RunPod's live catalog may know a pool ours does not.
     given = "idle_timeout" in config.endpoint.workers.model_fields_set
     problems = rules.create_problems(body, idle_timeout_given=given)
@@ -95,7 +106,7 @@ def _create_body(
     environment: str | None,
     image: str,
     resolve_inline: SecretResolver,
-    secret_values: Mapping[str, str] | None,
+    source: LoadedConfig | None,
 ) -> dict[str, Any]:
     ep = config.endpoint
     body: dict[str, Any] = {
@@ -110,7 +121,7 @@ def _create_body(
         # Volumes given by name get their ids at deploy time (deploy.release.volumes).
         "networkVolumes": ep.volume_ids(),
         "dataCenterIds": list(ep.data_center_ids),
-        "env": endpoint_env(config, resolve_inline, secret_values),
+        "env": endpoint_env(config, resolve_inline, source),
     }
     if ep.disk is not None:
         body["disk"] = ep.disk

@@ -20,6 +20,7 @@ import jinja2
 from deploy import files, layout
 from deploy.config import LoadedConfig
 from deploy.config.schema import Config
+from deploy.config.yaml_source import PathKey
 from deploy.errors import RenderError, RpdeployError
 from deploy.render import endpoint_spec
 from deploy.render.environment import MAX_OUTPUT, builtin_templates_dir, make_environment, reset_budget
@@ -48,10 +49,9 @@ def render_project(loaded: LoadedConfig, image: str) -> RenderResult:
     safely; nothing is written.
     """
     config = loaded.config
-    secrets = loaded.masker.secrets
     env = make_environment(loaded.root)
     dockerfile = f"Dockerfile.{config.image.strategy}"
-    create = endpoint_spec.create_request(config, loaded.environment, image, secret_values=secrets)
+    create = endpoint_spec.create_request(config, loaded.environment, image, source=loaded)
     outputs: dict[str, tuple[str, dict[str, Any]]] = {
         dockerfile: (f"{dockerfile}.j2", _dockerfile_context(loaded)),
         ".dockerignore": ("dockerignore.j2", _dockerignore_context(config, loaded.root)),
@@ -80,16 +80,34 @@ def _without_secrets(name: str, text: str, loaded: LoadedConfig) -> str:
     """A rendered file is deployed as it is: a secret value interpolated into it (a
     Dockerfile ENV, a label, an endpoint name) is refused, naming the ``${VAR}``, because
     masking it would leave a literal ``***`` that a build or deploy would use."""
-    masked = loaded.masker.text(text)
-    if masked != text:
-        variables = sorted(
-            {loaded.masker.secrets[value] for value in loaded.masker.secrets if value and value in text}
-        )
+    if loaded.masker.text(text) == text:
+        return text
+    # A secret's value is in the text. Only a secret interpolated somewhere other than
+    # endpoint.env can have brought it here (endpoint.env's exact copies became references,
+    # its other copies `_secret_copy` refused): without one, the text holds a literal that
+    # happens to equal a secret, and refusing it would tell that the secret equals it.
+    copied = {
+        variable
+        for path, reads in loaded.reads.items()
+        if not _in_endpoint_env(path)
+        for variable in reads.variables
+    }
+    if copied:
+        carried = {variable for value, variable in loaded.masker.secrets.items() if value and value in text}
+        # Two secrets may share a value (the masker names one): name a copied one if it can.
+        variables = sorted(carried & copied) or sorted(carried)
         raise RenderError(
             f"{name}: would carry the value of ${{{variables[0]}}}, a secret: only endpoint.env may"
             " reference a runpod-secret (a value that is exactly that variable)"
         )
     return text
+
+
+def _in_endpoint_env(path: PathKey) -> bool:
+    """Whether ``path`` (as written) is an ``endpoint.env`` entry, of the base or an environment."""
+    return path[:2] == ("endpoint", "env") or (
+        path[:1] == ("environments",) and path[2:4] == ("endpoint", "env")
+    )
 
 
 def _render(env: jinja2.Environment, template_name: str, context: dict[str, Any], root: Path) -> str:

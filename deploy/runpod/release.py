@@ -4,6 +4,11 @@ runpod-platform.md §2.5/§2.6: container changes (image, env, …) and compute 
 create a new endpoint release that rolls out as workers cycle; `workers`, `scaling` and
 `timeout` apply to the autoscaler at once. Release diffs name fields with dotted paths
 (`workers.max`); `env` is compared whole, as PATCH replaces it whole (§13).
+
+A release's diff names every field its PATCH changed, autoscaler fields included: the
+spec's own example release carries a `workers.max` diff (§2.6), so a PATCH that changes
+the image and `workers.max` together makes one release whose diff holds both. Readers
+that want only what a release rolled out (rollback) filter with `rolls`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def rolls(field: str) -> bool:
+    """Whether a change to the dotted ``field`` needs new containers (`image`, `env`, `gpu.pools`)."""
+    return field.split(".", maxsplit=1)[0] in RELEASE_FIELDS
+
+
 def rolls_workers(changes: list[dict[str, Any]]) -> bool:
     """Whether a diff needs new containers (so the endpoint version goes up)."""
-    return any(change["field"].split(".")[0] in RELEASE_FIELDS for change in changes)
+    return any(rolls(change["field"]) for change in changes)

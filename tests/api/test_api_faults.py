@@ -11,6 +11,7 @@ import pytest
 
 from deploy import __version__
 from deploy.api import ApiError, RunPodApi
+from deploy.api.transport import CONNECT_RETRIES
 from tests.apiclient import ProxiedApi
 from tests.emulator.helpers import endpoint_body, free_port
 from tests.faultproxy import Fault, FaultProxy
@@ -171,6 +172,26 @@ def test_api_down_is_one_line_naming_the_url() -> None:
     )
     assert caught.value.status is None
     assert client.calls.to_json() == {"reads": 0, "writes": 0}  # nothing was ever sent
+
+
+def test_a_refused_connection_is_retried_once_not_with_the_full_backoff() -> None:
+    """Nothing listens: one retry, not `retries` (each with a 5xx-sized wait); counted, not timed."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with RunPodApi(url, "rpa_key", retries=4) as client, pytest.raises(ApiError) as caught:
+        client.list_endpoints()
+    assert "connection refused (nothing listens there)" in str(caught.value)
+    assert client.calls.unopened == 1 + CONNECT_RETRIES == 2
+    assert client.calls.to_json() == {"reads": 0, "writes": 0}
+
+
+def test_5xx_keeps_every_retry_while_refused_connections_get_one(
+    proxied_api: ProxiedApi, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.inject("GET", LIST, *[Fault.answer(503)] * 3)
+    client = proxied_api(retries=3, backoff=0.01)
+    assert isinstance(client.list_endpoints(), list)
+    assert fault_proxy.attempts("GET", LIST) == 4
+    assert client.calls.unopened == 0
 
 
 def test_non_json_200_is_one_line(proxied_api: ProxiedApi, fault_proxy: FaultProxy) -> None:
