@@ -8,6 +8,7 @@ of layers per run under rpdeploy-test/).
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -98,9 +99,11 @@ def mine(tags: list[str]) -> bool:
 def engine() -> Iterator[Any]:
     client = docker.from_env()
     yield client
-    for image in client.images.list():
-        if mine(image.tags):
-            client.images.remove(image.id, force=True)
+    # The low-level listing: images.list() inspects each image, and one removed meanwhile fails it.
+    for image in client.api.images():
+        if mine(image["RepoTags"] or []):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.images.remove(image["Id"], force=True)
     client.close()
 
 

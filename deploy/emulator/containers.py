@@ -218,7 +218,9 @@ class ContainerRuntime:
         if endpoint_id is not None:
             labels.append(f"{LABEL_ENDPOINT}={endpoint_id}")
         try:
-            containers = self.client.containers.list(all=True, filters={"label": labels})
+            # sparse: a full listing inspects each container in turn, and one that goes away
+            # between the list and its inspect (a worker exiting) fails the whole call.
+            containers = self.client.containers.list(all=True, sparse=True, filters={"label": labels})
         except DockerException:
             return 0
         for container in containers:

@@ -242,7 +242,8 @@ def build_sdk_image() -> str:
 def _drop_stale_tags(client: docker.DockerClient, keep: str) -> None:
     """Older content-hash tags of the test image only take disk on a shared machine."""
     repository = keep.rsplit(":", 1)[0]
-    for image in client.images.list(name=repository):
-        for stale in (t for t in image.tags if t != keep):
+    # The low-level listing: images.list() inspects each image, and one removed meanwhile fails it.
+    for image in client.api.images(name=repository):
+        for stale in (t for t in image["RepoTags"] or [] if t != keep):
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(stale)

@@ -51,7 +51,7 @@ def test_queued_jobs_and_config_survive_a_restart(tmp_path: Path, sig: signal.Si
 
 def _labelled(state: Path) -> list[str]:
     mine = {"label": f"{LABEL}={state_label(state)}"}
-    return [c.id for c in docker.from_env().containers.list(all=True, filters=mine)]
+    return [c.id for c in docker.from_env().containers.list(all=True, sparse=True, filters=mine)]
 
 
 @pytest.mark.docker

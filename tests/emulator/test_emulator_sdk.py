@@ -364,7 +364,8 @@ def endpoint_containers(endpoint_id: str, status: str | None = None) -> list[Any
     filters: dict[str, Any] = {"label": f"dev.rpdeploy.emulator.endpoint={endpoint_id}"}
     if status is not None:
         filters["status"] = status
-    return list(docker.from_env().containers.list(all=True, filters=filters))
+    # sparse: a full listing inspects each container, and one removed meanwhile fails the call.
+    return list(docker.from_env().containers.list(all=True, sparse=True, filters=filters))
 
 
 def failed_starts(emulator: EmulatorProcess, endpoint_id: str) -> int:

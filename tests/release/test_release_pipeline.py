@@ -128,9 +128,11 @@ def new_project(tmp_path: Path) -> Iterator[Callable[[], Project]]:
     # the emulator is still stopping uses cannot go yet; the session emulator stops that worker.
     client = docker.from_env()
     for project in made:
-        for image in client.images.list(name=f"127.0.0.1:5000/{project.repository}"):
+        # The low-level listing: images.list() inspects each image, and one a parallel test
+        # removes meanwhile fails the call.
+        for image in client.api.images(name=f"127.0.0.1:5000/{project.repository}"):
             with contextlib.suppress(docker.errors.APIError):
-                client.images.remove(image.id, force=True)
+                client.images.remove(image["Id"], force=True)
     client.close()
 
 
