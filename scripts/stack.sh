@@ -32,6 +32,9 @@ INDEX_URL=http://127.0.0.1:$INDEX_PORT/simple/
 PYPISERVER_PKGS=(pypiserver==2.4.2 waitress==3.0.2)
 # The worker SDK every rpdeploy image installs, plus the reference worker's runtime requirements.
 RUNPOD_PIN=runpod==1.12.0
+# uv: the slim runtime's second installer (runtime.installer: uv), which the bootstrap installs
+# from the index onto the work disk when the image has none (docs/runtime.md).
+UV_PIN=uv==0.13.8
 REQUIREMENTS=$ROOT/worker/requirements.txt
 # Wheels must install on the base image: CPython 3.11, glibc 2.36 (bookworm) and up.
 PY_VERSION=3.11
@@ -368,6 +371,7 @@ required_pins() {
 	mapfile -t files < <(requirement_files)
 	{
 		echo "$RUNPOD_PIN"
+		echo "$UV_PIN"
 		[ ${#files[@]} -eq 0 ] || sed -E 's/[[:space:]]*#.*$//' "${files[@]}"
 	} | grep -E '^[A-Za-z0-9._-]+==[^[:space:];]+$' | sort -u
 }
@@ -387,7 +391,7 @@ wheelhouse_key() {
 	local files=()
 	mapfile -t files < <(requirement_files)
 	{
-		echo "$RUNPOD_PIN $PY_VERSION $(platform_args | tr '\n' ' ')"
+		echo "$RUNPOD_PIN $UV_PIN $PY_VERSION $(platform_args | tr '\n' ' ')"
 		[ ${#files[@]} -eq 0 ] || cat "${files[@]}"
 	} | sha256sum | cut -d' ' -f1
 }
@@ -408,10 +412,10 @@ ensure_wheelhouse() {
 	mapfile -t files < <(requirement_files)
 	for f in "${files[@]}"; do reqs+=(-r "$f"); done
 	mapfile -t platforms < <(platform_args)
-	say "downloading the wheelhouse for Python $PY_VERSION ($RUNPOD_PIN ${files[*]}; about 15 s)"
+	say "downloading the wheelhouse for Python $PY_VERSION ($RUNPOD_PIN $UV_PIN ${files[*]}; about 15 s)"
 	mkdir -p "$STATE/wheels"
 	"$STATE/pypiserver/bin/pip" download --quiet --only-binary=:all: --python-version "$PY_VERSION" \
-		--implementation cp "${platforms[@]}" -d "$STATE/wheels" "$RUNPOD_PIN" "${reqs[@]}" \
+		--implementation cp "${platforms[@]}" -d "$STATE/wheels" "$RUNPOD_PIN" "$UV_PIN" "${reqs[@]}" \
 		>>"$LOGS/pip.log" 2>&1 || die "pip download failed; see $LOGS/pip.log"
 	echo "$key" >"$STATE/wheels.stamp"
 }
@@ -598,7 +602,7 @@ lock() {
 cmd_up() {
 	mkdir -p "$RUN" "$LOGS"
 	lock
-	[ -f "$REQUIREMENTS" ] || say "note: $REQUIREMENTS not found; the wheelhouse holds $RUNPOD_PIN only"
+	[ -f "$REQUIREMENTS" ] || say "note: $REQUIREMENTS not found; the wheelhouse holds $RUNPOD_PIN and $UV_PIN only"
 	install_missing
 	ensure_engine
 	ensure_registry
