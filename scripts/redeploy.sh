@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Redeploy a known image to one environment from a laptop or from CI (.github/workflows/redeploy.yml):
-# check the variables it needs, show the plan (preflight, cost), ask, apply and wait for the rollout,
-# validate, and roll back to the release that ran before when validation fails.
+# check the variables it needs, show the plan (preflight, cost), ask, then `rpdeploy release --image`:
+# apply and wait for the rollout, validate, and when the rollout or the validation fails roll back to
+# the release that ran before (an endpoint this run created is scaled to zero workers instead).
 # Thin over the CLI: every step is an `rpdeploy` command; this script only orders them.
 #
 #   scripts/redeploy.sh --env ENV [--image REF] [--target runpod|local] [--config FILE]
 #                       [--skip-validation] [--timeout S] [--yes]
 #
 # Without --image the image is rebuilt from the checkout and pushed (`rpdeploy push --build`).
-# Exit codes: 0 deployed and validated; 1 validation failed (rolled back), a preflight failed, the
-# rollout timed out or the confirmation was refused; 2 bad usage or variables missing (all named,
-# before any call); 3 RunPod API or registry unreachable. Other codes are rpdeploy's own.
+# Exit codes: 0 deployed and validated; 1 the rollout failed or timed out or validation failed
+# (rolled back, or a new endpoint scaled to zero), a preflight failed or the confirmation was
+# refused; 2 bad usage or variables missing (all named, before any call); 3 RunPod API or registry
+# unreachable. Other codes are rpdeploy's own.
 set -euo pipefail
 
 RPDEPLOY=${RPDEPLOY:-rpdeploy}
 PYTHON=${PYTHON:-python3}
 
 usage() {
-	sed -n '7,8p' "${BASH_SOURCE[0]}" | sed 's/^# *//' >&2
+	sed -n '8,9p' "${BASH_SOURCE[0]}" | sed 's/^# *//' >&2
 	exit 2
 }
 
@@ -52,8 +54,6 @@ case "$target" in runpod | local) ;; *) die 2 "--target must be runpod or local"
 command -v "$RPDEPLOY" >/dev/null || die 2 "$RPDEPLOY not found (pip install rpdeploy, or set RPDEPLOY)"
 
 scope=(--config "$config" --env "$env_name" --target "$target")
-image_args=()
-[ -z "$image" ] || image_args=(--image "$image")
 
 # Every variable the deploy reads, checked before any call: the API key (RunPod target), each
 # secret's variable (inline values go into the endpoint env; runpod-secret values are synced, as
@@ -74,39 +74,24 @@ for name in $required; do
 done
 [ ${#missing[@]} -eq 0 ] || die 2 "set these variables first: ${missing[*]}"
 
-version() { # the endpoint's current release version, empty when it does not exist yet
-	"$RPDEPLOY" releases "${scope[@]}" -o json 2>/dev/null |
-		"$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["data"]["version"] or "")' 2>/dev/null || true
-}
-
 if [ -z "$image" ]; then
 	echo "redeploy: no --image: building and pushing the checkout" >&2
-	"$RPDEPLOY" push --build --config "$config" --env "$env_name"
+	pushed=$("$RPDEPLOY" push --build --config "$config" --env "$env_name" -o json) || exit
+	image=$("$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["data"]["image"])' <<<"$pushed")
 fi
 
-"$RPDEPLOY" plan "${scope[@]}" "${image_args[@]}"
+"$RPDEPLOY" plan "${scope[@]}" --image "$image"
 if [ "$yes" != true ]; then
 	[ -t 0 ] || die 2 "not confirmed: pass --yes when there is no terminal"
 	read -r -p "Apply this plan to $env_name? [y/N] " answer
 	case "$answer" in y | Y | yes) ;; *) die 1 "not applied" ;; esac
 fi
 
-before=$(version)
-"$RPDEPLOY" apply "${scope[@]}" "${image_args[@]}" --wait --timeout "$timeout"
-if [ "$skip_validation" = true ]; then
-	echo "redeploy: validation skipped (--skip-validation)" >&2
-	exit 0
-fi
-if "$RPDEPLOY" validate "${scope[@]}"; then
-	exit 0
-fi
-after=$(version)
-if [ -z "$before" ]; then
-	die 1 "validation failed; the endpoint is new, so there is no earlier release to roll back to"
-fi
-if [ "$after" = "$before" ]; then
-	die 1 "validation failed; this redeploy made no new release (v$before), nothing to roll back"
-fi
-echo "redeploy: validation failed: rolling back to release v$before" >&2
-"$RPDEPLOY" rollback "${scope[@]}" --to "$before" --wait --timeout "$timeout"
-die 1 "validation failed; rolled back to release v$before"
+# The gate is rpdeploy's (`release --image`: the same code as release.yml): apply, wait for the
+# rollout, validate; when the rollout or the validation fails, roll back to the release this
+# apply replaced, or scale an endpoint it created to zero workers; the stage's verdict says which.
+gate=()
+[ "$skip_validation" != true ] || gate=(--skip-validation)
+code=0
+"$RPDEPLOY" release --config "$config" --env-first "$env_name" --target "$target" --image "$image" --timeout "$timeout" "${gate[@]}" || code=$?
+[ "$code" -eq 0 ] || die "$code" "redeploy to $env_name failed (exit $code): see the verdict above"

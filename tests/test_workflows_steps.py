@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import MakeProject, copy_repo_project
-from tests.emulator.helpers import BASE_IMAGE, INDEX_URL
+from tests.emulator.helpers import BASE_IMAGE, INDEX_URL, pushed_sdk_image
 from tests.release.conftest import config_text
 from tests.release.helpers import endpoint_named, mount_image
 from tests.workflow_runner import Runner
@@ -147,12 +147,49 @@ def test_redeploy_workflow_rolls_back_when_validation_fails(
     job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(second, skip_validation=False))
     assert job.failed
     assert job.outputs["redeploy"]["passed"] == "false"
-    assert f"rolled back to release v{before}" in job.log()
+    assert f"rolled back automatically to release v{before}" in job.log()
     assert "### rpdeploy redeploy (staging): failed, exit 1" in job.summary
     assert "answers" in job.summary, "validate's report (the failed case) is in the step summary"
     endpoint = endpoint_named(api, f"{project_name(deployed_project)}-staging")
     assert endpoint is not None
     assert endpoint["image"] == first, "the endpoint runs the first image again"
+
+
+def test_redeploy_workflow_rolls_back_when_the_rollout_fails(
+    runner: Runner, deployed_project: Path, api: Any
+) -> None:
+    # workers.min 1: a rollout is done once a worker of the new release is ready. The SDK test
+    # worker becomes ready; the stack's base image (no handler) exits at once, is listed
+    # UNHEALTHY, and its rollout fails, before any validation (skipped here: the rollout alone
+    # must be enough to roll back).
+    config = deployed_project / "rpdeploy.yaml"
+    config.write_text(config.read_text().replace("{min: 0, max: 2, idleTimeout: 5}", "{min: 1, max: 1}"))
+    good = pushed_sdk_image()
+    name = f"{project_name(deployed_project)}-staging"
+    try:
+        job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(good, skip_validation=True))
+        assert not job.failed, job.log()
+        before = job.outputs["redeploy"]["release"]
+
+        broken = mount_image("rpdeploy-test/workflow-redeploy")
+        job = runner.run_job("redeploy.yml", "redeploy", redeploy_inputs(broken, skip_validation=True))
+        assert job.failed
+        log = job.log()
+        assert "is unhealthy" in log
+        assert f"rolled back automatically to release v{before}" in log
+        assert "redeploy: redeploy to staging failed (exit 1)" in log
+        outputs = job.outputs["redeploy"]
+        assert outputs["passed"] == "false"
+        assert int(outputs["release"]) > int(before), "the rollback is a new release"
+        assert "### rpdeploy redeploy (staging): failed, exit 1" in job.summary
+        endpoint = endpoint_named(api, name)
+        assert endpoint is not None
+        assert endpoint["image"] == good, "the endpoint runs the previous release's image again"
+        assert endpoint["workers"]["max"] == 1, "a rollback keeps it serving (not scaled to zero)"
+    finally:
+        found = endpoint_named(api, name)
+        if found is not None:  # its warm worker would run for the rest of the session
+            api.rest("DELETE", f"/v2/serverless/{found['id']}")
 
 
 @pytest.fixture

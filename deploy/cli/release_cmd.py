@@ -169,6 +169,13 @@ def _merged(stages: list[Stage]) -> ValidationReport:
 @click.option(
     "--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Cases run at once."
 )
+@click.option(
+    "--skip-validation",
+    is_flag=True,
+    default=False,
+    help="Deploy and wait for the rollout without running the cases (no --promote): a failed rollout"
+    " still rolls back. For re-applying an image already validated (scripts/redeploy.sh).",
+)
 @image_options
 @force_timeout_options
 @cli_command
@@ -180,6 +187,7 @@ def release(
     promote: bool,
     junit_path: Path | None,
     concurrency: int,
+    skip_validation: bool,
     image: str | None,
     allow_mutable_tag: bool,
     force: bool,
@@ -194,6 +202,9 @@ def release(
     and the command exits 1. With --promote, a passing release goes on to production
     with the same digest, is validated there, and is rolled back there on failure. A
     release where nothing changed deploys nothing ("no change") and still validates.
+    An endpoint the release created is, on failure, scaled to zero workers (no release
+    to return to; kept for its logs, not billing). --skip-validation deploys and waits
+    for the rollout only (a failed rollout still rolls back).
     In GitHub Actions, a summary goes to $GITHUB_STEP_SUMMARY and image/digest/endpoint
     ids to $GITHUB_OUTPUT.
 
@@ -203,19 +214,21 @@ def release(
       rpdeploy release --env-first staging --promote --junit validation.xml
       rpdeploy release --image registry.example/worker@sha256:... --env-first staging
 
-    Exit codes: 0 released (every environment validated), 1 validation failed (rolled
-    back), preflight failed, build failed or the rollout timed out, 2 bad usage or
-    config, 3 Docker engine, registry or RunPod API unreachable.
+    Exit codes: 0 released (every environment validated), 1 validation failed or the
+    rollout failed or timed out (rolled back, or scaled to zero), preflight failed or
+    build failed, 2 bad usage or config, 3 Docker engine, registry or RunPod API unreachable.
     """
     # Always waits for the rollout: validating before the workers run the release would test the old one.
     if promote and env_first == PROMOTE_TO:
         raise UsageError(
             f"--env-first {PROMOTE_TO} with --promote: promote goes from one environment to another"
         )
+    if promote and skip_validation:
+        raise UsageError("--promote with --skip-validation: promote goes on only after a validation passed")
     environ = environ_for(target)
     first = desired.with_inline_secrets(load_config(config_path, env_first), environ)
     # Cases are read (and refused, exit 2) before anything is built or deployed.
-    envs = [(first, load_cases(first))]
+    envs = [(first, None if skip_validation else load_cases(first))]
     if promote:
         second = desired.with_inline_secrets(load_config(config_path, PROMOTE_TO), environ)
         envs.append((second, load_cases(second)))

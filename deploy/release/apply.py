@@ -45,7 +45,17 @@ class EndpointChanged(DeployRefused):
     """Another deploy (or the console) changed the endpoint between the plan's read and the write."""
 
 
-class RolloutTimeout(DeployRefused):
+class RolloutError(DeployRefused):
+    """``--wait``: the release was applied but its rollout failed or did not finish (the release stands).
+
+    ``applied`` is what the apply wrote (set by `apply_plan` before it re-raises), so that a
+    caller (the release gate) can roll back or stop the endpoint it left.
+    """
+
+    applied: Applied | None = None
+
+
+class RolloutTimeout(RolloutError):
     """``--wait``: the rollout did not reach every worker within ``--timeout`` (the release stands)."""
 
 
@@ -164,7 +174,7 @@ def _sent(item: dict[str, str], body: dict[str, Any]) -> bool:
     return field_name in body
 
 
-class RolloutFailed(DeployRefused):
+class RolloutFailed(RolloutError):
     """``--wait``: a worker of the new release failed (unhealthy, or no worker can be placed)."""
 
 
@@ -176,12 +186,17 @@ def rollout_state(doc: dict[str, Any], version: int | None, needed: int) -> tupl
     """Whether the rollout is done, and what it stands at (or what is still missing), from `/workers`.
 
     Done only when the endpoint is at ``version``, no worker runs an older one and at least
-    ``needed`` workers are ready; RolloutFailed at once when a worker is unhealthy or RunPod
-    says none can be placed.
+    ``needed`` workers are ready; RolloutFailed at once when a worker of the current version
+    is unhealthy or RunPod says none can be placed. An unhealthy worker of an older version
+    (the failed release a rollback replaces) is only a stale one still listed.
     """
     current = doc.get("endpointVersion")
     workers: list[dict[str, Any]] = doc.get("workers") or []
-    bad = [w for w in workers if w.get("status") == "UNHEALTHY" or w.get("statusReason")]
+    bad = [
+        w
+        for w in workers
+        if not w.get("isStale") and (w.get("status") == "UNHEALTHY" or w.get("statusReason"))
+    ]
     if bad:
         reason = bad[0].get("statusReason") or "failing health checks"
         raise RolloutFailed(
@@ -274,9 +289,14 @@ def apply_plan(
     }
     # Recorded before any wait: a rollout that fails or times out leaves the release applied.
     records.append(loaded, target.record_env, loaded.masker.data(entry))
-    rollout = None
-    if wait:
-        workers = plan.desired.get("workers") or {}
-        needed = min(int(workers.get("min", 0)), int(workers.get("max", 0)))
+    applied = Applied(plan, endpoint_id, version, api.calls.to_json(), None, failed(plan.preflight), written)
+    if not wait:
+        return applied
+    workers = plan.desired.get("workers") or {}
+    needed = min(int(workers.get("min", 0)), int(workers.get("max", 0)))
+    try:
         rollout = wait_rollout(api, endpoint_id, timeout, progress, version=version, needed=needed)
-    return Applied(plan, endpoint_id, version, api.calls.to_json(), rollout, failed(plan.preflight), written)
+    except RolloutError as exc:
+        exc.applied = dataclasses.replace(applied, api_calls=api.calls.to_json())
+        raise
+    return dataclasses.replace(applied, api_calls=api.calls.to_json(), rollout=rollout)

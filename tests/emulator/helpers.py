@@ -239,6 +239,24 @@ def build_sdk_image() -> str:
     return tag
 
 
+def pushed_sdk_image() -> str:
+    """The SDK worker image (`build_sdk_image`) pushed to the local registry: ``repository@sha256:…``.
+
+    For deploys through rpdeploy, which takes immutable references only; a worker of it becomes
+    ready (it polls for jobs). The push is a no-op once the registry has it.
+    """
+    tag = build_sdk_image()
+    repository, _, name = tag.rpartition(":")
+    client = docker.from_env()
+    digest = None
+    for event in client.api.push(repository, tag=name, stream=True, decode=True):
+        assert "error" not in event, event
+        digest = (event.get("aux") or {}).get("Digest", digest)
+    client.close()
+    assert digest, f"pushing {tag} gave no digest"
+    return f"{repository}@{digest}"
+
+
 def _drop_stale_tags(client: docker.DockerClient, keep: str) -> None:
     """Older content-hash tags of the test image only take disk on a shared machine."""
     repository = keep.rsplit(":", 1)[0]

@@ -146,6 +146,15 @@ def test_a_failing_worker_ends_the_wait_at_once() -> None:
         rollout_state(doc, 2, 1)
 
 
+def test_an_unhealthy_worker_of_an_older_version_does_not_fail_the_rollout() -> None:
+    """A rollback's wait: the failed release's worker may still be listed (stale) for a while."""
+    doc = {"endpointVersion": 3, "workers": [_worker("UNHEALTHY", stale=True, reason="exited with code 1")]}
+    assert rollout_state(doc, 3, 1) == (
+        False,
+        "1 worker(s) on an older version; 0/1 ready worker(s) on v3",
+    )
+
+
 def test_wait_with_min_workers_fails_when_the_worker_cannot_start(
     project: ProjectFactory, run_cli: RunCli, api_env: dict[str, str], images: list[str], emu_api: Api
 ) -> None:
