@@ -16,7 +16,7 @@ failed release): a failure leaves it stopped again, not serving a release that n
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,9 @@ class Stage:
     report: ValidationReport | None
     rollout_error: str | None = None
     rollback: Applied | None = None
+    #: The rollback was applied but its own rollout failed or timed out (the release before
+    #: cannot start now either: a GPU pool short, a registry down).
+    rollback_error: str | None = None
     #: Why a failed stage was not rolled back (a new endpoint, a change with no new release).
     no_rollback: str | None = None
     #: The failed endpoint was scaled to zero workers (min 0, max 0) to stop its billing.
@@ -85,9 +88,10 @@ class Stage:
         why = self.rollout_error or (reports.headline(self.report) if self.report else "not validated")
         stopped = f"; {STOPPED}" if self.scaled_to_zero else ""
         if self.rollback is not None:
+            also = f", but its rollout failed too: {self.rollback_error}" if self.rollback_error else ""
             return (
                 f"{self.env}: FAILED ({why}); rolled back automatically to release v{self.previous_version} "
-                f"(now release v{self.rollback.version}){stopped}"
+                f"(now release v{self.rollback.version}){also}{stopped}"
             )
         return f"{self.env}: FAILED ({why}); not rolled back: {self.no_rollback}{stopped}"
 
@@ -98,6 +102,7 @@ class Stage:
                 "to_version": self.previous_version,
                 "release": {"version": self.rollback.version},
                 "api_calls": self.rollback.api_calls,
+                "rollout_error": self.rollback_error,
             }
         return {
             "env": self.env,
@@ -190,7 +195,23 @@ def _failed(
 ) -> Stage:
     """Roll ``stage``'s endpoint back to the release before this deploy, when there is one; then
     scale it to zero workers when it must not bill (created now, or stopped before this deploy)."""
-    stage = _rolled_back(api, loaded, stage, environ=environ, options=options, progress=progress)
+
+    def roll_back(to: int) -> Applied:
+        # Forced: the release before ran until minutes ago; returning to it must not wait on a
+        # preflight (a GPU pool short right now) that would leave the failing release serving.
+        return history.roll_back(
+            api,
+            loaded,
+            desired.target(loaded),
+            environ,
+            to=to,
+            force=True,
+            wait=True,
+            timeout=options.timeout,
+            progress=progress,
+        )
+
+    stage = _rolled_back(stage, roll_back, progress)
     plan = stage.applied.plan
     # Only what this deploy changed: an endpoint left as it was is left as it was.
     if stage.applied.changed and (plan.action == "create" or _was_stopped(plan.current)):
@@ -200,16 +221,8 @@ def _failed(
     return stage
 
 
-def _rolled_back(
-    api: RunPodApi,
-    loaded: LoadedConfig,
-    stage: Stage,
-    *,
-    environ: Mapping[str, str],
-    options: StageOptions,
-    progress: Progress,
-) -> Stage:
-    """``stage`` with its rollback, or with why there is none."""
+def _rolled_back(stage: Stage, roll_back: Callable[[int], Applied], progress: Progress) -> Stage:
+    """``stage`` with its rollback (``roll_back(version)``), or with why there is none."""
     applied = stage.applied
     before = stage.previous_version
     if not applied.changed:
@@ -220,21 +233,16 @@ def _rolled_back(
         )
     if applied.version is None or applied.version <= before:
         return _no_rollback(stage, "the change made no new release (settings changed in place)")
-    progress(f"{stage.env}: {'rollout' if stage.rollout_error else 'validation'} failed: "
-             f"rolling back to release v{before}")  # fmt: skip
-    # Forced: the release before ran until minutes ago; returning to it must not wait on a
-    # preflight (a GPU pool short right now) that would leave the failing release serving.
-    rollback = history.roll_back(
-        api,
-        loaded,
-        desired.target(loaded),
-        environ,
-        to=before,
-        force=True,
-        wait=True,
-        timeout=options.timeout,
-        progress=progress,
-    )
+    what = "rollout" if stage.rollout_error else "validation"
+    progress(f"{stage.env}: {what} failed: rolling back to release v{before}")
+    try:
+        rollback = roll_back(before)
+    except RolloutError as exc:
+        if exc.applied is None:
+            raise
+        # The rollback stands (a new release with the old settings); the stage says it did not start.
+        progress(f"{stage.env}: rollback: {exc}")
+        return dataclasses.replace(stage, rollback=exc.applied, rollback_error=str(exc), no_rollback=None)
     return dataclasses.replace(stage, rollback=rollback, no_rollback=None)
 
 
