@@ -75,8 +75,8 @@ def force_timeout_options(func: Any) -> Any:
         type=click.FloatRange(min=1),
         default=None,
         metavar="S",
-        help="Give up on a rollout (exit 1) after S seconds (default 600); the release stays applied."
-        " apply, rollback and promote take it only with --wait.",
+        help="Give up on a rollout (exit 1) after S seconds (default 600). apply, rollback and promote"
+        " take it only with --wait and leave the release applied; release rolls it back.",
     )(func)
     return click.option(
         "--force", is_flag=True, default=False, help="Deploy even when a preflight check fails."

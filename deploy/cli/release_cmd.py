@@ -17,7 +17,7 @@ from deploy.ci import secret_values, write_github_output
 from deploy.cli.apply_cmd import force_timeout_options
 from deploy.cli.build_cmd import build_with_progress
 from deploy.cli.deploy_options import connect, environ_for, image_options, wait_timeout
-from deploy.cli.options import config_option
+from deploy.cli.options import check_junit_path, config_option, validation_options
 from deploy.cli.output import Context, cli_command
 from deploy.cli.plan_cmd import print_plan
 from deploy.cli.push_cmd import push_built
@@ -158,17 +158,7 @@ def _merged(stages: list[Stage]) -> ValidationReport:
     default=False,
     help=f"When the first environment passes, deploy the same digest to {PROMOTE_TO} and validate it.",
 )
-@click.option(
-    "--junit",
-    "junit_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="PATH",
-    help="Write every validated case as JUnit XML (names prefixed by the environment).",
-)
-@click.option(
-    "--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Cases run at once."
-)
+@validation_options
 @click.option(
     "--skip-validation",
     is_flag=True,
@@ -225,6 +215,7 @@ def release(
         )
     if promote and skip_validation:
         raise UsageError("--promote with --skip-validation: promote goes on only after a validation passed")
+    check_junit_path(junit_path)
     environ = environ_for(target)
     first = desired.with_inline_secrets(load_config(config_path, env_first), environ)
     # Cases are read (and refused, exit 2) before anything is built or deployed.

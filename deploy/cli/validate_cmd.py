@@ -13,7 +13,7 @@ from rich.console import Console
 
 from deploy.api import RunPodApi
 from deploy.api.client import KEY_VARIABLE
-from deploy.cli.options import config_option, env_option
+from deploy.cli.options import check_junit_path, config_option, env_option, validation_options
 from deploy.cli.output import Context, cli_command
 from deploy.cli.target import target_environ, target_option
 from deploy.config import LoadedConfig, load_config
@@ -73,14 +73,7 @@ def file_option(flag: str, name: str, text: str) -> Callable[[F], F]:
     "cases_path",
     "A Hub tests.json to run instead of the config's cases (no config needed with --endpoint).",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Cases run at once.",
-)
-@file_option("--junit", "junit_path", "Also write the results as JUnit XML.")
+@validation_options
 @cli_command
 def validate_command(
     ctx: Context,
@@ -89,8 +82,8 @@ def validate_command(
     target: str,
     endpoint_id: str | None,
     cases_path: Path | None,
-    concurrency: int,
     junit_path: Path | None,
+    concurrency: int,
 ) -> ValidateCommandResult:
     """Run the validation cases as jobs on the endpoint and check every answer.
 
@@ -109,9 +102,7 @@ def validate_command(
     line naming file and case) or no such endpoint, 3 the API is unreachable or refused.
     """
     # The config is needed for its cases and to find the endpoint by name; not for --cases + --endpoint.
-    if junit_path is not None and not junit_path.resolve().parent.is_dir():
-        # Checked before any job runs: a report that cannot be written must not cost a run.
-        raise UsageError(f"--junit {junit_path}: no such directory {junit_path.resolve().parent}")
+    check_junit_path(junit_path)
     loaded = load_config(config_path, environment) if cases_path is None or endpoint_id is None else None
     cases = _cases(loaded, cases_path)
     environ = target_environ(target)

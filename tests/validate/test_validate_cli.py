@@ -95,21 +95,21 @@ def test_a_missing_cases_file_names_where_its_path_came_from(
     no_traceback(result)
 
 
-def test_a_junit_path_in_a_missing_folder_is_refused_before_any_job(run_cli: RunCli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("validate", "--endpoint", "abc", "--cases", "tests.json"),
+        # release shares the option and its check: refused before any build or deploy.
+        ("release", "--image", "127.0.0.1:5000/a/b@sha256:" + "1" * 64),
+    ],
+)
+def test_a_junit_path_in_a_missing_folder_is_refused_before_any_job(
+    run_cli: RunCli, tmp_path: Path, command: tuple[str, ...]
+) -> None:
     (tmp_path / "tests.json").write_text('{"tests": [{"name": "a", "input": {}}]}')
     # RUNPOD_API_URL points nowhere: reaching the API would be exit 3, not this exit 2.
     env = {"RUNPOD_API_KEY": "k", "RUNPOD_API_URL": "http://127.0.0.1:9/v2"}
-    result = run_cli(
-        "validate",
-        "--endpoint",
-        "abc",
-        "--cases",
-        "tests.json",
-        "--junit",
-        "nope/x.xml",
-        cwd=tmp_path,
-        env=env,
-    )
+    result = run_cli(*command, "--junit", "nope/x.xml", cwd=tmp_path, env=env)
     assert result.exit_code == 2
     assert (
         result.stderr.splitlines()[0]
