@@ -90,8 +90,8 @@ fi
 # The gate is rpdeploy's (`release --image`: the same code as release.yml): apply, wait for the
 # rollout, validate; when the rollout or the validation fails, roll back to the release this
 # apply replaced, or scale an endpoint it created to zero workers; the stage's verdict says which.
-gate=()
-[ "$skip_validation" != true ] || gate=(--skip-validation)
+gate=(--config "$config" --env-first "$env_name" --target "$target" --image "$image" --timeout "$timeout")
+[ "$skip_validation" != true ] || gate+=(--skip-validation)
 code=0
-"$RPDEPLOY" release --config "$config" --env-first "$env_name" --target "$target" --image "$image" --timeout "$timeout" "${gate[@]}" || code=$?
+"$RPDEPLOY" release "${gate[@]}" || code=$?
 [ "$code" -eq 0 ] || die "$code" "redeploy to $env_name failed (exit $code): see the verdict above"
