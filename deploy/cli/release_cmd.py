@@ -73,6 +73,7 @@ class ReleaseResult:
             "steps": [step.to_json() for step in self.steps],
             "environments": [stage.to_json(loaded) for stage, loaded in self.stages],
             "rolled_back": [stage.env for stage, _ in self.stages if stage.rollback is not None],
+            "scaled_to_zero": [stage.env for stage, _ in self.stages if stage.scaled_to_zero],
         }
 
     def print_text(self, console: Console) -> None:

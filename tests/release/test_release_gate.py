@@ -54,6 +54,7 @@ def test_a_new_endpoint_whose_rollout_fails_is_scaled_to_zero_and_kept(
         assert stage["rollback"] is None
         assert "created by this release: no earlier release to return to" in stage["no_rollback"]
         assert stage["scaled_to_zero"] is True
+        assert (data["rolled_back"], data["scaled_to_zero"]) == ([], ["staging"])
         assert "scaled to zero workers (workers.min 0, workers.max 0) to stop billing" in stderr
         endpoint = endpoint_named(emu_api, name)
         assert endpoint is not None, "kept, with its release history and worker logs"
