@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 from click.testing import Result
@@ -18,11 +20,12 @@ MANIFEST_TYPES = (
 )
 
 
-def mount_image(repository: str) -> str:
+def mount_image(repository: str, cmd: list[str] | None = None) -> str:
     """``<registry>/<repository>@sha256:…``: the stack's base image, mounted into ``repository``.
 
     Cross-repository blob mounts and one manifest PUT (the registry API, no engine): a real
-    image in a real registry, made in milliseconds. Idempotent.
+    image in a real registry, made in milliseconds. Idempotent. ``cmd`` replaces the image's
+    command (a new config blob; the layers are the base image's).
     """
     base = f"http://{REGISTRY}/v2"
     got = requests.get(
@@ -30,20 +33,41 @@ def mount_image(repository: str) -> str:
     )
     got.raise_for_status()
     manifest = got.json()
-    blobs = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
-    for digest in blobs:
+    for digest in (manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])):
         mounted = requests.post(
             f"{base}/{repository}/blobs/uploads/", params={"mount": digest, "from": BASE_REPO}, timeout=30
         )
         assert mounted.status_code == 201, f"mount of {digest} into {repository}: {mounted.status_code}"
+    content = got.content
+    if cmd is not None:
+        manifest["config"] = _config_with_cmd(base, repository, manifest["config"], cmd)
+        content = json.dumps(manifest).encode()
     put = requests.put(
         f"{base}/{repository}/manifests/{BASE_TAG}",
-        data=got.content,
+        data=content,
         headers={"Content-Type": got.headers["Content-Type"]},
         timeout=30,
     )
     assert put.status_code == 201, put.text
     return f"{REGISTRY}/{repository}@{put.headers['Docker-Content-Digest']}"
+
+
+def _config_with_cmd(
+    base: str, repository: str, descriptor: dict[str, Any], cmd: list[str]
+) -> dict[str, Any]:
+    """Upload the base image's config with ``Cmd`` replaced; the new config's descriptor."""
+    got = requests.get(f"{base}/{BASE_REPO}/blobs/{descriptor['digest']}", timeout=30)
+    got.raise_for_status()
+    config = got.json()
+    config["config"]["Cmd"] = cmd
+    blob = json.dumps(config).encode()
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    started = requests.post(f"{base}/{repository}/blobs/uploads/", timeout=30)
+    assert started.status_code == 202, started.text
+    location = urljoin(f"http://{REGISTRY}/", started.headers["Location"])
+    put = requests.put(location, params={"digest": digest}, data=blob, timeout=30)
+    assert put.status_code == 201, put.text
+    return {**descriptor, "digest": digest, "size": len(blob)}
 
 
 RunCli = Callable[..., Result]

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import json_data
 from tests.emulator.helpers import Api
 from tests.release.conftest import DEFAULT_ENDPOINT, ProjectFactory
-from tests.release.helpers import RunCli, endpoint_named, project_name
+from tests.release.helpers import RunCli, endpoint_named, mount_image, project_name
 
 pytestmark = pytest.mark.docker
 
@@ -28,9 +28,11 @@ WARM_ENDPOINT = DEFAULT_ENDPOINT.replace(
 TESTS_JSON = '{"tests": [{"name": "answers", "input": {"x": 1}, "timeout": 5000}]}'
 
 
-def release(run_cli: RunCli, root: Path, env: dict[str, str], image: str) -> tuple[int, dict[str, Any], str]:
+def release(
+    run_cli: RunCli, root: Path, env: dict[str, str], image: str, timeout: str = "300"
+) -> tuple[int, dict[str, Any], str]:
     result = run_cli(
-        "release", "--env-first", "staging", "--image", image, "--timeout", "300", "-o", "json",
+        "release", "--env-first", "staging", "--image", image, "--timeout", timeout, "-o", "json",
         cwd=root, env={**env, "GITHUB_STEP_SUMMARY": None},
     )  # fmt: skip
     status = "ok" if result.exit_code == 0 else "failed"
@@ -70,6 +72,34 @@ def test_a_new_endpoint_whose_rollout_fails_is_scaled_to_zero_and_kept(
         assert stage["deploy"]["written"] == [{"kind": "endpoint", "name": name, "action": "update"}]
         assert stage["rollout_error"]
         assert stage["no_rollback"] == "the change made no new release (settings changed in place)"
+        assert stage["scaled_to_zero"] is True
+        endpoint = endpoint_named(emu_api, name)
+        assert endpoint is not None
+        assert (endpoint["workers"]["min"], endpoint["workers"]["max"]) == (0, 0)
+    finally:
+        found = endpoint_named(emu_api, name)
+        if found is not None:
+            emu_api.rest("DELETE", f"/v2/serverless/{found['id']}")
+
+
+def test_a_new_endpoint_whose_rollout_times_out_is_scaled_to_zero(
+    project: ProjectFactory, run_cli: RunCli, api_env: dict[str, str], emu_api: Api
+) -> None:
+    # A worker that runs but never asks for a job (the base image's command replaced by a
+    # sleep) is never ready: the rollout cannot finish, however long the --timeout.
+    never_ready = mount_image("rpdeploy-test/never-ready", cmd=["sleep", "infinity"])
+    root = project(WARM_ENDPOINT)
+    (root / ".runpod").mkdir()
+    (root / ".runpod" / "tests.json").write_text(TESTS_JSON)
+    name = f"{project_name(root)}-staging"
+    try:
+        code, data, _ = release(run_cli, root, api_env, never_ready, timeout="2")
+        assert code == 1, data
+        [stage] = data["environments"]
+        assert "not finished after 2s" in stage["rollout_error"]
+        # What the timed-out apply wrote is known (it was once taken for "nothing deployed").
+        assert stage["deploy"]["changed"] is True
+        assert "created by this release" in stage["no_rollback"]
         assert stage["scaled_to_zero"] is True
         endpoint = endpoint_named(emu_api, name)
         assert endpoint is not None
