@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeProject, copy_repo_project
+from tests.conftest import MakeProject, copy_echo_project
 from tests.emulator.helpers import BASE_IMAGE, INDEX_URL
 from tests.release.conftest import config_text
 from tests.release.helpers import endpoint_named, mount_image
@@ -163,7 +163,7 @@ def release_checkout(tmp_path: Path, runner: Runner) -> Path:
 
     root = tmp_path / "release-checkout"
     root.mkdir()
-    copy_repo_project(root)
+    copy_echo_project(root)
     text = (root / "rpdeploy.yaml").read_text()
     text = text.replace("project: echo-worker", f"project: t{secrets.token_hex(4)}")
     text = text.replace("strategy: slim", "strategy: baked").replace(
