@@ -64,7 +64,8 @@ def test_the_stt_cases_pass_under_the_emulator_from_the_slim_image(
         report = staging["validation"]
         failures = {t["name"]: t["error"] for t in report["tests"] if not t["passed"]}
         assert result.exit_code == 0, (failures, staging.get("rollout_error"), result.stderr[-2000:])
-        assert [t["name"] for t in report["tests"]] == ["grammar", "keywords", "not_wav", "wrong_rate", "s3_grammar"]
+        names = [t["name"] for t in report["tests"]]
+        assert names == ["grammar", "keywords", "not_wav", "wrong_rate", "s3_grammar"]
         assert (report["passed"], report["failed"]) == (5, 0)
         # The slim image: the base plus the handler, no dependency layer (it stays under its budget).
         assert data["image"].startswith(f"127.0.0.1:5000/{repository}@sha256:")
