@@ -73,12 +73,14 @@ for env, endpoint in ids.items():
     print(f"  {env}: {endpoint}")
 if ids:
     endpoint = ids.get("production") or next(iter(ids.values()))
-    # A real transcription: a committed clip (any 16 kHz 16-bit mono WAV works), keyword spotting.
+    # A real transcription: a committed clip (any 16 kHz 16-bit mono WAV works) and a grammar.
     print("Transcribe a clip (the runpod SDK, as any RunPod client; worker/README.md has the input):")
-    print("  .venv/bin/python -c 'import base64, runpod; "
+    # runpod 1.12 reads its key from ~/.runpod/config.toml, not from the environment: set it.
+    print("  .venv/bin/python -c 'import base64, os, runpod; runpod.api_key = os.environ[\"RUNPOD_API_KEY\"]; "
           "audio = base64.b64encode(open(\".runpod/clips/kitchen.wav\", \"rb\").read()).decode(); "
           f"print(runpod.Endpoint(\"{endpoint}\").run_sync("
-          "{\"audio_base64\": audio, \"keywords\": [\"kitchen\", \"lights\"]}, timeout=600))'")
+          "{\"audio_base64\": audio, \"grammar\": \"#JSGF V1.0; grammar g; "
+          "public <c> = (turn on | turn off) the (kitchen | hall) lights;\"}, timeout=600))'")
     print("  or from the stack's S3: {\"s3\": {\"bucket\": \"rpdeploy-envs\", \"key\": \"samples/garage.wav\"}, "
           "\"grammar\": \"#JSGF V1.0; grammar g; public <c> = (open | close) the garage door;\"}")
 print(f"Stop everything: {rpdeploy} emulator stop && scripts/stack.sh down")
