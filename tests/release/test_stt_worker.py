@@ -30,6 +30,7 @@ EPOCH = "1700000000"
 
 def committed_copy(root: Path, name: str, repository: str) -> Path:
     """The reference project under names of its own (endpoints, secrets, image repository)."""
+    root.mkdir()
     copy_repo_project(root)
     config = root / "rpdeploy.yaml"
     text = config.read_text()
