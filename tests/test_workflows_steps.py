@@ -157,8 +157,9 @@ def test_redeploy_workflow_rolls_back_when_validation_fails(
 
 @pytest.fixture
 def release_checkout(tmp_path: Path, runner: Runner) -> Path:
-    """The reference worker as a tagged git checkout, baked (so that it answers jobs under the
-    emulator) and named uniquely; its secrets are left out (their sync is tested elsewhere)."""
+    """The echo example (examples/echo) as a tagged git checkout, baked (so that it answers jobs
+    under the emulator) and named uniquely; its secrets are left out (their sync is tested
+    elsewhere)."""
     import secrets  # noqa: PLC0415
 
     root = tmp_path / "release-checkout"

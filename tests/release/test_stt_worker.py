@@ -68,6 +68,9 @@ def test_the_stt_cases_pass_under_the_emulator_from_the_slim_image(
         names = [t["name"] for t in report["tests"]]
         assert names == ["grammar", "keywords", "not_wav", "wrong_rate", "s3_grammar"]
         assert (report["passed"], report["failed"]) == (5, 0)
+        # Observations for the report (never asserted: no timed tests), shown with -s.
+        for t in report["tests"]:
+            print(f"stt case {t['name']}: {t['status']} latency {t['latency_ms']} ms, cold {t['cold']}")
         # The slim image: the base plus the handler, no dependency layer (it stays under its budget).
         assert data["image"].startswith(f"127.0.0.1:5000/{repository}@sha256:")
     finally:

@@ -32,6 +32,8 @@ HOME = (
     "public <command> = (turn on | turn off) the (kitchen | bedroom | hall) (lights | fan);"
 )
 DOOR = "#JSGF V1.0; grammar door; public <command> = (open | close) the (garage | front | back) door;"
+#: The S3 tests need the stack's seaweedfs (scripts/stack.sh): stack tests, not `make unit`.
+STACK = pytest.mark.docker
 EXPECTED = "expected a WAV file of 16-bit PCM, mono, 16000 Hz"
 
 
@@ -204,22 +206,26 @@ def s3_environ(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return env
 
 
+@STACK
 def test_s3_source(stt: ModuleType, s3_environ: dict[str, str]) -> None:
     where = {"bucket": s3_environ["RPDEPLOY_S3_BUCKET"], "key": "samples/garage.wav"}
     assert run(stt, s3=where, grammar=DOOR)["text"] == "open the garage door"
 
 
+@STACK
 def test_s3_missing_object(stt: ModuleType, s3_environ: dict[str, str]) -> None:
     bucket = s3_environ["RPDEPLOY_S3_BUCKET"]
     out = run(stt, s3={"bucket": bucket, "key": "samples/none.wav"})
     assert out == {"error": f"s3://{bucket}/samples/none.wav: NoSuchKey: no such object"}
 
 
+@STACK
 def test_s3_missing_bucket(stt: ModuleType, s3_environ: dict[str, str]) -> None:
     out = run(stt, s3={"bucket": "rpdeploy-no-such-bucket", "key": "a.wav"})
     assert out == {"error": "s3://rpdeploy-no-such-bucket/a.wav: NoSuchBucket: no such bucket"}
 
 
+@STACK
 def test_s3_wrong_credentials(
     stt: ModuleType, s3_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,6 +248,7 @@ def test_tests_json_matches_the_clips() -> None:
     )
 
 
+@STACK
 def test_every_validation_case_passes_in_process(stt: ModuleType, s3_environ: dict[str, str]) -> None:
     """The release's cases (.runpod/tests.json, then rpdeploy.yaml's S3 case) judged by the same
     code as `rpdeploy validate`, the handler called in process; the emulator test runs them as jobs."""
