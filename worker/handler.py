@@ -281,4 +281,7 @@ def handler(job: dict[str, Any]) -> dict[str, Any]:
 if __name__ == "__main__":
     import runpod
 
+    # Load the model before taking jobs (RunPod's advice: outside the handler), so the first job's
+    # execution time is decoding only.
+    recognizer()
     runpod.serverless.start({"handler": handler})
