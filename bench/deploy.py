@@ -39,7 +39,7 @@ from deploy.api import RunPodApi  # noqa: E402
 from deploy.config import load_config  # noqa: E402
 from deploy.release import desired  # noqa: E402
 from deploy.release.apply import prepare  # noqa: E402
-from tests.conftest import copy_repo_project  # noqa: E402
+from tests.conftest import copy_echo_project  # noqa: E402
 from tests.emulator.helpers import API_KEY, EmulatorProcess  # noqa: E402
 from tests.release.helpers import mount_image  # noqa: E402
 
@@ -105,7 +105,7 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="rpdeploy-bench-deploy-"))
     emulator = EmulatorProcess(state / "emulator").start()
     try:
-        project = copy_repo_project(Path(tempfile.mkdtemp(prefix="rpdeploy-bench-project-")))
+        project = copy_echo_project(Path(tempfile.mkdtemp(prefix="rpdeploy-bench-project-")))
         env = {**os.environ, **SECRET_VALUES, "RUNPOD_API_URL": emulator.api.base, "RUNPOD_API_KEY": API_KEY}
         run(project, env, None, "apply", "--env", "staging", "--image", images[0])  # create (not measured)
         plans, noops, changes = Timing(), Timing(), Timing()

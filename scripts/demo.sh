@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# make demo: the whole release of the reference worker (rpdeploy.yaml, worker/) against the local
-# stack: `rpdeploy release --target local --promote` renders, builds and pushes the slim image to
-# the local registry, deploys it by digest to the emulator's staging endpoint, waits for the
-# rollout, runs the validation cases (worker/tests.json) as real jobs, rolls back automatically
-# on failure, and otherwise does the same for production. A second run is a no-op deploy (same
+# make demo: the whole release of the reference worker (rpdeploy.yaml, worker/: speech to text on
+# CPU with pocketsphinx) against the local stack: `rpdeploy release --target local --promote`
+# renders, builds and pushes the slim image to the local registry, deploys it by digest to the
+# emulator's staging endpoint, waits for the rollout, runs the validation cases (.runpod/tests.json
+# and rpdeploy.yaml's tests.cases) as real jobs, rolls back automatically on failure, and otherwise does the same for production. A second run is a no-op deploy (same
 # digest, 0 writes, no new release) that validates again. `make demo` brings the stack up first
 # (scripts/stack.sh up), whose facts (registry, base image, package index, S3) are in stack.env;
 # the emulator is started here when it does not run yet (state: .state/emulator) and left running.
@@ -32,8 +32,9 @@ fi
 
 # The worker's S3 credentials (runpod-secret: apply creates them as RunPod secrets) come from
 # stack.env: the stack's S3 server, where the slim runtime keeps its environment archives.
-# The first cold start installs worker/requirements.txt from the stack's index onto the
-# endpoint's network volume (minutes on a small machine); later ones reuse it.
+# The first cold start installs worker/requirements.txt (runpod, pocketsphinx and what they need,
+# about 250 MB) from the stack's index onto the endpoint's network volume (minutes on a small
+# machine); later ones reuse it, or download the archive the first one uploaded to S3.
 status=0
 "$RPDEPLOY" release --target local --promote --output json >"$RESULT" || status=$?
 
@@ -72,9 +73,16 @@ for env, endpoint in ids.items():
     print(f"  {env}: {endpoint}")
 if ids:
     endpoint = ids.get("production") or next(iter(ids.values()))
-    print("Send a job (the runpod SDK, as any RunPod client):")
-    print(f"  .venv/bin/python -c 'import runpod; print(runpod.Endpoint(\"{endpoint}\").run_sync("
-          "{\"message\": \"hi\", \"numbers\": [1, 2]}, timeout=600))'")
+    # A real transcription: a committed clip (any 16 kHz 16-bit mono WAV works) and a grammar.
+    print("Transcribe a clip (the runpod SDK, as any RunPod client; worker/README.md has the input):")
+    # runpod 1.12 reads its key from ~/.runpod/config.toml, not from the environment: set it.
+    print("  .venv/bin/python -c 'import base64, os, runpod; runpod.api_key = os.environ[\"RUNPOD_API_KEY\"]; "
+          "audio = base64.b64encode(open(\".runpod/clips/kitchen.wav\", \"rb\").read()).decode(); "
+          f"print(runpod.Endpoint(\"{endpoint}\").run_sync("
+          "{\"audio_base64\": audio, \"grammar\": \"#JSGF V1.0; grammar g; "
+          "public <c> = (turn on | turn off) the (kitchen | hall) lights;\"}, timeout=600))'")
+    print("  or from the stack's S3: {\"s3\": {\"bucket\": \"rpdeploy-envs\", \"key\": \"samples/garage.wav\"}, "
+          "\"grammar\": \"#JSGF V1.0; grammar g; public <c> = (open | close) the garage door;\"}")
 print(f"Stop everything: {rpdeploy} emulator stop && scripts/stack.sh down")
 PY
 exit "$status"

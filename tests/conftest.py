@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from tests.faultproxy import FaultProxy
 
 REPO = Path(__file__).resolve().parent.parent
+#: The echo worker project (config, worker/, rendered files): the fast fixture of the tests.
+ECHO = REPO / "examples" / "echo"
 #: RunPod's contract as vendored in the package (deploy/runpod/spec/README.md gives source and date).
 VENDORED_SPEC = REPO / "deploy" / "runpod" / "spec"
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -153,11 +155,19 @@ def official_spec() -> dict[str, Any]:
 
 
 def copy_repo_project(dest: Path) -> Path:
-    """A copy of this repository's own project files (config, worker, templates, rendered files)."""
+    """A copy of this repository's own project, the speech-to-text reference worker (config,
+    worker, cases, templates, rendered files)."""
     for name in ("rpdeploy.yaml", "Dockerfile.slim", ".dockerignore"):
         shutil.copy2(REPO / name, dest / name)
-    for name in ("worker", "templates"):
+    for name in ("worker", "templates", ".runpod"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def copy_echo_project(dest: Path) -> Path:
+    """A copy of examples/echo, the small echo worker the tests and benches deploy (fast: its only
+    requirement is runpod). Returns ``dest``."""
+    shutil.copytree(ECHO, dest, ignore=shutil.ignore_patterns("__pycache__", "build"), dirs_exist_ok=True)
     return dest
 
 

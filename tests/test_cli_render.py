@@ -118,7 +118,7 @@ def test_config_validate_json(run_cli: Callable[..., Result]) -> None:
     assert result.exit_code == 0
     payload = json_data(result.stdout, "config validate")
     assert payload["environments"] == ["staging", "production"]
-    assert payload["endpoints"]["production"] == "echo-worker-production"
+    assert payload["endpoints"]["production"] == "stt-worker-production"
 
 
 def _all_commands() -> list[tuple[str, click.Command]]:

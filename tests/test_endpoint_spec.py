@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from referencing.jsonschema import DRAFT202012
 from deploy.config import load_config
 from deploy.render import render_project
 from deploy.runpod import endpoint as rules
-from tests.conftest import REPO, MakeProject, official_spec
+from tests.conftest import ECHO, REPO, MakeProject, official_spec
 from tests.render_scenarios import IMAGE, SCENARIOS, Scenario
 
 
@@ -48,9 +49,10 @@ def test_specs_validate_against_official_schema(make_project: MakeProject, scena
     assert rules.create_problems(create) == []
 
 
-def test_reference_worker_specs_validate() -> None:
+@pytest.mark.parametrize("project", [REPO, ECHO], ids=["reference", "echo"])
+def test_bundled_project_specs_validate(project: Path) -> None:
     for env in (None, "staging", "production"):
-        files = render_project(load_config(REPO / "rpdeploy.yaml", env), IMAGE).files
+        files = render_project(load_config(project / "rpdeploy.yaml", env), IMAGE).files
         for name, content in files.items():
             if name.endswith("endpoint.create.json"):
                 assert errors("CreateEndpointRequest", json.loads(content)) == []

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeProject, copy_repo_project
+from tests.conftest import MakeProject, copy_echo_project
 from tests.emulator.helpers import BASE_IMAGE, INDEX_URL, pushed_sdk_image
 from tests.release.conftest import config_text
 from tests.release.helpers import endpoint_named, mount_image
@@ -194,13 +194,14 @@ def test_redeploy_workflow_rolls_back_when_the_rollout_fails(
 
 @pytest.fixture
 def release_checkout(tmp_path: Path, runner: Runner) -> Path:
-    """The reference worker as a tagged git checkout, baked (so that it answers jobs under the
-    emulator) and named uniquely; its secrets are left out (their sync is tested elsewhere)."""
+    """The echo example (examples/echo) as a tagged git checkout, baked (so that it answers jobs
+    under the emulator) and named uniquely; its secrets are left out (their sync is tested
+    elsewhere)."""
     import secrets  # noqa: PLC0415
 
     root = tmp_path / "release-checkout"
     root.mkdir()
-    copy_repo_project(root)
+    copy_echo_project(root)
     text = (root / "rpdeploy.yaml").read_text()
     text = text.replace("project: echo-worker", f"project: t{secrets.token_hex(4)}")
     text = text.replace("strategy: slim", "strategy: baked").replace(

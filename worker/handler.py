@@ -1,38 +1,287 @@
-"""Reference worker for rpdeploy: a small but real RunPod serverless handler.
+"""Reference worker for rpdeploy: speech to text on CPU with pocketsphinx (English).
 
-Input:  {"message": str, "numbers": [number, ...], "fail": bool}
-Output: {"echo": message, "sum": sum(numbers), "count": len(numbers), "worker": <id>}
-A handler that returns {"error": ...} makes the job FAILED (RunPod semantics), which
-the validation suite uses to prove that failures are detected.
+Input (one audio source, WAV, 16-bit PCM, mono, 16000 Hz, at most 25 MB):
+  {"audio_base64": str}                      the WAV file, base64
+  {"s3": {"bucket": str, "key": str}}        read with boto3 and the endpoint's AWS_* variables
+                                             (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+                                             AWS_ENDPOINT_URL, AWS_REGION, default us-east-1)
+  {"url": "http(s)://..."}                   fetched with a 30 s timeout
+  optional, at most one of:
+  "grammar": str                             a JSGF grammar (its words from the English dictionary)
+  "keywords": [str | {"phrase": str, "threshold": float}]
+                                             keyword spotting; threshold 1e-20 unless given
+Output:
+  {"text": str, "words": [{"word", "start_s", "end_s", "confidence"}], "duration_s": float,
+   "processing_s": float, "rtf": processing_s / duration_s, "search": "lm"|"grammar"|"keywords",
+   "model": "pocketsphinx 5.1.1 en-us"}
+Bad input returns {"error": "<what, and what was expected>"}, which makes the job FAILED
+(RunPod semantics). The English model ships inside the pocketsphinx wheel: nothing is
+downloaded at run time. Clips and cases: .runpod/ (README.md there says how they were made).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import os
+import re
+import tempfile
 import time
+import urllib.error
+import urllib.request
+import wave
+from dataclasses import dataclass
 from typing import Any
 
-import runpod
+EXPECTED = "expected a WAV file of 16-bit PCM, mono, 16000 Hz (sox in.wav -r 16000 -c 1 -b 16 out.wav)"
+SAMPLE_RATE = 16000
+MAX_BYTES = 25 * 1024 * 1024
+URL_TIMEOUT_S = 30
+DEFAULT_KEYWORD_THRESHOLD = 1e-20
+MODEL = "pocketsphinx 5.1.1 en-us"
+#: What an S3 error code means for the caller (others: the service's own message).
+S3_HINTS = {
+    "NoSuchKey": "no such object",
+    "NoSuchBucket": "no such bucket",
+    "AccessDenied": "access denied (check AWS_ACCESS_KEY_ID and the bucket's policy)",
+    "InvalidAccessKeyId": "unknown access key (check AWS_ACCESS_KEY_ID)",
+    "SignatureDoesNotMatch": "signature refused (check AWS_SECRET_ACCESS_KEY)",
+}
+#: Segments pocketsphinx reports that are not words: sentence marks, silence, fillers.
+NOT_WORDS = re.compile(r"^(<s>|</s>|<sil>|\[.*\]|\+\+.*\+\+)$")
+
+
+class InputError(ValueError):
+    """Input the worker cannot use; the message names what and what was expected."""
+
+
+@dataclass(frozen=True)
+class Audio:
+    pcm: bytes
+    duration_s: float
+
+
+# ---- audio sources
+
+
+def read_source(payload: dict[str, Any]) -> bytes:
+    """The WAV bytes from exactly one of audio_base64, s3, url."""
+    given = [key for key in ("audio_base64", "s3", "url") if payload.get(key) is not None]
+    if len(given) != 1:
+        found = ", ".join(given) if given else "none"
+        raise InputError(f"give exactly one audio source: audio_base64, s3 or url (found: {found})")
+    source = given[0]
+    if source == "audio_base64":
+        return from_base64(payload["audio_base64"])
+    if source == "s3":
+        return from_s3(payload["s3"])
+    return from_url(payload["url"])
+
+
+def from_base64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise InputError(f"audio_base64 must be a string (base64 of a WAV file), not {type(value).__name__}")
+    if len(value) > MAX_BYTES * 4 // 3 + 4:
+        raise InputError(f"audio_base64 is over {MAX_BYTES // (1024 * 1024)} MB")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"audio_base64 is not valid base64 ({exc})") from None
+
+
+def from_s3(value: Any) -> bytes:
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("bucket"), str)
+        or not isinstance(value.get("key"), str)
+        or not value["bucket"]
+        or not value["key"]
+    ):
+        raise InputError('s3 must be {"bucket": "<name>", "key": "<object key>"}')
+    import boto3  # noqa: PLC0415  (the runpod SDK brings boto3; imported only when used)
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    where = f"s3://{value['bucket']}/{value['key']}"
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    try:
+        # A new session reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL now
+        # (boto3's default session would keep the first credentials it saw).
+        client = boto3.session.Session().client("s3", region_name=region)
+        # GET, not HEAD first: only a body carries the error code (NoSuchBucket, NoSuchKey, ...).
+        body = client.get_object(Bucket=value["bucket"], Key=value["key"])
+        if body.get("ContentLength", 0) > MAX_BYTES:
+            body["Body"].close()
+            raise InputError(f"{where} is over {MAX_BYTES // (1024 * 1024)} MB")
+        data: bytes = body["Body"].read()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "error")
+        hint = S3_HINTS.get(code, error.get("Message", ""))
+        raise InputError(f"{where}: {code}: {hint}".rstrip(": ")) from None
+    except BotoCoreError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    return data
+
+
+def from_url(value: Any) -> bytes:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise InputError("url must be an http:// or https:// address of a WAV file")
+    try:
+        with urllib.request.urlopen(value, timeout=URL_TIMEOUT_S) as response:  # noqa: S310 (scheme checked)
+            data: bytes = response.read(MAX_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise InputError(f"url {value}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"url {value}: {reason}") from None
+    if len(data) > MAX_BYTES:
+        raise InputError(f"url {value}: over {MAX_BYTES // (1024 * 1024)} MB")
+    return data
+
+
+# ---- WAV
+
+
+def parse_wav(data: bytes) -> Audio:
+    """16-bit mono 16 kHz PCM samples from a WAV file, or InputError saying what is wrong."""
+    if not data:
+        raise InputError(f"audio is empty (0 bytes); {EXPECTED}")
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise InputError(f"audio is not a WAV file (no RIFF/WAVE header); {EXPECTED}")
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+            pcm = wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise InputError(f"audio is not a readable WAV file ({exc}); {EXPECTED}") from None
+    got = f"{width * 8}-bit, {channels} channel(s), {rate} Hz"
+    if (channels, width, rate) != (1, 2, SAMPLE_RATE):
+        raise InputError(f"audio is {got}; {EXPECTED}")
+    if not pcm:
+        raise InputError(f"audio has no samples (0 s); {EXPECTED}")
+    return Audio(pcm=pcm, duration_s=len(pcm) / 2 / SAMPLE_RATE)
+
+
+# ---- recognition
+
+
+class Recognizer:
+    """One pocketsphinx decoder per process (loading the model takes seconds), one job at a time."""
+
+    def __init__(self) -> None:
+        from pocketsphinx import Decoder  # noqa: PLC0415 (heavy: loaded on the first job)
+
+        self.decoder = Decoder(samprate=SAMPLE_RATE, loglevel="ERROR")
+        self.default_search = self.decoder.current_search()
+        self.frame_rate = int(self.decoder.config["frate"])
+
+    def transcribe(self, audio: Audio, grammar: Any = None, keywords: Any = None) -> dict[str, Any]:
+        search = self.use_search(grammar, keywords)
+        started = time.perf_counter()
+        try:
+            self.decoder.start_utt()
+            self.decoder.process_raw(audio.pcm, full_utt=True)
+            self.decoder.end_utt()
+            hyp = self.decoder.hyp()
+            words = [self.word(seg) for seg in (self.decoder.seg() or []) if not NOT_WORDS.match(seg.word)]
+        finally:
+            if search != "lm":
+                self.decoder.activate_search(self.default_search)
+                self.decoder.remove_search("job")
+        processing_s = time.perf_counter() - started
+        return {
+            "text": " ".join((hyp.hypstr if hyp else "").split()),
+            "words": words,
+            "duration_s": round(audio.duration_s, 3),
+            "processing_s": round(processing_s, 3),
+            "rtf": round(processing_s / audio.duration_s, 4),
+            "search": search,
+            "model": MODEL,
+        }
+
+    def word(self, seg: Any) -> dict[str, Any]:
+        return {
+            "word": re.sub(r"\(\d+\)$", "", seg.word.strip()),  # on(2): the dictionary's 2nd pronunciation
+            "start_s": round(seg.start_frame / self.frame_rate, 2),
+            "end_s": round((seg.end_frame + 1) / self.frame_rate, 2),
+            "confidence": round(float(seg.prob), 3),
+        }
+
+    def use_search(self, grammar: Any, keywords: Any) -> str:
+        if grammar is not None and keywords is not None:
+            raise InputError("give grammar or keywords, not both")
+        if grammar is not None:
+            if not isinstance(grammar, str) or not grammar.strip():
+                raise InputError(
+                    "grammar must be a JSGF grammar as text (#JSGF V1.0; grammar g; public <s> = ...;)"
+                )
+            try:
+                self.decoder.add_jsgf_string("job", grammar)
+            except (ValueError, RuntimeError):
+                raise InputError(
+                    "grammar: not a valid JSGF grammar, or it uses a word the English dictionary lacks"
+                ) from None
+            self.decoder.activate_search("job")
+            return "grammar"
+        if keywords is not None:
+            lines = [self.keyword_line(item) for item in self.keyword_list(keywords)]
+            with tempfile.NamedTemporaryFile("w", suffix=".kws", delete=False) as kws:
+                kws.write("".join(lines))
+            try:
+                self.decoder.add_kws("job", kws.name)
+            finally:
+                os.unlink(kws.name)
+            self.decoder.activate_search("job")
+            return "keywords"
+        return "lm"
+
+    @staticmethod
+    def keyword_list(keywords: Any) -> list[Any]:
+        if not isinstance(keywords, list) or not keywords:
+            raise InputError('keywords must be a non-empty list of phrases or {"phrase", "threshold"}')
+        return keywords
+
+    def keyword_line(self, item: Any) -> str:
+        phrase, threshold = item, DEFAULT_KEYWORD_THRESHOLD
+        if isinstance(item, dict):
+            phrase, threshold = item.get("phrase"), item.get("threshold", DEFAULT_KEYWORD_THRESHOLD)
+        if not isinstance(phrase, str) or not phrase.strip():
+            raise InputError(f"keywords: {item!r} is not a phrase")
+        if not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+            raise InputError(f"keywords: threshold of {phrase!r} must be a number in (0, 1], e.g. 1e-20")
+        words = phrase.lower().split()
+        missing = [w for w in words if self.decoder.lookup_word(w) is None]
+        if missing:
+            raise InputError(f"keywords: {', '.join(missing)} not in the English dictionary")
+        return f"{' '.join(words)} /{threshold:g}/\n"
+
+
+_recognizer: Recognizer | None = None
+
+
+def recognizer() -> Recognizer:
+    global _recognizer  # noqa: PLW0603 (one decoder per worker process)
+    if _recognizer is None:
+        _recognizer = Recognizer()
+    return _recognizer
 
 
 def handler(job: dict[str, Any]) -> dict[str, Any]:
-    started = time.perf_counter()
-    payload = job.get("input") or {}
+    payload = job.get("input")
     if not isinstance(payload, dict):
-        return {"error": "input must be a JSON object"}
-    if payload.get("fail"):
-        return {"error": "failure requested by the input (fail=true)"}
-    numbers = payload.get("numbers", [])
-    if not isinstance(numbers, list) or not all(isinstance(n, int | float) for n in numbers):
-        return {"error": "numbers must be a list of numbers"}
-    return {
-        "echo": payload.get("message", ""),
-        "sum": sum(numbers),
-        "count": len(numbers),
-        "worker": os.environ.get("RUNPOD_POD_ID", "local"),
-        "handler_ms": round((time.perf_counter() - started) * 1000, 3),
-    }
+        return {"error": "input must be a JSON object with audio_base64, s3 or url"}
+    try:
+        audio = parse_wav(read_source(payload))
+        return recognizer().transcribe(audio, payload.get("grammar"), payload.get("keywords"))
+    except InputError as exc:
+        return {"error": str(exc)}
 
 
 if __name__ == "__main__":
+    import runpod
+
+    # Load the model before taking jobs (RunPod's advice: outside the handler), so the first job's
+    # execution time is decoding only.
+    recognizer()
     runpod.serverless.start({"handler": handler})

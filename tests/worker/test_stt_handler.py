@@ -1,0 +1,264 @@
+"""The speech-to-text reference worker's handler (worker/handler.py), in process, on the committed
+clips (.runpod/clips): pocketsphinx is real (the dev extra installs it), the S3 source reads the
+stack's seaweedfs (scripts/stack.sh uploads samples/garage.wav), the url source a local HTTP server.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import importlib.util
+import io
+import json
+import sys
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from deploy.config import load_config
+from deploy.release.cases import load_cases
+from deploy.release.expect import Outcome, failures
+from tests.conftest import REPO
+from tests.runtime.conftest import stack_env
+
+CLIPS = REPO / ".runpod" / "clips"
+HOME = (
+    "#JSGF V1.0; grammar home; "
+    "public <command> = (turn on | turn off) the (kitchen | bedroom | hall) (lights | fan);"
+)
+DOOR = "#JSGF V1.0; grammar door; public <command> = (open | close) the (garage | front | back) door;"
+#: The S3 tests need the stack's seaweedfs (scripts/stack.sh): stack tests, not `make unit`.
+STACK = pytest.mark.docker
+EXPECTED = "expected a WAV file of 16-bit PCM, mono, 16000 Hz"
+
+
+def load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def stt() -> ModuleType:
+    # Its own module name: worker/handler.py must not shadow (or be shadowed by) another `handler`.
+    return load(REPO / "worker" / "handler.py", "stt_reference_handler")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def clip(name: str) -> str:
+    return b64((CLIPS / f"{name}.wav").read_bytes())
+
+
+def wav(channels: int = 1, width: int = 2, rate: int = 16000, frames: int = 1600) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(b"\0" * width * channels * frames)
+    return out.getvalue()
+
+
+def run(stt: ModuleType, **payload: Any) -> dict[str, Any]:
+    result: dict[str, Any] = stt.handler({"id": "t", "input": payload})
+    return result
+
+
+def test_grammar_transcribes_the_clip_with_word_timings(stt: ModuleType) -> None:
+    out = run(stt, audio_base64=clip("kitchen"), grammar=HOME)
+    assert out["text"] == "turn on the kitchen lights"
+    assert [w["word"] for w in out["words"]] == ["turn", "on", "the", "kitchen", "lights"]
+    starts = [w["start_s"] for w in out["words"]]
+    assert starts == sorted(starts)
+    assert all(w["start_s"] < w["end_s"] <= out["duration_s"] for w in out["words"])
+    assert all(0 <= w["confidence"] <= 1 for w in out["words"])
+    assert out["duration_s"] == pytest.approx(30211 / 16000, abs=0.001)
+    assert out["search"] == "grammar"
+    assert out["rtf"] > 0
+    assert out["model"] == "pocketsphinx 5.1.1 en-us"
+
+
+def test_keywords_spot_the_phrase(stt: ModuleType) -> None:
+    out = run(stt, audio_base64=clip("doctor"), keywords=["kitchen", {"phrase": "tomorrow morning"}])
+    assert out["text"] == "tomorrow morning"
+    assert out["search"] == "keywords"
+
+
+def test_free_decoding_after_a_grammar_job_uses_the_language_model_again(stt: ModuleType) -> None:
+    assert run(stt, audio_base64=clip("garage"), grammar=DOOR)["text"] == "open the garage door"
+    out = run(stt, audio_base64=clip("garage"))
+    assert out["search"] == "lm"
+    assert "error" not in out
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (
+            {"audio_base64": b64(b"this is not audio")},
+            f"audio is not a WAV file (no RIFF/WAVE header); {EXPECTED}",
+        ),
+        ({"audio_base64": ""}, f"audio is empty (0 bytes); {EXPECTED}"),
+        ({"audio_base64": b64(wav(rate=8000))}, f"audio is 16-bit, 1 channel(s), 8000 Hz; {EXPECTED}"),
+        ({"audio_base64": b64(wav(channels=2))}, f"audio is 16-bit, 2 channel(s), 16000 Hz; {EXPECTED}"),
+        ({"audio_base64": b64(wav(width=1))}, f"audio is 8-bit, 1 channel(s), 16000 Hz; {EXPECTED}"),
+        ({"audio_base64": b64(wav(frames=0))}, f"audio has no samples (0 s); {EXPECTED}"),
+        ({"audio_base64": b64(wav()[:30])}, "audio is not a readable WAV file"),
+        ({"audio_base64": "not base64!"}, "audio_base64 is not valid base64"),
+        ({"audio_base64": 5}, "audio_base64 must be a string (base64 of a WAV file), not int"),
+        ({}, "give exactly one audio source: audio_base64, s3 or url (found: none)"),
+        (
+            {"audio_base64": "", "url": "http://x"},
+            "give exactly one audio source: audio_base64, s3 or url (found: audio_base64, url)",
+        ),
+        ({"s3": {"bucket": "b"}}, 's3 must be {"bucket": "<name>", "key": "<object key>"}'),
+        ({"url": "file:///etc/passwd"}, "url must be an http:// or https:// address of a WAV file"),
+    ],
+)
+def test_bad_audio_is_one_clear_error(stt: ModuleType, payload: dict[str, Any], error: str) -> None:
+    out = run(stt, **payload)
+    assert set(out) == {"error"}
+    assert out["error"].startswith(error), out["error"]
+
+
+@pytest.mark.parametrize(
+    ("search", "error"),
+    [
+        ({"grammar": HOME, "keywords": ["kitchen"]}, "give grammar or keywords, not both"),
+        (
+            {"grammar": "not jsgf"},
+            "grammar: not a valid JSGF grammar, or it uses a word the English dictionary lacks",
+        ),
+        ({"grammar": "#JSGF V1.0; grammar g; public <c> = xyzzyq;"}, "grammar: not a valid JSGF grammar"),
+        ({"grammar": ""}, "grammar must be a JSGF grammar as text"),
+        ({"keywords": []}, "keywords must be a non-empty list"),
+        ({"keywords": ["kitchen", "xyzzyq frobq"]}, "keywords: xyzzyq, frobq not in the English dictionary"),
+        (
+            {"keywords": [{"phrase": "kitchen", "threshold": 2}]},
+            "keywords: threshold of 'kitchen' must be a number",
+        ),
+        ({"keywords": [7]}, "keywords: 7 is not a phrase"),
+    ],
+)
+def test_bad_search_is_one_clear_error(stt: ModuleType, search: dict[str, Any], error: str) -> None:
+    out = run(stt, audio_base64=clip("garage"), **search)
+    assert set(out) == {"error"}
+    assert out["error"].startswith(error), out["error"]
+    # The failed job leaves the decoder usable: the next job decodes with its grammar.
+    assert run(stt, audio_base64=clip("garage"), grammar=DOOR)["text"] == "open the garage door"
+
+
+def test_input_that_is_not_an_object(stt: ModuleType) -> None:
+    assert stt.handler({"input": "hello"}) == {
+        "error": "input must be a JSON object with audio_base64, s3 or url"
+    }
+
+
+# ---- url: a local HTTP server (the worker fetches with urllib)
+
+
+@pytest.fixture(scope="module")
+def http_base() -> Iterator[str]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(CLIPS), **kwargs)
+
+        def log_message(self, *args: Any) -> None:  # quiet test output
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_source(stt: ModuleType, http_base: str) -> None:
+    assert run(stt, url=f"{http_base}/kitchen.wav", grammar=HOME)["text"] == "turn on the kitchen lights"
+
+
+def test_url_that_is_missing(stt: ModuleType, http_base: str) -> None:
+    assert run(stt, url=f"{http_base}/none.wav") == {
+        "error": f"url {http_base}/none.wav: HTTP 404 File not found"
+    }
+
+
+# ---- s3: the stack's seaweedfs, which checks signatures
+
+
+@pytest.fixture
+def s3_environ(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = stack_env()
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.setenv(key, env[key])
+    return env
+
+
+@STACK
+def test_s3_source(stt: ModuleType, s3_environ: dict[str, str]) -> None:
+    where = {"bucket": s3_environ["RPDEPLOY_S3_BUCKET"], "key": "samples/garage.wav"}
+    assert run(stt, s3=where, grammar=DOOR)["text"] == "open the garage door"
+
+
+@STACK
+def test_s3_missing_object(stt: ModuleType, s3_environ: dict[str, str]) -> None:
+    bucket = s3_environ["RPDEPLOY_S3_BUCKET"]
+    out = run(stt, s3={"bucket": bucket, "key": "samples/none.wav"})
+    assert out == {"error": f"s3://{bucket}/samples/none.wav: NoSuchKey: no such object"}
+
+
+@STACK
+def test_s3_missing_bucket(stt: ModuleType, s3_environ: dict[str, str]) -> None:
+    out = run(stt, s3={"bucket": "rpdeploy-no-such-bucket", "key": "a.wav"})
+    assert out == {"error": "s3://rpdeploy-no-such-bucket/a.wav: NoSuchBucket: no such bucket"}
+
+
+@STACK
+def test_s3_wrong_credentials(
+    stt: ModuleType, s3_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    bucket = s3_environ["RPDEPLOY_S3_BUCKET"]
+    out = run(stt, s3={"bucket": bucket, "key": "samples/garage.wav"})
+    assert out == {
+        "error": f"s3://{bucket}/samples/garage.wav: SignatureDoesNotMatch: "
+        "signature refused (check AWS_SECRET_ACCESS_KEY)"
+    }
+
+
+# ---- the committed cases
+
+
+def test_tests_json_matches_the_clips() -> None:
+    build = load(REPO / ".runpod" / "build_tests.py", "stt_build_tests")
+    assert json.loads((REPO / ".runpod" / "tests.json").read_text()) == build.tests(), (
+        "run python3 .runpod/build_tests.py"
+    )
+
+
+@STACK
+def test_every_validation_case_passes_in_process(stt: ModuleType, s3_environ: dict[str, str]) -> None:
+    """The release's cases (.runpod/tests.json, then rpdeploy.yaml's S3 case) judged by the same
+    code as `rpdeploy validate`, the handler called in process; the emulator test runs them as jobs."""
+    cases = load_cases(load_config(REPO / "rpdeploy.yaml", environ=s3_environ))
+    assert len(cases.cases) == 5
+    for case in cases.cases:
+        out = stt.handler({"id": case.name, "input": case.payload})
+        # RunPod: a handler's {"error": ...} makes the job FAILED with that error.
+        if "error" in out:
+            outcome = Outcome(status="FAILED", error=out["error"])
+        else:
+            outcome = Outcome(status="COMPLETED", output=out, has_output=True)
+        assert failures(case.expect, outcome) == [], case.name
