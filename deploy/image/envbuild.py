@@ -93,6 +93,12 @@ class EnvArchive:
         return f"built {self.key} ({self.size / 1e6:.1f} MB){where}"
 
 
+def wanted(loaded: LoadedConfig) -> bool:
+    """Whether `rpdeploy release` builds and pushes the archive: a slim image with ``runtime.s3``."""
+    config = loaded.config
+    return config.image.strategy == "slim" and config.runtime.s3 is not None
+
+
 def archive_path(key: str) -> Path:
     """``build/rpdeploy/envs/<key>.tar.gz`` (relative): one per key, whatever the environment."""
     return layout.BUILD_DIR / "envs" / f"{key}.tar.gz"
