@@ -10,7 +10,6 @@ emulator costs minutes of install and unpack that this check does not need.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable
 
@@ -21,6 +20,7 @@ from deploy.runtime.settings import s3_settings
 from tests.release.helpers import RunCli
 from tests.release.test_release_pipeline import EPOCH, Project, new_project
 from tests.runtime.conftest import s3_env
+from tests.test_image_docker import free_port
 
 pytestmark = pytest.mark.docker
 __all__ = ["new_project"]  # the fixture, shared with the release pipeline tests
@@ -41,13 +41,6 @@ def slim_s3(project: Project, prefix: str, bucket: str, endpoint: str) -> None:
     project.handler("# {repository}\n", "slim with S3")
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_release_uploads_the_env_archive_after_the_push_and_before_the_deploy(
     new_project: Callable[[], Project], run_cli: RunCli
 ) -> None:
@@ -56,7 +49,7 @@ def test_release_uploads_the_env_archive_after_the_push_and_before_the_deploy(
     project = new_project()
     slim_s3(project, prefix, stack["RPDEPLOY_S3_BUCKET"], stack["AWS_ENDPOINT_URL"])
     env = {
-        "RUNPOD_API_URL": f"http://127.0.0.1:{closed_port()}/v2",  # the deploy fails: nothing listens
+        "RUNPOD_API_URL": f"http://127.0.0.1:{free_port()}/v2",  # the deploy fails: nothing listens
         "RUNPOD_API_KEY": "rpa_test_unused",
         "AWS_ACCESS_KEY_ID": stack["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": stack["AWS_SECRET_ACCESS_KEY"],

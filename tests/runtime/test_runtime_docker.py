@@ -56,21 +56,7 @@ print("REPORT " + json.dumps({
 
 @pytest.fixture
 def slim_image(tmp_path: Path, run_cli: Run, engine: Any) -> str:
-    root = tmp_path / "project"
-    (root / "worker").mkdir(parents=True)
-    repository = f"rpdeploy-test/{uuid.uuid4().hex[:10]}"
-    CREATED.add(repository)  # the image tests' engine fixture removes it afterwards
-    (root / "worker" / "handler.py").write_text(f"# {repository}\n{HANDLER}")
-    (root / "worker" / "requirements.txt").write_text("six==1.17.0\n")
-    (root / ".gitignore").write_text("build/\n")
-    (root / "rpdeploy.yaml").write_text(config_text(repository))
-    git(root, "init", "-q", "-b", "main")
-    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
-    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "init")
-    built = invoke(run_cli, root, "build", "-o", "json")
-    assert built.exit_code == 0, built.stderr
-    image: str = as_json(built)["image"]
-    return image
+    return _project_image(tmp_path / "project", run_cli, "")
 
 
 @contextlib.contextmanager
