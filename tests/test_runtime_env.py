@@ -81,3 +81,42 @@ def test_a_second_place_for_a_runtime_setting_is_one_config_error_naming_both(
     result = run_cli("config", "validate", cwd=root)
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines() == [f"error: {expected}"]
+
+
+@pytest.mark.parametrize(
+    ("config", "environ", "expected"),
+    [
+        (
+            BASE_CONFIG.replace("strategy: slim", "strategy: baked"),
+            {},
+            "error: rpdeploy env build needs image.strategy: slim (a baked image installs its dependencies"
+            " at build time)",
+        ),
+        (BASE_CONFIG, {}, "error: rpdeploy.yaml: --push needs runtime.s3 (bucket, prefix, endpoint_url)"),
+        (
+            RUNTIME,
+            {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": None},
+            "error: --push needs the S3 credentials in the environment: AWS_SECRET_ACCESS_KEY not set",
+        ),
+        (
+            RUNTIME.replace(f", endpoint_url: '{S3_URL}'", ""),
+            {"AWS_ENDPOINT_URL": None},
+            "error: rpdeploy.yaml: --push needs runtime.s3.endpoint_url"
+            " (or AWS_ENDPOINT_URL in the environment)",
+        ),
+    ],
+    ids=["baked", "no-s3", "no-secret", "no-endpoint"],
+)
+def test_env_build_push_refuses_bad_input_in_one_line_before_any_container(
+    make_project: MakeProject,
+    run_cli: Callable[..., Result],
+    config: str,
+    environ: dict[str, str | None],
+    expected: str,
+) -> None:
+    root = make_project(config)
+    args = ["env", "build"] if "baked" in config else ["env", "build", "--push"]
+    result = run_cli(*args, cwd=root, env={"DOCKER_HOST": "tcp://127.0.0.1:9", **environ})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [expected]
+    assert not (root / "build").exists()
