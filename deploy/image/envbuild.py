@@ -252,12 +252,9 @@ def _run(container: Container, log: Log, secrets: list[str]) -> dict[str, Any]:
         for line in lines:
             masked = _masked(line, secrets)
             if masked.startswith(PREFIX):  # the bootstrap's own lines (the installer's are noise here)
-                if last:
-                    log(f"env: {last}")
                 last = masked.removeprefix(PREFIX).strip()
+                log(f"env: {last}")  # as it comes: an install is minutes of silence otherwise
     status = int(container.wait()["StatusCode"])
-    if status == 0 and last:  # a failure's last line is the error itself: said once
-        log(f"env: {last}")
     out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace").strip()
     if status != 0:
         message = f"rpdeploy env build: {last or f'the build container exited {status}'}"
