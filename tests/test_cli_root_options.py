@@ -28,6 +28,7 @@ ARGS: dict[str, list[str]] = {
     "render": ["-c", "missing.yaml"],
     "build": ["-c", "missing.yaml"],
     "push": ["-c", "missing.yaml"],
+    "env build": ["-c", "missing.yaml"],
     "validate": ["-c", "missing.yaml"],
     "image report": ["bad::ref"],
     "secrets sync": ["-c", "missing.yaml"],

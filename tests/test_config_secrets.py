@@ -51,8 +51,12 @@ INTERPOLATED = edit(
 
 #: What render accepts of INTERPOLATED: a copy that is exactly a runpod-secret's variable
 #: (it becomes the secret's reference); ALSO embeds it in other text, which render refuses
-#: (tests/test_secret_copies.py).
-DEPLOYABLE = INTERPOLATED.replace('\n    ALSO: "k=${AWS_ACCESS_KEY_ID};"', "")
+#: (tests/test_secret_copies.py), and so does runtime.s3.endpoint_url, which render puts into
+#: the endpoint env (`Config.runtime_env`).
+EMBEDDED_URL = "https://${AWS_ACCESS_KEY_ID}.s3.example.com"
+DEPLOYABLE = INTERPOLATED.replace('\n    ALSO: "k=${AWS_ACCESS_KEY_ID};"', "").replace(
+    EMBEDDED_URL, "https://s3.example.com"
+)
 
 
 def test_config_show_masks_interpolated_secrets(
@@ -90,6 +94,19 @@ def test_rendered_files_mask_interpolated_secrets(
     assert (root / "build" / "rpdeploy" / "default" / "endpoint.create.json").is_file()
     assert leaks(all_files(root)) == []
     assert leaks(result.output) == []
+
+
+def test_an_s3_endpoint_url_embedding_a_secret_is_refused_by_render(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    # runtime.s3.endpoint_url goes into the endpoint env: a secret inside it would be sent in clear.
+    root = make_project(INTERPOLATED.replace('\n    ALSO: "k=${AWS_ACCESS_KEY_ID};"', ""))
+    result = run_cli("render", "--image", "127.0.0.1:5000/acme/demo-worker:sha-1", cwd=root,
+                     env={"AWS_ACCESS_KEY_ID": CANARY})  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "runtime.s3.endpoint_url: holds the secret ${AWS_ACCESS_KEY_ID} inside other text" in result.stderr
+    assert leaks(result.output) == []
+    assert not (root / "build").exists()
 
 
 def test_the_config_hash_does_not_depend_on_secret_values(make_project: MakeProject) -> None:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "render": "deploy.cli.render_cmd:render",
     "build": "deploy.cli.build_cmd:build",
     "push": "deploy.cli.push_cmd:push",
+    "env": "deploy.cli.env_cmd:env_group",
     "image": "deploy.cli.image_cmd:image",
     "plan": "deploy.cli.plan_cmd:plan",
     "apply": "deploy.cli.apply_cmd:apply",

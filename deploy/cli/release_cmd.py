@@ -25,6 +25,7 @@ from deploy.cli.target import target_option
 from deploy.cli.validate_cmd import LogListener
 from deploy.config import LoadedConfig, load_config
 from deploy.errors import ExitCode, UsageError
+from deploy.image import envbuild
 from deploy.image.push_record import deploy_image
 from deploy.image.tags import default_image
 from deploy.release import desired, reports
@@ -128,6 +129,16 @@ def _build_and_push(ctx: Context, loaded: LoadedConfig, result: ReleaseResult) -
         said(pushed.image)
 
 
+def _env_archive(ctx: Context, loaded: LoadedConfig, result: ReleaseResult, environ: dict[str, str]) -> None:
+    """`rpdeploy env build --push` as a step, for a slim image with ``runtime.s3``: the first cold
+    start then downloads the environment instead of installing it (a HEAD that finds the
+    archive makes the step a no-op)."""
+    if not envbuild.wanted(loaded):
+        return
+    with _step(ctx, result, "env archive") as said:
+        said(envbuild.build_env(loaded, environ, push=True, log=ctx.log).summary)
+
+
 def _merged(stages: list[Stage]) -> ValidationReport:
     """Every stage's cases in one report (case names prefixed by the environment) for one JUnit file."""
     validated = [(stage, stage.report) for stage in stages if stage.report is not None]
@@ -188,14 +199,17 @@ def release(
 
     The first environment (default staging) gets the pushed image@digest (or --image
     REF, which skips render/build/push), the rollout is followed to the end, and the
-    config's validation cases run as jobs. A failure (or a rollout that does not finish
-    within --timeout) rolls the endpoint back to the release it ran before, automatically,
-    and the command exits 1. With --promote, a passing release goes on to production
-    with the same digest, is validated there, and is rolled back there on failure. A
-    release where nothing changed deploys nothing ("no change") and still validates.
-    An endpoint the release created is, on failure, scaled to zero workers (no release
-    to return to; kept for its logs, not billing). --skip-validation deploys and waits
-    for the rollout only (a failed rollout still rolls back).
+    config's validation cases run as jobs. A slim image with runtime.s3 gets its
+    environment archive built and uploaded first (`rpdeploy env build --push`; a no-op
+    when it is there), so a first cold start downloads it instead of installing. A
+    failure (or a rollout that does not finish within --timeout) rolls the endpoint
+    back to the release it ran before, automatically, and the command exits 1. With
+    --promote, a passing release goes on to production with the same digest, is
+    validated there, and is rolled back there on failure. A release where nothing
+    changed deploys nothing ("no change") and still validates. An endpoint the release
+    created is, on failure, scaled to zero workers (no release to return to; kept for
+    its logs, not billing). --skip-validation deploys and waits for the rollout only (a
+    failed rollout still rolls back).
     In GitHub Actions, a summary goes to $GITHUB_STEP_SUMMARY and image/digest/endpoint
     ids to $GITHUB_OUTPUT.
 
@@ -207,7 +221,8 @@ def release(
 
     Exit codes: 0 released (every environment validated), 1 validation failed or the
     rollout failed or timed out (rolled back, or scaled to zero), preflight failed or
-    build failed, 2 bad usage or config, 3 Docker engine, registry or RunPod API unreachable.
+    build failed, 2 bad usage or config (S3 credentials missing for the env archive),
+    3 Docker engine, registry, S3 or RunPod API unreachable.
     """
     # Always waits for the rollout: validating before the workers run the release would test the old one.
     if promote and env_first == PROMOTE_TO:
@@ -227,6 +242,7 @@ def release(
     if image is None:
         result = ReleaseResult("", built=True)
         _build_and_push(ctx, first, result)
+        _env_archive(ctx, first, result, environ)
     else:
         result = ReleaseResult("", built=False)
     result.image = deploy_image(first, image, allow_mutable_tag=allow_mutable_tag)

@@ -403,7 +403,11 @@ def _format(problems: list[Problem], document: YamlDocument, env: str | None, ma
     for problem in problems:
         path = _source_path(document, problem.path, env)
         label = f"{dotted(path)}: " if path else ""
-        lines.append(masker.reference(f"{document.where(path)}: {label}{problem.message}"))
+        message = problem.message
+        if problem.also is not None:
+            also = _source_path(document, problem.also, env)
+            message += f" ({dotted(also)} is at {document.where(also)})"
+        lines.append(masker.reference(f"{document.where(path)}: {label}{message}"))
     return list(dict.fromkeys(lines))  # one fault seen twice (merged and as written) is one line
 
 

@@ -26,6 +26,8 @@ from deploy.runpod.defaults import idle_timeout_applies
 class Problem:
     path: PathKey
     message: str
+    #: The other place a conflict involves; the message line names it with its ``file:line``.
+    also: PathKey | None = None
 
 
 def check(config: Config, root: Path) -> list[Problem]:
@@ -33,6 +35,7 @@ def check(config: Config, root: Path) -> list[Problem]:
     return [
         *_endpoint_problems(config),
         *_secret_problems(config),
+        *_runtime_env_problems(config),
         *_deploy_resource_problems(config),
         *_file_problems(config, root),
     ]
@@ -75,7 +78,8 @@ def _runpod_body(config: Config) -> dict[str, Any]:
     body["name"] = config.endpoint_name(None)
     body["image"] = f"{config.image.registry}/{config.image.repository}"
     # Any string stands for a secret's value here: the schema only asks that env values are strings.
-    body["env"] = {**body["env"], **{secret.name: "***" for secret in config.secrets}}
+    derived = {name: value for name, (value, _) in config.runtime_env().items()}
+    body["env"] = {**derived, **body["env"], **{secret.name: "***" for secret in config.secrets}}
     # Volumes given by name get their ids at deploy time (deploy.release.volumes).
     body["networkVolumes"] = ep.volume_ids()
     if not idle_timeout_applies(ep.type, ep.scaling.type):
@@ -115,6 +119,28 @@ def _secret_problems(config: Config) -> Iterator[Problem]:
             problem = runpod_secrets.name_problem(config.secret_name(secret))
             if problem is not None:
                 yield Problem(path, f"the default RunPod secret name fails: {problem}; set secret:")
+
+
+def _runtime_env_problems(config: Config) -> Iterator[Problem]:
+    """``runtime:`` is the one source of the bootstrap's run-time settings (`Config.runtime_env`):
+    an endpoint.env value that disagrees, or a secret of the same name, is a conflict."""
+    for name, (value, source) in config.runtime_env().items():
+        where = ".".join(source)
+        if name in config.endpoint.env and config.endpoint.env[name] != value:
+            yield Problem(
+                ("endpoint", "env", name),
+                f"conflicts with {where}, which render puts into the endpoint env as {name}:"
+                " set it in one place",
+                also=source,
+            )
+        for index, secret in enumerate(config.secrets):
+            if secret.name == name:
+                yield Problem(
+                    ("secrets", index, "name"),
+                    f"{name} is also set by {where} (render puts it into the endpoint env):"
+                    " set it in one place",
+                    also=source,
+                )
 
 
 def _deploy_resource_problems(config: Config) -> Iterator[Problem]:

@@ -446,6 +446,23 @@ class Config(OverridableSections):
         default_factory=dict, description="Per-environment overrides of the sections above."
     )
 
+    def runtime_env(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """The slim bootstrap's run-time settings as endpoint env: ``{variable: (value, config path)}``.
+
+        Render puts them into the endpoint env, so ``runtime:`` is their one source (an
+        ``endpoint.env`` or secret of the same name that disagrees is a config error). A baked
+        image has no bootstrap: nothing. The variables are the ones deploy/runtime/settings.py
+        reads (docs/runtime.md, "Settings").
+        """
+        if self.image.strategy != "slim":
+            return {}
+        found: dict[str, tuple[str, tuple[str, ...]]] = {}
+        if self.runtime.index_url:
+            found["RPDEPLOY_INDEX_URL"] = (self.runtime.index_url, ("runtime", "index_url"))
+        if self.runtime.s3 is not None and self.runtime.s3.endpoint_url:
+            found["AWS_ENDPOINT_URL"] = (self.runtime.s3.endpoint_url, ("runtime", "s3", "endpoint_url"))
+        return found
+
     def endpoint_name(self, environment: str | None) -> str:
         if self.endpoint.name:
             return self.endpoint.name

@@ -31,13 +31,21 @@ def masked(_secret: SecretConfig) -> str:
 def endpoint_env(
     config: Config, resolve_inline: SecretResolver = masked, source: LoadedConfig | None = None
 ) -> dict[str, str]:
-    """The endpoint's env: plain values plus secret references (or inline values).
+    """The endpoint's env: plain values, the bootstrap's settings from ``runtime:``
+    (`Config.runtime_env`), plus secret references (or inline values).
 
     ``source`` (the loaded config ``config`` is) says which values interpolation built
     from a secret's variable: such a copy is resolved by `_secret_copy`, so a deployable
     body never carries a secret, nor the ``***`` that masking would leave in its place.
     """
-    env = {key: _secret_copy(config, key, value, source) for key, value in config.endpoint.env.items()}
+    env = {
+        key: _secret_copy(config, ("endpoint", "env", key), value, source)
+        for key, value in config.endpoint.env.items()
+    }
+    # The bootstrap's run-time settings, from `runtime:` (their one source; config validation
+    # refuses an endpoint.env value that disagrees).
+    for key, (value, path) in config.runtime_env().items():
+        env.setdefault(key, _secret_copy(config, path, value, source))
     for secret in config.secrets:
         if secret.mode == "runpod-secret":
             env[secret.name] = runpod_secrets.reference(config.secret_name(secret))
@@ -46,7 +54,7 @@ def endpoint_env(
     return dict(sorted(env.items()))
 
 
-def _secret_copy(config: Config, key: str, value: str, source: LoadedConfig | None) -> str:
+def _secret_copy(config: Config, path: tuple[str, ...], value: str, source: LoadedConfig | None) -> str:
     """``value``, or the RunPod secret reference it copies exactly; RenderError for any
     other copy of a secret (inside other text, or of an inline or undeclared secret),
     which no deployable file may hold.
@@ -58,11 +66,10 @@ def _secret_copy(config: Config, key: str, value: str, source: LoadedConfig | No
     """
     if source is None:
         return value
-    path = ("endpoint", "env", key)
     reads = source.secret_reads(path)
     if not reads.variables:
         return value
-    where = f"{source.where(path)}: endpoint.env.{key}"
+    where = f"{source.where(path)}: {'.'.join(path)}"
     variable = reads.exact
     if variable is None:
         named = reads.variables[0]

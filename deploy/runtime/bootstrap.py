@@ -147,7 +147,9 @@ def handler_environment(env: dict[str, str], env_dir: str) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    """``[--provision-only] | <handler command...>``; returns (or execs) with the documented status."""
+    """``[--provision-only] | --build-archive OUT [--push] | <handler command...>``.
+
+    Returns (or execs) with the documented status."""
     disk: workdisk.WorkDisk | None = None
     try:
         settings = load(os.environ)
@@ -156,6 +158,10 @@ def main(argv: list[str]) -> int:
         os.environ.update(env)  # for this process too (tempfile, pip subprocesses)
         tempfile.tempdir = env["TMPDIR"]
         workdisk.check_os_disk(settings)
+        if argv[:1] == ["--build-archive"]:  # `rpdeploy env build`, inside the base image
+            from . import prebuild  # noqa: PLC0415 (it imports this module)
+
+            return prebuild.main(argv, settings, disk, env)
         env_dir = provision(settings, disk, env)
         if argv == ["--provision-only"]:
             print(env_dir)

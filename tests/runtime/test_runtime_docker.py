@@ -8,6 +8,8 @@ tests print (sizes, seconds) are observations for the report, never asserted on.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import time
 import uuid
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import INDEX_URL
+from tests.runtime.conftest import INDEX_URL, s3_env
 from tests.test_image_docker import CREATED, Run, as_json, config_text, engine, git, invoke
 
 pytestmark = pytest.mark.docker
@@ -54,28 +56,22 @@ print("REPORT " + json.dumps({
 
 @pytest.fixture
 def slim_image(tmp_path: Path, run_cli: Run, engine: Any) -> str:
-    root = tmp_path / "project"
-    (root / "worker").mkdir(parents=True)
-    repository = f"rpdeploy-test/{uuid.uuid4().hex[:10]}"
-    CREATED.add(repository)  # the image tests' engine fixture removes it afterwards
-    (root / "worker" / "handler.py").write_text(f"# {repository}\n{HANDLER}")
-    (root / "worker" / "requirements.txt").write_text("six==1.17.0\n")
-    (root / ".gitignore").write_text("build/\n")
-    (root / "rpdeploy.yaml").write_text(config_text(repository))
-    git(root, "init", "-q", "-b", "main")
-    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
-    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "init")
-    built = invoke(run_cli, root, "build", "-o", "json")
-    assert built.exit_code == 0, built.stderr
-    image: str = as_json(built)["image"]
-    return image
+    return _project_image(tmp_path / "project", run_cli, "")
+
+
+@contextlib.contextmanager
+def _volume(engine: Any) -> Iterator[str]:
+    created = engine.volumes.create(name=f"rpdeploy-test-{uuid.uuid4().hex[:10]}")
+    try:
+        yield created.name
+    finally:
+        created.remove(force=True)
 
 
 @pytest.fixture
 def volume(engine: Any) -> Iterator[str]:
-    created = engine.volumes.create(name=f"rpdeploy-test-{uuid.uuid4().hex[:10]}")
-    yield created.name
-    created.remove(force=True)
+    with _volume(engine) as name:
+        yield name
 
 
 def run_container(
@@ -174,3 +170,85 @@ def test_a_full_volume_during_the_install_names_the_disk(engine: Any, slim_image
     assert "no space left on /runpod-volume (" in lines[-1], logs
     assert "% )" not in lines[-1]
     assert "while installing /opt/rpdeploy/requirements.txt" in lines[-1], logs
+
+
+def _project_image(root: Path, run_cli: Run, runtime: str, *, strategy: str = "slim") -> str:
+    """A committed project whose config adds ``runtime`` lines; the image `rpdeploy build` built."""
+    (root / "worker").mkdir(parents=True)
+    repository = f"rpdeploy-test/{uuid.uuid4().hex[:10]}"
+    CREATED.add(repository)
+    (root / "worker" / "handler.py").write_text(f"# {repository}\n{HANDLER}")
+    (root / "worker" / "requirements.txt").write_text("six==1.17.0\n")
+    (root / ".gitignore").write_text("build/\n")
+    text = config_text(repository, strategy=strategy).replace(
+        "  requirements: worker/requirements.txt\n", f"  requirements: worker/requirements.txt\n{runtime}"
+    )
+    (root / "rpdeploy.yaml").write_text(text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "init")
+    built = invoke(run_cli, root, "build", "-o", "json")
+    assert built.exit_code == 0, built.stderr
+    image: str = as_json(built)["image"]
+    return image
+
+
+def test_uv_at_cold_start_then_env_build_push_makes_the_next_empty_volume_download(
+    engine: Any, tmp_path: Path, run_cli: Run
+) -> None:
+    """installer: uv in a slim image (uv itself installed onto the work disk), then the archive
+    `rpdeploy env build --push` builds in the base image is what a worker on an empty volume
+    downloads: same key, same format, no install."""
+    prefix = f"tests/{uuid.uuid4().hex[:12]}/"
+    s3 = s3_env()
+    endpoint = s3["AWS_ENDPOINT_URL"]
+    bucket = s3["RPDEPLOY_S3_BUCKET"]
+    runtime = f"  installer: uv\n  s3: {{bucket: {bucket}, prefix: {prefix}, endpoint_url: '{endpoint}'}}\n"
+    root = tmp_path / "project"
+    image = _project_image(root, run_cli, runtime)
+    with _volume(engine) as first_volume:
+        # No credentials: no archive step, uv installs from the index.
+        status, logs, _ = run_container(engine, image, volume=first_volume)
+    assert status == 0, logs
+    assert "rpdeploy-bootstrap: installing uv onto the work disk" in logs
+    assert "installing /opt/rpdeploy/requirements.txt with uv from http://127.0.0.1:8099/simple/" in logs
+    assert report(logs)["six"].startswith("/runpod-volume/rpdeploy/envs/")
+
+    credentials = {name: s3[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    started = time.monotonic()
+    pushed = invoke(run_cli, root, "env", "build", "--push", "-o", "json", **credentials)
+    build_s = time.monotonic() - started
+    assert pushed.exit_code == 0, pushed.stderr
+    built = as_json(pushed, "env build")
+    assert built["s3_url"] == f"s3://{s3['RPDEPLOY_S3_BUCKET']}/{prefix}{built['key']}.tar.gz"
+    assert (built["uploaded"], built["existed"]) == (True, False)
+    archive = root / "build" / "rpdeploy" / "envs" / f"{built['key']}.tar.gz"
+    assert built["archive"] == str(archive)
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == built["sha256"]
+    assert credentials["AWS_SECRET_ACCESS_KEY"] not in pushed.stdout + pushed.stderr
+
+    again = invoke(run_cli, root, "env", "build", "--push", "-o", "json", **credentials)
+    assert again.exit_code == 0, again.stderr
+    assert as_json(again, "env build")["existed"] is True
+
+    with _volume(engine) as empty:
+        status, logs, _ = run_container(
+            engine, image, volume=empty, environment={**credentials, "AWS_ENDPOINT_URL": endpoint}
+        )
+    assert status == 0, logs
+    assert f"rpdeploy-bootstrap: downloading {built['s3_url']}" in logs
+    assert "installing" not in logs
+    assert report(logs)["six"].startswith(f"/runpod-volume/rpdeploy/envs/{built['key']}/")
+    print(f"\nenv build --push (uv, in the base image): {build_s:.1f} s, archive {built['size']} B")
+
+
+def test_a_baked_image_with_uv_builds_and_runs(engine: Any, tmp_path: Path, run_cli: Run) -> None:
+    image = _project_image(tmp_path / "project", run_cli, "  installer: uv\n", strategy="baked")
+    status, logs, _ = run_container(engine, image)
+    assert status == 0, logs
+    assert report(logs)["six"].startswith("/opt/venv/lib/python3.11/site-packages/")
+    # uv was only a build tool: it is not in the image.
+    found = engine.containers.run(
+        image, ["python3", "-c", "import shutil; print(shutil.which('uv'))"], remove=True, entrypoint=[]
+    )
+    assert found.decode().strip() == "None"

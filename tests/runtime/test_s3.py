@@ -4,16 +4,20 @@ archive path: upload after an install, download on an empty work disk, failures 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import secrets
 import socket
+import subprocess
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deploy.runtime import s3
+from deploy.runtime import envstore, s3
 from deploy.runtime.failure import Failure
 from deploy.runtime.settings import S3Settings, s3_settings
 from tests.runtime.conftest import Run, Setup, bootstrap_lines, env_dirs, s3_env
@@ -261,3 +265,72 @@ def test_a_corrupt_archive_is_not_used_and_the_install_runs(
     assert any("environment archive is damaged" in line and "installing instead" in line for line in lines), (
         lines
     )
+
+
+# ---- --build-archive (`rpdeploy env build` runs it inside the base image)
+
+
+def _result(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def test_build_archive_push_uploads_once_and_a_cold_start_downloads_it(
+    s3_setup: Setup, run: Run, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    built = _result(run("--build-archive", str(out), "--push"))
+    settings = s3_settings(s3_setup.env)
+    assert settings is not None
+    archive_path = out / f"{built['key']}.tar.gz"
+    assert built["archive"] == str(archive_path)
+    assert built["size"] == archive_path.stat().st_size
+    assert built["sha256"] == hashlib.sha256(archive_path.read_bytes()).hexdigest()
+    assert built["s3_url"] == f"s3://rpdeploy-envs/{settings.prefix}{built['key']}.tar.gz"
+    assert (built["uploaded"], built["existed"]) == (True, False)
+    info = s3.Client(settings).head(f"{settings.prefix}{built['key']}.tar.gz")
+    assert info is not None
+    assert info.metadata["sha256"] == built["sha256"]
+    assert int(info.metadata["unpacked-bytes"]) == built["unpacked_bytes"] > 0
+
+    # The second run finds it (one HEAD) and builds nothing.
+    again = run("--build-archive", str(tmp_path / "out-2"), "--push", **_fresh_work(s3_setup, "work-b"))
+    second = _result(again)
+    assert (second["existed"], second["uploaded"], second["archive"]) == (True, False, None)
+    assert (second["key"], second["sha256"], second["size"]) == (built["key"], built["sha256"], built["size"])
+    assert not any("installing" in line for line in bootstrap_lines(again.stderr))
+
+    # A cold start computes the same key and downloads instead of installing.
+    other = _fresh_work(s3_setup, "work-c")
+    cold = run("--provision-only", **other)
+    assert cold.returncode == 0, cold.stderr
+    lines = bootstrap_lines(cold.stderr)
+    assert any("downloading s3://rpdeploy-envs/tests/" in line for line in lines), lines
+    assert not any("installing" in line for line in lines), lines
+    assert cold.stdout.strip().endswith(f"/envs/{built['key']}")
+
+
+def test_build_archive_without_push_needs_no_s3(setup: Setup, run: Run, tmp_path: Path) -> None:
+    built = _result(run("--build-archive", str(tmp_path / "out")))
+    assert (built["uploaded"], built["s3_url"]) == (False, None)
+    assert Path(built["archive"]).is_file()
+    assert built["key"] == envstore.env_key(setup.requirements.read_bytes())
+
+
+def test_build_archive_push_with_a_wrong_secret_is_one_line_and_exit_69(s3_setup: Setup, run: Run) -> None:
+    done = run("--build-archive", str(s3_setup.work / "out"), "--push", AWS_SECRET_ACCESS_KEY="not-it")
+    assert done.returncode == 69, done.stderr
+    (line,) = bootstrap_lines(done.stderr)[-1:]
+    assert "S3 refused the credentials for HEAD" in line
+    assert "not-it" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_build_archive_push_without_s3_settings_is_one_line(setup: Setup, run: Run) -> None:
+    done = run("--build-archive", str(setup.work / "out"), "--push")
+    assert done.returncode == 1
+    assert bootstrap_lines(done.stderr) == [
+        "rpdeploy-bootstrap: --push needs RPDEPLOY_S3_BUCKET, AWS_ENDPOINT_URL (or RPDEPLOY_S3_ENDPOINT),"
+        " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    ]
