@@ -54,7 +54,7 @@ OUTSIDE_BOUND = 1_000_000
 PROVISION_TIMEOUT_S = 900
 
 HANDLER = """\
-import json, os, sys, time, urllib.request
+import errno, os, sys, time, urllib.request
 import runpod
 
 sys.path.insert(0, "/opt/rpdeploy")
@@ -84,7 +84,7 @@ def handler(job):
             probe.write("x")
         root = "writable"
     except OSError as exc:
-        root = exc.strerror
+        root = errno.errorcode.get(exc.errno, str(exc))  # a code: the SDK logs this output
     env_dir = os.environ["RPDEPLOY_ENV_DIR"]
     return {
         "worker": os.environ["RUNPOD_POD_ID"],
@@ -95,6 +95,7 @@ def handler(job):
         "tmpdir": os.environ.get("TMPDIR"),
         "tmp_used": used("/tmp"),
         "shm_used": used("/dev/shm"),
+        "shm": sorted(os.listdir("/dev/shm")),
         "root": root,
         "work": {name: sorted(os.listdir(os.path.join(WORK, name))) for name in ("envs", "staging", "locks")},
     }
@@ -230,11 +231,11 @@ def test_workers_on_one_volume_install_once_on_a_tiny_os_disk(
         # The read-only root took nothing: the engine saw no byte written to any container's layer.
         assert max(layers.values()) <= OUTSIDE_BOUND, layers
     sizes = {INSTALLERS[count]: found[0]["env_bytes"] / 1e6 for count, found in outputs.items()}
-    outside = {(o["tmp_used"], o["shm_used"]) for found in outputs.values() for o in found}
+    outside = {(o["tmp_used"], o["shm_used"], *o["shm"]) for found in outputs.values() for o in found}
     print(
         f"\nslim under the emulator, tiny OS disk (read-only root, {TMP_MB} MB /tmp): 2 + 4 workers on two"
         f" volumes provisioned and holding jobs after {provisioned_s:.0f} s; environment MB {sizes};"
-        f" (/tmp, /dev/shm) bytes used in the workers {sorted(outside)}"
+        f" (/tmp, /dev/shm) bytes used in the workers, files in /dev/shm: {sorted(outside)}"
     )
 
 
@@ -252,6 +253,10 @@ def check_one_install(installer: str, outputs: list[dict[str, Any]], logs: dict[
     assert len(waited) + len(ready) == len(logs) - 1, shown
     assert waited, shown  # they did start together: at least one waited on the installer's lock
     assert "broke a stale lock" not in shown  # nobody took a live installer for a dead one
+    # No installer, SDK or library met the read-only root or a full /tmp, even in a warning.
+    for text in logs.values():
+        assert "Read-only file system" not in text, shown
+        assert "No space left" not in text, shown
     (env_dir,) = {output["env_dir"] for output in outputs}
     for output in outputs:
         assert output["problem"] is None, output  # every file the manifest lists, at its size
@@ -261,4 +266,4 @@ def check_one_install(installer: str, outputs: list[dict[str, Any]], logs: dict[
         assert output["env_bytes"] > INSTALL_FLOOR[installer], output
         assert output["tmpdir"] == "/runpod-volume/rpdeploy/tmp", output
         assert output["tmp_used"] + output["shm_used"] <= OUTSIDE_BOUND, output
-        assert output["root"] == "Read-only file system", output
+        assert output["root"] == "EROFS", output  # the image itself took no write
