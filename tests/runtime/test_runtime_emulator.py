@@ -31,7 +31,8 @@ import runpod
 from deploy.emulator.containers import LABEL, LABEL_ENDPOINT
 from deploy.emulator.settings import state_label
 from tests.conftest import json_data
-from tests.emulator.helpers import API_KEY, FAST_ENV, ROOT, Api, free_port
+from tests.emulator.helpers import API_KEY, Api, free_port
+from tests.emulator.test_emulator_cli import rpdeploy
 from tests.emulator.test_emulator_sdk import Gate
 from tests.runtime.conftest import INDEX_URL
 from tests.test_image_docker import CLEAN_ENV, CREATED, config_text, engine, git
@@ -115,15 +116,7 @@ class Emulator:
 
 
 def emulator_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deploy", "emulator", *args],
-        cwd=ROOT,
-        env={**os.environ, **FAST_ENV, "RUNPOD_API_KEY": API_KEY},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return rpdeploy(*args, env={"RUNPOD_API_KEY": API_KEY})
 
 
 @pytest.fixture(scope="module")
