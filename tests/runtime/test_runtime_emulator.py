@@ -76,7 +76,7 @@ def gate_open(url):
 
 def handler(job):
     url = job["input"]["hold"]
-    for _ in range(3000):  # held until the test opens its gate (every worker then holds a job)
+    for _ in range(HOLD_STEPS):  # held until the test opens its gate (every worker then holds a job)
         if gate_open(url):
             break
         time.sleep(0.1)
@@ -125,7 +125,9 @@ def slim_image(tmp_path_factory: pytest.TempPathFactory, engine: Any) -> str:
     (root / "worker").mkdir()
     repository = f"rpdeploy-test/{uuid.uuid4().hex[:10]}"
     CREATED.add(repository)  # the engine fixture removes it afterwards
-    (root / "worker" / "handler.py").write_text(f"# {repository}\n{HANDLER}")
+    # A held job waits as long as the test waits for the slowest worker, and never longer.
+    handler = HANDLER.replace("HOLD_STEPS", str(PROVISION_TIMEOUT_S * 10))
+    (root / "worker" / "handler.py").write_text(f"# {repository}\n{handler}")
     (root / "worker" / "requirements.txt").write_text(REQUIREMENTS)
     (root / ".gitignore").write_text("build/\n")
     (root / "rpdeploy.yaml").write_text(config_text(repository))
@@ -180,6 +182,9 @@ def volume_endpoint(api: Api, image: str, workers: int, installer: str) -> str:
         networkVolumes=[created.json()["id"]],
         env={"RPDEPLOY_INDEX_URL": INDEX_URL, "RPDEPLOY_INSTALLER": installer},
         workers={"min": workers, "max": workers, "idleTimeout": 600},
+        # Jobs are held until the slowest worker is up: the 300 s default execution timeout
+        # must not end the early ones.
+        timeout=2 * PROVISION_TIMEOUT_S * 1000,
     )
     return str(endpoint["id"])
 
