@@ -58,6 +58,18 @@ def _bind_options(func: Any) -> Any:
     return click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind.")(func)
 
 
+def _worker_options(func: Any) -> Any:
+    return click.option(
+        "--tiny-os-disk",
+        "tiny_os_disk_mb",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="MB",
+        help="Model RunPod's small OS disk: workers get a read-only root filesystem and a tmpfs /tmp"
+        " of MB megabytes (the network volume stays at /runpod-volume).",
+    )(func)
+
+
 def _key_hint(state_dir: Path) -> str:
     key_file = state_dir / API_KEY_FILE
     if key_file.exists():
@@ -198,23 +210,31 @@ def emulator() -> None:
 
 @emulator.command()
 @_bind_options
+@_worker_options
 @_state_option
 @cli_command
 def serve(
-    ctx: Context, *, host: str, port: int, api_key: str | None, allow_remote: bool, state: Path
+    ctx: Context,
+    *,
+    host: str,
+    port: int,
+    api_key: str | None,
+    allow_remote: bool,
+    tiny_os_disk_mb: int | None,
+    state: Path,
 ) -> ServeResult:
     """Run the emulator in the foreground until Ctrl-C.
 
     \b
     Example:
-      rpdeploy emulator serve --port 8787 --state .state/emulator
+      rpdeploy emulator serve --port 8787 --state .state/emulator --tiny-os-disk 64
 
     Exit codes: 0 stopped with Ctrl-C, 2 bad usage (address, port), 3 the emulator's
     dependencies are missing or the local disk refused a read or write (full,
     read-only, permission) in the state folder.
     """
     files.make_folder(state, "state folder")
-    settings = settings_from_env(host, port, state, api_key, allow_remote)
+    settings = settings_from_env(host, port, state, api_key, allow_remote, tiny_os_disk_mb=tiny_os_disk_mb)
     for name, value in server.urls(host, port).items():
         ctx.log(f"{name}={value}")
     ctx.log(f"API key: {_key_hint(settings.state_dir)}")
@@ -224,10 +244,18 @@ def serve(
 
 @emulator.command()
 @_bind_options
+@_worker_options
 @_state_option
 @cli_command
 def start(
-    ctx: Context, *, host: str, port: int, api_key: str | None, allow_remote: bool, state: Path
+    ctx: Context,
+    *,
+    host: str,
+    port: int,
+    api_key: str | None,
+    allow_remote: bool,
+    tiny_os_disk_mb: int | None,
+    state: Path,
 ) -> StatusResult:
     """Start the emulator in the background and wait until it is healthy.
 
@@ -242,7 +270,14 @@ def start(
     check_bind(host, allow_remote)
     files.make_folder(state, "state folder")
     return StatusResult(
-        server.start(state, host=host, port=port, api_key=api_key, allow_remote=allow_remote),
+        server.start(
+            state,
+            host=host,
+            port=port,
+            api_key=api_key,
+            allow_remote=allow_remote,
+            tiny_os_disk_mb=tiny_os_disk_mb,
+        ),
         action="start",
     )
 

@@ -198,9 +198,16 @@ def status(state_dir: Path) -> Status:
 
 
 def start(
-    state_dir: Path, *, host: str, port: int, api_key: str | None, allow_remote: bool, wait_s: float = 30.0
+    state_dir: Path,
+    *,
+    host: str,
+    port: int,
+    api_key: str | None,
+    allow_remote: bool,
+    tiny_os_disk_mb: int | None = None,
+    wait_s: float = 30.0,
 ) -> Status:
-    """Start a detached server and wait until it is healthy."""
+    """Start a detached server and wait until it is healthy (flags as `serve` takes them)."""
     state_dir = state_dir.resolve()
     current = status(state_dir)
     if current.running:
@@ -217,6 +224,8 @@ def start(
     command += ["--state", str(state_dir)]
     if allow_remote:
         command.append("--allow-remote")
+    if tiny_os_disk_mb is not None:
+        command += ["--tiny-os-disk", str(tiny_os_disk_mb)]
     env = dict(os.environ)
     if api_key:
         env["RUNPOD_API_KEY"] = api_key  # through the environment, never argv (visible in ps)

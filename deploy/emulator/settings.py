@@ -12,7 +12,7 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -60,7 +60,8 @@ class WorkerKnobs:
 
     #: Mount the image read-only, as a stand-in for RunPod's small OS disk (writes go to /tmp).
     read_only_rootfs: bool = False
-    #: Size of the tmpfs mounted at /tmp when the root filesystem is read-only.
+    #: Size of the tmpfs mounted at /tmp when the root filesystem is read-only (MB, at least 1:
+    #: a tmpfs of size 0 has no limit).
     tmp_size_mb: int = 64
     #: Container disk in GB for every worker (None: the endpoint's `disk`). Enforced through the
     #: engine's storage quota where the storage driver supports it (overlay2 on xfs with pquota).
@@ -75,9 +76,12 @@ class WorkerKnobs:
     @classmethod
     def from_env(cls) -> WorkerKnobs:
         disk = _env_int("CONTAINER_DISK_GB", 0)
+        tmp_size_mb = _env_int("TMP_SIZE_MB", 64)
+        if tmp_size_mb < 1:
+            raise UsageError(f"{ENV_PREFIX}TMP_SIZE_MB={tmp_size_mb} is not a size: give 1 (MB) or more")
         return cls(
             read_only_rootfs=_env_bool("READ_ONLY_ROOTFS", False),
-            tmp_size_mb=_env_int("TMP_SIZE_MB", 64),
+            tmp_size_mb=tmp_size_mb,
             container_disk_gb=disk or None,
             ping_interval_ms=_env_int("PING_INTERVAL_MS", 10_000),
             long_poll_s=_env_float("LONG_POLL_S", 30.0),
@@ -152,12 +156,25 @@ def load_or_create_key(state_dir: Path, name: str) -> str:
 
 
 def settings_from_env(
-    host: str, port: int, state_dir: Path, api_key: str | None, allow_remote: bool
+    host: str,
+    port: int,
+    state_dir: Path,
+    api_key: str | None,
+    allow_remote: bool,
+    *,
+    tiny_os_disk_mb: int | None = None,
 ) -> EmulatorSettings:
-    """Settings for a server process: flags first, then RUNPOD_API_KEY, then the stored key."""
+    """Settings for a server process: flags first, then RUNPOD_API_KEY, then the stored key.
+
+    ``tiny_os_disk_mb`` (--tiny-os-disk): workers get a read-only root and a tmpfs /tmp of that
+    many MB, whatever the READ_ONLY_ROOTFS / TMP_SIZE_MB variables say.
+    """
     check_bind(host, allow_remote)
     if not 0 < port < 65536:
         raise UsageError(f"--port {port} is not a TCP port")
+    workers = WorkerKnobs.from_env()
+    if tiny_os_disk_mb is not None:
+        workers = replace(workers, read_only_rootfs=True, tmp_size_mb=tiny_os_disk_mb)
     key = api_key or os.environ.get("RUNPOD_API_KEY") or load_or_create_key(state_dir, API_KEY_FILE)
     return EmulatorSettings(
         host=host,
@@ -166,5 +183,5 @@ def settings_from_env(
         api_key=key,
         webhook_retry_interval_s=_env_float("WEBHOOK_RETRY_INTERVAL_S", 10.0),
         sweep_interval_s=_env_float("SWEEP_INTERVAL_S", 0.25),
-        workers=WorkerKnobs.from_env(),
+        workers=workers,
     )

@@ -2,8 +2,10 @@
 
 `flock` is not used: network volumes do not all honour it. The holder touches
 ``<lock>/owner`` every few seconds; a waiter treats the lock as stale when that heartbeat is
-older than ``stale_s`` or, on the same host, when the holder's pid is gone (a killed
-installer), and breaks it by renaming the folder away (only one waiter's rename succeeds).
+older than ``stale_s`` or, when it sees the holder's processes (same host name and same PID
+namespace), when the holder's pid is gone (a killed installer), and breaks it by renaming the
+folder away (only one waiter's rename succeeds). The host name alone does not say that: workers
+with host networking (the emulator's) share the host's name, each in its own PID namespace.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ class Lock:
             os.mkdir(self.path)
         except FileExistsError:
             return False
-        owner = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        owner = {
+            "host": socket.gethostname(),
+            "pidns": _pid_namespace(),
+            "pid": os.getpid(),
+            "since": time.time(),
+        }
         with open(os.path.join(self.path, OWNER), "w", encoding="utf-8") as handle:
             json.dump(owner, handle)
         self._beat = threading.Thread(target=self._heartbeat, name="rpdeploy-lock-heartbeat", daemon=True)
@@ -71,8 +78,12 @@ class Lock:
         except (OSError, ValueError):
             owner = {}
         pid = owner.get("pid")
-        same_host = owner.get("host") == socket.gethostname()
-        if same_host and isinstance(pid, int) and pid != os.getpid() and not _alive(pid):
+        # Its pid means something here only in the same PID namespace (a container has its own).
+        ours = _pid_namespace()
+        same_pids = (
+            owner.get("host") == socket.gethostname() and ours is not None and owner.get("pidns") == ours
+        )
+        if same_pids and isinstance(pid, int) and pid != os.getpid() and not _alive(pid):
             return f"its holder (pid {pid} on this host) is gone"
         age = time.time() - beat
         if age > self.stale_s:
@@ -87,6 +98,14 @@ class Lock:
             return  # another waiter broke it first
         say(f"broke a stale lock {self.path}: {reason}")
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def _pid_namespace() -> str | None:
+    """``pid:[4026531836]``: the PID namespace this process sees pids in (None: unknown)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def _alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deploy.emulator import settings_from_env
 from tests.conftest import envelope, json_data
 from tests.emulator.helpers import FAST_ENV, ROOT, free_port
 
@@ -115,6 +116,45 @@ def test_non_loopback_bind_needs_allow_remote(tmp_path: Path) -> None:
     error = envelope(as_json.stdout, "emulator serve", status="error")["error"]
     assert error["type"] == "UsageError"
     assert error["message"] == "--host 0.0.0.0 is not a loopback address"
+
+
+RANGE = "error: Invalid value for '--tiny-os-disk': {} is not in the range x>=1."
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "env", "message"),
+    [
+        ("serve", ["--tiny-os-disk", "0"], {}, RANGE.format(0)),
+        ("start", ["--tiny-os-disk", "-4"], {}, RANGE.format(-4)),
+        # A tmpfs of size 0 has no limit at all: refused, not passed on to Docker.
+        (
+            "serve",
+            [],
+            {"RPDEPLOY_EMULATOR_TMP_SIZE_MB": "0"},
+            "error: RPDEPLOY_EMULATOR_TMP_SIZE_MB=0 is not a size: give 1 (MB) or more",
+        ),
+    ],
+)
+def test_a_tiny_os_disk_needs_a_size_of_one_mb_or_more(
+    tmp_path: Path, command: str, args: list[str], env: dict[str, str], message: str
+) -> None:
+    state = tmp_path / "state"
+    refused = rpdeploy(command, "--state", str(state), "--port", str(free_port()), *args, env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines()[0] == message
+    assert "Traceback" not in refused.stderr
+    assert not (state / "emulator.pid").exists()  # nothing started
+
+
+def test_the_tiny_os_disk_flag_sets_both_worker_knobs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RPDEPLOY_EMULATOR_READ_ONLY_ROOTFS", "false")
+    monkeypatch.setenv("RPDEPLOY_EMULATOR_TMP_SIZE_MB", "512")
+    plain = settings_from_env("127.0.0.1", 8787, tmp_path, "k", False)
+    assert (plain.workers.read_only_rootfs, plain.workers.tmp_size_mb) == (False, 512)
+    tiny = settings_from_env("127.0.0.1", 8787, tmp_path, "k", False, tiny_os_disk_mb=16)
+    assert (tiny.workers.read_only_rootfs, tiny.workers.tmp_size_mb) == (True, 16)
 
 
 def test_logs_reports_missing_logs_as_usage_errors(tmp_path: Path) -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import socket
+import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
-from deploy.runtime import archive, envstore, settings, start
+from deploy.runtime import archive, envstore, lock, settings, start
 from deploy.runtime.failure import Failure
 
 LAUNCH = start.LAUNCH
@@ -131,3 +136,24 @@ def test_s3_is_off_unless_every_part_is_there() -> None:
         settings.s3_settings({**full, "AWS_ENDPOINT_URL": "", "RPDEPLOY_S3_ENDPOINT": "https://x"})
         is not None
     )
+
+
+def test_a_dead_pid_breaks_a_lock_only_from_the_holders_pid_namespace(tmp_path: Path) -> None:
+    # Workers with host networking (the emulator's) share the host's name, each with its own pids:
+    # a pid of another container's install is not ours to look up, only its heartbeat tells.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    path = tmp_path / "key.lock"
+    path.mkdir()
+    held = lock.Lock(str(path), stale_s=600)
+
+    def owner(pidns: str | None) -> None:
+        record = {"host": socket.gethostname(), "pidns": pidns, "pid": gone.pid, "since": time.time()}
+        (path / lock.OWNER).write_text(json.dumps(record))
+
+    owner("pid:[4026500000]")  # another container on this host
+    assert held.stale_reason() is None
+    owner(None)  # a lock an older bootstrap wrote: no namespace, so the heartbeat decides
+    assert held.stale_reason() is None
+    owner(os.readlink("/proc/self/ns/pid"))  # our namespace: a killed installer
+    assert held.stale_reason() == f"its holder (pid {gone.pid} on this host) is gone"
