@@ -142,11 +142,12 @@ class Runner:
         self._steps(job["steps"], context, job_env, run, action_path=None)
         return run
 
-    def run_action(self, with_: dict[str, Any]) -> JobRun:
-        """The composite action alone, as a step ``id: action`` with ``with_`` as its inputs."""
+    def run_action(self, with_: dict[str, Any], env: dict[str, str] | None = None) -> JobRun:
+        """The composite action alone, as a step ``id: action`` with ``with_`` as its inputs
+        and ``env`` as the step's `env:` (where a caller puts its secrets)."""
         run = JobRun()
         context = {"github": self.github, "secrets": self.secrets}
-        step = {"id": "action", "uses": LOCAL_ACTIONS[0], "with": with_}
+        step = {"id": "action", "uses": LOCAL_ACTIONS[0], "with": with_, "env": env or {}}
         self._steps([step], context, {}, run, action_path=None)
         return run
 
