@@ -189,7 +189,10 @@ def test_least_privilege_and_no_persisted_credentials(path: Path) -> None:
 
 @pytest.mark.parametrize("name", DEPLOY_WORKFLOWS)
 def test_deploys_queue_per_environment_and_are_never_cancelled(name: str) -> None:
-    for job_name, job in load(WORKFLOWS / name)["jobs"].items():
+    jobs = load(WORKFLOWS / name)["jobs"]
+    deploys = {job_name: job for job_name, job in jobs.items() if "environment" in job}
+    assert deploys, name
+    for job_name, job in deploys.items():
         concurrency = job["concurrency"]
         assert concurrency["cancel-in-progress"] is False, f"{name}: {job_name}"
         assert concurrency["group"].startswith("rpdeploy-"), f"{name}: {job_name}"
@@ -206,3 +209,16 @@ def test_secrets_reach_only_the_steps_that_deploy(path: Path) -> None:
         for step in job["steps"]:
             if "secrets." in str(step.get("env", {})):
                 assert step.get("uses", "").endswith(".github/actions/rpdeploy"), f"{name}: {step}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=ids(WORKFLOW_FILES))
+def test_a_job_that_can_write_holds_no_secret_and_deploys_nothing(path: Path) -> None:
+    # A deploy step runs the worker's code paths with secrets: it must not also hold a token that
+    # can write to the repository (release.yml: the GitHub release is a job of its own).
+    for job_name, job in load(path)["jobs"].items():
+        if "write" not in (job.get("permissions") or {}).values():
+            continue
+        assert "secrets." not in str(job), f"{path.name}: {job_name}"
+        assert "environment" not in job, f"{path.name}: {job_name}"
+        for step in job["steps"]:
+            assert not step.get("uses", "").endswith(".github/actions/rpdeploy"), f"{path.name}: {job_name}"
