@@ -7,6 +7,7 @@ through the workflow is in tests/test_workflows_steps.py.
 from __future__ import annotations
 
 import os
+import pty
 import secrets
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from tests.release.helpers import endpoint_named, mount_image
 
 SCRIPT = REPO / "scripts" / "redeploy.sh"
 RPDEPLOY = str(Path(sys.executable).parent / "rpdeploy")
+TIMEOUT = "redeploy: --timeout must be a positive number of seconds, not "
 #: Variables of the test's own environment that would satisfy the checks by accident.
 CLEARED = ("RUNPOD_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REG_USER", "REG_PASS")
 
@@ -87,6 +89,22 @@ def test_the_registry_credential_variables_are_required(make_project: MakeProjec
         (("--env",), "redeploy: --env needs a value (see --help)"),
         (("--env", "staging", "--image"), "redeploy: --image needs a value (see --help)"),
         (("--env", "--yes"), "redeploy: --env needs a value (see --help)"),
+        (("--env=",), "redeploy: --env needs a value (see --help)"),
+        (("--env=staging", "--target=aws"), "redeploy: --target must be runpod or local"),
+        # --timeout is checked before any call: no variable is set here, so a later check would
+        # have named the missing ones instead.
+        (
+            ("--env", "staging", "--timeout", "abc"),
+            TIMEOUT + "'abc'",
+        ),
+        (
+            ("--env", "staging", "--timeout", "-5"),
+            TIMEOUT + "'-5'",
+        ),
+        (
+            ("--env", "staging", "--timeout=0"),
+            TIMEOUT + "'0'",
+        ),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(
@@ -95,6 +113,21 @@ def test_bad_usage_is_one_line_and_exit_2(
     done = redeploy(make_project(), *args)
     assert done.returncode == 2
     assert one_line(done) == message
+
+
+def test_help_explains_and_exits_0(make_project: MakeProject) -> None:
+    done = redeploy(make_project(), "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    for part in ("--env ENV", "--image REF", "--yes", "--name=VALUE", "Exit codes: 0 deployed"):
+        assert part in done.stdout, done.stdout
+
+
+def test_the_equals_form_is_the_same_option(make_project: MakeProject) -> None:
+    image = "127.0.0.1:5000/a/b@sha256:" + "1" * 64
+    done = redeploy(make_project(), "--env=staging", f"--image={image}", "--timeout=30")
+    assert done.returncode == 2
+    assert one_line(done).startswith("redeploy: set these variables first: RUNPOD_API_KEY")
 
 
 def test_a_config_error_is_rpdeploys_own_line(make_project: MakeProject) -> None:
@@ -117,4 +150,45 @@ def test_without_a_terminal_it_shows_the_plan_and_refuses_without_yes(
         == "redeploy: not confirmed: pass --yes when there is no terminal"
     )
     assert "create" in done.stdout + done.stderr, "the plan was shown first"
+    assert endpoint_named(api, f"{project}-staging") is None, "nothing was applied"
+
+
+@pytest.mark.docker
+def test_a_plan_that_fails_preflight_ends_with_a_redeploy_line(
+    make_project: MakeProject, emulator_environ: dict[str, str], api: Any
+) -> None:
+    # A digest the registry does not hold: the plan's image preflight fails (exit 1).
+    project = f"t{secrets.token_hex(4)}"
+    root = make_project(config_text(project))
+    missing = "127.0.0.1:5000/rpdeploy-test/never-pushed@sha256:" + "0" * 64
+    done = redeploy(root, "--env", "staging", "--image", missing, "--yes", **emulator_environ)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "redeploy: not applied: the plan for staging failed (exit 1), see above"
+    )
+    assert endpoint_named(api, f"{project}-staging") is None, "nothing was applied"
+
+
+@pytest.mark.docker
+def test_end_of_input_at_the_question_is_a_refusal_that_says_so(
+    make_project: MakeProject, emulator_environ: dict[str, str], api: Any
+) -> None:
+    project = f"t{secrets.token_hex(4)}"
+    root = make_project(config_text(project))
+    image = mount_image("rpdeploy-test/workflow-redeploy")
+    # A terminal whose other end is closed: `read` meets end of input, as after Ctrl-D.
+    primary, secondary = pty.openpty()
+    os.close(primary)
+    try:
+        environ = {k: v for k, v in os.environ.items() if k not in CLEARED}
+        environ.update(RPDEPLOY=RPDEPLOY, **emulator_environ)
+        done = subprocess.run(
+            ["bash", str(SCRIPT), "--env", "staging", "--image", image],
+            cwd=root, env=environ, stdin=secondary, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(secondary)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "redeploy: not applied (no answer)"
     assert endpoint_named(api, f"{project}-staging") is None, "nothing was applied"
