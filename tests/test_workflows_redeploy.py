@@ -177,10 +177,11 @@ def test_end_of_input_at_the_question_is_a_refusal_that_says_so(
     project = f"t{secrets.token_hex(4)}"
     root = make_project(config_text(project))
     image = mount_image("rpdeploy-test/workflow-redeploy")
-    # A terminal whose other end is closed: `read` meets end of input, as after Ctrl-D.
+    # A terminal on stdin where the user typed Ctrl-D (the line discipline's end of input, kept
+    # until the script reads): `read` meets end of input.
     primary, secondary = pty.openpty()
-    os.close(primary)
     try:
+        os.write(primary, b"\x04")
         environ = {k: v for k, v in os.environ.items() if k not in CLEARED}
         environ.update(RPDEPLOY=RPDEPLOY, **emulator_environ)
         done = subprocess.run(
@@ -189,6 +190,7 @@ def test_end_of_input_at_the_question_is_a_refusal_that_says_so(
         )  # fmt: skip
     finally:
         os.close(secondary)
+        os.close(primary)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "redeploy: not applied (no answer)"
     assert endpoint_named(api, f"{project}-staging") is None, "nothing was applied"

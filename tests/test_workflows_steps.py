@@ -77,7 +77,7 @@ def deployed_project(make_project: MakeProject, runner: Runner) -> Path:
 
 
 def redeploy_inputs(image: str, *, skip_validation: bool) -> dict[str, Any]:
-    return {"environment": "staging", "image": image, "ref": "main", "skip_validation": skip_validation}
+    return {"environment": "staging", "image": image, "ref": "", "skip_validation": skip_validation}
 
 
 def project_name(root: Path) -> str:
