@@ -100,7 +100,8 @@ code=0
 if [ "$yes" != true ]; then
 	[ -t 0 ] || die 2 "not confirmed: pass --yes when there is no terminal"
 	# End of input (Ctrl-D) is no answer: refused like "n", and said.
-	read -r -p "Apply this plan to $env_name? [y/N] " answer || die 1 "not applied (no answer)"
+	# (The newline ends the prompt's line, which Ctrl-D leaves open.)
+	read -r -p "Apply this plan to $env_name? [y/N] " answer || { echo >&2 && die 1 "not applied (no answer)"; }
 	case "$answer" in y | Y | yes) ;; *) die 1 "not applied" ;; esac
 fi
 
