@@ -165,3 +165,38 @@ def test_setup_python_gets_the_secrets_blanked() -> None:
     steps = load(ACTION_DIR / "action.yml")["runs"]["steps"]
     setup = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python@"))
     assert {name: setup.get("env", {}).get(name) for name in SECRETS} == dict.fromkeys(SECRETS, "")
+
+
+# -- 10: a promoting release reports the environment it ended on ---------------------------
+
+#: A stand-in for rpdeploy (the real one needs two environments deployed and one failing, a
+#: whole release against the emulator): `release` writes what rpdeploy writes for the stages
+#: that ran, then fails; `releases` answers for the endpoint of the --env it is given.
+STUB = """#!/usr/bin/env bash
+case "$1" in
+release)
+  echo "staging_endpoint_id=ep-staging" >>"$GITHUB_OUTPUT"
+  [ "$STUB_REACHED_PRODUCTION" != true ] || echo "production_endpoint_id=ep-production" >>"$GITHUB_OUTPUT"
+  exit 1 ;;
+releases)
+  env=staging
+  for arg in "$@"; do [ "$arg" != production ] || env=production; done
+  printf '{"data": {"endpoint": {"id": "ep-%s"}, "version": 3}}' "$env" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(("reached", "endpoint"), [(False, "ep-staging"), (True, "ep-production")])
+def test_a_failed_promoting_release_reports_where_it_stopped(
+    runner: Runner, reached: bool, endpoint: str
+) -> None:
+    venv = runner.temp / "rpdeploy-venv"
+    venv.unlink()
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / "bin" / "rpdeploy").write_text(STUB)
+    (venv / "bin" / "rpdeploy").chmod(0o755)
+    runner.environ["STUB_REACHED_PRODUCTION"] = "true" if reached else "false"
+    job, outputs = action(runner, command="release", promote="true")
+    assert job.failed
+    assert (outputs["passed"], outputs["endpoint_id"], outputs["release"]) == ("false", endpoint, "3")
