@@ -28,13 +28,20 @@ CLEARED = ("RUNPOD_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REG_
 
 
 def redeploy(root: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """The script run in ``root`` with no terminal (as in CI) and ``extra`` variables."""
+    return run_script(root, args, extra, stdin=subprocess.DEVNULL)
+
+
+def run_script(
+    root: Path, args: tuple[str, ...], extra: dict[str, str], *, stdin: int
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in CLEARED}
     environ.update(RPDEPLOY=RPDEPLOY, **extra)
     return subprocess.run(
         ["bash", str(SCRIPT), *args],
         cwd=root,
         env=environ,
-        stdin=subprocess.DEVNULL,  # no terminal, as in CI
+        stdin=stdin,
         capture_output=True,
         text=True,
         check=False,
@@ -182,12 +189,7 @@ def test_end_of_input_at_the_question_is_a_refusal_that_says_so(
     primary, secondary = pty.openpty()
     try:
         os.write(primary, b"\x04")
-        environ = {k: v for k, v in os.environ.items() if k not in CLEARED}
-        environ.update(RPDEPLOY=RPDEPLOY, **emulator_environ)
-        done = subprocess.run(
-            ["bash", str(SCRIPT), "--env", "staging", "--image", image],
-            cwd=root, env=environ, stdin=secondary, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        done = run_script(root, ("--env", "staging", "--image", image), emulator_environ, stdin=secondary)
     finally:
         os.close(secondary)
         os.close(primary)

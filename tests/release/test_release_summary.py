@@ -29,11 +29,16 @@ def stage(root: Path, *, rollback: bool) -> tuple[Stage, LoadedConfig]:
     return Stage("staging", applied, 4, None, rollout_error=error, rollback=back), loaded
 
 
-def test_summary_has_preflight_cost_and_releases(make_project: MakeProject) -> None:
+def summary(root: Path, detail: str, *, rollback: bool) -> str:
+    """The step summary of a release whose one stage failed (``detail``: its step's cell)."""
     result = ReleaseResult(IMAGE, built=False)
-    result.steps.append(Step("deploy+validate staging", 1.0, "FAILED (worker | exited)"))
-    result.stages.append(stage(make_project(), rollback=True))
-    markdown = result.step_summary()
+    result.steps.append(Step("deploy+validate staging", 1.0, detail))
+    result.stages.append(stage(root, rollback=rollback))
+    return result.step_summary()
+
+
+def test_summary_has_preflight_cost_and_releases(make_project: MakeProject) -> None:
+    markdown = summary(make_project(), "FAILED (worker | exited)", rollback=True)
     assert "preflight:" in markdown
     assert "pool ADA_24 | short" in markdown, "the plan block is fenced: its text as the terminal shows it"
     assert "cost: $0.00/h always-on, up to $1.116/h" in markdown
@@ -41,10 +46,7 @@ def test_summary_has_preflight_cost_and_releases(make_project: MakeProject) -> N
 
 
 def test_an_error_message_cannot_break_the_tables(make_project: MakeProject) -> None:
-    result = ReleaseResult(IMAGE, built=False)
-    result.steps.append(Step("deploy+validate staging", 1.0, "FAILED (worker | exited)\nnext"))
-    result.stages.append(stage(make_project(), rollback=False))
-    markdown = result.step_summary()
+    markdown = summary(make_project(), "FAILED (worker | exited)\nnext", rollback=False)
     assert "| deploy+validate staging | 1.0 | FAILED (worker \\| exited) next |" in markdown
     verdict = next(line for line in markdown.splitlines() if line.startswith("**staging: FAILED"))
     assert "worker w1 \\| exited &lt;b&gt;1&lt;/b&gt;" in verdict
