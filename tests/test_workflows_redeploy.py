@@ -143,46 +143,49 @@ def test_a_config_error_is_rpdeploys_own_line(make_project: MakeProject) -> None
     assert "no environment 'nope'" in one_line(done)
 
 
+@pytest.fixture
+def fresh(make_project: MakeProject) -> tuple[Path, str]:
+    """A project named uniquely on the session emulator: its root, its staging endpoint's name."""
+    project = f"t{secrets.token_hex(4)}"
+    return make_project(config_text(project)), f"{project}-staging"
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], code: int, last: str, api: Any, name: str) -> None:
+    """Exit ``code``, ``last`` as the last line, no traceback, and no endpoint ``name`` created."""
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == last
+    assert endpoint_named(api, name) is None, "nothing was applied"
+
+
 @pytest.mark.docker
 def test_without_a_terminal_it_shows_the_plan_and_refuses_without_yes(
-    make_project: MakeProject, emulator_environ: dict[str, str], api: Any
+    fresh: tuple[Path, str], emulator_environ: dict[str, str], api: Any
 ) -> None:
-    project = f"t{secrets.token_hex(4)}"
-    root = make_project(config_text(project))
+    root, name = fresh
     image = mount_image("rpdeploy-test/workflow-redeploy")
     done = redeploy(root, "--env", "staging", "--image", image, **emulator_environ)
-    assert done.returncode == 2
-    assert (
-        done.stderr.strip().splitlines()[-1]
-        == "redeploy: not confirmed: pass --yes when there is no terminal"
-    )
+    assert_refused(done, 2, "redeploy: not confirmed: pass --yes when there is no terminal", api, name)
     assert "create" in done.stdout + done.stderr, "the plan was shown first"
-    assert endpoint_named(api, f"{project}-staging") is None, "nothing was applied"
 
 
 @pytest.mark.docker
 def test_a_plan_that_fails_preflight_ends_with_a_redeploy_line(
-    make_project: MakeProject, emulator_environ: dict[str, str], api: Any
+    fresh: tuple[Path, str], emulator_environ: dict[str, str], api: Any
 ) -> None:
     # A digest the registry does not hold: the plan's image preflight fails (exit 1).
-    project = f"t{secrets.token_hex(4)}"
-    root = make_project(config_text(project))
+    root, name = fresh
     missing = "127.0.0.1:5000/rpdeploy-test/never-pushed@sha256:" + "0" * 64
     done = redeploy(root, "--env", "staging", "--image", missing, "--yes", **emulator_environ)
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1] == (
-        "redeploy: not applied: the plan for staging failed (exit 1), see above"
-    )
-    assert endpoint_named(api, f"{project}-staging") is None, "nothing was applied"
+    last = "redeploy: not applied: the plan for staging failed (exit 1), see above"
+    assert_refused(done, 1, last, api, name)
 
 
 @pytest.mark.docker
 def test_end_of_input_at_the_question_is_a_refusal_that_says_so(
-    make_project: MakeProject, emulator_environ: dict[str, str], api: Any
+    fresh: tuple[Path, str], emulator_environ: dict[str, str], api: Any
 ) -> None:
-    project = f"t{secrets.token_hex(4)}"
-    root = make_project(config_text(project))
+    root, name = fresh
     image = mount_image("rpdeploy-test/workflow-redeploy")
     # A terminal on stdin where the user typed Ctrl-D (the line discipline's end of input, kept
     # until the script reads): `read` meets end of input.
@@ -193,6 +196,4 @@ def test_end_of_input_at_the_question_is_a_refusal_that_says_so(
     finally:
         os.close(secondary)
         os.close(primary)
-    assert done.returncode == 1, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "redeploy: not applied (no answer)"
-    assert endpoint_named(api, f"{project}-staging") is None, "nothing was applied"
+    assert_refused(done, 1, "redeploy: not applied (no answer)", api, name)
