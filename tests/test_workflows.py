@@ -239,14 +239,16 @@ def test_redeploy_takes_the_dispatch_ref_or_a_release_tag(ref: str) -> None:
     assert ref_guard(ref).returncode == 0
 
 
-@pytest.mark.parametrize("ref", ["main", "feature/x", "v1.2", "v1.2.3-rc1", "refs/heads/v1.2.3", "x\nv1.2.3"])
+@pytest.mark.parametrize(
+    "ref", ["main", "feature/x", "v1.2", "v1.2.3-rc1", "refs/heads/v1.2.3", "x\n::warning::evil"]
+)
 def test_redeploy_refuses_any_other_ref(ref: str) -> None:
     # GitHub checks the environment's branch rules against the dispatch ref, not inputs.ref.
     done = ref_guard(ref)
     assert done.returncode == 1
-    assert done.stdout.startswith("::error::ref must be empty (the dispatch ref) or a release tag"), (
-        done.stdout
-    )
+    expected = "::error::ref must be empty (the dispatch ref) or a release tag"
+    assert done.stdout.startswith(expected), done.stdout
+    assert len(done.stdout.splitlines()) == 1, "a newline in the ref must not start a workflow command"
 
 
 def test_every_ci_job_has_a_concurrency_group() -> None:

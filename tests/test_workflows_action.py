@@ -78,6 +78,8 @@ def test_a_newline_in_an_input_adds_or_overrides_no_output(runner: Runner, field
         assert outputs[name] in ("", None), f"{name} came from the {field} input: {outputs}"
     written = job.steps[-1].outputs
     assert "evil" not in " ".join(written.values()), written
+    # Nor a line of its own in the step summary (the env input is in its heading).
+    assert not any(line.startswith("passed=true") for line in job.summary.splitlines()), job.summary
     assert written.get("passed") == "false", written
 
 
