@@ -189,7 +189,10 @@ def test_least_privilege_and_no_persisted_credentials(path: Path) -> None:
 
 @pytest.mark.parametrize("name", DEPLOY_WORKFLOWS)
 def test_deploys_queue_per_environment_and_are_never_cancelled(name: str) -> None:
-    for job_name, job in load(WORKFLOWS / name)["jobs"].items():
+    jobs = load(WORKFLOWS / name)["jobs"]
+    deploys = {job_name: job for job_name, job in jobs.items() if "environment" in job}
+    assert deploys, name
+    for job_name, job in deploys.items():
         concurrency = job["concurrency"]
         assert concurrency["cancel-in-progress"] is False, f"{name}: {job_name}"
         assert concurrency["group"].startswith("rpdeploy-"), f"{name}: {job_name}"
@@ -206,3 +209,61 @@ def test_secrets_reach_only_the_steps_that_deploy(path: Path) -> None:
         for step in job["steps"]:
             if "secrets." in str(step.get("env", {})):
                 assert step.get("uses", "").endswith(".github/actions/rpdeploy"), f"{name}: {step}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=ids(WORKFLOW_FILES))
+def test_a_job_that_can_write_holds_no_secret_and_deploys_nothing(path: Path) -> None:
+    # A deploy step runs the worker's code paths with secrets: it must not also hold a token that
+    # can write to the repository (release.yml: the GitHub release is a job of its own).
+    for job_name, job in load(path)["jobs"].items():
+        if "write" not in (job.get("permissions") or {}).values():
+            continue
+        assert "secrets." not in str(job), f"{path.name}: {job_name}"
+        assert "environment" not in job, f"{path.name}: {job_name}"
+        for step in job["steps"]:
+            assert not step.get("uses", "").endswith(".github/actions/rpdeploy"), f"{path.name}: {job_name}"
+
+
+def ref_guard(ref: str) -> subprocess.CompletedProcess[str]:
+    """redeploy.yml's first step, as the runner runs it, with ``ref`` as inputs.ref."""
+    steps = load(WORKFLOWS / "redeploy.yml")["jobs"]["redeploy"]["steps"]
+    assert "run" in steps[0], "the ref is checked before checkout and before any secret is used"
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", steps[0]["run"]],
+        env={"PATH": "/usr/bin:/bin", "REF": ref}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("ref", ["", "v1.2.3", "v10.0.22"])
+def test_redeploy_takes_the_dispatch_ref_or_a_release_tag(ref: str) -> None:
+    assert ref_guard(ref).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "ref", ["main", "feature/x", "v1.2", "v1.2.3-rc1", "refs/heads/v1.2.3", "x\n::warning::evil"]
+)
+def test_redeploy_refuses_any_other_ref(ref: str) -> None:
+    # GitHub checks the environment's branch rules against the dispatch ref, not inputs.ref.
+    done = ref_guard(ref)
+    assert done.returncode == 1
+    expected = "::error::ref must be empty (the dispatch ref) or a release tag"
+    assert done.stdout.startswith(expected), done.stdout
+    assert len(done.stdout.splitlines()) == 1, "a newline in the ref must not start a workflow command"
+
+
+def test_every_ci_job_has_a_concurrency_group() -> None:
+    for job_name, job in load(WORKFLOWS / "ci.yml")["jobs"].items():
+        assert job.get("concurrency", {}).get("group"), job_name
+
+
+def test_no_doc_claims_queued_deploys_are_never_cancelled() -> None:
+    # A concurrency group keeps one waiting run; a newer one cancels it (cancel-in-progress only
+    # spares the running one). The README says so; nothing may promise more.
+    claim = re.compile(r"never (be )?cancel|none is cancelled|never overlap or cancel", re.IGNORECASE)
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *YAML_FILES]:
+        text = " ".join(path.read_text().replace("#", " ").split())  # wrapped comments as one line
+        for found in claim.finditer(text):
+            said = text[max(0, found.start() - 40) : found.end()]
+            assert "running" in said, f"{path.name}: ...{said}"
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "a newer run cancels the one already waiting" in readme

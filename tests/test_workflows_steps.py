@@ -77,7 +77,7 @@ def deployed_project(make_project: MakeProject, runner: Runner) -> Path:
 
 
 def redeploy_inputs(image: str, *, skip_validation: bool) -> dict[str, Any]:
-    return {"environment": "staging", "image": image, "ref": "main", "skip_validation": skip_validation}
+    return {"environment": "staging", "image": image, "ref": "", "skip_validation": skip_validation}
 
 
 def project_name(root: Path) -> str:
@@ -253,12 +253,18 @@ def test_release_workflow_staging_then_production_then_github_release(
     assert (endpoint["image"], prod["endpoint_id"]) == (out["image"], endpoint["id"])
     assert prod["release"].isdigit()
 
+    # The GitHub release is its own job (contents: write, no secret), fed by production's outputs.
+    needs = {"production": {"outputs": production.job_outputs}}
+    github_release = runner.run_job("release.yml", "github-release", {}, needs=needs)
+    assert not github_release.failed, github_release.log()
     args = (runner.temp / "gh-args").read_text().splitlines()
     assert args[:3] == ["release", "create", "v1.2.3"]
     assert "--verify-tag" in args
     notes = (runner.temp / "gh-notes").read_text()
     assert f"Image: `{out['image']}`, endpoint `{endpoint['id']}`" in notes
     assert "release passed" in notes, "the notes carry the release's summary"
+    assert "preflight" in notes or "cost:" in notes, "the notes carry the plan's preflight and cost"
+    assert "Releases: before" in notes
 
 
 def test_ci_ephemeral_job_deploys_validates_and_always_destroys_pr_endpoint(
@@ -281,4 +287,4 @@ def test_the_action_refuses_an_unknown_command(runner: Runner, deployed_project:
     job = runner.run_action({"command": "deploy-everything"})
     assert job.failed
     assert "command must be release, redeploy, push, plan, apply, validate or destroy" in job.log()
-    assert job.outputs["action"]["passed"] == ""
+    assert job.outputs["action"]["passed"] == "false", "false whatever stopped the command"

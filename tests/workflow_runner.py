@@ -106,6 +106,8 @@ class JobRun:
 
     steps: list[StepResult] = field(default_factory=list)
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The job's own `outputs:` (what a later job reads as ``needs.<job>.outputs``).
+    job_outputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -140,13 +142,16 @@ class Runner:
         job_env = {key: evaluate(value, context) for key, value in (job.get("env") or {}).items()}
         run = JobRun()
         self._steps(job["steps"], context, job_env, run, action_path=None)
+        scope = {**context, "steps": {key: {"outputs": value} for key, value in run.outputs.items()}}
+        run.job_outputs = {key: evaluate(value, scope) for key, value in (job.get("outputs") or {}).items()}
         return run
 
-    def run_action(self, with_: dict[str, Any]) -> JobRun:
-        """The composite action alone, as a step ``id: action`` with ``with_`` as its inputs."""
+    def run_action(self, with_: dict[str, Any], env: dict[str, str] | None = None) -> JobRun:
+        """The composite action alone, as a step ``id: action`` with ``with_`` as its inputs
+        and ``env`` as the step's `env:` (where a caller puts its secrets)."""
         run = JobRun()
         context = {"github": self.github, "secrets": self.secrets}
-        step = {"id": "action", "uses": LOCAL_ACTIONS[0], "with": with_}
+        step = {"id": "action", "uses": LOCAL_ACTIONS[0], "with": with_, "env": env or {}}
         self._steps([step], context, {}, run, action_path=None)
         return run
 

@@ -63,7 +63,13 @@ def deploy(
             api, loaded, where, plan, environ, force=force, wait=wait, timeout=timeout, progress=ctx.log
         )
     secret_vars = [s.from_env or s.name for s in loaded.config.secrets]
-    outputs = {"endpoint_id": applied.endpoint_id, "release": str(applied.version or "")}
+    # image and digest as deployed (checked by deploy_image); the digest is empty for a tag.
+    outputs = {
+        "image": plan.image,
+        "digest": plan.image.partition("@")[2],
+        "endpoint_id": applied.endpoint_id,
+        "release": str(applied.version or ""),
+    }
     write_github_output(outputs, environ, secrets=secret_values(secret_vars, environ))
     return ApplyResult(applied, loaded)
 
@@ -118,7 +124,7 @@ def apply(
     secrets sync`. Nothing when nothing differs (zero write calls). Refuses when
     a preflight check failed (unless --force) and when the endpoint changed since it
     was read (another deploy raced this one). Appends to build/rpdeploy/<env>/deploy.json;
-    in GitHub Actions, endpoint_id and release go to $GITHUB_OUTPUT.
+    in GitHub Actions, image, digest, endpoint_id and release go to $GITHUB_OUTPUT.
 
     \b
     Examples:

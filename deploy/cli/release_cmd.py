@@ -31,6 +31,7 @@ from deploy.image.tags import default_image
 from deploy.release import desired, reports
 from deploy.release.cases import load_cases
 from deploy.release.pipeline import Stage, StageOptions, run_stage
+from deploy.release.summary import plan_lines
 from deploy.release.validate import ValidationReport
 from deploy.render import render_project, write_files
 
@@ -92,16 +93,34 @@ class ReleaseResult:
         console.print("release: " + ("passed" if self.ok else "FAILED"), markup=False)
 
     def step_summary(self) -> str:
-        """The release as Markdown for $GITHUB_STEP_SUMMARY: image, steps, each stage and its cases."""
+        """The release as Markdown for $GITHUB_STEP_SUMMARY (and the GitHub release notes): the
+        verdict, the image, the steps table, then per environment its plan (changes, preflight,
+        cost), its releases (before, deployed, rolled back to), its verdict and its cases.
+        Table cells and verdicts are escaped (reports.markdown_cell): an error message holding
+        ``|`` or HTML cannot break the table."""
+        cell = reports.markdown_cell
         verdict = "✅ release passed" if self.ok else "❌ release FAILED"
         lines = [f"## {verdict}", "", f"Image: `{self.image}`", "", "| step | seconds | |", "|---|---:|---|"]
-        lines += [f"| {s.step} | {s.seconds:.1f} | {s.detail} |" for s in self.steps]
+        lines += [f"| {cell(s.step)} | {s.seconds:.1f} | {cell(s.detail)} |" for s in self.steps]
         lines.append("")
-        for stage, _ in self.stages:
-            lines += [f"**{stage.verdict}**", ""]
+        for stage, loaded in self.stages:
+            # A fenced block shows the plan as the terminal does; a backtick could close it.
+            shown = [line.replace("`", "'") for line in plan_lines(stage.applied.plan, loaded)]
+            lines += [f"### {cell(stage.env)}", "", "```text", *shown, "```", ""]
+            lines += [f"Releases: {cell(_releases(stage))}", "", f"**{cell(stage.verdict)}**", ""]
             if stage.report is not None:
                 lines.append(reports.step_summary(stage.report))
         return "\n".join(lines) + "\n"
+
+
+def _releases(stage: Stage) -> str:
+    """The endpoint's releases in one line: the one before, the one deployed, the rollback."""
+    deployed = f"v{stage.applied.version}" if stage.applied.version is not None else "none"
+    before = f"v{stage.previous_version}" if stage.previous_version is not None else "none (new endpoint)"
+    line = f"before {before}, deployed {deployed}"
+    if stage.rollback is not None:
+        line += f", rolled back to v{stage.previous_version} as v{stage.rollback.version}"
+    return line
 
 
 @contextmanager

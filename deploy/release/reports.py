@@ -154,7 +154,7 @@ def write_junit(report: ValidationReport, path: Path | str) -> None:
 # -- GitHub step summary ------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
     """Text safe inside a Markdown table cell: pipes and line breaks would break the table, and
     GitHub renders raw HTML (``<b>``, ``<img>``), so ``&``, ``<`` and ``>`` become entities."""
     text = html.escape(text, quote=False)
@@ -163,6 +163,7 @@ def _cell(text: str) -> str:
 
 def step_summary(report: ValidationReport) -> str:
     """The run as GitHub-flavoured Markdown: the verdict, a table, the failures."""
+    _cell = markdown_cell
     lines = [
         f"### {'✅' if report.ok else '❌'} {_cell(headline(report))}",
         "",

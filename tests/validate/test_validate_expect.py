@@ -296,7 +296,7 @@ def test_step_summary_escapes_table_cells() -> None:
 
 def test_step_summary_cells_carry_no_raw_html() -> None:
     # GitHub renders HTML in a step summary: a case name or error must not become markup.
-    assert reports._cell("<b>x</b> & <img src=y>") == "&lt;b&gt;x&lt;/b&gt; &amp; &lt;img src=y&gt;"
+    assert reports.markdown_cell("<b>x</b> & <img src=y>") == "&lt;b&gt;x&lt;/b&gt; &amp; &lt;img src=y&gt;"
 
 
 def test_step_summary_only_when_the_variable_is_set(tmp_path: Path) -> None:
