@@ -198,9 +198,16 @@ def status(state_dir: Path) -> Status:
 
 
 def start(
-    state_dir: Path, *, host: str, port: int, api_key: str | None, allow_remote: bool, wait_s: float = 30.0
+    state_dir: Path,
+    *,
+    host: str,
+    port: int,
+    api_key: str | None,
+    allow_remote: bool,
+    wait_s: float = 30.0,
+    cold_host: bool = False,
 ) -> Status:
-    """Start a detached server and wait until it is healthy."""
+    """Start a detached server and wait until it is healthy (``cold_host``: serve's --cold-host)."""
     state_dir = state_dir.resolve()
     current = status(state_dir)
     if current.running:
@@ -217,6 +224,8 @@ def start(
     command += ["--state", str(state_dir)]
     if allow_remote:
         command.append("--allow-remote")
+    if cold_host:
+        command.append("--cold-host")
     env = dict(os.environ)
     if api_key:
         env["RUNPOD_API_KEY"] = api_key  # through the environment, never argv (visible in ps)

@@ -1,0 +1,89 @@
+"""The cold-host knob: each worker start removes the endpoint's image and pulls it again, as on a
+RunPod host that never ran it, and leaves alone an image some other container uses.
+
+Real parts only: the Docker engine, the stack's registry (127.0.0.1:5000), an emulator process
+started with `serve --cold-host`, and one image per test built on the SDK worker image (a label
+makes it a distinct image, so removing it touches nothing another test or engineer uses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+from docker.errors import APIError, ImageNotFound
+
+from tests.emulator.helpers import EmulatorProcess
+
+pytestmark = pytest.mark.docker
+
+REPOSITORY = "127.0.0.1:5000/rpdeploy-test/cold-host"
+TEST_LABEL = "dev.rpdeploy.test.cold-host"
+
+
+@pytest.fixture(scope="module")
+def cold_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    proc = EmulatorProcess(tmp_path_factory.mktemp("cold") / "state", args=("--cold-host",)).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def own_image(sdk_image: str) -> Iterator[str]:
+    """A pushed image of this test alone: the SDK worker plus a unique label."""
+    client = docker.from_env()
+    tag = f"{REPOSITORY}:{uuid.uuid4().hex[:12]}"
+    dockerfile = f"FROM {sdk_image}\nLABEL {TEST_LABEL}={tag.rsplit(':', 1)[1]}\n"
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    for event in client.api.push(REPOSITORY, tag=tag.rsplit(":", 1)[1], stream=True, decode=True):
+        assert "error" not in event, event
+    yield tag
+    with contextlib.suppress(ImageNotFound, APIError):
+        client.images.remove(tag)
+
+
+def _run_one_job(proc: EmulatorProcess, image: str) -> tuple[str, str]:
+    """Run one job on a new endpoint of ``image``; (endpoint id, its workers' log text)."""
+    api = proc.api
+    endpoint = api.create_endpoint(
+        name="cold", image=image, env={"HANDLER_MODE": "plain"}, workers={"min": 0, "max": 1}
+    )
+    view = api.job("POST", f"/{endpoint['id']}/runsync", {"input": {"mock_return": "cold"}}).json()
+    assert view["status"] == "COMPLETED", view
+    api.rest("DELETE", f"/v2/serverless/{endpoint['id']}")
+    logs = sorted((proc.state / "logs" / endpoint["id"]).glob("*.log"))
+    return endpoint["id"], "".join(path.read_text() for path in logs)
+
+
+def test_a_cold_host_removes_the_image_and_pulls_it_again(
+    cold_emulator: EmulatorProcess, own_image: str
+) -> None:
+    client = docker.from_env()
+    client.images.get(own_image)  # present: without the knob the start would not pull
+    since = int(time.time()) - 1
+    _, log = _run_one_job(cold_emulator, own_image)
+    pulls = client.api.events(
+        since=since, until=int(time.time()) + 1, filters={"type": "image", "event": "pull"}, decode=True
+    )
+    assert own_image in [event.get("id") for event in pulls]
+    assert f"cold host: removed {own_image} from the engine" in log, log
+    assert f"image {own_image} pulled in " in log, log
+    assert "created and started in " in log, log
+
+
+def test_a_cold_host_leaves_an_image_in_use_alone(cold_emulator: EmulatorProcess, own_image: str) -> None:
+    client = docker.from_env()
+    image_id = client.images.get(own_image).id
+    holder = client.containers.run(own_image, ["sleep", "300"], detach=True, labels={TEST_LABEL: "holder"})
+    try:
+        _, log = _run_one_job(cold_emulator, own_image)
+        assert client.images.get(own_image).id == image_id  # never removed, never re-tagged
+        said = f"cold host: {own_image} left in place: used by 1 container(s) ({str(holder.id)[:12]})"
+        assert said in log, log
+    finally:
+        holder.remove(force=True)
