@@ -110,12 +110,15 @@ class ContainerRuntime:
         """
         image = doc["image"]
         with self._turn(image):
-            began = time.monotonic()
             if self.knobs.cold_host:
-                note(self._make_cold(image))
+                began = time.monotonic()
+                said = self._make_cold(image)  # timed apart: a fresh host has nothing to remove
+                note(f"{said} ({time.monotonic() - began:.2f} s)")
+                began = time.monotonic()
                 self._pull(image, auth)
                 pulled = True
             else:
+                began = time.monotonic()
                 pulled = self._ensure_image(image, auth)
             if pulled:
                 note(f"image {image} pulled in {time.monotonic() - began:.2f} s")
