@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from bench.build import build, copy_project, git, push, stack_env  # noqa: E402
 from deploy import emulator as server  # noqa: E402
 from deploy.config import load_config  # noqa: E402
+from deploy.emulator.containers import LABEL  # noqa: E402
 from deploy.emulator.settings import state_label  # noqa: E402
 from deploy.image.engine import connect  # noqa: E402
 from deploy.image.registry import Reference, RegistryClient  # noqa: E402
@@ -97,6 +98,12 @@ class Emulator:
 
     def stop(self) -> None:
         server.stop(self.state)
+
+    def remove_volumes(self, client: Any) -> None:
+        """The network volumes' Docker volumes (several hundred MB each) go with the bench's state."""
+        mine = {"label": f"{LABEL}={state_label(self.state)}"}
+        for volume in client.volumes.list(filters=mine):
+            volume.remove(force=True)
 
     def rest(self, method: str, path: str, body: Any = None) -> Any:
         response = self.http.request(method, f"{self.base}{path}", json=body)
@@ -167,15 +174,6 @@ class Emulator:
                 }
             )
         return timings
-
-
-def compile_bytecode(client: Any, emu: Emulator, volume_id: str, image: str) -> None:
-    """Write .pyc files into the environments on a network volume (the what-if: the bootstrap's
-    installs write none, so every start compiles what the handler imports)."""
-    volume = f"rpdeploy-emu-{state_label(emu.state)}-vol-{volume_id}"
-    command = ["python3", "-m", "compileall", "-q", "-j", "0", "/runpod-volume/rpdeploy/envs"]
-    mounts = {volume: {"bind": "/runpod-volume", "mode": "rw"}}
-    client.containers.run(image, command, volumes=mounts, network_mode="none", remove=True)
 
 
 def project(dest: Path, strategy: str, repository: str, extra: tuple[str, ...] = ()) -> Path:
@@ -261,8 +259,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per scenario (default 3)")
     parser.add_argument("--install-runs", type=int, default=2, help="runs of the install scenarios (2)")
     parser.add_argument("--skip-heavy", action="store_true", help="no realistic-size image")
+    parser.add_argument(
+        "--cold-host-again", type=Path, metavar="STATE", help="repeat only the cold-host phase on STATE"
+    )
     args = parser.parse_args()
     quiet_http_logs()
+    if args.cold_host_again:
+        return cold_host_again(args.cold_host_again, args.runs)
     environ = stack_env()
     client = connect()
     run_id = uuid.uuid4().hex[:8]
@@ -303,8 +306,7 @@ def main() -> int:
     s3_prefix = f"bench-coldstart/{run_id}/"
     slim_s3_env = {**endpoint_env, **s3_env(environ, s3_prefix)}
     warm: dict[str, Any] = {}
-    cold: dict[str, Any] = {}
-    results["warm_host"], results["cold_host"] = warm, cold
+    results["warm_host"], results["cold_host"] = warm, {}
     emu.start(cold_host=False)
     try:
         checkpoint(results, "warm host (1): baked")
@@ -331,53 +333,63 @@ def main() -> int:
                     emu, f"none-{installer}", images["slim"]["image"], env, job_input, args.install_runs
                 )
             )
-        checkpoint(results, "what if (2) had bytecode: a volume from the archive, compiled with compileall")
-        pyc_volume = emu.volume("pyc")
-        pyc_ep = emu.endpoint("slim-pyc", images["slim"]["image"], slim_s3_env, pyc_volume)
-        emu.cold_start(pyc_ep, job_input)  # untimed: unpacks the archive onto the volume
-        emu.wait_scaled_to_zero(pyc_ep)
-        compile_bytecode(client, emu, pyc_volume, base_ref)
-        warm["what_if_2_slim_warm_volume_bytecode"] = spread(scale_runs(emu, pyc_ep, job_input, args.runs))
-        heavy_eps: dict[str, str] = {}
         if not args.skip_heavy:
             checkpoint(results, "realistic size: warming a volume with the heavy environment (uv)")
             heavy_volume = emu.volume("heavy")
-            heavy_env = {**endpoint_env, "RPDEPLOY_INSTALLER": "uv"}
-            heavy_eps["slim"] = emu.endpoint(
-                "heavy-slim", images["heavy_slim"]["image"], heavy_env, heavy_volume
-            )
-            warm["heavy_first_start_install_uv_s"] = round(emu.cold_start(heavy_eps["slim"], job_input), 2)
-            heavy_eps["baked"] = emu.endpoint(
-                "heavy-baked", images["heavy_baked"]["image"], endpoint_env, None
-            )
+            # uv writes no bytecode unless asked; pip compiles it by default (the reference's
+            # environment has a .pyc per module), so ask, or every start compiles the imports.
+            heavy_env = {**endpoint_env, "RPDEPLOY_INSTALLER": "uv", "UV_COMPILE_BYTECODE": "1"}
+            heavy_slim = emu.endpoint("heavy-slim", images["heavy_slim"]["image"], heavy_env, heavy_volume)
+            warm["heavy_first_start_install_uv_s"] = round(emu.cold_start(heavy_slim, job_input), 2)
+            emu.endpoint("heavy-baked", images["heavy_baked"]["image"], endpoint_env, None)
     finally:
         emu.stop()
 
     emu.start(cold_host=True)  # the same state: endpoints and the warm volumes are still there
     try:
-        runs = [("reference", "baked", baked_ep), ("reference", "slim_warm_volume", warm_ep)]
-        runs.append(("reference", "slim_warm_volume_bytecode", pyc_ep))
-        if heavy_eps:
-            runs += [("realistic_size", "baked", heavy_eps["baked"])]
-            runs += [("realistic_size", "slim_warm_volume", heavy_eps["slim"])]
-        for name, kind, endpoint_id in runs:
-            checkpoint(results, f"cold host: {name} {kind}")
-            before = len(emu.worker_timings(endpoint_id))
-            times = scale_runs(emu, endpoint_id, job_input, args.runs)
-            emu.wait_scaled_to_zero(endpoint_id)
-            starts = emu.worker_timings(endpoint_id)[before:]
-            removal = [s["removal_s"] for s in starts]
-            cold[f"{name}_{kind}"] = {
-                **spread(times),
-                "minus_removal": spread([t - r for t, r in zip(times, removal, strict=False)]),
-                "removal_s": removal,
-                "pull_s": [s["pull_s"] for s in starts],
-                "container_start_s": [s["container_start_s"] for s in starts],
-                "image_removed_each_start": all(s["cold"] for s in starts),
-            }
+        cold_host_phase(emu, results, job_input, args.runs)
     finally:
         emu.stop()
+        emu.remove_volumes(client)
+    finish(results)
+    return 0
 
+
+def cold_host_phase(emu: Emulator, results: dict[str, Any], job_input: Any, runs: int) -> None:
+    """(1) against (2) on a cold host, for each worker whose endpoints the warm phase made."""
+    by_name = {doc["name"]: doc["id"] for doc in emu.rest("GET", "/v2/serverless")["endpoints"]}
+    cold: dict[str, Any] = results["cold_host"]
+    plan = [
+        ("reference", "baked", "baked"),
+        ("reference", "slim_warm_volume", "slim-warm"),
+        ("realistic_size", "baked", "heavy-baked"),
+        ("realistic_size", "slim_warm_volume", "heavy-slim"),
+    ]
+    for name, kind, endpoint_name in plan:
+        if endpoint_name not in by_name:
+            continue
+        endpoint_id = by_name[endpoint_name]
+        checkpoint(results, f"cold host: {name} {kind}")
+        if kind.startswith("slim"):
+            emu.cold_start(endpoint_id, job_input)  # untimed: the volume is warm (again, if it was lost)
+        before = len(emu.worker_timings(endpoint_id))
+        times = scale_runs(emu, endpoint_id, job_input, runs)
+        emu.wait_scaled_to_zero(endpoint_id)
+        starts = emu.worker_timings(endpoint_id)[before:]
+        removal = [s["removal_s"] for s in starts]
+        cold[f"{name}_{kind}"] = {
+            **spread(times),
+            "minus_removal": spread([t - r for t, r in zip(times, removal, strict=False)]),
+            "removal_s": removal,
+            "pull_s": [s["pull_s"] for s in starts],
+            "container_start_s": [s["container_start_s"] for s in starts],
+            "image_removed_each_start": all(s["cold"] for s in starts),
+        }
+
+
+def finish(results: dict[str, Any]) -> None:
+    """Ratios and targets, then bench/coldstart.json."""
+    warm, cold = results["warm_host"], results["cold_host"]
     baked_s = warm["1_baked"]["median_s"]
     ratios: dict[str, Any] = {
         "warm_volume_over_baked": round(warm["2_slim_warm_volume"]["median_s"] / baked_s, 3),
@@ -394,10 +406,6 @@ def main() -> int:
             ratios[f"cold_host_{name}_slim_over_baked"] = round(
                 cold[f"{name}_slim_warm_volume"]["minus_removal"]["median_s"] / baked_cold, 3
             )
-            if f"{name}_slim_warm_volume_bytecode" in cold:
-                ratios[f"what_if_cold_host_{name}_slim_bytecode_over_baked"] = round(
-                    cold[f"{name}_slim_warm_volume_bytecode"]["minus_removal"]["median_s"] / baked_cold, 3
-                )
     results["ratios"] = ratios
     results["targets"] = {
         "warm_volume_over_baked": {"limit": 1.15, "met": ratios["warm_volume_over_baked"] <= 1.15},
@@ -408,8 +416,24 @@ def main() -> int:
             if key.startswith("cold_host_")
         },
     }
+    results.pop("partial", None)
     OUT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
+
+
+def cold_host_again(state: Path, runs: int) -> int:
+    """Repeat the cold-host phase on the state a full run left (its endpoints, warm volumes and
+    bench/coldstart.json), replacing that phase's figures."""
+    results = json.loads(OUT.read_text(encoding="utf-8"))
+    results["cold_host"] = {}
+    emu = Emulator(state)
+    emu.start(cold_host=True)
+    try:
+        cold_host_phase(emu, results, results["worker_input"], runs)
+    finally:
+        emu.stop()
+        emu.remove_volumes(connect())
+    finish(results)
     return 0
 
 

@@ -30,6 +30,8 @@ LABEL_ENDPOINT = "dev.rpdeploy.emulator.endpoint"
 LABEL_WORKER = "dev.rpdeploy.emulator.worker"
 LABEL_VOLUME = "dev.rpdeploy.volume"
 STOP_GRACE_S = 3
+#: Cold host: how long a start waits for this emulator's exited workers of the image to be removed.
+LEFTOVER_WAIT_S = 10.0
 
 
 def _unsaid(line: str) -> None:
@@ -73,6 +75,8 @@ class ContainerRuntime:
         self._events: Any = None
         self._quota_supported: bool | None = None
         self._image_turns: dict[str, threading.Lock] = {}
+        #: Containers being stopped: the cold-host knob waits for their removal (set ops are atomic).
+        self._halting: set[str] = set()
 
     def connect(self) -> None:
         """Raises DockerException when no engine answers."""
@@ -200,7 +204,7 @@ class ContainerRuntime:
         try:
             image_id = str(self.client.images.get(image).id)
             # ancestor: containers of this image and of images built on it (both hold its layers).
-            users = [c["Id"] for c in self.client.api.containers(all=True, filters={"ancestor": image_id})]
+            users = self._image_users(image_id)
             if users:
                 shown = ", ".join(user[:12] for user in users[:3])
                 return f"cold host: {image} left in place: used by {len(users)} container(s) ({shown})"
@@ -216,6 +220,25 @@ class ContainerRuntime:
         if self._present(image_id):
             return f"cold host: removed the name {image}; its image stays (another name or image holds it)"
         return f"cold host: removed {image} from the engine"
+
+    def _image_users(self, image_id: str) -> list[str]:
+        """Ids of the containers that hold ``image_id``, once this emulator's own stopped or
+        stopping workers are gone: a worker that just scaled down is removed a moment later, and
+        on RunPod it would have left its host (waits up to LEFTOVER_WAIT_S for them)."""
+        deadline = time.monotonic() + LEFTOVER_WAIT_S
+        while True:
+            # Sparse and low-level: a full listing inspects each one and fails if one goes meanwhile.
+            # ancestor: containers of this image and of images built on it (both hold its layers).
+            found = self.client.api.containers(all=True, filters={"ancestor": image_id})
+            leftovers = [c for c in found if self._leaving(c)]
+            if len(leftovers) < len(found) or not found or time.monotonic() >= deadline:
+                return [str(c["Id"]) for c in found]
+            time.sleep(0.2)
+
+    def _leaving(self, listed: dict[str, Any]) -> bool:
+        """One of this emulator's workers that exited or is being stopped (its removal follows)."""
+        ours = (listed.get("Labels") or {}).get(LABEL) == self.label
+        return ours and (listed.get("State") != "running" or listed.get("Id") in self._halting)
 
     def _present(self, image_id: str) -> bool:
         try:
@@ -281,12 +304,14 @@ class ContainerRuntime:
 
     def halt(self, container_id: str) -> None:
         """SIGTERM, then SIGKILL after STOP_GRACE_S (the SDK's grace for in-flight work)."""
+        self._halting.add(container_id)
         with contextlib.suppress(DockerException):
             self.client.containers.get(container_id).stop(timeout=STOP_GRACE_S)
 
     def remove(self, container_id: str) -> None:
         with contextlib.suppress(DockerException):
             self.client.containers.get(container_id).remove(force=True)
+        self._halting.discard(container_id)
 
     def remove_labelled(self, endpoint_id: str | None = None) -> int:
         """Remove this state dir's containers (only one endpoint's, if given); how many there were."""

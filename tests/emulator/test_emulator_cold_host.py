@@ -47,17 +47,26 @@ def own_image(sdk_image: str) -> Iterator[str]:
         client.images.remove(tag)
 
 
-def _run_one_job(proc: EmulatorProcess, image: str) -> tuple[str, str]:
-    """Run one job on a new endpoint of ``image``; (endpoint id, its workers' log text)."""
+def _run_jobs(proc: EmulatorProcess, image: str, jobs: int = 1) -> str:
+    """Run ``jobs`` jobs on a new endpoint of ``image``, each from zero workers; its workers' logs."""
     api = proc.api
-    endpoint = api.create_endpoint(
-        name="cold", image=image, env={"HANDLER_MODE": "plain"}, workers={"min": 0, "max": 1}
-    )
-    view = api.job("POST", f"/{endpoint['id']}/runsync", {"input": {"mock_return": "cold"}}).json()
-    assert view["status"] == "COMPLETED", view
+    workers = {"min": 0, "max": 1, "idleTimeout": 1}
+    endpoint = api.create_endpoint(name="cold", image=image, env={"HANDLER_MODE": "plain"}, workers=workers)
+    for _ in range(jobs):
+        _wait_scaled_to_zero(proc, endpoint["id"])
+        view = api.job("POST", f"/{endpoint['id']}/runsync", {"input": {"mock_return": "cold"}}).json()
+        assert view["status"] == "COMPLETED", view
     api.rest("DELETE", f"/v2/serverless/{endpoint['id']}")
     logs = sorted((proc.state / "logs" / endpoint["id"]).glob("*.log"))
-    return endpoint["id"], "".join(path.read_text() for path in logs)
+    return "".join(path.read_text() for path in logs)
+
+
+def _wait_scaled_to_zero(proc: EmulatorProcess, endpoint_id: str) -> None:
+    """Until the endpoint lists no worker (a generous bound, not a timing claim)."""
+    deadline = time.monotonic() + 120
+    while proc.api.rest("GET", f"/v2/serverless/{endpoint_id}/workers").json()["workers"]:
+        assert time.monotonic() < deadline, "the endpoint never scaled to zero"
+        time.sleep(0.2)
 
 
 def test_a_cold_host_removes_the_image_and_pulls_it_again(
@@ -66,12 +75,14 @@ def test_a_cold_host_removes_the_image_and_pulls_it_again(
     client = docker.from_env()
     client.images.get(own_image)  # present: without the knob the start would not pull
     since = int(time.time()) - 1
-    _, log = _run_one_job(cold_emulator, own_image)
+    # Two starts in a row: the second must not be kept warm by the first worker's container,
+    # which the emulator removes a moment after the endpoint lists no worker.
+    log = _run_jobs(cold_emulator, own_image, jobs=2)
     pulls = client.api.events(
         since=since, until=int(time.time()) + 1, filters={"type": "image", "event": "pull"}, decode=True
     )
-    assert own_image in [event.get("id") for event in pulls]
-    assert f"cold host: removed {own_image} from the engine" in log, log
+    assert [event.get("id") for event in pulls].count(own_image) == 2
+    assert log.count(f"cold host: removed {own_image} from the engine") == 2, log
     assert f"image {own_image} pulled in " in log, log
     assert "created and started in " in log, log
 
@@ -81,7 +92,7 @@ def test_a_cold_host_leaves_an_image_in_use_alone(cold_emulator: EmulatorProcess
     image_id = client.images.get(own_image).id
     holder = client.containers.run(own_image, ["sleep", "300"], detach=True, labels={TEST_LABEL: "holder"})
     try:
-        _, log = _run_one_job(cold_emulator, own_image)
+        log = _run_jobs(cold_emulator, own_image)
         assert client.images.get(own_image).id == image_id  # never removed, never re-tagged
         said = f"cold host: {own_image} left in place: used by 1 container(s) ({str(holder.id)[:12]})"
         assert said in log, log
