@@ -18,9 +18,9 @@ import docker
 import pytest
 from docker.errors import APIError, ImageNotFound
 
+from deploy.emulator.settings import WorkerKnobs
+from deploy.errors import UsageError
 from tests.emulator.helpers import EmulatorProcess
-
-pytestmark = pytest.mark.docker
 
 REPOSITORY = "127.0.0.1:5000/rpdeploy-test/cold-host"
 TEST_LABEL = "dev.rpdeploy.test.cold-host"
@@ -69,6 +69,7 @@ def _wait_scaled_to_zero(proc: EmulatorProcess, endpoint_id: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.docker
 def test_a_cold_host_removes_the_image_and_pulls_it_again(
     cold_emulator: EmulatorProcess, own_image: str
 ) -> None:
@@ -87,6 +88,7 @@ def test_a_cold_host_removes_the_image_and_pulls_it_again(
     assert "created and started in " in log, log
 
 
+@pytest.mark.docker
 def test_a_cold_host_leaves_an_image_in_use_alone(cold_emulator: EmulatorProcess, own_image: str) -> None:
     client = docker.from_env()
     image_id = client.images.get(own_image).id
@@ -98,3 +100,13 @@ def test_a_cold_host_leaves_an_image_in_use_alone(cold_emulator: EmulatorProcess
         assert said in log, log
     finally:
         holder.remove(force=True)
+
+
+def test_the_knob_is_off_by_default_and_read_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RPDEPLOY_EMULATOR_COLD_HOST", raising=False)
+    assert WorkerKnobs.from_env().cold_host is False
+    monkeypatch.setenv("RPDEPLOY_EMULATOR_COLD_HOST", "true")
+    assert WorkerKnobs.from_env().cold_host is True
+    monkeypatch.setenv("RPDEPLOY_EMULATOR_COLD_HOST", "maybe")
+    with pytest.raises(UsageError, match=r"RPDEPLOY_EMULATOR_COLD_HOST='maybe' is not a boolean"):
+        WorkerKnobs.from_env()
