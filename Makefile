@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit fuzz mutation venv stack-up stack-down stack-status bench clean
+.PHONY: demo test lint unit fuzz mutation venv stack-up stack-down stack-status bench bench-coldstart clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,13 @@ bench: stack-up
 	$(BIN)/python bench/build.py
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/validate.py
+
+## bench-coldstart: cold starts, slim against baked, on warm and cold hosts (bench/coldstart.py ->
+## bench/coldstart.json; about 30 min on a 2-core machine: it installs the worker's dependencies
+## several times). COLDSTART_ARGS="--runs 5" or "--skip-heavy" adjusts it.
+COLDSTART_ARGS ?=
+bench-coldstart: stack-up
+	$(BIN)/python bench/coldstart.py $(COLDSTART_ARGS)
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache

@@ -37,6 +37,9 @@ RUNPOD_PIN=runpod==1.12.0
 # uv: the slim runtime's second installer (runtime.installer: uv), which the bootstrap installs
 # from the index onto the work disk when the image has none (docs/runtime.md).
 UV_PIN=uv==0.13.8
+# Real, heavy dependencies (a few hundred MB installed) for bench/coldstart.py's baked image of
+# realistic size; only that bench installs them.
+BENCH_PINS=(numpy==2.3.5 scipy==1.16.3 onnxruntime==1.23.2)
 REQUIREMENTS=$ROOT/worker/requirements.txt
 # Wheels must install on the base image: CPython 3.11, glibc 2.36 (bookworm) and up.
 PY_VERSION=3.11
@@ -393,7 +396,7 @@ wheelhouse_key() {
 	local files=()
 	mapfile -t files < <(requirement_files)
 	{
-		echo "$RUNPOD_PIN $UV_PIN $PY_VERSION $(platform_args | tr '\n' ' ')"
+		echo "$RUNPOD_PIN $UV_PIN ${BENCH_PINS[*]} $PY_VERSION $(platform_args | tr '\n' ' ')"
 		[ ${#files[@]} -eq 0 ] || cat "${files[@]}"
 	} | sha256sum | cut -d' ' -f1
 }
@@ -414,10 +417,10 @@ ensure_wheelhouse() {
 	mapfile -t files < <(requirement_files)
 	for f in "${files[@]}"; do reqs+=(-r "$f"); done
 	mapfile -t platforms < <(platform_args)
-	say "downloading the wheelhouse for Python $PY_VERSION ($RUNPOD_PIN $UV_PIN ${files[*]}; about 15 s)"
+	say "downloading the wheelhouse for Python $PY_VERSION ($RUNPOD_PIN $UV_PIN ${BENCH_PINS[*]} ${files[*]}; about 30 s)"
 	mkdir -p "$STATE/wheels"
 	"$STATE/pypiserver/bin/pip" download --quiet --only-binary=:all: --python-version "$PY_VERSION" \
-		--implementation cp "${platforms[@]}" -d "$STATE/wheels" "$RUNPOD_PIN" "$UV_PIN" "${reqs[@]}" \
+		--implementation cp "${platforms[@]}" -d "$STATE/wheels" "$RUNPOD_PIN" "$UV_PIN" "${BENCH_PINS[@]}" "${reqs[@]}" \
 		>>"$LOGS/pip.log" 2>&1 || die "pip download failed; see $LOGS/pip.log"
 	echo "$key" >"$STATE/wheels.stamp"
 }

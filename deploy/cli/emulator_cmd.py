@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,16 @@ def _state_option(func: Any) -> Any:
         default=lambda: default_state(os.environ),
         show_default=f"${STATE_ENV} or {DEFAULT_STATE}",
         help="State directory: SQLite database, API key, pid file, logs.",
+    )(func)
+
+
+def _cold_host_option(func: Any) -> Any:
+    return click.option(
+        "--cold-host",
+        is_flag=True,
+        default=False,
+        help="Remove the endpoint's image from the engine before each worker start, so every start "
+        "pulls it (a fresh RunPod host); also $RPDEPLOY_EMULATOR_COLD_HOST=true.",
     )(func)
 
 
@@ -211,6 +221,7 @@ def emulator() -> None:
 @emulator.command()
 @_bind_options
 @_worker_options
+@_cold_host_option
 @_state_option
 @cli_command
 def serve(
@@ -221,6 +232,7 @@ def serve(
     api_key: str | None,
     allow_remote: bool,
     tiny_os_disk_mb: int | None,
+    cold_host: bool,
     state: Path,
 ) -> ServeResult:
     """Run the emulator in the foreground until Ctrl-C.
@@ -235,6 +247,8 @@ def serve(
     """
     files.make_folder(state, "state folder")
     settings = settings_from_env(host, port, state, api_key, allow_remote, tiny_os_disk_mb=tiny_os_disk_mb)
+    if cold_host:
+        settings = replace(settings, workers=replace(settings.workers, cold_host=True))
     for name, value in server.urls(host, port).items():
         ctx.log(f"{name}={value}")
     ctx.log(f"API key: {_key_hint(settings.state_dir)}")
@@ -245,6 +259,7 @@ def serve(
 @emulator.command()
 @_bind_options
 @_worker_options
+@_cold_host_option
 @_state_option
 @cli_command
 def start(
@@ -255,6 +270,7 @@ def start(
     api_key: str | None,
     allow_remote: bool,
     tiny_os_disk_mb: int | None,
+    cold_host: bool,
     state: Path,
 ) -> StatusResult:
     """Start the emulator in the background and wait until it is healthy.
@@ -277,6 +293,7 @@ def start(
             api_key=api_key,
             allow_remote=allow_remote,
             tiny_os_disk_mb=tiny_os_disk_mb,
+            cold_host=cold_host,
         ),
         action="start",
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import shlex
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +30,12 @@ LABEL_ENDPOINT = "dev.rpdeploy.emulator.endpoint"
 LABEL_WORKER = "dev.rpdeploy.emulator.worker"
 LABEL_VOLUME = "dev.rpdeploy.volume"
 STOP_GRACE_S = 3
+#: Cold host: how long a start waits for this emulator's exited workers of the image to be removed.
+LEFTOVER_WAIT_S = 10.0
+
+
+def _unsaid(line: str) -> None:
+    """The default `note`: lines nobody asked for."""
 
 
 def container_command(args: str | None) -> list[str] | None:
@@ -66,6 +74,9 @@ class ContainerRuntime:
         self._client: docker.DockerClient | None = None
         self._events: Any = None
         self._quota_supported: bool | None = None
+        self._image_turns: dict[str, threading.Lock] = {}
+        #: Containers being stopped: the cold-host knob waits for their removal (set ops are atomic).
+        self._halting: set[str] = set()
 
     def connect(self) -> None:
         """Raises DockerException when no engine answers."""
@@ -90,15 +101,45 @@ class ContainerRuntime:
         env: dict[str, str],
         volume_id: str | None = None,
         auth: dict[str, str] | None = None,
+        *,
+        note: Callable[[str], None] = _unsaid,
     ) -> str:
-        """Create and start a worker container; its id. Raises WorkerStartError with the reason.
+        """Pull the image when needed, create and start a worker container; its id.
 
         ``volume_id``: the network volume mounted at /runpod-volume; ``auth``: the endpoint's
-        registry credential (username, password) for the pull. A container whose start
-        failed is removed before raising, so failed starts leave nothing.
+        registry credential (username, password) for the pull; ``note``: receives lines for
+        the worker's log (the cold-host step, the pull time and the container start time, in
+        seconds). Raises WorkerStartError with the reason. A container whose start failed is
+        removed before raising, so failed starts leave nothing.
         """
         image = doc["image"]
-        self._ensure_image(image, auth)
+        with self._turn(image):
+            if self.knobs.cold_host:
+                began = time.monotonic()
+                said = self._make_cold(image)  # timed apart: a fresh host has nothing to remove
+                note(f"{said} ({time.monotonic() - began:.2f} s)")
+                began = time.monotonic()
+                self._pull(image, auth)
+                pulled = True
+            else:
+                began = time.monotonic()
+                pulled = self._ensure_image(image, auth)
+            if pulled:
+                note(f"image {image} pulled in {time.monotonic() - began:.2f} s")
+            began = time.monotonic()
+            container_id = self._create(doc, worker_id, env, volume_id)
+        note(f"container {container_id[:12]} created and started in {time.monotonic() - began:.2f} s")
+        return container_id
+
+    def _turn(self, image: str) -> contextlib.AbstractContextManager[Any]:
+        """Cold host: one start of an image at a time, so a removal never races a sibling's create."""
+        if not self.knobs.cold_host:
+            return contextlib.nullcontext()
+        return self._image_turns.setdefault(image, threading.Lock())
+
+    def _create(self, doc: dict[str, Any], worker_id: str, env: dict[str, str], volume_id: str | None) -> str:
+        """Create and start the container of a present image; its id (WorkerStartError)."""
+        image = doc["image"]
         kwargs: dict[str, Any] = {
             "image": image,
             "command": container_command(doc.get("args")),
@@ -134,8 +175,8 @@ class ContainerRuntime:
             self._quota_supported = True
         return container_id
 
-    def _ensure_image(self, image: str, auth: dict[str, str] | None) -> None:
-        """Pull ``image`` unless present; with a credential, always pull with it.
+    def _ensure_image(self, image: str, auth: dict[str, str] | None) -> bool:
+        """Pull ``image`` unless present; with a credential, always pull with it. True: pulled.
 
         A private image is pulled with the credential on every start, as on a fresh RunPod
         host: a copy some other pull left in the local engine must not hide a wrong password.
@@ -143,12 +184,70 @@ class ContainerRuntime:
         try:
             if auth is not None:
                 self._pull(image, auth)
-                return
+                return True
             self.client.images.get(image)
         except ImageNotFound:
             self._pull(image, None)
+            return True
         except DockerException as exc:
             raise WorkerStartError(f"docker engine error: {_one_line(exc)}") from None
+        return False
+
+    def _make_cold(self, image: str) -> str:
+        """Remove ``image`` from the engine, as on a host that never ran it; a line for the worker log.
+
+        Never forced: an image some container uses (another endpoint's worker, another test
+        run on a shared engine, a stopped container) is left in place, and the line says so.
+        Layers the image shares with other images on the engine (its base, most often) stay,
+        as on a host that has the base cached. Raises WorkerStartError on an engine error.
+        """
+        try:
+            image_id = str(self.client.images.get(image).id)
+            # ancestor: containers of this image and of images built on it (both hold its layers).
+            users = self._image_users(image_id)
+            if users:
+                shown = ", ".join(user[:12] for user in users[:3])
+                return f"cold host: {image} left in place: used by {len(users)} container(s) ({shown})"
+            self.client.api.remove_image(image)
+        except ImageNotFound:
+            return f"cold host: {image} is not on this engine"
+        except APIError as exc:
+            if exc.status_code != 409:
+                raise WorkerStartError(f"docker engine error: {_one_line(exc)}") from None
+            return f"cold host: {image} left in place: {_one_line(exc)}"  # a container came meanwhile
+        except DockerException as exc:
+            raise WorkerStartError(f"docker engine error: {_one_line(exc)}") from None
+        if self._present(image_id):
+            return f"cold host: removed the name {image}; its image stays (another name or image holds it)"
+        return f"cold host: removed {image} from the engine"
+
+    def _image_users(self, image_id: str) -> list[str]:
+        """Ids of the containers that hold ``image_id``, once this emulator's own stopped or
+        stopping workers are gone: a worker that just scaled down is removed a moment later, and
+        on RunPod it would have left its host (waits up to LEFTOVER_WAIT_S for them)."""
+        deadline = time.monotonic() + LEFTOVER_WAIT_S
+        while True:
+            # Sparse and low-level: a full listing inspects each one and fails if one goes meanwhile.
+            # ancestor: containers of this image and of images built on it (both hold its layers).
+            found = self.client.api.containers(all=True, filters={"ancestor": image_id})
+            leftovers = [c for c in found if self._leaving(c)]
+            if len(leftovers) < len(found) or not found or time.monotonic() >= deadline:
+                return [str(c["Id"]) for c in found]
+            time.sleep(0.2)
+
+    def _leaving(self, listed: dict[str, Any]) -> bool:
+        """One of this emulator's workers that exited or is being stopped (its removal follows)."""
+        ours = (listed.get("Labels") or {}).get(LABEL) == self.label
+        return ours and (listed.get("State") != "running" or listed.get("Id") in self._halting)
+
+    def _present(self, image_id: str) -> bool:
+        try:
+            self.client.images.get(image_id)
+        except ImageNotFound:
+            return False
+        except DockerException as exc:
+            raise WorkerStartError(f"docker engine error: {_one_line(exc)}") from None
+        return True
 
     def _pull(self, image: str, auth: dict[str, str] | None) -> None:
         """Pull through the low-level stream: the engine reports some failures (a refused
@@ -205,12 +304,14 @@ class ContainerRuntime:
 
     def halt(self, container_id: str) -> None:
         """SIGTERM, then SIGKILL after STOP_GRACE_S (the SDK's grace for in-flight work)."""
+        self._halting.add(container_id)
         with contextlib.suppress(DockerException):
             self.client.containers.get(container_id).stop(timeout=STOP_GRACE_S)
 
     def remove(self, container_id: str) -> None:
         with contextlib.suppress(DockerException):
             self.client.containers.get(container_id).remove(force=True)
+        self._halting.discard(container_id)
 
     def remove_labelled(self, endpoint_id: str | None = None) -> int:
         """Remove this state dir's containers (only one endpoint's, if given); how many there were."""

@@ -206,6 +206,7 @@ def start(
     allow_remote: bool,
     tiny_os_disk_mb: int | None = None,
     wait_s: float = 30.0,
+    cold_host: bool = False,
 ) -> Status:
     """Start a detached server and wait until it is healthy (flags as `serve` takes them)."""
     state_dir = state_dir.resolve()
@@ -226,6 +227,8 @@ def start(
         command.append("--allow-remote")
     if tiny_os_disk_mb is not None:
         command += ["--tiny-os-disk", str(tiny_os_disk_mb)]
+    if cold_host:
+        command.append("--cold-host")
     env = dict(os.environ)
     if api_key:
         env["RUNPOD_API_KEY"] = api_key  # through the environment, never argv (visible in ps)

@@ -72,6 +72,9 @@ class WorkerKnobs:
     long_poll_s: float = 30.0
     #: Pause before retrying a worker that failed to start or crashed (doubles up to 30 s).
     restart_backoff_s: float = 1.0
+    #: Cold host: remove the endpoint's image from the engine before each worker start, so every
+    #: start pulls it from the registry as a RunPod host that never ran it does (containers.py).
+    cold_host: bool = False
 
     @classmethod
     def from_env(cls) -> WorkerKnobs:
@@ -86,6 +89,7 @@ class WorkerKnobs:
             ping_interval_ms=_env_int("PING_INTERVAL_MS", 10_000),
             long_poll_s=_env_float("LONG_POLL_S", 30.0),
             restart_backoff_s=_env_float("RESTART_BACKOFF_S", 1.0),
+            cold_host=_env_bool("COLD_HOST", False),
         )
 
 

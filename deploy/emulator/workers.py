@@ -387,7 +387,13 @@ class WorkerPlane:
             env = self.environment(doc, worker.id, worker.placement)
             auth = self._registry_auth(doc)
             container_id = await asyncio.to_thread(
-                self.runtime.run, doc, worker.id, env, worker.placement.volume_id, auth
+                self.runtime.run,
+                doc,
+                worker.id,
+                env,
+                worker.placement.volume_id,
+                auth,
+                note=lambda line: self.log(worker, line),  # the log file is written under a lock
             )
         except WorkerStartError as exc:
             self._start_failed(worker, str(exc))

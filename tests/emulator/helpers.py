@@ -162,8 +162,9 @@ START_TIMEOUT_S = 180
 class EmulatorProcess:
     """`rpdeploy emulator serve` as a child process on a free port."""
 
-    def __init__(self, state: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, state: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.state = state
+        self.args = args  # more `serve` flags
         self.port = free_port()
         self.env = {**os.environ, "RUNPOD_API_KEY": API_KEY, **FAST_ENV, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
@@ -172,7 +173,7 @@ class EmulatorProcess:
     def start(self) -> EmulatorProcess:
         self.state.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "deploy", "emulator", "serve", "--port", str(self.port)]
-        command += ["--state", str(self.state)]
+        command += ["--state", str(self.state), *self.args]
         with (self.state / "serve.log").open("ab") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         # A generous bound, not a timing claim: on a loaded 2-core machine the imports alone
