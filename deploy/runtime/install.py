@@ -42,6 +42,9 @@ def uv_command(uv: str, settings: Settings, target: str) -> list[str]:
         target,
         "--python",
         sys.executable,
+        # uv writes no .pyc unless asked (pip does): without them every cold start compiles
+        # each module it imports (bench/RESULTS.md, cold start: 0 .pyc for 3,118 modules).
+        "--compile-bytecode",
         "-r",
         settings.requirements,
     ]

@@ -334,4 +334,5 @@ def test_installer_uv_installs_with_its_cache_on_the_work_disk(setup: Setup, run
     assert "with uv from" in result.stderr
     (env_dir,) = env_dirs(setup.work)
     assert list((env_dir / "site").glob("six-1.17.0.dist-info"))
+    assert list((env_dir / "site" / "__pycache__").glob("six.*.pyc"))  # compiled, as pip does
     assert any((setup.work / "rpdeploy" / "cache" / "uv").iterdir())  # UV_CACHE_DIR on the work disk

@@ -56,6 +56,8 @@ def _tar_with(tmp_path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Pat
         ("site/link", tarfile.SYMTYPE, "/etc/passwd"),
         ("site/link", tarfile.SYMTYPE, "../../outside"),
         ("site/dev", tarfile.CHRTYPE, ""),
+        # A hard link names another member from the archive's root, not from its own folder.
+        ("site/hard", tarfile.LNKTYPE, "../outside"),
     ],
 )
 def test_archive_members_that_leave_the_folder_are_refused(
@@ -91,6 +93,49 @@ def test_pack_then_unpack_keeps_a_sealed_environment(tmp_path: Path) -> None:
     out.mkdir()
     archive.unpack(str(packed), str(out))
     assert envstore.check(str(out)) is None
+
+
+@pytest.mark.parametrize("with_tar", [True, False], ids=["gnu-tar", "tarfile"])
+def test_both_extractors_unpack_the_same_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_tar: bool
+) -> None:
+    # GNU tar writes the files where the system has it; without it (PATH emptied here, as on an
+    # image without tar) tarfile does. Both must give the same tree: modes, in-tree links, marker.
+    env = tmp_path / "env"
+    (env / "site" / "pkg").mkdir(parents=True)
+    (env / "site" / "pkg" / "__init__.py").write_text("x = 1\n")
+    tool = env / "site" / "bin" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    (env / "site" / "pkg" / "alias.py").symlink_to("__init__.py")
+    envstore.seal(str(env), "k")
+    packed = tmp_path / "env.tar.gz"
+    archive.pack(str(env), str(packed))
+    if not with_tar:
+        monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    assert (archive._gnu_tar() is not None) is with_tar
+    out = tmp_path / "out"
+    out.mkdir()
+    archive.unpack(str(packed), str(out))
+    assert envstore.check(str(out)) is None
+    assert os.access(out / "site" / "bin" / "tool", os.X_OK)
+    assert os.readlink(out / "site" / "pkg" / "alias.py") == "__init__.py"
+    assert (out / "site" / "pkg" / "alias.py").read_text() == "x = 1\n"
+
+
+def test_a_truncated_archive_is_one_line_with_either_extractor(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    (env / "site").mkdir(parents=True)
+    (env / "site" / "big.bin").write_bytes(os.urandom(256 * 1024))
+    envstore.seal(str(env), "k")
+    packed = tmp_path / "env.tar.gz"
+    archive.pack(str(env), str(packed))
+    packed.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Failure, match="environment archive is damaged"):
+        archive.unpack(str(packed), str(out))
 
 
 def test_the_key_follows_requirements_and_interpreter() -> None:
