@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from deploy.config import MASK, load_config
 from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
-from deploy.config.schema import HandlerConfig, ImageConfig
+from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
 from deploy.config.view import resolved_view
 from deploy.config.yaml_source import YamlProblem
 from deploy.errors import ConfigError
@@ -347,10 +347,118 @@ def test_a_missing_handler_directory_is_named(make_project: MakeProject) -> None
 
 
 @pytest.mark.parametrize(
-    ("value", "kind"), [("[a, b]", "a list"), ("null", "null"), ("text", "a text value")]
+    ("value", "kind"),
+    [("[a, b]", "a list"), ("null", "null"), ("text", "a text value"), ("!!int 5", "int")],
 )
 def test_a_mapping_field_names_what_yaml_wrote_instead(
     make_project: MakeProject, value: str, kind: str
 ) -> None:
     text = edit("endpoint:\n  type: QUEUE", f"endpoint:\n  env: {value}\n  type: QUEUE")
     assert f"endpoint.env: must be a mapping of keys to values, got {kind}" in problems(make_project, text)
+
+
+# --- handler.command: what a shell would act on (POSIX quoting) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "found"),
+    [
+        ("  A=1 python3 x.py", "the variable assignment 'A'="),
+        ("A=1=2 python3 x.py", "the variable assignment 'A'="),
+        ("~/bin/run", "'~'"),
+        ("#x", "'#'"),
+        ("echo a#b a~b", None),
+        ("echo a\t#b", "'#'"),
+        ("echo \\a; b", "';'"),
+        ("echo \\a#b", None),
+        ("echo \\&\\& b \\$HOME", None),
+        ("sh -c 'a && b'", None),
+        ("sh -c 'a' && b", "'&'"),
+        ("echo 'a\\' && b", "'&'"),
+        ("echo 'a\"b' && c", "'&'"),
+        ("echo '$HOME `x`'", None),
+        ("echo 'a'#b", None),
+        ('sh -c "a && b"', None),
+        ('sh -c "a" && b', "'&'"),
+        ('echo "a\\"b" && c', "'&'"),
+        ('echo "it\'s" && c', "'&'"),
+        ('echo "# ~ | ;"', None),
+        ('echo "$HOME"', "'$'"),
+        ('echo "`x`"', "'`'"),
+        ('echo "a\\$b"', None),
+    ],
+)
+def test_shell_syntax_follows_posix_quoting(command: str, found: str | None) -> None:
+    assert shell_syntax(command) == found
+
+
+# --- where a value of an environment's config was written --------------------------------
+
+
+def test_an_environments_override_is_located_and_read_where_it_was_written(make_project: MakeProject) -> None:
+    text = BASE_CONFIG.replace(
+        "      workers: {max: 1}\n",
+        '      workers: {max: 1}\n      env:\n        TOKEN: "${AWS_ACCESS_KEY_ID}"\n',
+    )
+    root = make_project(text)
+    environ = {"AWS_ACCESS_KEY_ID": "abc", "AWS_SECRET_ACCESS_KEY": "x"}
+    staging = load_config(root / "rpdeploy.yaml", "staging", environ)
+    lines = text.splitlines()
+    assert (
+        staging.where(("endpoint", "workers", "max"))
+        == f"rpdeploy.yaml:{lines.index('      workers: {max: 1}') + 1}"
+    )
+    assert staging.where(("endpoint", "type")) == f"rpdeploy.yaml:{lines.index('  type: QUEUE') + 1}"
+    reads = staging.secret_reads(("endpoint", "env", "TOKEN"))
+    assert (reads.variables, reads.exact) == (("AWS_ACCESS_KEY_ID",), "AWS_ACCESS_KEY_ID")
+    assert staging.secret_reads(("endpoint", "type")).variables == ()
+
+
+# --- typos under a union (a volume id or a volume; a CPU list or none) get suggestions ----
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "  type: QUEUE\n",
+            "  type: QUEUE\n  networkVolumes:\n    - name: data\n      size: 20\n      dataCentr: US\n",
+            "endpoint.networkVolumes[0].dataCentr: unknown key (did you mean 'dataCenter'?)",
+        ),
+        (
+            "  gpu:\n    pools: [ADA_24]\n",
+            "  cpu:\n    - id: cpu3c\n      vcpuCont: 2\n",
+            "endpoint.cpu[0].vcpuCont: unknown key (did you mean 'vcpuCount'?)",
+        ),
+    ],
+)
+def test_a_typo_under_a_union_field_gets_a_suggestion(
+    make_project: MakeProject, old: str, new: str, expected: str
+) -> None:
+    assert expected in problems(make_project, edit(old, new))
+
+
+def test_network_volumes_are_ids_or_volumes_by_name(make_project: MakeProject) -> None:
+    volumes = "  networkVolumes:\n    - abc123\n    - name: data\n      size: 20\n      dataCenter: EU-RO-1\n"
+    root = make_project(edit("  type: QUEUE\n", "  type: QUEUE\n" + volumes))
+    endpoint = load_config(root / "rpdeploy.yaml", None, {}).config.endpoint
+    assert endpoint.volume_ids() == ["abc123"]
+    assert [(v.name, v.size, v.data_center) for v in endpoint.named_volumes()] == [("data", 20, "EU-RO-1")]
+
+
+# --- validation cases: regular expressions are checked when the config loads -------------
+
+
+@pytest.mark.parametrize("field", ["error", "regex"])
+def test_a_case_regex_must_compile(field: str) -> None:
+    make = (lambda v: CaseExpect(error=v)) if field == "error" else (lambda v: OutputCheck(regex=v))
+    assert getattr(make("a+(b|c)"), field) == "a+(b|c)"
+    with pytest.raises(
+        ValidationError, match=r"not a regular expression: missing \), unterminated subpattern"
+    ):
+        make("(a")
+
+
+def test_a_case_without_an_error_pattern_is_fine() -> None:
+    assert CaseExpect().error is None
+    assert CaseExpect(error=None).error is None
