@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from deploy.config import MASK, load_config
 from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
 from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
+from deploy.config.rules import _runpod_body
 from deploy.config.view import resolved_view
 from deploy.config.yaml_source import YamlProblem
 from deploy.errors import ConfigError
@@ -462,3 +463,59 @@ def test_a_case_regex_must_compile(field: str) -> None:
 def test_a_case_without_an_error_pattern_is_fine() -> None:
     assert CaseExpect().error is None
     assert CaseExpect(error=None).error is None
+
+
+def test_a_long_endpoint_name_is_refused_by_the_schema(make_project: MakeProject) -> None:
+    # Not left to the REST v2 body check, which also reads the name but is skipped while the
+    # scaling block is incomplete (and the schema's problems come before the rules').
+    text = edit("endpoint:\n  type: QUEUE\n", "endpoint:\n  name: " + "n" * 200 + "\n  type: QUEUE\n")
+    found = problems(make_project, text.replace("{type: QUEUE_DELAY, queueDelay: 4}", "{type: QUEUE_DELAY}"))
+    assert found == "rpdeploy.yaml:14: endpoint.name: must be at most 191 characters"
+
+
+# --- warnings: unknown catalog ids, located where they were written -----------------------
+
+
+def test_an_unknown_gpu_pool_is_a_warning_at_its_line(make_project: MakeProject) -> None:
+    override = "      workers: {max: 1}\n"
+    text = edit(override, override + "      gpu: {pools: [ADA_98]}\n").replace("[ADA_24]", "[ADA_99]")
+    root = make_project(text)
+    lines = text.splitlines()
+    base = load_config(root / "rpdeploy.yaml", None, {})
+    staging = load_config(root / "rpdeploy.yaml", "staging", {})
+    (warning,) = base.warnings
+    assert warning.startswith(
+        f"rpdeploy.yaml:{lines.index('    pools: [ADA_99]') + 1}: endpoint.gpu.pools[0]: unknown GPU pool ADA_99 "
+        "(known pools: "
+    )
+    (warning,) = staging.warnings
+    assert warning.startswith(
+        f"rpdeploy.yaml:{lines.index('      gpu: {pools: [ADA_98]}') + 1}: "
+        "environments.staging.endpoint.gpu.pools[0]: unknown GPU pool ADA_98"
+    )
+
+
+def test_a_complete_scaling_block_gives_no_warning(make_project: MakeProject) -> None:
+    root = make_project(BASE_CONFIG)
+    assert load_config(root / "rpdeploy.yaml", None, {}).warnings == ()
+
+
+# --- the REST v2 body the endpoint section is checked as ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scaling", "idle_timeout"),
+    [("{type: QUEUE_DELAY, queueDelay: 4}", 5), ("{type: REQUEST_COUNT, requestCount: 4}", None)],
+)
+def test_the_checked_body_spells_what_runpod_would_get(
+    make_project: MakeProject, scaling: str, idle_timeout: int | None
+) -> None:
+    text = edit("workers: {min: 0, max: 2, idleTimeout: 5}", "workers: {min: 0, max: 2}").replace(
+        "{type: QUEUE_DELAY, queueDelay: 4}", scaling
+    )
+    config = load_config(make_project(text) / "rpdeploy.yaml", None, {}).config
+    body = _runpod_body(config)
+    # RunPod rejects idleTimeout on a QUEUE endpoint scaling on REQUEST_COUNT (spec, EndpointWorkers).
+    assert body["workers"].get("idleTimeout") == idle_timeout
+    assert body["env"] == {"AWS_ACCESS_KEY_ID": "***", "AWS_SECRET_ACCESS_KEY": "***"}
+    assert (body["name"], body["image"]) == ("demo", "127.0.0.1:5000/acme/demo-worker")
