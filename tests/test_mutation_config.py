@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from deploy.config import MASK, load_config
 from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
-from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
 from deploy.config.rules import _runpod_body
+from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
 from deploy.config.view import resolved_view
 from deploy.config.yaml_source import YamlProblem
 from deploy.errors import ConfigError
@@ -485,8 +485,8 @@ def test_an_unknown_gpu_pool_is_a_warning_at_its_line(make_project: MakeProject)
     staging = load_config(root / "rpdeploy.yaml", "staging", {})
     (warning,) = base.warnings
     assert warning.startswith(
-        f"rpdeploy.yaml:{lines.index('    pools: [ADA_99]') + 1}: endpoint.gpu.pools[0]: unknown GPU pool ADA_99 "
-        "(known pools: "
+        f"rpdeploy.yaml:{lines.index('    pools: [ADA_99]') + 1}: "
+        "endpoint.gpu.pools[0]: unknown GPU pool ADA_99 (known pools: "
     )
     (warning,) = staging.warnings
     assert warning.startswith(
