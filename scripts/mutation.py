@@ -97,6 +97,7 @@ PACKAGES: dict[str, Package] = {
             *EMULATOR_TESTS,
             "tests/emulator/test_mutation_emulator.py",
             "tests/emulator/test_mutation_emulator_jobs.py",
+            "tests/emulator/test_mutation_emulator_store.py",
         ),
         0.70,
     ),
