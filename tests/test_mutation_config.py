@@ -519,3 +519,31 @@ def test_the_checked_body_spells_what_runpod_would_get(
     assert body["workers"].get("idleTimeout") == idle_timeout
     assert body["env"] == {"AWS_ACCESS_KEY_ID": "***", "AWS_SECRET_ACCESS_KEY": "***"}
     assert (body["name"], body["image"]) == ("demo", "127.0.0.1:5000/acme/demo-worker")
+
+
+# --- a secret's default RunPod name (<project>_<name>) must be one RunPod takes -------------
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        (
+            "  - name: AWS_ACCESS_KEY_ID\n",
+            "rpdeploy.yaml:20: secrets[0].name: the default RunPod secret name fails: secret names must "
+            "not start with RUNPOD (got 'runpod_aws_access_key_id'); set secret:",
+        ),
+        ("  - name: AWS_ACCESS_KEY_ID\n    secret: demo_key\n", None),
+        ("  - name: AWS_ACCESS_KEY_ID\n    mode: inline\n", None),
+    ],
+)
+def test_a_default_secret_name_runpod_refuses_is_named(
+    make_project: MakeProject, secrets: str, expected: str | None
+) -> None:
+    text = edit("project: demo\n", "project: runpod\n").replace(
+        "secrets:\n  - name: AWS_ACCESS_KEY_ID\n  - name: AWS_SECRET_ACCESS_KEY\n", "secrets:\n" + secrets
+    )
+    root = make_project(text)
+    if expected is None:
+        assert load_config(root / "rpdeploy.yaml", None, {}).config.project == "runpod"
+    else:
+        assert problems(make_project, text) == expected
