@@ -85,7 +85,7 @@ PACKAGES: dict[str, Package] = {
             f"deploy/image/{name}.py"
             for name in ("tags", "labels", "context", "plan", "record", "size", "registry")
         ),
-        ("tests/test_image_unit.py", "tests/test_mutation_image.py"),
+        ("tests/test_image_unit.py", "tests/test_build_record.py", "tests/test_mutation_image.py"),
         0.70,
     ),
     "emulator": Package(
