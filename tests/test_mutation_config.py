@@ -547,3 +547,48 @@ def test_a_default_secret_name_runpod_refuses_is_named(
         assert load_config(root / "rpdeploy.yaml", None, {}).config.project == "runpod"
     else:
         assert problems(make_project, text) == expected
+
+
+# --- resources created at deploy time: registry credentials, named volumes -----------------
+
+AUTH = "  registry_auth: {username_env: REG_USER, password_env: REG_PASSWORD}\n"
+VOLUME = "    - name: data\n      size: 20\n      dataCenter: EU-RO-1\n"
+
+
+@pytest.mark.parametrize(
+    ("image", "endpoint", "expected"),
+    [
+        (
+            AUTH,
+            "  registry: cred-1\n",
+            "endpoint.registry: set either endpoint.registry (an existing credential id) or "
+            "image.registry_auth, not both",
+        ),
+        (AUTH, "", None),
+        ("", "  registry: cred-1\n", None),
+        (
+            "",
+            "  networkVolumes:\n" + VOLUME + VOLUME,
+            "endpoint.networkVolumes[1].name: volume 'data' is listed twice",
+        ),
+        (
+            "",
+            "  dataCenterIds: [US-TX-3, EU-SE-1]\n  networkVolumes:\n" + VOLUME,
+            "endpoint.networkVolumes[0].dataCenter: EU-RO-1 is not in endpoint.dataCenterIds "
+            "(US-TX-3, EU-SE-1): workers could run nowhere that mounts the volume",
+        ),
+        ("", "  dataCenterIds: [EU-RO-1]\n  networkVolumes:\n    - vol123\n" + VOLUME, None),
+        ("", "  networkVolumes:\n" + VOLUME, None),
+    ],
+)
+def test_deploy_time_resources_are_checked(
+    make_project: MakeProject, image: str, endpoint: str, expected: str | None
+) -> None:
+    text = edit("  strategy: slim\n", "  strategy: slim\n" + image).replace(
+        "endpoint:\n  type: QUEUE\n", "endpoint:\n  type: QUEUE\n" + endpoint
+    )
+    if expected is None:
+        assert load_config(make_project(text) / "rpdeploy.yaml", None, {}).config.project == "demo"
+    else:
+        (line,) = problems(make_project, text).splitlines()
+        assert line.split(": ", 1)[1] == expected
