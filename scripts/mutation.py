@@ -10,6 +10,7 @@ score per package, which is what docs/quality.md records.
     scripts/mutation.py config render        # the packages named, one after the other
     scripts/mutation.py                      # every package, in priority order
     scripts/mutation.py --summary image      # reprint the score of the last run
+    scripts/mutation.py --resume config      # go on where a stopped run left off
 
 Exit status: 0 when every package meets its target, 1 when one does not, 2 on bad usage.
 """
@@ -192,18 +193,21 @@ def survivors(workdir: Path) -> list[str]:
     )
 
 
-def run(name: str, package: Package, max_children: int, *, retest: bool) -> bool:
+def run(name: str, package: Package, max_children: int, *, retest: bool, resume: bool = False) -> bool:
     """Run every mutant of ``package``, or with ``retest`` only the functions where some survived
-    (after new tests or pragmas: killed mutants stay killed when tests are only added)."""
+    (after new tests or pragmas: killed mutants stay killed when tests are only added), or with
+    ``resume`` the mutants a stopped run left unchecked (mutmut keeps every verdict it reached,
+    and tests anew the functions whose code changed since)."""
     workdir = SCRATCH / name
     if not all((ROOT / s).exists() for s in package.sources):
         print(f"{name}: {', '.join(package.sources)} not in this branch yet; skipped")
         return True
+    keep = retest or resume
     names = survivors(workdir) if retest else []
-    table = (workdir / "pyproject.toml").read_text() if retest else ""
-    copy_tree(workdir, fresh=not retest)
+    table = (workdir / "pyproject.toml").read_text() if keep else ""
+    copy_tree(workdir, fresh=not keep)
     with (workdir / "pyproject.toml").open("a") as handle:
-        if retest:
+        if keep:
             # The same table as the first run: a changed one would make mutmut start over.
             handle.write(table[table.index("\n[tool.mutmut]") :])
         else:
@@ -223,8 +227,12 @@ def main() -> int:
     parser.add_argument("packages", nargs="*", help=f"any of {', '.join(PACKAGES)} (default: all)")
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--summary", action="store_true", help="reprint the last run's scores")
-    parser.add_argument(
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument(
         "--retest", action="store_true", help="rerun only the functions with survivors of the last run"
+    )
+    again.add_argument(
+        "--resume", action="store_true", help="go on with the mutants a stopped run left unchecked"
     )
     options = parser.parse_args()
     names = options.packages or list(PACKAGES)
@@ -236,7 +244,9 @@ def main() -> int:
         if options.summary:
             met &= report(name, PACKAGES[name], score(SCRATCH / name))
         else:
-            met &= run(name, PACKAGES[name], options.max_children, retest=options.retest)
+            met &= run(
+                name, PACKAGES[name], options.max_children, retest=options.retest, resume=options.resume
+            )
     return 0 if met else 1
 
 
