@@ -47,7 +47,7 @@ from deploy.image.size import (
     layer_table,
     within_budget,
 )
-from deploy.image.tags import compute_tags, ref_tag, sanitize, semver_tags
+from deploy.image.tags import compute_tags, default_image, ref_tag, sanitize, semver_tags
 from tests.conftest import BASE_CONFIG, MakeProject
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -518,3 +518,25 @@ def test_a_link_leading_out_of_the_context_is_refused(tmp_path: Path) -> None:
     (tmp_path / "worker" / "out").symlink_to("/etc/hostname")
     with pytest.raises(OutsideProject, match=r"/worker/out: a link leading outside the project"):
         _context(tmp_path)
+
+
+# --- the image `rpdeploy render` names by default: this commit's immutable tag -------------
+
+
+def test_the_default_image_is_this_commits_immutable_tag(make_project: MakeProject) -> None:
+    root = make_project(BASE_CONFIG)
+    loaded = load_config(root / "rpdeploy.yaml", None)
+    with pytest.raises(
+        UsageError, match=r": not a git checkout, so there is no commit to tag the image with$"
+    ):
+        default_image(loaded)
+    subprocess.run(["git", "-C", str(root), "init", "-q", "-b", "main"], check=True, capture_output=True)
+    with pytest.raises(UsageError, match=r": a git checkout with no commit yet, so there") as caught:
+        default_image(loaded)
+    assert caught.value.hint == "pass --image REF (an immutable tag or digest)"
+    for args in (["add", "-A"], ["commit", "-q", "-m", "init"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    sha = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert default_image(loaded) == f"127.0.0.1:5000/acme/demo-worker:sha-{sha[:7]}"
