@@ -314,6 +314,8 @@ def test_reference_parse_fills_docker_hub_and_latest() -> None:
     assert Reference.parse("127.0.0.1:5000/acme/w:t").name == "127.0.0.1:5000/acme/w"
     digest = "sha256:" + "a" * 64
     assert Reference.parse(f"ghcr.io/a/b@{digest}") == Reference("ghcr.io", "a/b", digest)
+    assert str(Reference.parse(f"ghcr.io/a/b@{digest}")) == f"ghcr.io/a/b@{digest}"
+    assert str(Reference.parse("127.0.0.1:5000/acme/w:t")) == "127.0.0.1:5000/acme/w:t"
     with pytest.raises(UsageError, match="is not an image reference"):
         Reference.parse("not a ref")
 
