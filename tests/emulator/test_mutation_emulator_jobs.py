@@ -674,3 +674,21 @@ def test_progress_streams_and_counts(tmp_path: Path) -> None:
     assert jobs.counts("ep") == {"completed": 1, "failed": 1, "inProgress": 0, "inQueue": 2, "retried": 1}
     assert jobs.counts("other") == {"completed": 0, "failed": 0, "inProgress": 0, "inQueue": 0, "retried": 0}
     assert {job.id for job in store.queued_jobs()} == {b.id, d.id}
+
+
+def test_json_bodies_and_lookups() -> None:
+    mb = httputil.MB
+    assert asyncio.run(httputil.json_body(request(body=b'{"a": [1]}'), mb)) == {"a": [1]}
+    with pytest.raises(HttpError, match=r"^request body is empty; expected JSON$"):
+        asyncio.run(httputil.json_body(request(body=b" "), mb))
+    with pytest.raises(HttpError, match=r"^request body exceeds the limit of 1 MB$"):
+        asyncio.run(httputil.json_body(request(body=b"1" * (mb + 1)), mb))
+    assert asyncio.run(httputil.optional_json(request(body=b" \n"), mb)) is None
+    assert asyncio.run(httputil.optional_json(request(body=b"[]"), mb)) == []
+    with pytest.raises(HttpError, match=r"^the patch ") as caught:
+        asyncio.run(httputil.optional_json(request(body=b"{"), mb, what="the patch"))
+    assert caught.value.status == 400
+    assert httputil.found(0, "job") == 0  # a falsy value is still found
+    with pytest.raises(HttpError) as caught:
+        httputil.found(None, "endpoint e1")
+    assert (caught.value.status, caught.value.detail) == (404, "endpoint e1 not found")
