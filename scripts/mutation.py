@@ -180,22 +180,26 @@ def report(name: str, package: Package, stats: dict[str, int]) -> bool:
 
 
 def survivors(workdir: Path) -> list[str]:
-    """A glob per function with a surviving or untested mutant (its numbering changes with its code)."""
+    """The surviving and untested mutants of the last run, by name.
+
+    Names, not whole functions: on a shared 2-core machine the killed mutants of a function
+    are not worth running again. mutmut numbers a function's mutants anew when its code
+    changes, and then tests all of them again by itself, so the names stay right for what
+    was only given new tests.
+    """
     listed = subprocess.run(
         [str(MUTMUT), "results"], cwd=workdir, check=True, capture_output=True, text=True
     ).stdout
     return sorted(
-        {
-            line.split(":")[0].strip().rsplit("__mutmut_", 1)[0] + "__mutmut_*"
-            for line in listed.splitlines()
-            if line.rstrip().endswith(("survived", "no tests"))
-        }
+        line.split(":")[0].strip()
+        for line in listed.splitlines()
+        if line.rstrip().endswith(("survived", "no tests"))
     )
 
 
 def run(name: str, package: Package, max_children: int, *, retest: bool, resume: bool = False) -> bool:
-    """Run every mutant of ``package``, or with ``retest`` only the functions where some survived
-    (after new tests or pragmas: killed mutants stay killed when tests are only added), or with
+    """Run every mutant of ``package``, or with ``retest`` only those that survived or had no
+    tests (after new tests or pragmas: killed mutants stay killed when tests are only added), or with
     ``resume`` the mutants a stopped run left unchecked (mutmut keeps every verdict it reached,
     and tests anew the functions whose code changed since)."""
     workdir = SCRATCH / name
@@ -229,7 +233,7 @@ def main() -> int:
     parser.add_argument("--summary", action="store_true", help="reprint the last run's scores")
     again = parser.add_mutually_exclusive_group()
     again.add_argument(
-        "--retest", action="store_true", help="rerun only the functions with survivors of the last run"
+        "--retest", action="store_true", help="rerun only the surviving and untested mutants of the last run"
     )
     again.add_argument(
         "--resume", action="store_true", help="go on with the mutants a stopped run left unchecked"
