@@ -10,6 +10,8 @@ scopes, as the server would hand them over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,8 @@ from deploy.emulator.job_requests import (
     webhook_record,
 )
 from deploy.emulator.jobs import JobService
-from deploy.emulator.store import Job, Store
-from deploy.emulator.sweeper import sweep
+from deploy.emulator.store import Job, Store, StoreError
+from deploy.emulator.sweeper import run_forever, sweep
 
 
 class Listener:
@@ -692,3 +694,22 @@ def test_json_bodies_and_lookups() -> None:
     with pytest.raises(HttpError) as caught:
         httputil.found(None, "endpoint e1")
     assert (caught.value.status, caught.value.detail) == (404, "endpoint e1 not found")
+
+
+def test_the_sweep_loop_outlives_a_failing_sweep(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, jobs, _listener = service(tmp_path)
+    store.close()  # every sweep now fails with a StoreError
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(run_forever(jobs, 0))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+    with caplog.at_level(logging.ERROR, logger="rpdeploy.emulator.sweeper"):
+        asyncio.run(scenario())
+    failures = [r for r in caplog.records if r.getMessage() == "sweep failed"]
+    assert len(failures) >= 2  # it went on after the first
+    assert all(r.exc_info and isinstance(r.exc_info[1], StoreError) for r in failures)
