@@ -96,6 +96,12 @@ def test_defaults_nest_up_to_the_limit_and_no_deeper() -> None:
         interpolate(nested(MAX_NESTING + 1), {})
 
 
+def test_a_default_not_taken_reads_no_secret() -> None:
+    interpolator = Interpolator({"B": "plain", "S": "hunter2"}, frozenset({"S"}))
+    assert interpolator.apply({"k": "${B:-${S:-x}}"}) == {"k": "plain"}
+    assert (interpolator.secrets, interpolator.reads) == ({}, {})
+
+
 def test_secret_values_read_are_recorded_by_value() -> None:
     interpolator = Interpolator({"S": "hunter2", "P": "plain", "E": ""}, frozenset({"S", "E"}))
     assert interpolator.apply("${S} ${P} ${E:-d}") == "hunter2 plain d"
