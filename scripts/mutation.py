@@ -168,13 +168,18 @@ def score(workdir: Path) -> dict[str, int]:
 
 
 def report(name: str, package: Package, stats: dict[str, int]) -> bool:
-    total = stats["total"] - stats.get("skipped", 0)
+    """Print the score: killed (timeouts included) / tested, where untested mutants count as
+    tested and not killed. A stopped run (mutants left unchecked) never meets its target."""
     killed = stats["killed"] + stats.get("timeout", 0)
-    share = killed / total if total else 1.0
-    met = share >= package.target
+    no_tests = stats.get("no_tests", 0)
+    tested = killed + stats["survived"] + no_tests + stats.get("suspicious", 0) + stats.get("segfault", 0)
+    unchecked = stats["total"] - stats.get("skipped", 0) - tested
+    share = killed / tested if tested else 1.0
+    met = share >= package.target and not unchecked
     print(
-        f"{name}: {killed}/{total} killed = {share:.1%} (target {package.target:.0%}: "
-        f"{'met' if met else 'NOT met'}); survived {stats['survived']}, no tests {stats.get('no_tests', 0)}"
+        f"{name}: {killed}/{tested} killed = {share:.1%} (target {package.target:.0%}: "
+        f"{'met' if met else 'NOT met'}); survived {stats['survived']}, no tests {no_tests}"
+        + (f"; {unchecked} of {tested + unchecked} not checked yet (--resume)" if unchecked else "")
     )
     return met
 
