@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from deploy.config import MASK, load_config
 from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
+from deploy.config.patterns import describe
 from deploy.config.rules import _runpod_body
 from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
 from deploy.config.view import resolved_view
@@ -598,3 +599,28 @@ def test_deploy_time_resources_are_checked(
     else:
         (line,) = problems(make_project, text).splitlines()
         assert line.split(": ", 1)[1] == expected
+
+
+# --- how a rejected value is named ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "must be a string (write '' for an empty value)"),
+        ("!!int 5", "must be a string: quote the value, and drop any !! tag"),
+        ("A" * 61, f"'{'A' * 57}...' is not a valid repository (expected lowercase name[/name...])"),
+        ("B" * 60, f"'{'B' * 60}' is not a valid repository (expected lowercase name[/name...])"),
+    ],
+)
+def test_a_rejected_string_is_named_in_yaml_terms(
+    make_project: MakeProject, value: str, message: str
+) -> None:
+    text = edit("  repository: acme/demo-worker\n", f"  repository: {value}\n")
+    assert problems(make_project, text) == f"rpdeploy.yaml:5: image.repository: {message}"
+
+
+def test_describe_cuts_long_values_and_escapes_hidden_characters() -> None:
+    assert describe("a" * 60) == "a" * 60
+    assert describe("a" * 61) == "a" * 57 + "..."
+    assert describe("\x1b[31m" + "b" * 70) == "\\x1b[31m" + "b" * 52 + "..."
