@@ -422,6 +422,14 @@ def test_an_environments_override_is_located_and_read_where_it_was_written(make_
     assert staging.secret_reads(("endpoint", "type")).variables == ()
 
 
+def test_a_default_under_a_mapping_an_environment_added_is_located_there(make_project: MakeProject) -> None:
+    text = edit("  workers: {min: 0, max: 2, idleTimeout: 5}\n", "")
+    root = make_project(text)
+    staging = load_config(root / "rpdeploy.yaml", "staging", {})
+    line = text.splitlines().index("      workers: {max: 1}") + 1
+    assert staging.where(("endpoint", "workers", "min")) == f"rpdeploy.yaml:{line}"
+
+
 # --- typos under a union (a volume id or a volume; a CPU list or none) get suggestions ----
 
 
