@@ -6,17 +6,19 @@ Each test states one promise of deploy/config whose removal used to go unnoticed
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from deploy.config import MASK, load_config
 from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
+from deploy.config.load import validate_all
 from deploy.config.patterns import describe
 from deploy.config.rules import _runpod_body
 from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
 from deploy.config.view import resolved_view
-from deploy.config.yaml_source import YamlProblem
+from deploy.config.yaml_source import YamlDocument, YamlProblem
 from deploy.errors import ConfigError
 from tests.conftest import BASE_CONFIG, MakeProject
 
@@ -632,3 +634,18 @@ def test_describe_cuts_long_values_and_escapes_hidden_characters() -> None:
     assert describe("a" * 60) == "a" * 60
     assert describe("a" * 61) == "a" * 57 + "..."
     assert describe("\x1b[31m" + "b" * 70) == "\\x1b[31m" + "b" * 52 + "..."
+
+
+def test_an_environment_may_deploy_the_base_configs_endpoint_name(make_project: MakeProject) -> None:
+    # With environments the base config is no deploy target, so its name clashes with nothing.
+    text = BASE_CONFIG + "  production:\n    endpoint:\n      name: demo\n"
+    root = make_project(text)
+    assert [item.environment for item in validate_all(root / "rpdeploy.yaml", {})] == [
+        None,
+        "staging",
+        "production",
+    ]
+
+
+def test_a_document_without_lines_is_named_by_its_file() -> None:
+    assert YamlDocument(file=Path("conf/x.yaml"), data=None).where(("a", "b")) == "x.yaml"

@@ -103,7 +103,7 @@ def load_config(
     document = read_document(file)
     environ = os.environ if environ is None else environ
     config, problems, masker, reads = _resolve(document, env, environ)
-    if problems or config is None:
+    if config is None:  # `_resolve` gives a config exactly when it found no problem
         raise ConfigError(problems)
     return _loaded(document, env, config, masker, reads)
 
@@ -436,17 +436,18 @@ def _duplicate_endpoint_names(loaded: list[LoadedConfig], document: YamlDocument
     owners: dict[str, str] = {}
     problems: list[str] = []
     for item in loaded:
-        if item.environment is None and (document.data.get("environments") or {}):
-            continue  # with environments, the base config is a template, not a deploy target
+        if item.environment is None:
+            # With environments, the base config is a template, not a deploy target; without
+            # them it is the only target, so it can clash with nothing.
+            continue
         name = item.config.endpoint_name(item.environment)
-        label = item.environment or "(base)"
         if name in owners:
-            path: PathKey = ("environments", item.environment or "")
+            path: PathKey = ("environments", item.environment)
             problems.append(
                 item.masker.reference(
                     f"{document.where(path)}: {dotted(path)}: deploys endpoint {name!r}, "
                     f"like environment {owners[name]} (set a distinct endpoint.name)"
                 )
             )
-        owners.setdefault(name, label)
+        owners.setdefault(name, item.environment)
     return problems
