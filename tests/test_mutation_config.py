@@ -396,6 +396,8 @@ def test_a_mapping_field_names_what_yaml_wrote_instead(
         ('echo "$HOME"', "'$'"),
         ('echo "`x`"', "'`'"),
         ('echo "a\\$b"', None),
+        ("echo X Xa#b", None),
+        ("echo X && b", "'&'"),
     ],
 )
 def test_shell_syntax_follows_posix_quoting(command: str, found: str | None) -> None:

@@ -178,7 +178,7 @@ def shell_syntax(command: str) -> str | None:
             escaped, word_start = False, False
             continue
         if quote and char == quote:
-            quote = ""
+            quote = ""  # pragma: no mutate (None would do: quote is only tested for truth and equality)
         elif quote == "'":
             pass  # single quotes hide everything, a backslash too
         elif char == "\\":
