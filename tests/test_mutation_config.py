@@ -592,6 +592,11 @@ VOLUME = "    - name: data\n      size: 20\n      dataCenter: EU-RO-1\n"
         ),
         (
             "",
+            "  networkVolumes:\n    - vol123\n" + VOLUME + VOLUME,
+            "endpoint.networkVolumes[2].name: volume 'data' is listed twice",
+        ),
+        (
+            "",
             "  dataCenterIds: [US-TX-3, EU-SE-1]\n  networkVolumes:\n" + VOLUME,
             "endpoint.networkVolumes[0].dataCenter: EU-RO-1 is not in endpoint.dataCenterIds "
             "(US-TX-3, EU-SE-1): workers could run nowhere that mounts the volume",

@@ -426,7 +426,7 @@ def _source_path(document: YamlDocument, path: PathKey, env: str | None) -> Path
         if not isinstance(overlay, dict) or part not in overlay:
             return path  # the base config (or a default) set it
         overlay = overlay[part]
-        base = base.get(part) if isinstance(base, dict) else None
+        base = base.get(part)  # a mapping: the walk stops below where either side is not one
         if not (isinstance(overlay, dict) and isinstance(base, dict)):
             break  # the override replaced everything below here
     return ("environments", env, *path)
