@@ -6,15 +6,19 @@ Each test states one promise of deploy/config whose removal used to go unnoticed
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from deploy.config import MASK, load_config
 from deploy.config.interpolate import MAX_NESTING, Interpolator, UnsetVariable, interpolate
-from deploy.config.schema import HandlerConfig, ImageConfig
+from deploy.config.load import validate_all
+from deploy.config.patterns import describe
+from deploy.config.rules import _runpod_body
+from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
 from deploy.config.view import resolved_view
-from deploy.config.yaml_source import YamlProblem
+from deploy.config.yaml_source import YamlDocument, YamlProblem
 from deploy.errors import ConfigError
 from tests.conftest import BASE_CONFIG, MakeProject
 
@@ -93,6 +97,12 @@ def test_defaults_nest_up_to_the_limit_and_no_deeper() -> None:
     assert interpolate(nested(MAX_NESTING), {}) == "x"
     with pytest.raises(UnsetVariable, match=f"nest deeper than {MAX_NESTING} levels"):
         interpolate(nested(MAX_NESTING + 1), {})
+
+
+def test_a_default_not_taken_reads_no_secret() -> None:
+    interpolator = Interpolator({"B": "plain", "S": "hunter2"}, frozenset({"S"}))
+    assert interpolator.apply({"k": "${B:-${S:-x}}"}) == {"k": "plain"}
+    assert (interpolator.secrets, interpolator.reads) == ({}, {})
 
 
 def test_secret_values_read_are_recorded_by_value() -> None:
@@ -347,10 +357,302 @@ def test_a_missing_handler_directory_is_named(make_project: MakeProject) -> None
 
 
 @pytest.mark.parametrize(
-    ("value", "kind"), [("[a, b]", "a list"), ("null", "null"), ("text", "a text value")]
+    ("value", "kind"),
+    [("[a, b]", "a list"), ("null", "null"), ("text", "a text value"), ("!!int 5", "int")],
 )
 def test_a_mapping_field_names_what_yaml_wrote_instead(
     make_project: MakeProject, value: str, kind: str
 ) -> None:
     text = edit("endpoint:\n  type: QUEUE", f"endpoint:\n  env: {value}\n  type: QUEUE")
     assert f"endpoint.env: must be a mapping of keys to values, got {kind}" in problems(make_project, text)
+
+
+# --- handler.command: what a shell would act on (POSIX quoting) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "found"),
+    [
+        ("  A=1 python3 x.py", "the variable assignment 'A'="),
+        ("A=1=2 python3 x.py", "the variable assignment 'A'="),
+        ("~/bin/run", "'~'"),
+        ("#x", "'#'"),
+        ("echo a#b a~b", None),
+        ("echo a\t#b", "'#'"),
+        ("echo \\a; b", "';'"),
+        ("echo \\a#b", None),
+        ("echo \\&\\& b \\$HOME", None),
+        ("sh -c 'a && b'", None),
+        ("sh -c 'a' && b", "'&'"),
+        ("echo 'a\\' && b", "'&'"),
+        ("echo 'a\"b' && c", "'&'"),
+        ("echo '$HOME `x`'", None),
+        ("echo 'a'#b", None),
+        ('sh -c "a && b"', None),
+        ('sh -c "a" && b', "'&'"),
+        ('echo "a\\"b" && c', "'&'"),
+        ('echo "it\'s" && c', "'&'"),
+        ('echo "# ~ | ;"', None),
+        ('echo "$HOME"', "'$'"),
+        ('echo "`x`"', "'`'"),
+        ('echo "a\\$b"', None),
+        ("echo X Xa#b", None),
+        ("echo X && b", "'&'"),
+    ],
+)
+def test_shell_syntax_follows_posix_quoting(command: str, found: str | None) -> None:
+    assert shell_syntax(command) == found
+
+
+# --- where a value of an environment's config was written --------------------------------
+
+
+def test_an_environments_override_is_located_and_read_where_it_was_written(make_project: MakeProject) -> None:
+    text = BASE_CONFIG.replace(
+        "      workers: {max: 1}\n",
+        '      workers: {max: 1}\n      env:\n        TOKEN: "${AWS_ACCESS_KEY_ID}"\n',
+    )
+    root = make_project(text)
+    environ = {"AWS_ACCESS_KEY_ID": "abc", "AWS_SECRET_ACCESS_KEY": "x"}
+    staging = load_config(root / "rpdeploy.yaml", "staging", environ)
+    lines = text.splitlines()
+    assert (
+        staging.where(("endpoint", "workers", "max"))
+        == f"rpdeploy.yaml:{lines.index('      workers: {max: 1}') + 1}"
+    )
+    assert staging.where(("endpoint", "type")) == f"rpdeploy.yaml:{lines.index('  type: QUEUE') + 1}"
+    reads = staging.secret_reads(("endpoint", "env", "TOKEN"))
+    assert (reads.variables, reads.exact) == (("AWS_ACCESS_KEY_ID",), "AWS_ACCESS_KEY_ID")
+    assert staging.secret_reads(("endpoint", "type")).variables == ()
+
+
+def test_a_default_under_a_mapping_an_environment_added_is_located_there(make_project: MakeProject) -> None:
+    text = edit("  workers: {min: 0, max: 2, idleTimeout: 5}\n", "")
+    root = make_project(text)
+    staging = load_config(root / "rpdeploy.yaml", "staging", {})
+    line = text.splitlines().index("      workers: {max: 1}") + 1
+    assert staging.where(("endpoint", "workers", "min")) == f"rpdeploy.yaml:{line}"
+
+
+# --- typos under a union (a volume id or a volume; a CPU list or none) get suggestions ----
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "  type: QUEUE\n",
+            "  type: QUEUE\n  networkVolumes:\n    - name: data\n      size: 20\n      dataCentr: US\n",
+            "endpoint.networkVolumes[0].dataCentr: unknown key (did you mean 'dataCenter'?)",
+        ),
+        (
+            "  gpu:\n    pools: [ADA_24]\n",
+            "  cpu:\n    - id: cpu3c\n      vcpuCont: 2\n",
+            "endpoint.cpu[0].vcpuCont: unknown key (did you mean 'vcpuCount'?)",
+        ),
+    ],
+)
+def test_a_typo_under_a_union_field_gets_a_suggestion(
+    make_project: MakeProject, old: str, new: str, expected: str
+) -> None:
+    assert expected in problems(make_project, edit(old, new))
+
+
+def test_network_volumes_are_ids_or_volumes_by_name(make_project: MakeProject) -> None:
+    volumes = "  networkVolumes:\n    - abc123\n    - name: data\n      size: 20\n      dataCenter: EU-RO-1\n"
+    root = make_project(edit("  type: QUEUE\n", "  type: QUEUE\n" + volumes))
+    endpoint = load_config(root / "rpdeploy.yaml", None, {}).config.endpoint
+    assert endpoint.volume_ids() == ["abc123"]
+    assert [(v.name, v.size, v.data_center) for v in endpoint.named_volumes()] == [("data", 20, "EU-RO-1")]
+
+
+# --- validation cases: regular expressions are checked when the config loads -------------
+
+
+@pytest.mark.parametrize("field", ["error", "regex"])
+def test_a_case_regex_must_compile(field: str) -> None:
+    make = (lambda v: CaseExpect(error=v)) if field == "error" else (lambda v: OutputCheck(regex=v))
+    assert getattr(make("a+(b|c)"), field) == "a+(b|c)"
+    with pytest.raises(
+        ValidationError, match=r"not a regular expression: missing \), unterminated subpattern"
+    ):
+        make("(a")
+
+
+def test_a_case_without_an_error_pattern_is_fine() -> None:
+    assert CaseExpect().error is None
+    assert CaseExpect(error=None).error is None
+
+
+def test_a_long_endpoint_name_is_refused_by_the_schema(make_project: MakeProject) -> None:
+    # Not left to the REST v2 body check, which also reads the name but is skipped while the
+    # scaling block is incomplete (and the schema's problems come before the rules').
+    text = edit("endpoint:\n  type: QUEUE\n", "endpoint:\n  name: " + "n" * 200 + "\n  type: QUEUE\n")
+    found = problems(make_project, text.replace("{type: QUEUE_DELAY, queueDelay: 4}", "{type: QUEUE_DELAY}"))
+    assert found == "rpdeploy.yaml:14: endpoint.name: must be at most 191 characters"
+
+
+# --- warnings: unknown catalog ids, located where they were written -----------------------
+
+
+def test_an_unknown_gpu_pool_is_a_warning_at_its_line(make_project: MakeProject) -> None:
+    override = "      workers: {max: 1}\n"
+    text = edit(override, override + "      gpu: {pools: [ADA_98]}\n").replace("[ADA_24]", "[ADA_99]")
+    root = make_project(text)
+    lines = text.splitlines()
+    base = load_config(root / "rpdeploy.yaml", None, {})
+    staging = load_config(root / "rpdeploy.yaml", "staging", {})
+    (warning,) = base.warnings
+    assert warning.startswith(
+        f"rpdeploy.yaml:{lines.index('    pools: [ADA_99]') + 1}: "
+        "endpoint.gpu.pools[0]: unknown GPU pool ADA_99 (known pools: "
+    )
+    (warning,) = staging.warnings
+    assert warning.startswith(
+        f"rpdeploy.yaml:{lines.index('      gpu: {pools: [ADA_98]}') + 1}: "
+        "environments.staging.endpoint.gpu.pools[0]: unknown GPU pool ADA_98"
+    )
+
+
+def test_a_complete_scaling_block_gives_no_warning(make_project: MakeProject) -> None:
+    root = make_project(BASE_CONFIG)
+    assert load_config(root / "rpdeploy.yaml", None, {}).warnings == ()
+
+
+# --- the REST v2 body the endpoint section is checked as ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scaling", "idle_timeout"),
+    [("{type: QUEUE_DELAY, queueDelay: 4}", 5), ("{type: REQUEST_COUNT, requestCount: 4}", None)],
+)
+def test_the_checked_body_spells_what_runpod_would_get(
+    make_project: MakeProject, scaling: str, idle_timeout: int | None
+) -> None:
+    text = edit("workers: {min: 0, max: 2, idleTimeout: 5}", "workers: {min: 0, max: 2}").replace(
+        "{type: QUEUE_DELAY, queueDelay: 4}", scaling
+    )
+    config = load_config(make_project(text) / "rpdeploy.yaml", None, {}).config
+    body = _runpod_body(config)
+    # RunPod rejects idleTimeout on a QUEUE endpoint scaling on REQUEST_COUNT (spec, EndpointWorkers).
+    assert body["workers"].get("idleTimeout") == idle_timeout
+    assert body["env"] == {"AWS_ACCESS_KEY_ID": "***", "AWS_SECRET_ACCESS_KEY": "***"}
+    assert (body["name"], body["image"]) == ("demo", "127.0.0.1:5000/acme/demo-worker")
+
+
+# --- a secret's default RunPod name (<project>_<name>) must be one RunPod takes -------------
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        (
+            "  - name: AWS_ACCESS_KEY_ID\n",
+            "rpdeploy.yaml:20: secrets[0].name: the default RunPod secret name fails: secret names must "
+            "not start with RUNPOD (got 'runpod_aws_access_key_id'); set secret:",
+        ),
+        ("  - name: AWS_ACCESS_KEY_ID\n    secret: demo_key\n", None),
+        ("  - name: AWS_ACCESS_KEY_ID\n    mode: inline\n", None),
+    ],
+)
+def test_a_default_secret_name_runpod_refuses_is_named(
+    make_project: MakeProject, secrets: str, expected: str | None
+) -> None:
+    text = edit("project: demo\n", "project: runpod\n").replace(
+        "secrets:\n  - name: AWS_ACCESS_KEY_ID\n  - name: AWS_SECRET_ACCESS_KEY\n", "secrets:\n" + secrets
+    )
+    root = make_project(text)
+    if expected is None:
+        assert load_config(root / "rpdeploy.yaml", None, {}).config.project == "runpod"
+    else:
+        assert problems(make_project, text) == expected
+
+
+# --- resources created at deploy time: registry credentials, named volumes -----------------
+
+AUTH = "  registry_auth: {username_env: REG_USER, password_env: REG_PASSWORD}\n"
+VOLUME = "    - name: data\n      size: 20\n      dataCenter: EU-RO-1\n"
+
+
+@pytest.mark.parametrize(
+    ("image", "endpoint", "expected"),
+    [
+        (
+            AUTH,
+            "  registry: cred-1\n",
+            "endpoint.registry: set either endpoint.registry (an existing credential id) or "
+            "image.registry_auth, not both",
+        ),
+        (AUTH, "", None),
+        ("", "  registry: cred-1\n", None),
+        (
+            "",
+            "  networkVolumes:\n" + VOLUME + VOLUME,
+            "endpoint.networkVolumes[1].name: volume 'data' is listed twice",
+        ),
+        (
+            "",
+            "  networkVolumes:\n    - vol123\n" + VOLUME + VOLUME,
+            "endpoint.networkVolumes[2].name: volume 'data' is listed twice",
+        ),
+        (
+            "",
+            "  dataCenterIds: [US-TX-3, EU-SE-1]\n  networkVolumes:\n" + VOLUME,
+            "endpoint.networkVolumes[0].dataCenter: EU-RO-1 is not in endpoint.dataCenterIds "
+            "(US-TX-3, EU-SE-1): workers could run nowhere that mounts the volume",
+        ),
+        ("", "  dataCenterIds: [EU-RO-1]\n  networkVolumes:\n    - vol123\n" + VOLUME, None),
+        ("", "  networkVolumes:\n" + VOLUME, None),
+    ],
+)
+def test_deploy_time_resources_are_checked(
+    make_project: MakeProject, image: str, endpoint: str, expected: str | None
+) -> None:
+    text = edit("  strategy: slim\n", "  strategy: slim\n" + image).replace(
+        "endpoint:\n  type: QUEUE\n", "endpoint:\n  type: QUEUE\n" + endpoint
+    )
+    if expected is None:
+        assert load_config(make_project(text) / "rpdeploy.yaml", None, {}).config.project == "demo"
+    else:
+        (line,) = problems(make_project, text).splitlines()
+        assert line.split(": ", 1)[1] == expected
+
+
+# --- how a rejected value is named ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "must be a string (write '' for an empty value)"),
+        ("!!int 5", "must be a string: quote the value, and drop any !! tag"),
+        ("A" * 61, f"'{'A' * 57}...' is not a valid repository (expected lowercase name[/name...])"),
+        ("B" * 60, f"'{'B' * 60}' is not a valid repository (expected lowercase name[/name...])"),
+    ],
+)
+def test_a_rejected_string_is_named_in_yaml_terms(
+    make_project: MakeProject, value: str, message: str
+) -> None:
+    text = edit("  repository: acme/demo-worker\n", f"  repository: {value}\n")
+    assert problems(make_project, text) == f"rpdeploy.yaml:5: image.repository: {message}"
+
+
+def test_describe_cuts_long_values_and_escapes_hidden_characters() -> None:
+    assert describe("a" * 60) == "a" * 60
+    assert describe("a" * 61) == "a" * 57 + "..."
+    assert describe("\x1b[31m" + "b" * 70) == "\\x1b[31m" + "b" * 52 + "..."
+
+
+def test_an_environment_may_deploy_the_base_configs_endpoint_name(make_project: MakeProject) -> None:
+    # With environments the base config is no deploy target, so its name clashes with nothing.
+    text = BASE_CONFIG + "  production:\n    endpoint:\n      name: demo\n"
+    root = make_project(text)
+    assert [item.environment for item in validate_all(root / "rpdeploy.yaml", {})] == [
+        None,
+        "staging",
+        "production",
+    ]
+
+
+def test_a_document_without_lines_is_named_by_its_file() -> None:
+    assert YamlDocument(file=Path("conf/x.yaml"), data=None).where(("a", "b")) == "x.yaml"

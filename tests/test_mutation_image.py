@@ -4,9 +4,13 @@ docs/quality.md) showed no test pinned."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.server
+import io
 import json
+import socket
 import subprocess
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +20,10 @@ import pytest
 import requests
 
 from deploy.config import load_config
-from deploy.errors import BudgetExceeded, RegistryError, UsageError
+from deploy.errors import BudgetExceeded, OutsideProject, RegistryError, UsageError
 from deploy.gitinfo import GitInfo
 from deploy.image.build import plan_build
+from deploy.image.context import BuildContext, build_context
 from deploy.image.labels import created_at, image_labels
 from deploy.image.plan import _buildargs
 from deploy.image.record import BuildRecord, BuildStep, read_record, record_path, write_record
@@ -42,7 +47,7 @@ from deploy.image.size import (
     layer_table,
     within_budget,
 )
-from deploy.image.tags import compute_tags, ref_tag, sanitize, semver_tags
+from deploy.image.tags import compute_tags, default_image, ref_tag, sanitize, semver_tags
 from tests.conftest import BASE_CONFIG, MakeProject
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -309,6 +314,8 @@ def test_reference_parse_fills_docker_hub_and_latest() -> None:
     assert Reference.parse("127.0.0.1:5000/acme/w:t").name == "127.0.0.1:5000/acme/w"
     digest = "sha256:" + "a" * 64
     assert Reference.parse(f"ghcr.io/a/b@{digest}") == Reference("ghcr.io", "a/b", digest)
+    assert str(Reference.parse(f"ghcr.io/a/b@{digest}")) == f"ghcr.io/a/b@{digest}"
+    assert str(Reference.parse("127.0.0.1:5000/acme/w:t")) == "127.0.0.1:5000/acme/w:t"
     with pytest.raises(UsageError, match="is not an image reference"):
         Reference.parse("not a ref")
 
@@ -446,3 +453,92 @@ def test_plan_adds_extra_tags_once_and_refuses_index_credentials(make_project: M
         (root / "rpdeploy.yaml").write_text(baked.replace("http://127.0.0.1:8099/simple", secret))
         with pytest.raises(UsageError, match=r"runtime\.index_url carries credentials"):
             _buildargs(load_config(root / "rpdeploy.yaml", None))
+
+
+# --- the build context: links, sockets, modes, extra files, a missing folder ---------------
+
+
+def _context(root: Path, **extra: bytes) -> tuple[BuildContext, dict[str, tarfile.TarInfo], dict[str, bytes]]:
+    context = build_context(
+        root,
+        dockerfile_name="Dockerfile.slim",
+        dockerfile="FROM x\n",
+        dockerignore="*\n!worker\n",
+        mtime=7,
+        extra=extra or None,
+    )
+    with tarfile.open(fileobj=io.BytesIO(context.read())) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        contents = {
+            m.name: handle.read() for m in members.values() if (handle := tar.extractfile(m)) is not None
+        }
+    return context, members, contents
+
+
+def test_context_keeps_links_modes_and_extra_files_and_skips_sockets(tmp_path: Path) -> None:
+    worker = tmp_path / "worker"
+    worker.mkdir()
+    (worker / "run.sh").write_text("#!/bin/sh\n")
+    (worker / "run.sh").chmod(0o750)
+    (worker / "handler.py").write_text("x = 1\n")
+    (worker / "link.py").symlink_to("handler.py")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(worker / "sock"))
+        context, members, contents = _context(
+            tmp_path, **{"worker/handler.py": b"supplied\n", "boot.py": b"b\n"}
+        )
+    assert context.files == ("worker/link.py", "worker/run.sh")  # files and links, not folders
+    assert sorted(members) == [
+        ".dockerignore",
+        "Dockerfile.slim",
+        "boot.py",
+        "worker",
+        "worker/handler.py",
+        "worker/link.py",
+        "worker/run.sh",
+    ]
+    assert members["worker"].isdir()
+    assert (members["worker/link.py"].issym(), members["worker/link.py"].linkname) == (True, "handler.py")
+    assert members["worker/run.sh"].mode == 0o750
+    assert (members["boot.py"].mode, members["boot.py"].uid, members["boot.py"].uname) == (0o644, 0, "")
+    assert {m.mtime for m in members.values()} == {7}
+    assert contents["worker/handler.py"] == b"supplied\n"  # what rpdeploy supplies wins
+    assert contents["worker/run.sh"] == b"#!/bin/sh\n"
+    assert contents["Dockerfile.slim"] == b"FROM x\n"
+    assert contents[".dockerignore"] == b"*\n!worker\n"
+    data = context.read()
+    assert (context.size, context.digest) == (len(data), "sha256:" + hashlib.sha256(data).hexdigest())
+
+
+def test_a_context_folder_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"/missing: build context directory does not exist$"):
+        _context(tmp_path / "missing")
+
+
+def test_a_link_leading_out_of_the_context_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "worker" / "out").symlink_to("/etc/hostname")
+    with pytest.raises(OutsideProject, match=r"/worker/out: a link leading outside the project"):
+        _context(tmp_path)
+
+
+# --- the image `rpdeploy render` names by default: this commit's immutable tag -------------
+
+
+def test_the_default_image_is_this_commits_immutable_tag(make_project: MakeProject) -> None:
+    root = make_project(BASE_CONFIG)
+    loaded = load_config(root / "rpdeploy.yaml", None)
+    with pytest.raises(
+        UsageError, match=r": not a git checkout, so there is no commit to tag the image with$"
+    ):
+        default_image(loaded)
+    subprocess.run(["git", "-C", str(root), "init", "-q", "-b", "main"], check=True, capture_output=True)
+    with pytest.raises(UsageError, match=r": a git checkout with no commit yet, so there") as caught:
+        default_image(loaded)
+    assert caught.value.hint == "pass --image REF (an immutable tag or digest)"
+    for args in (["add", "-A"], ["commit", "-q", "-m", "init"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    sha = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert default_image(loaded) == f"127.0.0.1:5000/acme/demo-worker:sha-{sha[:7]}"

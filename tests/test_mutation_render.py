@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deploy.config import load_config
 from deploy.errors import RenderError
 from deploy.render import render_project
-from deploy.render.environment import MAX_RANGE
+from deploy.render.environment import MAX_RANGE, builtin_templates_dir
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
-from deploy.render.project import check_drift, write_files
+from deploy.render.project import _where, check_drift, write_files
 from tests.conftest import BASE_CONFIG, MakeProject
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-0123456789ab"
@@ -198,3 +199,37 @@ def test_rendered_text_is_normalised_and_bounds_are_exact(
 ) -> None:
     root = make_project(files={"templates/Dockerfile.slim.j2": template})
     assert render(root)["Dockerfile.slim"] == expected
+
+
+# --- where a template error points: the innermost template frame, named by its origin -------
+
+
+def _raised_in(*frames: tuple[Path, int]) -> BaseException:
+    """An error whose traceback runs through ``frames`` (file, line; outermost first), as Jinja's
+    rewritten tracebacks do: each frame's code is compiled under that file's name."""
+    call: Any = None
+    for path, line in reversed(frames):  # lines >= 2: line 1 holds the `def`
+        body = "raise ValueError('boom')" if call is None else "call()"
+        namespace: dict[str, Any] = {"call": call}
+        exec(compile("def f():\n" + "\n" * (line - 2) + f"    {body}\n", str(path), "exec"), namespace)
+        call = namespace["f"]
+    try:
+        call()
+    except ValueError as exc:
+        return exc
+    raise AssertionError("no error raised")
+
+
+def test_a_template_error_names_the_innermost_template_by_its_origin(tmp_path: Path) -> None:
+    builtin = builtin_templates_dir() / "Dockerfile.slim.j2"
+    project = tmp_path / "templates" / "Dockerfile.slim.j2"
+    elsewhere = Path("/opt/shared/base.j2")
+    assert _where(_raised_in((project, 2), (builtin, 7)), "Dockerfile.slim.j2", tmp_path) == (
+        "builtin/Dockerfile.slim.j2:7"
+    )
+    assert _where(_raised_in((builtin, 3), (project, 4)), "x", tmp_path) == "templates/Dockerfile.slim.j2:4"
+    assert _where(_raised_in((elsewhere, 5)), "x", tmp_path) == "base.j2:5"
+    assert (
+        _where(_raised_in((tmp_path / "helper.py", 2)), "Dockerfile.slim.j2", tmp_path)
+        == "Dockerfile.slim.j2"
+    )

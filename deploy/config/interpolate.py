@@ -118,7 +118,9 @@ class _Parser:
         self.pos = 0
         return self._sequence(depth=0, evaluate=True)
 
-    def _sequence(self, *, depth: int, evaluate: bool, opened: int = 0) -> str:
+    # `opened` is only read at depth > 0, where the caller always gives it (the default's
+    # mutants are equivalent).
+    def _sequence(self, *, depth: int, evaluate: bool, opened: int = 0) -> str:  # pragma: no mutate
         """Text up to the end, or up to the ``}`` closing a default when ``depth`` > 0."""
         out: list[str] = []
         text = self.text

@@ -103,7 +103,7 @@ def load_config(
     document = read_document(file)
     environ = os.environ if environ is None else environ
     config, problems, masker, reads = _resolve(document, env, environ)
-    if problems or config is None:
+    if config is None:  # `_resolve` gives a config exactly when it found no problem
         raise ConfigError(problems)
     return _loaded(document, env, config, masker, reads)
 
@@ -312,7 +312,10 @@ def _problem(error: ErrorDetails, masker: Masker) -> Problem:
         # Pydantic's text names the model class ("... instance of EndpointConfig").
         return Problem(loc, f"must be a mapping of keys to values, got {_kind(error.get('input'))}")
     message = error["msg"].removeprefix("Value error, ")
-    message = message.replace("Input should be", "must be").replace("Input", "value")
+    message = message.replace("Input should be", "must be")
+    # Pydantic's other "Input ..." messages are for dates, times and strict modes, which no config
+    # field uses: a guard for later fields (its mutants are equivalent today).
+    message = message.replace("Input", "value")  # pragma: no mutate
     value = error.get("input")
     if kind == "string_type" and value is None:
         message = "must be a string (write '' for an empty value)"
@@ -417,7 +420,9 @@ def _source_path(document: YamlDocument, path: PathKey, env: str | None) -> Path
     The environment's override when the merge took the value at ``path`` from it (it
     set the key, or replaced a mapping above it), so the message points at the line to fix.
     """
-    if env is None or path[:1] == ("environments",):
+    # A path under environments: is where it was written already. Only a shortcut: the walk
+    # below finds the same (no overlay can hold environments:), so its mutants are equivalent.
+    if env is None or path[:1] == ("environments",):  # pragma: no mutate
         return path
     base: Any = document.data
     overlay: Any = (document.data.get("environments") or {}).get(env)
@@ -425,7 +430,7 @@ def _source_path(document: YamlDocument, path: PathKey, env: str | None) -> Path
         if not isinstance(overlay, dict) or part not in overlay:
             return path  # the base config (or a default) set it
         overlay = overlay[part]
-        base = base.get(part) if isinstance(base, dict) else None
+        base = base.get(part)  # a mapping: the walk stops below where either side is not one
         if not (isinstance(overlay, dict) and isinstance(base, dict)):
             break  # the override replaced everything below here
     return ("environments", env, *path)
@@ -435,17 +440,18 @@ def _duplicate_endpoint_names(loaded: list[LoadedConfig], document: YamlDocument
     owners: dict[str, str] = {}
     problems: list[str] = []
     for item in loaded:
-        if item.environment is None and (document.data.get("environments") or {}):
-            continue  # with environments, the base config is a template, not a deploy target
+        if item.environment is None:
+            # With environments, the base config is a template, not a deploy target; without
+            # them it is the only target, so it can clash with nothing.
+            continue
         name = item.config.endpoint_name(item.environment)
-        label = item.environment or "(base)"
         if name in owners:
-            path: PathKey = ("environments", item.environment or "")
+            path: PathKey = ("environments", item.environment)
             problems.append(
                 item.masker.reference(
                     f"{document.where(path)}: {dotted(path)}: deploys endpoint {name!r}, "
                     f"like environment {owners[name]} (set a distinct endpoint.name)"
                 )
             )
-        owners.setdefault(name, label)
+        owners.setdefault(name, item.environment)
     return problems

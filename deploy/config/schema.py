@@ -171,20 +171,22 @@ def shell_syntax(command: str) -> str | None:
     ``$`` and backticks, and a backslash its next character (POSIX quoting).
     """
     if _ASSIGNMENT.match(command.lstrip()):
-        return f"the variable assignment {command.split('=', 1)[0].strip()!r}="
+        return f"the variable assignment {command.partition('=')[0].strip()!r}="
     quote, escaped, word_start = "", False, True
     for char in command:
         if escaped:
             escaped, word_start = False, False
             continue
-        if char == "\\" and quote != "'":
-            escaped = True
+        if quote and char == quote:
+            quote = ""  # pragma: no mutate (None would do: quote is only tested for truth and equality)
         elif quote == "'":
-            quote = "" if char == "'" else quote
+            pass  # single quotes hide everything, a backslash too
+        elif char == "\\":
+            escaped = True
         elif char in "$`":
             return f"{char!r}"
-        elif quote == '"':
-            quote = "" if char == '"' else quote
+        elif quote:
+            pass  # double quotes hide all but `$`, backticks and a backslash
         elif char in "'\"":
             quote = char
         elif char in _SHELL_OPERATORS or (word_start and char in "#~"):

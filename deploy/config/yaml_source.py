@@ -181,16 +181,19 @@ class _Converter:
         self.building: set[int] = set()
         self.constructor = yaml.SafeLoader("")
 
-    def problem(self, node: Node, path: PathKey, message: str) -> YamlProblem:
-        """A problem at ``path``: its recorded line (where an alias was used), else the node's."""
-        return YamlProblem(self.doc.line_of(path) or node.start_mark.line + 1, path, message)
+    def problem(self, path: PathKey, message: str) -> YamlProblem:
+        """A problem at ``path``, on its recorded line (where an alias was used) or its nearest
+        recorded ancestor's."""
+        # `convert` records the root's line before building anything, so a line is always found
+        # and the 0 is never used (its mutants are equivalent).
+        return YamlProblem(self.doc.line_of(path) or 0, path, message)  # pragma: no mutate
 
     def convert(self, node: Node, path: PathKey, *, record: bool) -> Any:
         key = id(node)
         if record:
             self.doc.lines.setdefault(path, node.start_mark.line + 1)
         if key in self.building:
-            raise self.problem(node, path, "recursive alias: an anchored value contains an alias to itself")
+            raise self.problem(path, "recursive alias: an anchored value contains an alias to itself")
         if key in self.built:
             return self.built[key]  # an alias: the same object, its paths not recorded again
         self.building.add(key)
@@ -202,7 +205,7 @@ class _Converter:
         elif isinstance(node, ScalarNode):
             value = self._scalar(node, path)
         else:
-            raise self.problem(node, path, "unsupported YAML node")
+            raise self.problem(path, "unsupported YAML node")
         self.building.discard(key)
         self._measure(node, path)
         self.built[key] = value
@@ -225,14 +228,13 @@ class _Converter:
         self.chars[key] = own + sum(self.chars[id(child)] for child in children)
         self.depth[key] = 1 + max((self.depth[id(child)] for child in children), default=0)
         if self.depth[key] > MAX_DEPTH:
-            raise self.problem(node, path, f"aliases nest values deeper than {MAX_DEPTH} levels")
+            raise self.problem(path, f"aliases nest values deeper than {MAX_DEPTH} levels")
         if self.size[key] > len(self.size) + MAX_ALIAS_NODES:
             raise self.problem(
-                node, path, f"aliases expand to more than {MAX_ALIAS_NODES} extra values (an alias bomb?)"
+                path, f"aliases expand to more than {MAX_ALIAS_NODES} extra values (an alias bomb?)"
             )
         if self.chars[key] > self.max_chars:
             raise self.problem(
-                node,
                 path,
                 f"aliases expand to more than {MAX_ALIAS_CHARS:,} characters beyond the file's own "
                 "(an alias bomb?)",
@@ -273,8 +275,10 @@ class _Converter:
         merged: dict[str, Any] = {}
         for source in sources:
             if not isinstance(source, MappingNode):
-                raise self.problem(source, path, "a merge key (<<) takes a mapping or a list of mappings")
-            for key, value in self.convert(source, path, record=False).items():
+                raise self.problem(path, "a merge key (<<) takes a mapping or a list of mappings")
+            # Lines under a merge key's own path are never looked up (merged keys get the `<<`
+            # line in `_mapping`), so recording them or not is the same (equivalent mutants).
+            for key, value in self.convert(source, path, record=False).items():  # pragma: no mutate
                 merged.setdefault(key, value)
         return merged
 
@@ -299,14 +303,13 @@ class _Converter:
             # with whatever the conversion raised.
             tag = node.tag.replace(_YAML, "!!")
             raise self.problem(
-                node, path, f"{quoted(str(node.value))} is not a valid {tag} value ({type(exc).__name__})"
+                path, f"{quoted(str(node.value))} is not a valid {tag} value ({type(exc).__name__})"
             ) from None
 
     def _tag(self, node: Node, path: PathKey, *allowed: str) -> None:
         if node.tag not in allowed:
             tag = node.tag.replace(_YAML, "!!")
             raise self.problem(
-                node,
                 path,
                 f"tag {tag} is not allowed (rpdeploy.yaml is plain data; quote the value instead)",
             )

@@ -10,6 +10,8 @@ scopes, as the server would hand them over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,8 @@ from deploy.emulator.job_requests import (
     webhook_record,
 )
 from deploy.emulator.jobs import JobService
-from deploy.emulator.store import Job, Store
-from deploy.emulator.sweeper import sweep
+from deploy.emulator.store import Job, Store, StoreError
+from deploy.emulator.sweeper import run_forever, sweep
 
 
 class Listener:
@@ -580,3 +582,134 @@ def test_read_body_limits() -> None:
         asyncio.run(read(request(headers={"Content-Length": "9" * 19}), mb))
     # A declared length at the limit is read (and then measured).
     assert asyncio.run(read(request(headers={"Content-Length": str(mb)}, body=b"ab"), mb)) == b"ab"
+
+
+# --- long polls: woken by what they wait for, ended by a shut-down --------------------------
+# A wake-up that never comes would end each poll empty after its hold (a few seconds).
+
+
+def test_a_waiting_take_gets_a_job_submitted_meanwhile(tmp_path: Path) -> None:
+    _store, jobs, _listener = service(tmp_path)
+
+    async def scenario() -> tuple[Job, list[Job]]:
+        waiter = asyncio.create_task(jobs.take("ep", "w1", 1, 5.0, lambda: True))
+        await asyncio.sleep(0)  # the take is now waiting
+        job = jobs.submit("ep", {"input": 1}, sync=False)
+        return job, await waiter
+
+    job, taken = asyncio.run(scenario())
+    assert [t.id for t in taken] == [job.id]
+    assert jobs.held_job("w1", job.id) is not None
+
+
+def test_a_take_while_not_accepting_or_shut_down_hands_out_nothing(tmp_path: Path) -> None:
+    _store, jobs, _listener = service(tmp_path)
+    job = jobs.submit("ep", {"input": 1}, sync=False)
+
+    async def refused() -> list[Job]:
+        return await jobs.take("ep", "w1", 1, 5.0, lambda: False)
+
+    assert asyncio.run(refused()) == []
+
+    async def shut_while_waiting() -> tuple[list[Job], list[str]]:
+        taker = asyncio.create_task(jobs.take("other", "w1", 1, 5.0, lambda: True))
+        stops = asyncio.create_task(jobs.stop_signals("w1", 5.0))
+        await asyncio.sleep(0)
+        jobs.shut_down()
+        return await taker, await stops
+
+    assert asyncio.run(shut_while_waiting()) == ([], [])
+    assert take(jobs) == []  # the queued job stays queued for the next start
+    assert jobs.get("ep", job.id) is not None
+    assert (jobs.get("ep", job.id) or job).status == "IN_QUEUE"
+
+
+def test_a_waiting_stop_poll_gets_the_cancelled_job(tmp_path: Path) -> None:
+    _store, jobs, _listener = service(tmp_path)
+    job = jobs.submit("ep", {"input": 1}, sync=False)
+    (held,) = take(jobs)
+
+    async def scenario() -> list[str]:
+        stops = asyncio.create_task(jobs.stop_signals("w1", 5.0))
+        await asyncio.sleep(0)
+        jobs.cancel(held)
+        return await stops
+
+    assert asyncio.run(scenario()) == [job.id]
+    assert jobs.held_job("w1", job.id) is None  # cancelled: its reports are no longer taken
+
+
+def test_wait_final_returns_when_the_job_completes(tmp_path: Path) -> None:
+    store, jobs, _listener = service(tmp_path)
+    jobs.submit("ep", {"input": 1}, sync=True)
+    (held,) = take(jobs)
+
+    async def scenario() -> Job | None:
+        waiter = asyncio.create_task(jobs.wait_final(held, 5.0))
+        await asyncio.sleep(0)
+        jobs.complete(held, {"output": {"ok": True}})
+        for _ in range(10):  # a few turns of the loop, not the 5 s hold
+            await asyncio.sleep(0)
+        assert waiter.done()
+        return await waiter
+
+    final = asyncio.run(scenario())
+    assert final is not None
+    assert (final.status, final.output) == ("COMPLETED", {"ok": True})
+    assert asyncio.run(jobs.wait_final(final, 5.0)) == stored(store, held.id)  # final: no wait
+
+
+def test_progress_streams_and_counts(tmp_path: Path) -> None:
+    store, jobs, _listener = service(tmp_path)
+    a, b, _c, d = (jobs.submit("ep", {"input": i}, sync=False) for i in range(4))
+    ja, jb, jc = take(jobs, 3)
+    jobs.progress(ja, {"step": 1})
+    assert stored(store, a.id).output == {"step": 1}
+    jobs.stream_chunk(ja, "x")
+    jobs.stream_chunk(ja, {"y": 2})
+    assert jobs.drain_stream(ja) == ["x", {"y": 2}]
+    assert jobs.drain_stream(ja) == []
+    jobs.complete(ja, {"output": 1})
+    jobs.complete(jb, {"error": "boom"})
+    jobs.time_out(jc)
+    jobs.retry(stored(store, b.id))
+    assert jobs.counts("ep") == {"completed": 1, "failed": 1, "inProgress": 0, "inQueue": 2, "retried": 1}
+    assert jobs.counts("other") == {"completed": 0, "failed": 0, "inProgress": 0, "inQueue": 0, "retried": 0}
+    assert {job.id for job in store.queued_jobs()} == {b.id, d.id}
+
+
+def test_json_bodies_and_lookups() -> None:
+    mb = httputil.MB
+    assert asyncio.run(httputil.json_body(request(body=b'{"a": [1]}'), mb)) == {"a": [1]}
+    with pytest.raises(HttpError, match=r"^request body is empty; expected JSON$"):
+        asyncio.run(httputil.json_body(request(body=b" "), mb))
+    with pytest.raises(HttpError, match=r"^request body exceeds the limit of 1 MB$"):
+        asyncio.run(httputil.json_body(request(body=b"1" * (mb + 1)), mb))
+    assert asyncio.run(httputil.optional_json(request(body=b" \n"), mb)) is None
+    assert asyncio.run(httputil.optional_json(request(body=b"[]"), mb)) == []
+    with pytest.raises(HttpError, match=r"^the patch ") as caught:
+        asyncio.run(httputil.optional_json(request(body=b"{"), mb, what="the patch"))
+    assert caught.value.status == 400
+    assert httputil.found(0, "job") == 0  # a falsy value is still found
+    with pytest.raises(HttpError) as caught:
+        httputil.found(None, "endpoint e1")
+    assert (caught.value.status, caught.value.detail) == (404, "endpoint e1 not found")
+
+
+def test_the_sweep_loop_outlives_a_failing_sweep(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, jobs, _listener = service(tmp_path)
+    store.close()  # every sweep now fails with a StoreError
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(run_forever(jobs, 0))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+    with caplog.at_level(logging.ERROR, logger="rpdeploy.emulator.sweeper"):
+        asyncio.run(scenario())
+    failures = [r for r in caplog.records if r.getMessage() == "sweep failed"]
+    assert len(failures) >= 2  # it went on after the first
+    assert all(r.exc_info and isinstance(r.exc_info[1], StoreError) for r in failures)
