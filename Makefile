@@ -73,7 +73,7 @@ bench: stack-up
 
 ## bench-coldstart: cold starts, slim against baked, on warm and cold hosts (bench/coldstart.py ->
 ## bench/coldstart.json; about 30 min on a 2-core machine: it installs the worker's dependencies
-## several times). COLDSTART_ARGS="--runs 5" or "--skip-heavy" adjusts it.
+## several times). COLDSTART_ARGS="--runs 5", "--skip-heavy" or "--only 1,2,3,cold" adjusts it.
 COLDSTART_ARGS ?=
 bench-coldstart: stack-up
 	$(BIN)/python bench/coldstart.py $(COLDSTART_ARGS)
