@@ -9,6 +9,9 @@ from collections.abc import Callable
 import pytest
 from click.testing import Result
 
+from deploy.api import errors as api_errors
+from deploy.config.mask import Masker
+from deploy.image import envbuild
 from tests.conftest import BASE_CONFIG, MakeProject
 
 INDEX = "http://127.0.0.1:8099/simple/"
@@ -120,3 +123,14 @@ def test_env_build_push_refuses_bad_input_in_one_line_before_any_container(
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines() == [expected]
     assert not (root / "build").exists()
+
+
+def test_env_build_masks_a_credential_that_contains_the_other() -> None:
+    # The stack's access key id is a prefix of its secret key: masking the shorter one first
+    # would leave the secret's tail in the log.
+    key_id, secret = "rpdeploy", "rpdeploy-secret-tail"
+    masker = Masker({key_id: "AWS_ACCESS_KEY_ID", secret: "AWS_SECRET_ACCESS_KEY"})
+    line = f"rpdeploy-bootstrap: S3 refused {key_id} with {secret}"
+    assert envbuild.progress_line(line, masker) == "S3 refused *** with ***"
+    assert envbuild.progress_line(f"pip: {secret}", masker) is None
+    assert api_errors.mask(f"{secret} {key_id}", [key_id, secret]) == "*** ***"

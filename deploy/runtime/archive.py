@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Mapping
 
 from .failure import Failure
 
 SUFFIX = ".tar.gz"
+#: No environment archive is smaller: a gzip'd tar of site/, the manifest and the marker.
+MIN_SIZE = 100
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COUNT = re.compile(r"[0-9]{1,18}")
+
+
+def metadata_problem(size: int, metadata: Mapping[str, str]) -> str | None:
+    """Why an archive object (``size`` bytes, its ``x-amz-meta-*`` without the prefix) cannot be
+    trusted, or None. Both the uploader's ``sha256`` (so the download is checked) and a decimal
+    ``unpacked-bytes`` (so the disk preflight means something) are required."""
+    digest = metadata.get("sha256")
+    if digest is None or not _SHA256.fullmatch(digest):
+        return f"its sha256 metadata is {digest!r}, not 64 lowercase hex digits"
+    unpacked = metadata.get("unpacked-bytes")
+    if unpacked is None or not _COUNT.fullmatch(unpacked) or int(unpacked) == 0:
+        return f"its unpacked-bytes metadata is {unpacked!r}, not a positive whole number"
+    if size < MIN_SIZE:
+        return f"it is {size} bytes, smaller than any environment archive"
+    return None
 
 
 def pack(env: str, dest: str) -> None:

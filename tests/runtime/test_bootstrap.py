@@ -301,6 +301,30 @@ def test_the_install_preflight_names_the_disk_and_the_shortfall(setup: Setup, ru
     assert "GB free (attach a larger network volume" in line
 
 
+@pytest.mark.parametrize("where", ["hf", "lock"])
+def test_a_file_where_a_folder_is_needed_is_one_line_naming_it(
+    setup: Setup, run: Run, tmp_path: Path, where: str
+) -> None:
+    # The kind: any filesystem error other than ENOSPC (a read-only HF_HOME, a quota, permissions,
+    # a file in the way) used to be a traceback. A file in the way is the one root can meet here.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    extra = {"HF_HOME": str(blocker / "hf")}
+    if where == "lock":
+        key = envstore.env_key(setup.requirements.read_bytes())
+        locks = setup.work / "rpdeploy" / "locks"
+        locks.mkdir(parents=True)
+        blocker = locks / f"{key}.lock"
+        blocker.write_text("")
+        extra = {}
+    result = run("--provision-only", **extra)
+    assert result.returncode == 73, result.stderr
+    line = one_line(result)
+    assert f"cannot use {blocker}" in line
+    assert "(ENOTDIR)" in line or "(EEXIST)" in line
+    assert "remove it" in line or "stands" in line
+
+
 def test_no_work_disk_is_one_line(setup: Setup, run: Run) -> None:
     env = {k: v for k, v in setup.env.items() if k != "RPDEPLOY_WORK_DIR"}
     result = subprocess.run(

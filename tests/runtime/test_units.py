@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.runtime import archive, envstore, lock, settings, start
+from deploy.runtime import archive, bootstrap, envstore, lock, settings, start
 from deploy.runtime.failure import Failure
 
 LAUNCH = start.LAUNCH
@@ -152,7 +153,17 @@ def test_the_key_follows_requirements_and_interpreter() -> None:
     [
         ({"RPDEPLOY_INSTALLER": "conda"}, "RPDEPLOY_INSTALLER='conda': use pip or uv"),
         ({"RPDEPLOY_MIN_FREE_VOLUME_MB": "lots"}, "RPDEPLOY_MIN_FREE_VOLUME_MB='lots' is not a number"),
-        ({"RPDEPLOY_LOCK_STALE_S": "-1"}, "RPDEPLOY_LOCK_STALE_S='-1' must not be negative"),
+        ({"RPDEPLOY_LOCK_STALE_S": "-1"}, "RPDEPLOY_LOCK_STALE_S='-1' is out of range: use 1 to 604800"),
+        # float() reads these; each used to end in a traceback or a silent forever.
+        ({"RPDEPLOY_INSTALL_ATTEMPTS": "inf"}, "RPDEPLOY_INSTALL_ATTEMPTS='inf' is not a finite number"),
+        ({"RPDEPLOY_INSTALL_ATTEMPTS": "1e400"}, "RPDEPLOY_INSTALL_ATTEMPTS='1e400' is not a finite number"),
+        ({"RPDEPLOY_INSTALL_ATTEMPTS": "2.5"}, "RPDEPLOY_INSTALL_ATTEMPTS='2.5' is not a whole number"),
+        ({"RPDEPLOY_INSTALL_ATTEMPTS": "0"}, "RPDEPLOY_INSTALL_ATTEMPTS='0' is out of range: use 1 to 100"),
+        ({"RPDEPLOY_MIN_FREE_VOLUME_MB": "nan"}, "RPDEPLOY_MIN_FREE_VOLUME_MB='nan' is not a finite number"),
+        ({"RPDEPLOY_MIN_FREE_OS_MB": "-inf"}, "RPDEPLOY_MIN_FREE_OS_MB='-inf' is not a finite number"),
+        ({"RPDEPLOY_LOCK_WAIT_S": "nan"}, "RPDEPLOY_LOCK_WAIT_S='nan' is not a finite number"),
+        ({"RPDEPLOY_LOCK_WAIT_S": "1e9"}, "RPDEPLOY_LOCK_WAIT_S='1e9' is out of range: use 0 to 604800"),
+        ({"RUNPOD_MIN_DISK_PERCENT": "150"}, "RUNPOD_MIN_DISK_PERCENT='150' is out of range: use 0 to 100"),
     ],
 )
 def test_bad_settings_are_one_line(env: dict[str, str], message: str) -> None:
@@ -202,3 +213,49 @@ def test_a_dead_pid_breaks_a_lock_only_from_the_holders_pid_namespace(tmp_path: 
     assert held.stale_reason() is None
     owner(os.readlink("/proc/self/ns/pid"))  # our namespace: a killed installer
     assert held.stale_reason() == f"its holder (pid {gone.pid} on this host) is gone"
+
+
+@pytest.mark.parametrize(
+    ("size", "metadata", "problem"),
+    [
+        (5000, {"sha256": "a" * 64, "unpacked-bytes": "lots"}, "unpacked-bytes metadata is 'lots'"),
+        (5000, {"sha256": "a" * 64, "unpacked-bytes": "1.5e5"}, "unpacked-bytes metadata is '1.5e5'"),
+        (5000, {"sha256": "a" * 64, "unpacked-bytes": "-3"}, "unpacked-bytes metadata is '-3'"),
+        (5000, {"sha256": "a" * 64, "unpacked-bytes": "0"}, "unpacked-bytes metadata is '0'"),
+        (5000, {"sha256": "a" * 64}, "unpacked-bytes metadata is None"),
+        (5000, {"unpacked-bytes": "9000"}, "sha256 metadata is None"),
+        (5000, {"sha256": "xyz", "unpacked-bytes": "9000"}, "sha256 metadata is 'xyz'"),
+        (14, {"sha256": "a" * 64, "unpacked-bytes": "9000"}, "it is 14 bytes"),
+    ],
+)
+def test_archive_metadata_that_cannot_be_trusted_is_named(
+    size: int, metadata: dict[str, str], problem: str
+) -> None:
+    found = archive.metadata_problem(size, metadata)
+    assert found is not None
+    assert problem in found
+
+
+def test_archive_metadata_as_the_uploader_writes_it_is_trusted() -> None:
+    assert archive.metadata_problem(5000, {"sha256": "0123456789abcdef" * 4, "unpacked-bytes": "9000"}) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "name", "code", "advice"),
+    [
+        (errno.EROFS, "EROFS", 73, "read-only"),
+        (errno.EDQUOT, "EDQUOT", 28, "quota"),
+        (errno.EACCES, "EACCES", 73, "a user that may write there"),
+        (errno.EPERM, "EPERM", 73, "a user that may write there"),
+        (errno.ENOTDIR, "ENOTDIR", 73, "remove it"),
+        (errno.EIO, "EIO", 74, "check that disk"),
+    ],
+)
+def test_filesystem_errors_are_one_line_with_a_documented_status(
+    number: int, name: str, code: int, advice: str
+) -> None:
+    # The errors themselves need mounts root cannot make here (EROFS, EDQUOT); their wording is pure.
+    message, status = bootstrap.disk_error(OSError(number, os.strerror(number), "/root/.cache"), "/root/.cache")
+    assert status == code
+    assert message.startswith(f"cannot use /root/.cache: {os.strerror(number)} ({name}); ")
+    assert advice in message

@@ -6,12 +6,15 @@ stack's seaweedfs (scripts/stack.sh uploads samples/garage.wav), the url source 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import importlib.util
 import io
 import json
 import sys
 import threading
+import time
+import urllib.parse
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,30 +172,123 @@ def test_input_that_is_not_an_object(stt: ModuleType) -> None:
 # ---- url: a local HTTP server (the worker fetches with urllib)
 
 
+#: What the url tests' server keeps behind basic auth (user:password in the URL becomes that).
+AUTH = "Basic " + base64.b64encode(b"user:pa ss").decode()
+
+
 @pytest.fixture(scope="module")
 def http_base() -> Iterator[str]:
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(CLIPS), **kwargs)
 
+        def do_GET(self) -> None:
+            if self.path.startswith("/go?"):  # a redirect to wherever ?to= says
+                self.send_response(302)
+                self.send_header("Location", urllib.parse.unquote(self.path.partition("?to=")[2]))
+                self.end_headers()
+            elif self.path.startswith("/private/"):
+                if self.headers.get("Authorization") != AUTH:
+                    self.send_error(401)
+                    return
+                self.path = self.path.removeprefix("/private")
+                super().do_GET()
+            elif self.path == "/drip.wav":  # a byte at a time: each read is quick, the whole is not
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for _ in range(100000):
+                        self.wfile.write(b"R")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+            else:
+                super().do_GET()
+
         def log_message(self, *args: Any) -> None:  # quiet test output
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
 
+@pytest.fixture
+def allow_private(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test server is on loopback, which a worker refuses unless its endpoint says otherwise.
+    monkeypatch.setenv("STT_ALLOW_PRIVATE_URLS", "1")
+
+
+@pytest.mark.usefixtures("allow_private")
 def test_url_source(stt: ModuleType, http_base: str) -> None:
     assert run(stt, url=f"{http_base}/kitchen.wav", grammar=HOME)["text"] == "turn on the kitchen lights"
 
 
+@pytest.mark.usefixtures("allow_private")
 def test_url_that_is_missing(stt: ModuleType, http_base: str) -> None:
     assert run(stt, url=f"{http_base}/none.wav") == {
         "error": f"url {http_base}/none.wav: HTTP 404 File not found"
     }
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254", "10.0.0.1", "0.0.0.0"])
+def test_url_to_an_internal_address_is_refused_unless_allowed(stt: ModuleType, host: str) -> None:
+    out = run(stt, url=f"http://{host}:9/a.wav")
+    assert "is an internal address" in out["error"]
+    assert "STT_ALLOW_PRIVATE_URLS=1 allows it" in out["error"]
+
+
+def test_a_redirect_to_an_internal_address_is_refused_at_that_hop(
+    stt: ModuleType, http_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first hop is allowed (as a public server would be); the redirect's target is checked on its own.
+    allowed = {http_base.removeprefix("http://").partition(":")[0] + ":" + http_base.rpartition(":")[2]}
+    checked = stt.checked_address
+
+    def only_first_hop(host: str, port: int) -> Any:
+        if f"{host}:{port}" in allowed:
+            allowed.clear()
+            with monkeypatch.context() as inner:
+                inner.setenv("STT_ALLOW_PRIVATE_URLS", "1")
+                return checked(host, port)
+        return checked(host, port)
+
+    monkeypatch.setattr(stt, "checked_address", only_first_hop)
+    target = urllib.parse.quote(f"{http_base}/kitchen.wav", safe="")
+    out = run(stt, url=f"{http_base}/go?to={target}")
+    assert "is an internal address (127.0.0.1): refused" in out["error"]
+
+
+@pytest.mark.usefixtures("allow_private")
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1/a.wav", "file:///etc/passwd", "data:,RIFF"])
+def test_a_redirect_must_stay_http(stt: ModuleType, http_base: str, target: str) -> None:
+    out = run(stt, url=f"{http_base}/go?to={urllib.parse.quote(target, safe='')}")
+    assert out["error"].startswith(f"url {http_base}/go: redirected to ")
+    assert out["error"].endswith(", not http(s)")
+
+
+@pytest.mark.usefixtures("allow_private")
+def test_url_userinfo_is_basic_auth_and_errors_show_no_secrets(stt: ModuleType, http_base: str) -> None:
+    with_user = http_base.replace("http://", "http://user:pa%20ss@")
+    assert run(stt, url=f"{with_user}/private/kitchen.wav", grammar=HOME)["text"] == "turn on the kitchen lights"
+    signed = f"{with_user}/private/none.wav?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=f00dface"
+    out = run(stt, url=signed)
+    assert out == {"error": f"url {http_base}/private/none.wav: HTTP 404 File not found"}
+    wrong = run(stt, url=f"{http_base.replace('http://', 'http://user:nope@')}/private/kitchen.wav?sig=x")
+    assert wrong == {"error": f"url {http_base}/private/kitchen.wav: HTTP 401 Unauthorized"}
+
+
+@pytest.mark.usefixtures("allow_private")
+def test_a_fetch_has_a_deadline_for_the_whole_body(
+    stt: ModuleType, http_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every read returns within the socket timeout; only the overall deadline can end it.
+    monkeypatch.setattr(stt, "FETCH_TOTAL_S", 0.5)
+    out = run(stt, url=f"{http_base}/drip.wav")
+    assert out == {"error": f"url {http_base}/drip.wav: not fetched within 0.5 s"}
 
 
 # ---- s3: the stack's seaweedfs, which checks signatures
