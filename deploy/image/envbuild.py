@@ -202,7 +202,12 @@ def build_env(
     client = connect()
     base = loaded.config.image.base
     log(f"env: building the environment in {base} ({loaded.config.runtime.installer})")
-    command = ["--build-archive", OUT, *(["--push"] if push else []), *(["--force"] if push and force else [])]
+    command = [
+        "--build-archive",
+        OUT,
+        *(["--push"] if push else []),
+        *(["--force"] if push and force else []),
+    ]
     container = _create(client, base, env, command)
     try:
         container.put_archive("/", context_tar(requirements.encode()))
@@ -298,4 +303,3 @@ def _copy_out(root: Path, container: Container, result: Mapping[str, Any]) -> Pa
             "rpdeploy env build: the archive copied out of the container does not match its sha256"
         )
     return files.write_bytes(root, root / archive_path(result["key"]), data)
-

@@ -191,8 +191,14 @@ _DISK_ADVICE = {
         " work disk, or leave it unset so the bootstrap puts it there",
         EXIT_CANNOT_WRITE,
     ),
-    errno.EACCES: ("run the worker as a user that may write there, or point it at the work disk", EXIT_CANNOT_WRITE),
-    errno.EPERM: ("run the worker as a user that may write there, or point it at the work disk", EXIT_CANNOT_WRITE),
+    errno.EACCES: (
+        "run the worker as a user that may write there, or point it at the work disk",
+        EXIT_CANNOT_WRITE,
+    ),
+    errno.EPERM: (
+        "run the worker as a user that may write there, or point it at the work disk",
+        EXIT_CANNOT_WRITE,
+    ),
     errno.ENOTDIR: ("a file stands where a folder is needed: remove it", EXIT_CANNOT_WRITE),
     errno.EISDIR: ("a folder stands where a file is needed: remove it", EXIT_CANNOT_WRITE),
 }

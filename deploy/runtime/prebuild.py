@@ -1,4 +1,5 @@
-"""``--build-archive OUT [--push [--force]]``: the environment archive built ahead of time (`rpdeploy env build`).
+"""``--build-archive OUT [--push [--force]]``: the environment archive built ahead of time
+(`rpdeploy env build`).
 
 `rpdeploy env build` runs this inside the base image, so the interpreter (and so the key) is
 the one the workers run. It is the cold start's own code: the same key (`envstore.env_key`),
@@ -30,7 +31,13 @@ EXIT_S3 = 69
 
 
 def build(
-    settings: Settings, disk: workdisk.WorkDisk, env: dict[str, str], out: str, *, push: bool, force: bool = False
+    settings: Settings,
+    disk: workdisk.WorkDisk,
+    env: dict[str, str],
+    out: str,
+    *,
+    push: bool,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Build (or, with ``push``, find) the archive for the requirements; the JSON result.
 

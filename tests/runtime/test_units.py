@@ -237,7 +237,9 @@ def test_archive_metadata_that_cannot_be_trusted_is_named(
 
 
 def test_archive_metadata_as_the_uploader_writes_it_is_trusted() -> None:
-    assert archive.metadata_problem(5000, {"sha256": "0123456789abcdef" * 4, "unpacked-bytes": "9000"}) is None
+    assert (
+        archive.metadata_problem(5000, {"sha256": "0123456789abcdef" * 4, "unpacked-bytes": "9000"}) is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -255,7 +257,9 @@ def test_filesystem_errors_are_one_line_with_a_documented_status(
     number: int, name: str, code: int, advice: str
 ) -> None:
     # The errors themselves need mounts root cannot make here (EROFS, EDQUOT); their wording is pure.
-    message, status = bootstrap.disk_error(OSError(number, os.strerror(number), "/root/.cache"), "/root/.cache")
+    message, status = bootstrap.disk_error(
+        OSError(number, os.strerror(number), "/root/.cache"), "/root/.cache"
+    )
     assert status == code
     assert message.startswith(f"cannot use /root/.cache: {os.strerror(number)} ({name}); ")
     assert advice in message

@@ -234,7 +234,9 @@ def test_url_that_is_missing(stt: ModuleType, http_base: str) -> None:
     }
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254", "10.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254", "10.0.0.1", "0.0.0.0"]
+)
 def test_url_to_an_internal_address_is_refused_unless_allowed(stt: ModuleType, host: str) -> None:
     out = run(stt, url=f"http://{host}:9/a.wav")
     assert "is an internal address" in out["error"]
@@ -273,7 +275,9 @@ def test_a_redirect_must_stay_http(stt: ModuleType, http_base: str, target: str)
 @pytest.mark.usefixtures("allow_private")
 def test_url_userinfo_is_basic_auth_and_errors_show_no_secrets(stt: ModuleType, http_base: str) -> None:
     with_user = http_base.replace("http://", "http://user:pa%20ss@")
-    assert run(stt, url=f"{with_user}/private/kitchen.wav", grammar=HOME)["text"] == "turn on the kitchen lights"
+    assert (
+        run(stt, url=f"{with_user}/private/kitchen.wav", grammar=HOME)["text"] == "turn on the kitchen lights"
+    )
     signed = f"{with_user}/private/none.wav?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=f00dface"
     out = run(stt, url=signed)
     assert out == {"error": f"url {http_base}/private/none.wav: HTTP 404 File not found"}
