@@ -45,6 +45,7 @@ from typing import Any
 
 EXPECTED = "expected a WAV file of 16-bit PCM, mono, 16000 Hz (sox in.wav -r 16000 -c 1 -b 16 out.wav)"
 SAMPLE_RATE = 16000
+MIN_DURATION_S = 0.1
 MAX_BYTES = 25 * 1024 * 1024
 #: Each socket operation of a fetch (url, S3) ...
 URL_TIMEOUT_S = 15
@@ -103,10 +104,22 @@ def from_base64(value: Any) -> bytes:
         raise InputError(f"audio_base64 must be a string (base64 of a WAV file), not {type(value).__name__}")
     if len(value) > MAX_BYTES * 4 // 3 + 4:
         raise InputError(f"audio_base64 is over {MAX_BYTES // (1024 * 1024)} MB")
+    # A data: URL's prefix and MIME line breaks (base64 -w76, RFC 2045) are what other tools send.
+    if value.startswith("data:"):
+        header, comma, value = value.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise InputError("audio_base64: a data: URL must be data:<type>;base64,<data>")
+    compact = "".join(value.split())
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"audio_base64 is not valid base64 ({exc})") from None
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        bad = sorted({c for c in compact if not (c.isascii() and (c.isalnum() or c in "+/="))})
+        if bad:
+            shown = " ".join(repr(c) for c in bad[:5])
+            raise InputError(f"audio_base64 is not valid base64: it holds {shown}") from None
+        raise InputError(
+            f"audio_base64 is not valid base64: {len(compact)} characters, padding or length is wrong"
+        ) from None
 
 
 def from_s3(value: Any) -> bytes:
@@ -130,7 +143,7 @@ def from_s3(value: Any) -> bytes:
     config = Config(
         connect_timeout=S3_CONNECT_TIMEOUT_S,
         read_timeout=S3_READ_TIMEOUT_S,
-        retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"},
+        retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"},  # initial one included
     )
     try:
         # A new session reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL now
@@ -321,13 +334,19 @@ def parse_wav(data: bytes) -> Audio:
             channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
             pcm = wav.readframes(wav.getnframes())
     except (wave.Error, EOFError) as exc:
-        raise InputError(f"audio is not a readable WAV file ({exc}); {EXPECTED}") from None
+        reason = str(exc) or "cut short"
+        raise InputError(f"audio is not a readable WAV file ({reason}); {EXPECTED}") from None
     got = f"{width * 8}-bit, {channels} channel(s), {rate} Hz"
     if (channels, width, rate) != (1, 2, SAMPLE_RATE):
         raise InputError(f"audio is {got}; {EXPECTED}")
     if not pcm:
         raise InputError(f"audio has no samples (0 s); {EXPECTED}")
-    return Audio(pcm=pcm, duration_s=len(pcm) / 2 / SAMPLE_RATE)
+    duration_s = len(pcm) / 2 / SAMPLE_RATE
+    if duration_s < MIN_DURATION_S:  # shorter than a few of the decoder's 10 ms frames: nothing to hear
+        raise InputError(
+            f"audio is {duration_s * 1000:g} ms long; at least {MIN_DURATION_S * 1000:g} ms is needed"
+        )
+    return Audio(pcm=pcm, duration_s=duration_s)
 
 
 # ---- recognition
@@ -383,6 +402,7 @@ class Recognizer:
                 raise InputError(
                     "grammar must be a JSGF grammar as text (#JSGF V1.0; grammar g; public <s> = ...;)"
                 )
+            check_grammar_rules(grammar)
             try:
                 self.decoder.add_jsgf_string("job", grammar)
             except (ValueError, RuntimeError):
@@ -415,13 +435,33 @@ class Recognizer:
             phrase, threshold = item.get("phrase"), item.get("threshold", DEFAULT_KEYWORD_THRESHOLD)
         if not isinstance(phrase, str) or not phrase.strip():
             raise InputError(f"keywords: {item!r} is not a phrase")
-        if not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+        # bool is an int in Python: true would pass as 1.
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
             raise InputError(f"keywords: threshold of {phrase!r} must be a number in (0, 1], e.g. 1e-20")
         words = phrase.lower().split()
         missing = [w for w in words if self.decoder.lookup_word(w) is None]
         if missing:
             raise InputError(f"keywords: {', '.join(missing)} not in the English dictionary")
         return f"{' '.join(words)} /{threshold:g}/\n"
+
+
+#: JSGF rule definitions (``public <name> =``), references (``<name>``), imports; built-in rules.
+_RULE_DEFINED = re.compile(r"<([^<>\s]+)>\s*=")
+_RULE_USED = re.compile(r"<([^<>\s]+)>")
+_IMPORT = re.compile(r"(?:^|;)\s*import\s")
+_SPECIAL_RULES = {"NULL", "VOID", "GARBAGE"}
+
+
+def check_grammar_rules(grammar: str) -> None:
+    """InputError for an import or a reference to an undefined rule: pocketsphinx only logs these
+    and decodes to empty text, which would look like silence rather than a bad grammar."""
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", grammar, flags=re.DOTALL)
+    if _IMPORT.search(text):
+        raise InputError("grammar: imports are not supported; give one self-contained grammar")
+    defined = set(_RULE_DEFINED.findall(text))
+    undefined = sorted(set(_RULE_USED.findall(text)) - defined - _SPECIAL_RULES)
+    if undefined:
+        raise InputError(f"grammar: rule(s) used but not defined: {', '.join(f'<{n}>' for n in undefined)}")
 
 
 _recognizer: Recognizer | None = None

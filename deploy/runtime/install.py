@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -62,8 +64,9 @@ def find_uv(disk: WorkDisk, settings: Settings, env: dict[str, str]) -> str:
     binary = os.path.join(tools, "bin", "uv")
     if os.access(binary, os.X_OK):
         return binary
-    staging = f"{tools}.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    # The bootstrap is PID 1 in every container: the pid alone would be the same folder (uv.1)
+    # for every worker on the volume.
+    staging = f"{tools}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
     command = [sys.executable, "-m", "pip", "install", "--target", staging, "--no-input",
                "--disable-pip-version-check", "--no-warn-script-location", "uv"]  # fmt: skip
     if settings.index_url:

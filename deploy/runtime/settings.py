@@ -111,7 +111,8 @@ def load(env: Mapping[str, str]) -> Settings:
         min_free_volume=int(_number(env, "RPDEPLOY_MIN_FREE_VOLUME_MB", 2048, most=_MOST_MB) * _MB),
         min_free_os=int(_number(env, "RPDEPLOY_MIN_FREE_OS_MB", 512, most=_MOST_MB) * _MB),
         min_os_percent=_number(env, "RUNPOD_MIN_DISK_PERCENT", 10.0, most=100.0),
-        skip_os_check=_flag(env, "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"),
+        # As the runpod SDK reads it (1.12.0, serverless/modules/rp_fitness.py): "true" only.
+        skip_os_check=env.get("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "").lower() == "true",
         allow_os_disk=_flag(env, "RPDEPLOY_ALLOW_OS_DISK"),
         install_attempts=_whole(env, "RPDEPLOY_INSTALL_ATTEMPTS", 3, least=1, most=_MOST_ATTEMPTS),
         verify_files=_flag(env, "RPDEPLOY_VERIFY_FILES"),

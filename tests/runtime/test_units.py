@@ -263,3 +263,9 @@ def test_filesystem_errors_are_one_line_with_a_documented_status(
     assert status == code
     assert message.startswith(f"cannot use /root/.cache: {os.strerror(number)} ({name}); ")
     assert advice in message
+
+
+@pytest.mark.parametrize(("value", "skips"), [("true", True), ("TRUE", True), ("1", False), ("yes", False)])
+def test_the_os_check_is_skipped_exactly_when_the_sdk_skips_its_own(value: str, skips: bool) -> None:
+    # runpod 1.12.0 (serverless/modules/rp_fitness.py) skips only for "true", in any case.
+    assert settings.load({"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": value}).skip_os_check is skips

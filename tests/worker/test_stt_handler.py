@@ -10,6 +10,7 @@ import contextlib
 import http.server
 import importlib.util
 import io
+import socket
 import json
 import sys
 import threading
@@ -106,6 +107,13 @@ def test_free_decoding_after_a_grammar_job_uses_the_language_model_again(stt: Mo
     assert "error" not in out
 
 
+def test_mime_wrapped_base64_and_data_urls_are_read(stt: ModuleType) -> None:
+    plain = clip("kitchen")
+    wrapped = "\n".join(plain[i : i + 76] for i in range(0, len(plain), 76)) + "\n"
+    for given in (wrapped, f"data:audio/wav;base64,{wrapped}", " " + plain + " "):
+        assert run(stt, audio_base64=given, grammar=HOME)["text"] == "turn on the kitchen lights"
+
+
 @pytest.mark.parametrize(
     ("payload", "error"),
     [
@@ -118,8 +126,11 @@ def test_free_decoding_after_a_grammar_job_uses_the_language_model_again(stt: Mo
         ({"audio_base64": b64(wav(channels=2))}, f"audio is 16-bit, 2 channel(s), 16000 Hz; {EXPECTED}"),
         ({"audio_base64": b64(wav(width=1))}, f"audio is 8-bit, 1 channel(s), 16000 Hz; {EXPECTED}"),
         ({"audio_base64": b64(wav(frames=0))}, f"audio has no samples (0 s); {EXPECTED}"),
-        ({"audio_base64": b64(wav()[:30])}, "audio is not a readable WAV file"),
-        ({"audio_base64": "not base64!"}, "audio_base64 is not valid base64"),
+        ({"audio_base64": b64(wav()[:30])}, "audio is not a readable WAV file (cut short); "),
+        ({"audio_base64": b64(wav(frames=1))}, "audio is 0.0625 ms long; at least 100 ms is needed"),
+        ({"audio_base64": "not base64!"}, "audio_base64 is not valid base64: it holds '!'"),
+        ({"audio_base64": "QUJD" + "Q"}, "audio_base64 is not valid base64: 5 characters, padding"),
+        ({"audio_base64": "data:audio/wav,RIFF"}, "audio_base64: a data: URL must be data:<type>;base64,"),
         ({"audio_base64": 5}, "audio_base64 must be a string (base64 of a WAV file), not int"),
         ({}, "give exactly one audio source: audio_base64, s3 or url (found: none)"),
         (
@@ -146,6 +157,14 @@ def test_bad_audio_is_one_clear_error(stt: ModuleType, payload: dict[str, Any], 
         ),
         ({"grammar": "#JSGF V1.0; grammar g; public <c> = xyzzyq;"}, "grammar: not a valid JSGF grammar"),
         ({"grammar": ""}, "grammar must be a JSGF grammar as text"),
+        (
+            {"grammar": "#JSGF V1.0; grammar g; public <c> = open the <what>;"},
+            "grammar: rule(s) used but not defined: <what>",
+        ),
+        (
+            {"grammar": "#JSGF V1.0; grammar g; import <other.x>; public <c> = open <x>;"},
+            "grammar: imports are not supported",
+        ),
         ({"keywords": []}, "keywords must be a non-empty list"),
         ({"keywords": ["kitchen", "xyzzyq frobq"]}, "keywords: xyzzyq, frobq not in the English dictionary"),
         (
@@ -153,6 +172,10 @@ def test_bad_audio_is_one_clear_error(stt: ModuleType, payload: dict[str, Any], 
             "keywords: threshold of 'kitchen' must be a number",
         ),
         ({"keywords": [7]}, "keywords: 7 is not a phrase"),
+        (
+            {"keywords": [{"phrase": "kitchen", "threshold": True}]},
+            "keywords: threshold of 'kitchen' must be a number",
+        ),
     ],
 )
 def test_bad_search_is_one_clear_error(stt: ModuleType, search: dict[str, Any], error: str) -> None:
@@ -362,3 +385,31 @@ def test_every_validation_case_passes_in_process(stt: ModuleType, s3_environ: di
         else:
             outcome = Outcome(status="COMPLETED", output=out, has_output=True)
         assert failures(case.expect, outcome) == [], case.name
+
+
+@STACK
+def test_s3_bad_bucket_name_is_one_short_line(stt: ModuleType, s3_environ: dict[str, str]) -> None:
+    out = run(stt, s3={"bucket": "Bad_Bucket!", "key": "a.wav"})
+    assert out["error"].startswith("s3://Bad_Bucket!/a.wav: ")
+    assert "\n" not in out["error"]
+    assert len(out["error"]) <= 240
+
+
+def test_s3_that_never_answers_ends_by_the_read_timeout_and_few_attempts(
+    stt: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A listener that accepts and never answers: botocore's defaults wait 60 s per read on each of
+    # several attempts; the worker's own timeouts and attempts must be the ones used.
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.extend(silent.accept() for _ in range(5)), daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setattr(stt, "S3_READ_TIMEOUT_S", 0.2)
+    try:
+        out = run(stt, s3={"bucket": "b", "key": "a.wav"})
+    finally:
+        silent.close()
+    assert out["error"].startswith("s3://b/a.wav: Read timeout on endpoint URL"), out
+    assert len(accepted) == stt.S3_ATTEMPTS
