@@ -10,8 +10,8 @@ import contextlib
 import http.server
 import importlib.util
 import io
-import socket
 import json
+import socket
 import sys
 import threading
 import time
