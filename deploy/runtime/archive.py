@@ -9,7 +9,8 @@ import subprocess
 import tarfile
 from collections.abc import Mapping
 
-from .failure import Failure
+from .failure import EXIT_DISK, Failure
+from .workdisk import describe_full
 
 SUFFIX = ".tar.gz"
 #: No environment archive is smaller: a gzip'd tar of site/, the manifest and the marker.
@@ -115,5 +116,22 @@ def _extract_with_tar(tar_binary: str, src: str, dest: str) -> None:
     command = [tar_binary, "-xzf", src, "-C", dest, "--no-same-owner"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or ["tar exited " + str(done.returncode)])[-1]
-        raise Failure(f"environment archive is damaged ({detail}); it was not used")
+        raise tar_failure(done.stderr, done.returncode, dest)
+
+
+#: GNU tar's words (strerror) for a disk that filled up: the disk's fault, not the archive's.
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
+
+
+def tar_failure(stderr: str, status: int, dest: str) -> Failure:
+    """The Failure for GNU tar's ``stderr`` and exit ``status`` while unpacking into ``dest``: a
+    full disk is `EXIT_DISK` naming it (the bootstrap stops: an install would fill it too); else a
+    damaged archive, shown by tar's *first* error (its last line is only "Exiting with failure
+    status due to previous errors")."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if any(words in line for line in lines for words in _DISK_FULL):
+        return Failure(
+            f"no space left on {describe_full(dest)} while unpacking the environment archive", EXIT_DISK
+        )
+    detail = lines[0] if lines else f"tar exited {status}"
+    return Failure(f"environment archive is damaged ({detail}); it was not used")

@@ -269,3 +269,48 @@ def test_filesystem_errors_are_one_line_with_a_documented_status(
 def test_the_os_check_is_skipped_exactly_when_the_sdk_skips_its_own(value: str, skips: bool) -> None:
     # runpod 1.12.0 (serverless/modules/rp_fitness.py) skips only for "true", in any case.
     assert settings.load({"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": value}).skip_os_check is skips
+
+
+def test_a_disk_that_fills_while_tar_unpacks_is_exit_28_naming_it(tmp_path: Path) -> None:
+    # GNU tar's own words (tar 1.34); filling a real disk needs a mount root cannot make here.
+    stderr = (
+        "/usr/bin/tar: site/x.so: Cannot write: No space left on device\n"
+        "/usr/bin/tar: Exiting with failure status due to previous errors\n"
+    )
+    failure = archive.tar_failure(stderr, 2, str(tmp_path))
+    assert failure.code == 28
+    assert failure.message.startswith("no space left on ")
+    assert failure.message.endswith("while unpacking the environment archive")
+
+
+def test_a_damaged_archive_shows_tars_first_error_not_its_last_line(tmp_path: Path) -> None:
+    bad = tmp_path / "cut.tar.gz"
+    good = tmp_path / "good.tar.gz"
+    env = tmp_path / "env"
+    (env / "site").mkdir(parents=True)
+    (env / "site" / "big.bin").write_bytes(os.urandom(200_000))
+    archive.pack(str(env), str(good))
+    bad.write_bytes(good.read_bytes()[:-5000])
+    command = ["tar", "-xzf", str(bad), "-C", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    failure = archive.tar_failure(done.stderr, done.returncode, str(tmp_path))
+    assert failure.code == 1
+    assert "Exiting with failure status" not in failure.message
+    assert failure.message.startswith("environment archive is damaged (")
+
+
+def test_a_lock_whose_heartbeat_is_in_the_future_is_stale_once_it_stops_moving(tmp_path: Path) -> None:
+    # Clock skew on a network filesystem: the dead holder's last heartbeat is an hour ahead of us.
+    held = lock.Lock(str(tmp_path / "k.lock"), stale_s=0.2)
+    assert held.try_acquire()
+    held._stop.set()  # the holder dies: its heartbeat stops (the folder stays)
+    assert held._beat is not None
+    held._beat.join()
+    ahead = time.time() + 3600
+    os.utime(tmp_path / "k.lock" / lock.OWNER, (ahead, ahead))
+    waiter = lock.Lock(str(tmp_path / "k.lock"), stale_s=0.2)
+    assert waiter.stale_reason() is None  # first sight: it may still move
+    time.sleep(0.3)
+    reason = waiter.stale_reason()
+    assert reason is not None
+    assert "has not moved for" in reason
