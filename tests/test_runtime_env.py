@@ -134,3 +134,9 @@ def test_env_build_masks_a_credential_that_contains_the_other() -> None:
     assert envbuild.progress_line(line, masker) == "S3 refused *** with ***"
     assert envbuild.progress_line(f"pip: {secret}", masker) is None
     assert api_errors.mask(f"{secret} {key_id}", [key_id, secret]) == "*** ***"
+
+
+def test_env_build_names_the_projects_requirements_not_the_containers_copy() -> None:
+    line = "rpdeploy-bootstrap: installing /opt/rpdeploy/requirements.txt failed (exit 1): ERROR: x"
+    shown = envbuild.progress_line(line, Masker(), "worker/requirements.txt")
+    assert shown == "installing worker/requirements.txt failed (exit 1): ERROR: x"

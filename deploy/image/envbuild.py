@@ -211,7 +211,7 @@ def build_env(
     container = _create(client, base, env, command)
     try:
         container.put_archive("/", context_tar(requirements.encode()))
-        result = _run(container, log, masker)
+        result = _run(container, log, masker, loaded.config.runtime.requirements)
         archive = None
         if result["archive"] is not None:
             archive = _copy_out(loaded.root, container, result)
@@ -253,19 +253,24 @@ def _create(client: DockerClient, base: str, env: dict[str, str], command: list[
         raise EngineError(f"cannot start a container of the base image {base}: {first_line(exc)}") from None
 
 
-def _run(container: Container, log: Log, masker: Masker) -> dict[str, Any]:
+def _run(container: Container, log: Log, masker: Masker, requirements: str) -> dict[str, Any]:
     """Start, relay the progress lines, wait; the bootstrap's JSON result, or its one-line error."""
     container.start()
     last, pending = "", ""
     for raw in container.logs(stdout=False, stderr=True, stream=True, follow=True):
         *lines, pending = (pending + raw.decode("utf-8", "replace")).split("\n")
         for line in lines:
-            shown = progress_line(line, masker)
+            shown = progress_line(line, masker, requirements)
             if shown is not None:
+                # One line behind, as it comes (an install is minutes of silence otherwise): the
+                # last one is the error when the build fails, printed once, as the error.
+                if last:
+                    log(f"env: {last}")
                 last = shown
-                log(f"env: {last}")  # as it comes: an install is minutes of silence otherwise
     status = int(container.wait()["StatusCode"])
     out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace").strip()
+    if status == 0 and last:
+        log(f"env: {last}")
     if status != 0:
         message = f"rpdeploy env build: {last or f'the build container exited {status}'}"
         if status == EXIT_S3:
@@ -282,13 +287,15 @@ def _run(container: Container, log: Log, masker: Masker) -> dict[str, Any]:
     return found
 
 
-def progress_line(line: str, masker: Masker) -> str | None:
+def progress_line(line: str, masker: Masker, requirements: str | None = None) -> str | None:
     """A build container's stderr ``line`` as shown: the bootstrap's own lines without their
-    prefix, the credentials masked (longest first: the access key id may be part of the secret);
+    prefix, the credentials masked (longest first: the access key id may be part of the secret),
+    the container's copy of the requirements named as the project's ``requirements`` file;
     None for the installer's lines (noise here)."""
     if not line.startswith(PREFIX):
         return None
-    return masker.text(line.removeprefix(PREFIX).strip())  # the prefix first: a key id may be in it
+    shown = masker.text(line.removeprefix(PREFIX).strip())  # the prefix first: a key id may be in it
+    return shown.replace(REQUIREMENTS, requirements) if requirements else shown
 
 
 def _copy_out(root: Path, container: Container, result: Mapping[str, Any]) -> Path:

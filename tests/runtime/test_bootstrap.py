@@ -340,12 +340,28 @@ def test_the_os_disk_is_refused_as_work_disk(run: Run) -> None:
     assert "is on the OS disk (/)" in one_line(result)
 
 
-def test_an_install_that_keeps_failing_is_one_line_after_the_retries(run: Run, setup: Setup) -> None:
+def test_a_requirement_that_does_not_resolve_fails_at_once_naming_pips_error(run: Run, setup: Setup) -> None:
+    # Not a network error: another attempt would fail the same way.
     setup.requirements.write_text("no-such-package-rpdeploy-test==1.0\n")
     result = run("--provision-only", RPDEPLOY_INSTALL_ATTEMPTS="2")
     assert result.returncode == 1
     line = one_line(result)
+    assert "failed (exit 1): ERROR: " in line
+    assert "no-such-package-rpdeploy-test" in line
+    assert "retrying" not in result.stderr
+    assert not env_dirs(setup.work)
+
+
+def test_an_index_that_refuses_is_retried_and_the_cause_shown(run: Run, setup: Setup) -> None:
+    # A typo'd index URL: pip ends with "No matching distribution found"; the refusal is the cause.
+    result = run(
+        "--provision-only", RPDEPLOY_INSTALL_ATTEMPTS="2", RPDEPLOY_INDEX_URL="http://127.0.0.1:9/simple/"
+    )
+    assert result.returncode == 1
+    line = one_line(result)
     assert "failed after 2 attempts" in line
+    assert "network or index: " in line
+    assert "Connection refused" in line
     assert "attempt 1 of 2; retrying" in result.stderr
     assert not env_dirs(setup.work)
 
