@@ -21,6 +21,9 @@ from .failure import EXIT_DISK, Failure, say
 from .settings import Settings
 from .workdisk import WorkDisk, describe_full
 
+#: The uv installed onto the work disk when the image has none: pinned, so every worker on a
+#: volume (and every cold start) runs the same one (docs/runtime.md).
+UV_REQUIREMENT = "uv==0.13.8"
 _NO_SPACE = ("No space left on device", "[Errno 28]", "os error 28")
 #: Signs in pip's or uv's output that the network or the index failed (worth another attempt);
 #: anything else (a requirement that does not resolve, a build error) fails the same way again.
@@ -78,7 +81,7 @@ def find_uv(disk: WorkDisk, settings: Settings, env: dict[str, str]) -> str:
     # for every worker on the volume.
     staging = f"{tools}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
     command = [sys.executable, "-m", "pip", "install", "--target", staging, "--no-input",
-               "--disable-pip-version-check", "--no-warn-script-location", "uv"]  # fmt: skip
+               "--disable-pip-version-check", "--no-warn-script-location", UV_REQUIREMENT]  # fmt: skip
     if settings.index_url:
         command += ["--index-url", settings.index_url]
     say("installing uv onto the work disk")

@@ -314,3 +314,11 @@ def test_a_lock_whose_heartbeat_is_in_the_future_is_stale_once_it_stops_moving(t
     reason = waiter.stale_reason()
     assert reason is not None
     assert "has not moved for" in reason
+
+
+def test_the_uv_the_bootstrap_installs_is_pinned_to_the_one_the_stack_serves() -> None:
+    # An unpinned uv would differ between workers started a day apart on one volume.
+    from deploy.runtime import install  # noqa: PLC0415
+
+    stack = (Path(__file__).resolve().parents[2] / "scripts" / "stack.sh").read_text()
+    assert f"UV_PIN={install.UV_REQUIREMENT}\n" in stack
