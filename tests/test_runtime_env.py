@@ -140,3 +140,14 @@ def test_env_build_names_the_projects_requirements_not_the_containers_copy() -> 
     line = "rpdeploy-bootstrap: installing /opt/rpdeploy/requirements.txt failed (exit 1): ERROR: x"
     shown = envbuild.progress_line(line, Masker(), "worker/requirements.txt")
     assert shown == "installing worker/requirements.txt failed (exit 1): ERROR: x"
+
+
+def test_env_build_force_without_push_is_a_usage_error(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    root = make_project(RUNTIME)
+    result = run_cli("env", "build", "--force", cwd=root, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: --force replaces the archive in S3: it needs --push"
+    ]
