@@ -248,44 +248,36 @@ def test_an_upload_failure_is_logged_not_fatal(s3_setup: Setup, run: Run) -> Non
     )
 
 
-def test_a_corrupt_archive_is_not_used_and_the_install_runs(
-    s3_setup: Setup, run: Run, tmp_path: Path
+@pytest.mark.parametrize(
+    ("bogus", "unpacked", "problem"),
+    [
+        # Its size and metadata look right; its bytes do not.
+        (b"not a tar at all" * 20, "1000", "environment archive is damaged"),
+        # The right bytes; metadata that is not the uploader's (it used to be a traceback, exit 1).
+        (None, "lots", "unpacked-bytes metadata is 'lots'"),
+        (None, "1.5e5", "unpacked-bytes metadata is '1.5e5'"),
+    ],
+    ids=["damaged", "lots", "float"],
+)
+def test_a_bad_archive_is_not_used_the_install_runs_and_replaces_it(
+    s3_setup: Setup, run: Run, tmp_path: Path, bogus: bytes | None, unpacked: str, problem: str
 ) -> None:
-    assert run("--provision-only").returncode == 0
-    settings = s3_settings(s3_setup.env)
-    assert settings is not None
-    (env_dir,) = env_dirs(s3_setup.work)
-    name = f"{settings.prefix}{env_dir.name}.tar.gz"
-    bogus = tmp_path / "bogus.tar.gz"
-    bogus.write_bytes(b"not a tar at all" * 20)  # its size and metadata look right; its bytes do not
-    s3.Client(settings).put_file(name, str(bogus), {"unpacked-bytes": "1000"})
-    result = run("--provision-only", **_fresh_work(s3_setup, "work-3"))
-    assert result.returncode == 0, result.stderr
-    lines = bootstrap_lines(result.stderr)
-    assert any("environment archive is damaged" in line and "installing instead" in line for line in lines), (
-        lines
-    )
-
-
-def test_an_archive_with_bad_metadata_is_not_used_and_is_replaced(
-    s3_setup: Setup, run: Run, tmp_path: Path
-) -> None:
-    # Any metadata that is not the uploader's (here unpacked-bytes: lots) must not stop the start.
     assert run("--provision-only").returncode == 0
     settings = s3_settings(s3_setup.env)
     assert settings is not None
     (env_dir,) = env_dirs(s3_setup.work)
     name = f"{settings.prefix}{env_dir.name}.tar.gz"
     client = s3.Client(settings)
-    good = tmp_path / "good.tar.gz"
-    client.get_file(name, str(good))
-    client.put_file(name, str(good), {"unpacked-bytes": "lots"})
-    result = run("--provision-only", **_fresh_work(s3_setup, "work-4"))
+    replaced = tmp_path / "replaced.tar.gz"
+    if bogus is None:
+        client.get_file(name, str(replaced))
+    else:
+        replaced.write_bytes(bogus)
+    client.put_file(name, str(replaced), {"unpacked-bytes": unpacked})
+    result = run("--provision-only", **_fresh_work(s3_setup, "work-3"))
     assert result.returncode == 0, result.stderr
     lines = bootstrap_lines(result.stderr)
-    assert any(
-        "unpacked-bytes metadata is 'lots'" in line and "installing instead" in line for line in lines
-    ), lines
+    assert any(problem in line and "installing instead" in line for line in lines), lines
     assert any("uploaded the environment" in line for line in lines), lines
     info = client.head(name)
     assert info is not None
