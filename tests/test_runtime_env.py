@@ -9,6 +9,9 @@ from collections.abc import Callable
 import pytest
 from click.testing import Result
 
+from deploy.api import errors as api_errors
+from deploy.config.mask import Masker
+from deploy.image import envbuild
 from tests.conftest import BASE_CONFIG, MakeProject
 
 INDEX = "http://127.0.0.1:8099/simple/"
@@ -120,3 +123,31 @@ def test_env_build_push_refuses_bad_input_in_one_line_before_any_container(
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines() == [expected]
     assert not (root / "build").exists()
+
+
+def test_env_build_masks_a_credential_that_contains_the_other() -> None:
+    # The stack's access key id is a prefix of its secret key: masking the shorter one first
+    # would leave the secret's tail in the log.
+    key_id, secret = "rpdeploy", "rpdeploy-secret-tail"
+    masker = Masker({key_id: "AWS_ACCESS_KEY_ID", secret: "AWS_SECRET_ACCESS_KEY"})
+    line = f"rpdeploy-bootstrap: S3 refused {key_id} with {secret}"
+    assert envbuild.progress_line(line, masker) == "S3 refused *** with ***"
+    assert envbuild.progress_line(f"pip: {secret}", masker) is None
+    assert api_errors.mask(f"{secret} {key_id}", [key_id, secret]) == "*** ***"
+
+
+def test_env_build_names_the_projects_requirements_not_the_containers_copy() -> None:
+    line = "rpdeploy-bootstrap: installing /opt/rpdeploy/requirements.txt failed (exit 1): ERROR: x"
+    shown = envbuild.progress_line(line, Masker(), "worker/requirements.txt")
+    assert shown == "installing worker/requirements.txt failed (exit 1): ERROR: x"
+
+
+def test_env_build_force_without_push_is_a_usage_error(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    root = make_project(RUNTIME)
+    result = run_cli("env", "build", "--force", cwd=root, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: --force replaces the archive in S3: it needs --push"
+    ]

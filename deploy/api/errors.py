@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError, ReadTimeoutError
 
+from deploy.config.mask import Masker
 from deploy.errors import ApiError
 
 __all__ = ["ApiError", "Conflict", "NotFound", "http_error", "mask", "one_line", "transport_error"]
@@ -36,10 +37,9 @@ class Conflict(ApiError):
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``***`` (longest first: one may contain another)."""
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+    """``text`` with every secret value replaced by ``***`` (longest first: one may contain another;
+    `deploy.config.mask.Masker` is the one implementation)."""
+    return Masker(dict.fromkeys(secrets, "")).text(text)
 
 
 def one_line(text: str, limit: int = QUOTE_LIMIT) -> str:

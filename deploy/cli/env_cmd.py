@@ -12,7 +12,7 @@ from rich.console import Console
 from deploy.cli.options import config_option, env_option
 from deploy.cli.output import Context, cli_command
 from deploy.config import load_config
-from deploy.errors import ExitCode
+from deploy.errors import ExitCode, UsageError
 from deploy.image.envbuild import EnvArchive, build_env
 
 
@@ -49,8 +49,14 @@ class EnvBuildResult:
     help="Upload the archive to runtime.s3 (credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), "
     "unless it is there already.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    default=False,
+    help="With --push: build and replace the archive even when one is stored under the key.",
+)
 @cli_command
-def build(ctx: Context, config_path: str, environment: str | None, push: bool) -> EnvBuildResult:
+def build(ctx: Context, config_path: str, environment: str | None, push: bool, force: bool) -> EnvBuildResult:
     """Build the environment archive a slim worker provisions, inside the base image.
 
     The bootstrap itself runs in a container of image.base (the workers' interpreter), so
@@ -58,16 +64,21 @@ def build(ctx: Context, config_path: str, environment: str | None, push: bool) -
     volume then downloads it instead of installing. The archive is written to
     build/rpdeploy/envs/<key>.tar.gz. With --push it goes to
     s3://<runtime.s3.bucket>/<runtime.s3.prefix><key>.tar.gz (endpoint: runtime.s3.endpoint_url,
-    else AWS_ENDPOINT_URL); when that object exists already, nothing is built.
+    else AWS_ENDPOINT_URL); when that object exists already and its size and metadata
+    (sha256, unpacked-bytes) are an archive's, nothing is built; otherwise, or with
+    --force, it is built and replaced.
 
     \b
     Examples:
       rpdeploy env build
       rpdeploy env build --push --output json
+      rpdeploy env build --push --force
 
     Exit codes: 0 built (or already in S3), 1 the install failed, 2 bad config or usage
     (a baked image, --push without runtime.s3 or credentials), 3 Docker engine or S3
     unreachable or refusing (credentials, missing bucket), or a disk full.
     """
+    if force and not push:
+        raise UsageError("--force replaces the archive in S3: it needs --push")
     loaded = load_config(config_path, environment)
-    return EnvBuildResult(build_env(loaded, os.environ, push=push, log=ctx.log))
+    return EnvBuildResult(build_env(loaded, os.environ, push=push, log=ctx.log, force=force))

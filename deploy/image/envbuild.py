@@ -10,7 +10,8 @@ as for builds), and its archive is copied back to ``build/rpdeploy/envs/<key>.ta
 With ``push``, the archive goes to ``runtime.s3`` (bucket, prefix, endpoint URL from the
 config; credentials from the caller's ``AWS_*`` variables, handed to the container only
 and never printed), unless one is already stored under the key (one HEAD: then nothing is
-built). Docs: docs/runtime.md, "Building the archive ahead of time".
+built; ``force`` rebuilds and replaces it; one whose size or metadata is not an archive's is
+replaced too). Docs: docs/runtime.md, "Building the archive ahead of time".
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploy import files, layout
 from deploy.config import LoadedConfig
-from deploy.config.mask import MASK
+from deploy.config.mask import Masker
 from deploy.errors import BuildError, EngineError, RegistryError, UsageError
 from deploy.render.project import BOOTSTRAP_CONTEXT_DIR, bootstrap_files
 
@@ -181,8 +182,11 @@ def context_tar(requirements: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def build_env(loaded: LoadedConfig, environ: Mapping[str, str], *, push: bool, log: Log) -> EnvArchive:
+def build_env(
+    loaded: LoadedConfig, environ: Mapping[str, str], *, push: bool, log: Log, force: bool = False
+) -> EnvArchive:
     """Build (and with ``push`` upload) the environment archive; see the module docstring.
+    ``force`` (with ``push``) rebuilds and replaces an archive already in S3.
 
     Raises UsageError (bad input, exit 2), EngineError (no engine or base image), RegistryError
     (S3 refused or failed), BuildError (the install failed), FileWriteError (local disk).
@@ -194,14 +198,20 @@ def build_env(loaded: LoadedConfig, environ: Mapping[str, str], *, push: bool, l
     requirements = files.read_text(loaded.root, loaded.root / loaded.config.runtime.requirements)
     if requirements is None:
         raise UsageError(f"runtime.requirements: {loaded.config.runtime.requirements} does not exist")
-    secrets = [environ[name] for name in CREDENTIALS if environ.get(name)]
+    masker = Masker({environ[name]: name for name in CREDENTIALS if environ.get(name)})
     client = connect()
     base = loaded.config.image.base
     log(f"env: building the environment in {base} ({loaded.config.runtime.installer})")
-    container = _create(client, base, env, push=push)
+    command = [
+        "--build-archive",
+        OUT,
+        *(["--push"] if push else []),
+        *(["--force"] if push and force else []),
+    ]
+    container = _create(client, base, env, command)
     try:
         container.put_archive("/", context_tar(requirements.encode()))
-        result = _run(container, log, secrets)
+        result = _run(container, log, masker, loaded.config.runtime.requirements)
         archive = None
         if result["archive"] is not None:
             archive = _copy_out(loaded.root, container, result)
@@ -221,7 +231,7 @@ def build_env(loaded: LoadedConfig, environ: Mapping[str, str], *, push: bool, l
     )
 
 
-def _create(client: DockerClient, base: str, env: dict[str, str], *, push: bool) -> Container:
+def _create(client: DockerClient, base: str, env: dict[str, str], command: list[str]) -> Container:
     import docker.errors  # noqa: PLC0415
 
     from deploy.image.engine import first_line  # noqa: PLC0415
@@ -234,7 +244,7 @@ def _create(client: DockerClient, base: str, env: dict[str, str], *, push: bool)
         return client.containers.create(
             base,
             entrypoint=["python3", BOOTSTRAP],
-            command=["--build-archive", OUT, *(["--push"] if push else [])],
+            command=command,
             environment=env,
             network_mode="host",  # a loopback index or S3 server, as for builds
             labels={LABEL: "1"},
@@ -243,19 +253,24 @@ def _create(client: DockerClient, base: str, env: dict[str, str], *, push: bool)
         raise EngineError(f"cannot start a container of the base image {base}: {first_line(exc)}") from None
 
 
-def _run(container: Container, log: Log, secrets: list[str]) -> dict[str, Any]:
+def _run(container: Container, log: Log, masker: Masker, requirements: str) -> dict[str, Any]:
     """Start, relay the progress lines, wait; the bootstrap's JSON result, or its one-line error."""
     container.start()
     last, pending = "", ""
     for raw in container.logs(stdout=False, stderr=True, stream=True, follow=True):
         *lines, pending = (pending + raw.decode("utf-8", "replace")).split("\n")
         for line in lines:
-            masked = _masked(line, secrets)
-            if masked.startswith(PREFIX):  # the bootstrap's own lines (the installer's are noise here)
-                last = masked.removeprefix(PREFIX).strip()
-                log(f"env: {last}")  # as it comes: an install is minutes of silence otherwise
+            shown = progress_line(line, masker, requirements)
+            if shown is not None:
+                # One line behind, as it comes (an install is minutes of silence otherwise): the
+                # last one is the error when the build fails, printed once, as the error.
+                if last:
+                    log(f"env: {last}")
+                last = shown
     status = int(container.wait()["StatusCode"])
     out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace").strip()
+    if status == 0 and last:
+        log(f"env: {last}")
     if status != 0:
         message = f"rpdeploy env build: {last or f'the build container exited {status}'}"
         if status == EXIT_S3:
@@ -272,6 +287,17 @@ def _run(container: Container, log: Log, secrets: list[str]) -> dict[str, Any]:
     return found
 
 
+def progress_line(line: str, masker: Masker, requirements: str | None = None) -> str | None:
+    """A build container's stderr ``line`` as shown: the bootstrap's own lines without their
+    prefix, the credentials masked (longest first: the access key id may be part of the secret),
+    the container's copy of the requirements named as the project's ``requirements`` file;
+    None for the installer's lines (noise here)."""
+    if not line.startswith(PREFIX):
+        return None
+    shown = masker.text(line.removeprefix(PREFIX).strip())  # the prefix first: a key id may be in it
+    return shown.replace(REQUIREMENTS, requirements) if requirements else shown
+
+
 def _copy_out(root: Path, container: Container, result: Mapping[str, Any]) -> Path:
     """The archive from the container to ``build/rpdeploy/envs/<key>.tar.gz``, its sha256 checked."""
     stream, _ = container.get_archive(result["archive"])
@@ -284,9 +310,3 @@ def _copy_out(root: Path, container: Container, result: Mapping[str, Any]) -> Pa
             "rpdeploy env build: the archive copied out of the container does not match its sha256"
         )
     return files.write_bytes(root, root / archive_path(result["key"]), data)
-
-
-def _masked(line: str, secrets: list[str]) -> str:
-    for value in secrets:
-        line = line.replace(value, MASK)
-    return line

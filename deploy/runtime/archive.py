@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Mapping
 
-from .failure import Failure
+from .failure import EXIT_DISK, Failure
+from .workdisk import describe_full
 
 SUFFIX = ".tar.gz"
+#: No environment archive is smaller: a gzip'd tar of site/, the manifest and the marker.
+MIN_SIZE = 100
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COUNT = re.compile(r"[0-9]{1,18}")
+
+
+def metadata_problem(size: int, metadata: Mapping[str, str]) -> str | None:
+    """Why an archive object (``size`` bytes, its ``x-amz-meta-*`` without the prefix) cannot be
+    trusted, or None. Both the uploader's ``sha256`` (so the download is checked) and a decimal
+    ``unpacked-bytes`` (so the disk preflight means something) are required."""
+    digest = metadata.get("sha256")
+    if digest is None or not _SHA256.fullmatch(digest):
+        return f"its sha256 metadata is {digest!r}, not 64 lowercase hex digits"
+    unpacked = metadata.get("unpacked-bytes")
+    if unpacked is None or not _COUNT.fullmatch(unpacked) or int(unpacked) == 0:
+        return f"its unpacked-bytes metadata is {unpacked!r}, not a positive whole number"
+    if size < MIN_SIZE:
+        return f"it is {size} bytes, smaller than any environment archive"
+    return None
 
 
 def pack(env: str, dest: str) -> None:
@@ -94,5 +116,22 @@ def _extract_with_tar(tar_binary: str, src: str, dest: str) -> None:
     command = [tar_binary, "-xzf", src, "-C", dest, "--no-same-owner"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or ["tar exited " + str(done.returncode)])[-1]
-        raise Failure(f"environment archive is damaged ({detail}); it was not used")
+        raise tar_failure(done.stderr, done.returncode, dest)
+
+
+#: GNU tar's words (strerror) for a disk that filled up: the disk's fault, not the archive's.
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
+
+
+def tar_failure(stderr: str, status: int, dest: str) -> Failure:
+    """The Failure for GNU tar's ``stderr`` and exit ``status`` while unpacking into ``dest``: a
+    full disk is `EXIT_DISK` naming it (the bootstrap stops: an install would fill it too); else a
+    damaged archive, shown by tar's *first* error (its last line is only "Exiting with failure
+    status due to previous errors")."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if any(words in line for line in lines for words in _DISK_FULL):
+        return Failure(
+            f"no space left on {describe_full(dest)} while unpacking the environment archive", EXIT_DISK
+        )
+    detail = lines[0] if lines else f"tar exited {status}"
+    return Failure(f"environment archive is damaged ({detail}); it was not used")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 from . import archive, envstore, install, lock, s3, start, workdisk
-from .failure import EXIT_DISK, Failure, say
+from .failure import EXIT_CANNOT_WRITE, EXIT_DISK, EXIT_IO, Failure, say
 from .settings import Settings, load
 
 #: The archive needs about this many times its size free: itself plus the unpacked files.
@@ -97,7 +97,10 @@ def _from_archive(settings: Settings, disk: workdisk.WorkDisk, key: str, staging
     if info is None:
         say(f"no environment archive at s3://{settings.s3.bucket}/{name}; installing")
         return False
-    unpacked = int(info.metadata.get("unpacked-bytes", "0") or 0)
+    problem = archive.metadata_problem(info.size, info.metadata)
+    if problem is not None:  # whatever put it there, it is replaced by the upload after the install
+        raise Failure(f"the archive s3://{settings.s3.bucket}/{name} is not usable ({problem})")
+    unpacked = int(info.metadata["unpacked-bytes"])
     workdisk.preflight(disk, max(info.size * _UNPACK_FACTOR, info.size + unpacked), "the archive")
     say(f"downloading s3://{settings.s3.bucket}/{name} ({info.size / 1e6:.1f} MB)")
     download = os.path.join(staging, "archive" + archive.SUFFIX)
@@ -171,11 +174,43 @@ def main(argv: list[str]) -> int:
         say(failure.message)
         return failure.code
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
-            raise
         where = exc.filename if isinstance(exc.filename, str) else (disk.path if disk else "/")
-        say(f"no space left on {workdisk.describe_full(where)} ({exc.strerror})")
-        return EXIT_DISK
+        if exc.errno == errno.ENOSPC:
+            say(f"no space left on {workdisk.describe_full(where)} ({exc.strerror})")
+            return EXIT_DISK
+        message, code = disk_error(exc, where)
+        say(message)
+        return code
+
+
+#: What to do about a filesystem error, by errno: (advice, exit status).
+_DISK_ADVICE = {
+    errno.EDQUOT: ("free space on it or raise the quota", EXIT_DISK),
+    errno.EROFS: (
+        "that filesystem is read-only: point the variable naming it (HF_HOME, TORCH_HOME, ...) at the"
+        " work disk, or leave it unset so the bootstrap puts it there",
+        EXIT_CANNOT_WRITE,
+    ),
+    errno.EACCES: (
+        "run the worker as a user that may write there, or point it at the work disk",
+        EXIT_CANNOT_WRITE,
+    ),
+    errno.EPERM: (
+        "run the worker as a user that may write there, or point it at the work disk",
+        EXIT_CANNOT_WRITE,
+    ),
+    errno.ENOTDIR: ("a file stands where a folder is needed: remove it", EXIT_CANNOT_WRITE),
+    errno.EISDIR: ("a folder stands where a file is needed: remove it", EXIT_CANNOT_WRITE),
+}
+
+
+def disk_error(exc: OSError, where: str) -> tuple[str, int]:
+    """One line for a filesystem error at ``where`` (its errno's name and meaning, what to do) and
+    the exit status: 28 full or over quota, 73 cannot be written, 74 anything else (docs/runtime.md)."""
+    name = errno.errorcode.get(exc.errno or 0, "unknown error")
+    meaning = exc.strerror or os.strerror(exc.errno or 0)
+    advice, code = _DISK_ADVICE.get(exc.errno or 0, ("check that disk (dmesg, the volume's health)", EXIT_IO))
+    return f"cannot use {where}: {meaning} ({name}); {advice}", code
 
 
 if __name__ == "__main__":  # pragma: no cover - see __main__.py

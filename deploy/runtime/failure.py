@@ -8,7 +8,9 @@ PREFIX = "rpdeploy-bootstrap"
 
 #: Exit statuses (docs/runtime.md). 126/127 follow the shell's meaning.
 EXIT_FAILED = 1
-EXIT_DISK = 28  # errno ENOSPC: the work disk is too small or full
+EXIT_DISK = 28  # errno ENOSPC: the work disk is too small or full (or over its quota)
+EXIT_CANNOT_WRITE = 73  # sysexits.h EX_CANTCREAT: a path cannot be written (read-only, permissions, a file)
+EXIT_IO = 74  # sysexits.h EX_IOERR: any other error of the filesystem
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,20 @@ from .failure import EXIT_DISK, Failure, say
 from .settings import Settings
 from .workdisk import WorkDisk, describe_full
 
+#: The uv installed onto the work disk when the image has none: pinned, so every worker on a
+#: volume (and every cold start) runs the same one (docs/runtime.md).
+UV_REQUIREMENT = "uv==0.13.8"
 _NO_SPACE = ("No space left on device", "[Errno 28]", "os error 28")
+#: Signs in pip's or uv's output that the network or the index failed (worth another attempt);
+#: anything else (a requirement that does not resolve, a build error) fails the same way again.
+_NETWORK = (
+    "Connection refused", "NewConnectionError", "Failed to establish a new connection",
+    "Name or service not known", "Temporary failure in name resolution", "dns error",
+    "ConnectTimeoutError", "Read timed out", "ReadTimeoutError", "Connection reset", "timed out",
+    "error sending request", "HTTP status server error", "503 Service", "502 Bad Gateway",
+)  # fmt: skip
+#: How pip and uv start the line that says what went wrong.
+_ERROR_STARTS = ("ERROR:", "error:", "  × ", "  ╰─▶ ")
 
 
 def pip_command(settings: Settings, target: str) -> list[str]:
@@ -62,10 +77,11 @@ def find_uv(disk: WorkDisk, settings: Settings, env: dict[str, str]) -> str:
     binary = os.path.join(tools, "bin", "uv")
     if os.access(binary, os.X_OK):
         return binary
-    staging = f"{tools}.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    # The bootstrap is PID 1 in every container: the pid alone would be the same folder (uv.1)
+    # for every worker on the volume.
+    staging = f"{tools}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
     command = [sys.executable, "-m", "pip", "install", "--target", staging, "--no-input",
-               "--disable-pip-version-check", "--no-warn-script-location", "uv"]  # fmt: skip
+               "--disable-pip-version-check", "--no-warn-script-location", UV_REQUIREMENT]  # fmt: skip
     if settings.index_url:
         command += ["--index-url", settings.index_url]
     say("installing uv onto the work disk")
@@ -93,22 +109,38 @@ def install(settings: Settings, disk: WorkDisk, env: dict[str, str], site: str) 
 def _run_with_retries(  # noqa: PLR0917
     command: Sequence[str], env: dict[str, str], attempts: int, disk: WorkDisk, target: str, what: str
 ) -> None:
-    status = 0
+    """Run ``command`` until it succeeds; another attempt only after a network or index error."""
     for attempt in range(1, attempts + 1):
         status, tail = _run(command, env)
         if status == 0:
             return
         if any(sign in line for line in tail for sign in _NO_SPACE):
             raise Failure(f"no space left on {describe_full(target)} while {what}", EXIT_DISK)
-        if attempt < attempts:
-            say(f"{what} failed (exit {status}), attempt {attempt} of {attempts}; retrying")
-            shutil.rmtree(target, ignore_errors=True)
-            os.makedirs(target, exist_ok=True)
-            time.sleep(min(2.0**attempt, 10.0))  # the index or the network may be back
-    last = next((line for line in reversed(tail) if line.strip()), "")
-    raise Failure(
-        f"{what} failed after {attempts} attempts (exit {status}; last output: {last.strip()[:300]})"
-    )
+        network = network_cause(tail)
+        if network is None:  # it would fail the same way again
+            raise Failure(f"{what} failed (exit {status}): {first_error(tail)[:300]}")
+        if attempt == attempts:
+            raise Failure(
+                f"{what} failed after {attempts} attempts (exit {status}; network or index: {network[:300]})"
+            )
+        say(f"{what} failed (exit {status}: {network[:200]}), attempt {attempt} of {attempts}; retrying")
+        shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(target, exist_ok=True)
+        time.sleep(min(2.0**attempt, 10.0))  # the index or the network may be back
+
+
+def network_cause(tail: Sequence[str]) -> str | None:
+    """The first line of installer output that shows a network or index failure, or None.
+
+    pip retries a refused connection itself and then says only "No matching distribution
+    found": the cause (a typo'd index URL, a server down) is in its earlier warnings."""
+    return next((line.strip() for line in tail if any(sign in line for sign in _NETWORK)), None)
+
+
+def first_error(tail: Sequence[str]) -> str:
+    """pip's or uv's own error line (the first), else the last line of output."""
+    found = next((line.strip() for line in tail if line.startswith(_ERROR_STARTS)), None)
+    return found or next((line.strip() for line in reversed(tail) if line.strip()), "no output")
 
 
 def _run(command: Sequence[str], env: dict[str, str]) -> tuple[int, list[str]]:

@@ -30,6 +30,8 @@ class Lock:
         self.stale_s = stale_s
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        #: The holder's heartbeat as this waiter last saw it, and when (monotonic clock).
+        self._seen: tuple[float, float] | None = None
 
     def try_acquire(self) -> bool:
         try:
@@ -88,6 +90,15 @@ class Lock:
         age = time.time() - beat
         if age > self.stale_s:
             return f"no heartbeat for {age:.0f} s"
+        # A heartbeat in the future (another host's clock, a network filesystem's server time) is
+        # never "old" by the clock above: judge it by whether it moves while we watch instead.
+        now = time.monotonic()
+        if self._seen is None or self._seen[0] != beat:
+            self._seen = (beat, now)
+            return None
+        still = now - self._seen[1]
+        if still > self.stale_s:
+            return f"its heartbeat ({age:+.0f} s by this host's clock) has not moved for {still:.0f} s"
         return None
 
     def break_stale(self, reason: str) -> None:

@@ -1,11 +1,13 @@
-"""``--build-archive OUT [--push]``: the environment archive built ahead of time (`rpdeploy env build`).
+"""``--build-archive OUT [--push [--force]]``: the environment archive built ahead of time
+(`rpdeploy env build`).
 
 `rpdeploy env build` runs this inside the base image, so the interpreter (and so the key) is
 the one the workers run. It is the cold start's own code: the same key (`envstore.env_key`),
 the same provisioning (`bootstrap.provision`, with S3 turned off so nothing is downloaded or
 uploaded behind our back) and the same archive format (`archive.pack`). With ``--push`` a HEAD
-first: an archive already under the key is left as it is and nothing is built; otherwise the
-archive is uploaded, and a failed upload is fatal here (at a cold start it is only a warning).
+first: an archive already under the key whose size and metadata are an archive's is left as it
+is and nothing is built (``--force`` rebuilds and replaces it); otherwise the archive is built
+and uploaded, and a failed upload is fatal here (at a cold start it is only a warning).
 
 The result is one JSON object on stdout (the progress lines go to stderr):
 ``{"key", "interpreter", "archive", "size", "sha256", "unpacked_bytes", "s3_url", "uploaded",
@@ -29,9 +31,17 @@ EXIT_S3 = 69
 
 
 def build(
-    settings: Settings, disk: workdisk.WorkDisk, env: dict[str, str], out: str, *, push: bool
+    settings: Settings,
+    disk: workdisk.WorkDisk,
+    env: dict[str, str],
+    out: str,
+    *,
+    push: bool,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Build (or, with ``push``, find) the archive for the requirements; the JSON result."""
+    """Build (or, with ``push``, find) the archive for the requirements; the JSON result.
+
+    With ``force`` an archive already under the key is rebuilt and replaced."""
     key = envstore.env_key(bootstrap.read_requirements(settings))
     result: dict[str, Any] = {
         "key": key, "interpreter": envstore.interpreter_tag(), "archive": None, "size": None,
@@ -42,11 +52,10 @@ def build(
         name = bootstrap.object_key(settings, key)
         result["s3_url"] = f"s3://{client.settings.bucket}/{name}"
         found = _s3(lambda: client.head(name))
-        if found is not None:
+        if found is not None and _usable(result["s3_url"], found, force=force):
             say(f"{result['s3_url']} is there already ({found.size / 1e6:.1f} MB); nothing to build")
-            unpacked = found.metadata.get("unpacked-bytes")
-            result.update(existed=True, size=found.size, sha256=found.metadata.get("sha256"))
-            result["unpacked_bytes"] = int(unpacked) if unpacked and unpacked.isdigit() else None
+            result.update(existed=True, size=found.size, sha256=found.metadata["sha256"])
+            result["unpacked_bytes"] = int(found.metadata["unpacked-bytes"])
             return result
     env_dir = bootstrap.provision(replace(settings, s3=None), disk, env)
     packed = _pack(env_dir, out, key)
@@ -62,6 +71,20 @@ def build(
         say(f"uploaded {result['s3_url']} ({result['size'] / 1e6:.1f} MB)")
         result["uploaded"] = True
     return result
+
+
+def _usable(url: str, found: s3.ObjectInfo, *, force: bool) -> bool:
+    """Whether the object already under the key can stand for the build: its size and metadata
+    are an archive's (`archive.metadata_problem`; a cold start downloads it and checks the bytes
+    against that sha256). Anything else is rebuilt and replaced, as is everything with ``force``."""
+    if force:
+        say(f"{url} is there already; --force: building and replacing it")
+        return False
+    problem = archive.metadata_problem(found.size, found.metadata)
+    if problem is not None:
+        say(f"{url} is there already but is not usable ({problem}); building and replacing it")
+        return False
+    return True
 
 
 def _client(settings: Settings) -> s3.Client:
@@ -96,11 +119,12 @@ def _pack(env_dir: str, out: str, key: str) -> str:
 
 
 def main(argv: list[str], settings: Settings, disk: workdisk.WorkDisk, env: dict[str, str]) -> int:
-    """``--build-archive OUT [--push]``: prints the result as one JSON line."""
+    """``--build-archive OUT [--push [--force]]``: prints the result as one JSON line."""
     rest = argv[1:]
-    push = "--push" in rest
-    rest = [arg for arg in rest if arg != "--push"]
-    if len(rest) != 1:
-        raise Failure("usage: --build-archive OUT [--push]")
-    print(json.dumps(build(settings, disk, env, rest[0], push=push), sort_keys=True), flush=True)
+    push, force = "--push" in rest, "--force" in rest
+    rest = [arg for arg in rest if arg not in {"--push", "--force"}]
+    if len(rest) != 1 or (force and not push):
+        raise Failure("usage: --build-archive OUT [--push [--force]]")
+    result = build(settings, disk, env, rest[0], push=push, force=force)
+    print(json.dumps(result, sort_keys=True), flush=True)
     return 0

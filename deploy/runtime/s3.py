@@ -116,7 +116,8 @@ class Client:
         if code in {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"} or response.status == 403:
             return S3Failure(
                 f"S3 refused the credentials for {action} {where} ({code}): check AWS_ACCESS_KEY_ID and"
-                " AWS_SECRET_ACCESS_KEY in the endpoint's secrets"
+                " AWS_SECRET_ACCESS_KEY (a worker's come from its endpoint's secrets; `rpdeploy env build`'s"
+                " from the caller's environment)"
             )
         if code == "NoSuchBucket":
             return S3Failure(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,9 +46,17 @@ class Settings:
 
 
 _MB = 1024 * 1024
+#: Upper bounds that no real setting reaches: a petabyte, a week, a hundred attempts.
+_MOST_MB = 1e9
+_MOST_S = 7 * 24 * 3600.0
+_MOST_ATTEMPTS = 100
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, *, most: float, least: float = 0.0) -> float:
+    """``env[name]`` as a finite number in ``[least, most]``, else ``default`` when unset or blank.
+
+    Raises Failure (one line naming the variable) for text, inf, nan and values out of range:
+    float() accepts "inf", "nan" and "1e400", which would fail later as a traceback."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -55,9 +64,19 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise Failure(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise Failure(f"{name}={raw!r} must not be negative")
+    if not math.isfinite(value):
+        raise Failure(f"{name}={raw!r} is not a finite number")
+    if not least <= value <= most:
+        raise Failure(f"{name}={raw!r} is out of range: use {least:g} to {most:g}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, most: int, least: int = 0) -> int:
+    """`_number` that must also be a whole number (a count)."""
+    value = _number(env, name, default, most=most, least=least)
+    if not float(value).is_integer():
+        raise Failure(f"{name}={env.get(name, '').strip()!r} is not a whole number")
+    return int(value)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -83,22 +102,22 @@ def load(env: Mapping[str, str]) -> Settings:
     installer = env.get("RPDEPLOY_INSTALLER", "pip").strip() or "pip"
     if installer not in {"pip", "uv"}:
         raise Failure(f"RPDEPLOY_INSTALLER={installer!r}: use pip or uv")
-    attempts = int(_number(env, "RPDEPLOY_INSTALL_ATTEMPTS", 3))
     return Settings(
         volume_path=env.get("RPDEPLOY_VOLUME_PATH", "/runpod-volume").strip() or "/runpod-volume",
         work_dir=env.get("RPDEPLOY_WORK_DIR", "").strip() or None,
         requirements=env.get("RPDEPLOY_REQUIREMENTS", "/opt/rpdeploy/requirements.txt"),
         installer=installer,
         index_url=env.get("RPDEPLOY_INDEX_URL", "").strip() or env.get("PIP_INDEX_URL", "").strip() or None,
-        min_free_volume=int(_number(env, "RPDEPLOY_MIN_FREE_VOLUME_MB", 2048) * _MB),
-        min_free_os=int(_number(env, "RPDEPLOY_MIN_FREE_OS_MB", 512) * _MB),
-        min_os_percent=_number(env, "RUNPOD_MIN_DISK_PERCENT", 10.0),
-        skip_os_check=_flag(env, "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"),
+        min_free_volume=int(_number(env, "RPDEPLOY_MIN_FREE_VOLUME_MB", 2048, most=_MOST_MB) * _MB),
+        min_free_os=int(_number(env, "RPDEPLOY_MIN_FREE_OS_MB", 512, most=_MOST_MB) * _MB),
+        min_os_percent=_number(env, "RUNPOD_MIN_DISK_PERCENT", 10.0, most=100.0),
+        # As the runpod SDK reads it (1.12.0, serverless/modules/rp_fitness.py): "true" only.
+        skip_os_check=env.get("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "").lower() == "true",
         allow_os_disk=_flag(env, "RPDEPLOY_ALLOW_OS_DISK"),
-        install_attempts=max(1, attempts),
+        install_attempts=_whole(env, "RPDEPLOY_INSTALL_ATTEMPTS", 3, least=1, most=_MOST_ATTEMPTS),
         verify_files=_flag(env, "RPDEPLOY_VERIFY_FILES"),
-        lock_stale_s=_number(env, "RPDEPLOY_LOCK_STALE_S", 60.0),
-        lock_wait_s=_number(env, "RPDEPLOY_LOCK_WAIT_S", 1800.0),
+        lock_stale_s=_number(env, "RPDEPLOY_LOCK_STALE_S", 60.0, least=1.0, most=_MOST_S),
+        lock_wait_s=_number(env, "RPDEPLOY_LOCK_WAIT_S", 1800.0, most=_MOST_S),
         s3=s3_settings(env),
     )
 

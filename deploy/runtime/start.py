@@ -65,8 +65,10 @@ def start(argv: list[str], env: dict[str, str]) -> int:
     executable = resolve(argv[0], env.get("PATH", os.defpath))
     sys.stdout.flush()
     sys.stderr.flush()
-    # RPDEPLOY_SUPERVISE=1: the init role without being PID 1 (tests; a shell as PID 1).
-    if os.getpid() != 1 and env.get("RPDEPLOY_SUPERVISE") != "1":
+    # RPDEPLOY_SUPERVISE=1 (or true, yes, on, as the other flags): the init role without being
+    # PID 1 (tests; a shell as PID 1).
+    supervise = env.get("RPDEPLOY_SUPERVISE", "").strip().lower() in {"1", "true", "yes", "on"}
+    if os.getpid() != 1 and not supervise:
         _exec(executable, argv, env)
     return _supervise(executable, argv, env)
 

@@ -301,6 +301,30 @@ def test_the_install_preflight_names_the_disk_and_the_shortfall(setup: Setup, ru
     assert "GB free (attach a larger network volume" in line
 
 
+@pytest.mark.parametrize("where", ["hf", "lock"])
+def test_a_file_where_a_folder_is_needed_is_one_line_naming_it(
+    setup: Setup, run: Run, tmp_path: Path, where: str
+) -> None:
+    # The kind: any filesystem error other than ENOSPC (a read-only HF_HOME, a quota, permissions,
+    # a file in the way) used to be a traceback. A file in the way is the one root can meet here.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    extra = {"HF_HOME": str(blocker / "hf")}
+    if where == "lock":
+        key = envstore.env_key(setup.requirements.read_bytes())
+        locks = setup.work / "rpdeploy" / "locks"
+        locks.mkdir(parents=True)
+        blocker = locks / f"{key}.lock"
+        blocker.write_text("")
+        extra = {}
+    result = run("--provision-only", **extra)
+    assert result.returncode == 73, result.stderr
+    line = one_line(result)
+    assert f"cannot use {blocker}" in line
+    assert "(ENOTDIR)" in line or "(EEXIST)" in line
+    assert "remove it" in line or "stands" in line
+
+
 def test_no_work_disk_is_one_line(setup: Setup, run: Run) -> None:
     env = {k: v for k, v in setup.env.items() if k != "RPDEPLOY_WORK_DIR"}
     result = subprocess.run(
@@ -316,12 +340,28 @@ def test_the_os_disk_is_refused_as_work_disk(run: Run) -> None:
     assert "is on the OS disk (/)" in one_line(result)
 
 
-def test_an_install_that_keeps_failing_is_one_line_after_the_retries(run: Run, setup: Setup) -> None:
+def test_a_requirement_that_does_not_resolve_fails_at_once_naming_pips_error(run: Run, setup: Setup) -> None:
+    # Not a network error: another attempt would fail the same way.
     setup.requirements.write_text("no-such-package-rpdeploy-test==1.0\n")
     result = run("--provision-only", RPDEPLOY_INSTALL_ATTEMPTS="2")
     assert result.returncode == 1
     line = one_line(result)
+    assert "failed (exit 1): ERROR: " in line
+    assert "no-such-package-rpdeploy-test" in line
+    assert "retrying" not in result.stderr
+    assert not env_dirs(setup.work)
+
+
+def test_an_index_that_refuses_is_retried_and_the_cause_shown(run: Run, setup: Setup) -> None:
+    # A typo'd index URL: pip ends with "No matching distribution found"; the refusal is the cause.
+    result = run(
+        "--provision-only", RPDEPLOY_INSTALL_ATTEMPTS="2", RPDEPLOY_INDEX_URL="http://127.0.0.1:9/simple/"
+    )
+    assert result.returncode == 1
+    line = one_line(result)
     assert "failed after 2 attempts" in line
+    assert "network or index: " in line
+    assert "Connection refused" in line
     assert "attempt 1 of 2; retrying" in result.stderr
     assert not env_dirs(setup.work)
 

@@ -248,23 +248,40 @@ def test_an_upload_failure_is_logged_not_fatal(s3_setup: Setup, run: Run) -> Non
     )
 
 
-def test_a_corrupt_archive_is_not_used_and_the_install_runs(
-    s3_setup: Setup, run: Run, tmp_path: Path
+@pytest.mark.parametrize(
+    ("bogus", "unpacked", "problem"),
+    [
+        # Its size and metadata look right; its bytes do not.
+        (b"not a tar at all" * 20, "1000", "environment archive is damaged"),
+        # The right bytes; metadata that is not the uploader's (it used to be a traceback, exit 1).
+        (None, "lots", "unpacked-bytes metadata is 'lots'"),
+        (None, "1.5e5", "unpacked-bytes metadata is '1.5e5'"),
+    ],
+    ids=["damaged", "lots", "float"],
+)
+def test_a_bad_archive_is_not_used_the_install_runs_and_replaces_it(
+    s3_setup: Setup, run: Run, tmp_path: Path, bogus: bytes | None, unpacked: str, problem: str
 ) -> None:
     assert run("--provision-only").returncode == 0
     settings = s3_settings(s3_setup.env)
     assert settings is not None
     (env_dir,) = env_dirs(s3_setup.work)
     name = f"{settings.prefix}{env_dir.name}.tar.gz"
-    bogus = tmp_path / "bogus.tar.gz"
-    bogus.write_bytes(b"not a tar at all")
-    s3.Client(settings).put_file(name, str(bogus))
+    client = s3.Client(settings)
+    replaced = tmp_path / "replaced.tar.gz"
+    if bogus is None:
+        client.get_file(name, str(replaced))
+    else:
+        replaced.write_bytes(bogus)
+    client.put_file(name, str(replaced), {"unpacked-bytes": unpacked})
     result = run("--provision-only", **_fresh_work(s3_setup, "work-3"))
     assert result.returncode == 0, result.stderr
     lines = bootstrap_lines(result.stderr)
-    assert any("environment archive is damaged" in line and "installing instead" in line for line in lines), (
-        lines
-    )
+    assert any(problem in line and "installing instead" in line for line in lines), lines
+    assert any("uploaded the environment" in line for line in lines), lines
+    info = client.head(name)
+    assert info is not None
+    assert info.metadata["unpacked-bytes"].isdigit()
 
 
 # ---- --build-archive (`rpdeploy env build` runs it inside the base image)
@@ -309,6 +326,33 @@ def test_build_archive_push_uploads_once_and_a_cold_start_downloads_it(
     assert any("downloading s3://rpdeploy-envs/tests/" in line for line in lines), lines
     assert not any("installing" in line for line in lines), lines
     assert cold.stdout.strip().endswith(f"/envs/{built['key']}")
+
+
+def test_build_archive_push_replaces_an_object_that_is_not_an_archive(
+    s3_setup: Setup, run: Run, tmp_path: Path
+) -> None:
+    settings = s3_settings(s3_setup.env)
+    assert settings is not None
+    key = envstore.env_key(s3_setup.requirements.read_bytes())
+    name = f"{settings.prefix}{key}.tar.gz"
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"14 bytes junk!")
+    s3.Client(settings).put_file(name, str(junk), {"unpacked-bytes": "lots"})
+    done = run("--build-archive", str(tmp_path / "out"), "--push")
+    built = _result(done)
+    assert (built["existed"], built["uploaded"]) == (False, True)
+    assert any("is not usable" in line for line in bootstrap_lines(done.stderr))
+    info = s3.Client(settings).head(name)
+    assert info is not None
+    assert info.metadata["sha256"] == built["sha256"]
+
+    # A good archive is kept, unless --force.
+    kept = _result(run("--build-archive", str(tmp_path / "out-2"), "--push", **_fresh_work(s3_setup, "w-k")))
+    assert (kept["existed"], kept["uploaded"]) == (True, False)
+    forced = _result(
+        run("--build-archive", str(tmp_path / "out-3"), "--push", "--force", **_fresh_work(s3_setup, "w-f"))
+    )
+    assert (forced["existed"], forced["uploaded"]) == (False, True)
 
 
 def test_build_archive_without_push_needs_no_s3(setup: Setup, run: Run, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.runtime import archive, envstore, lock, settings, start
+from deploy.runtime import archive, bootstrap, envstore, lock, settings, start
 from deploy.runtime.failure import Failure
 
 LAUNCH = start.LAUNCH
@@ -152,7 +153,17 @@ def test_the_key_follows_requirements_and_interpreter() -> None:
     [
         ({"RPDEPLOY_INSTALLER": "conda"}, "RPDEPLOY_INSTALLER='conda': use pip or uv"),
         ({"RPDEPLOY_MIN_FREE_VOLUME_MB": "lots"}, "RPDEPLOY_MIN_FREE_VOLUME_MB='lots' is not a number"),
-        ({"RPDEPLOY_LOCK_STALE_S": "-1"}, "RPDEPLOY_LOCK_STALE_S='-1' must not be negative"),
+        ({"RPDEPLOY_LOCK_STALE_S": "-1"}, "RPDEPLOY_LOCK_STALE_S='-1' is out of range: use 1 to 604800"),
+        # float() reads these; each used to end in a traceback or a silent forever.
+        ({"RPDEPLOY_INSTALL_ATTEMPTS": "inf"}, "RPDEPLOY_INSTALL_ATTEMPTS='inf' is not a finite number"),
+        ({"RPDEPLOY_INSTALL_ATTEMPTS": "1e400"}, "RPDEPLOY_INSTALL_ATTEMPTS='1e400' is not a finite number"),
+        ({"RPDEPLOY_INSTALL_ATTEMPTS": "2.5"}, "RPDEPLOY_INSTALL_ATTEMPTS='2.5' is not a whole number"),
+        ({"RPDEPLOY_INSTALL_ATTEMPTS": "0"}, "RPDEPLOY_INSTALL_ATTEMPTS='0' is out of range: use 1 to 100"),
+        ({"RPDEPLOY_MIN_FREE_VOLUME_MB": "nan"}, "RPDEPLOY_MIN_FREE_VOLUME_MB='nan' is not a finite number"),
+        ({"RPDEPLOY_MIN_FREE_OS_MB": "-inf"}, "RPDEPLOY_MIN_FREE_OS_MB='-inf' is not a finite number"),
+        ({"RPDEPLOY_LOCK_WAIT_S": "nan"}, "RPDEPLOY_LOCK_WAIT_S='nan' is not a finite number"),
+        ({"RPDEPLOY_LOCK_WAIT_S": "1e9"}, "RPDEPLOY_LOCK_WAIT_S='1e9' is out of range: use 0 to 604800"),
+        ({"RUNPOD_MIN_DISK_PERCENT": "150"}, "RUNPOD_MIN_DISK_PERCENT='150' is out of range: use 0 to 100"),
     ],
 )
 def test_bad_settings_are_one_line(env: dict[str, str], message: str) -> None:
@@ -202,3 +213,112 @@ def test_a_dead_pid_breaks_a_lock_only_from_the_holders_pid_namespace(tmp_path: 
     assert held.stale_reason() is None
     owner(os.readlink("/proc/self/ns/pid"))  # our namespace: a killed installer
     assert held.stale_reason() == f"its holder (pid {gone.pid} on this host) is gone"
+
+
+@pytest.mark.parametrize(
+    ("size", "metadata", "problem"),
+    [
+        (5000, {"sha256": "a" * 64, "unpacked-bytes": "lots"}, "unpacked-bytes metadata is 'lots'"),
+        (5000, {"sha256": "a" * 64, "unpacked-bytes": "1.5e5"}, "unpacked-bytes metadata is '1.5e5'"),
+        (5000, {"sha256": "a" * 64, "unpacked-bytes": "-3"}, "unpacked-bytes metadata is '-3'"),
+        (5000, {"sha256": "a" * 64, "unpacked-bytes": "0"}, "unpacked-bytes metadata is '0'"),
+        (5000, {"sha256": "a" * 64}, "unpacked-bytes metadata is None"),
+        (5000, {"unpacked-bytes": "9000"}, "sha256 metadata is None"),
+        (5000, {"sha256": "xyz", "unpacked-bytes": "9000"}, "sha256 metadata is 'xyz'"),
+        (14, {"sha256": "a" * 64, "unpacked-bytes": "9000"}, "it is 14 bytes"),
+    ],
+)
+def test_archive_metadata_that_cannot_be_trusted_is_named(
+    size: int, metadata: dict[str, str], problem: str
+) -> None:
+    found = archive.metadata_problem(size, metadata)
+    assert found is not None
+    assert problem in found
+
+
+def test_archive_metadata_as_the_uploader_writes_it_is_trusted() -> None:
+    assert (
+        archive.metadata_problem(5000, {"sha256": "0123456789abcdef" * 4, "unpacked-bytes": "9000"}) is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "name", "code", "advice"),
+    [
+        (errno.EROFS, "EROFS", 73, "read-only"),
+        (errno.EDQUOT, "EDQUOT", 28, "quota"),
+        (errno.EACCES, "EACCES", 73, "a user that may write there"),
+        (errno.EPERM, "EPERM", 73, "a user that may write there"),
+        (errno.ENOTDIR, "ENOTDIR", 73, "remove it"),
+        (errno.EIO, "EIO", 74, "check that disk"),
+    ],
+)
+def test_filesystem_errors_are_one_line_with_a_documented_status(
+    number: int, name: str, code: int, advice: str
+) -> None:
+    # The errors themselves need mounts root cannot make here (EROFS, EDQUOT); their wording is pure.
+    message, status = bootstrap.disk_error(
+        OSError(number, os.strerror(number), "/root/.cache"), "/root/.cache"
+    )
+    assert status == code
+    assert message.startswith(f"cannot use /root/.cache: {os.strerror(number)} ({name}); ")
+    assert advice in message
+
+
+@pytest.mark.parametrize(("value", "skips"), [("true", True), ("TRUE", True), ("1", False), ("yes", False)])
+def test_the_os_check_is_skipped_exactly_when_the_sdk_skips_its_own(value: str, skips: bool) -> None:
+    # runpod 1.12.0 (serverless/modules/rp_fitness.py) skips only for "true", in any case.
+    assert settings.load({"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": value}).skip_os_check is skips
+
+
+def test_a_disk_that_fills_while_tar_unpacks_is_exit_28_naming_it(tmp_path: Path) -> None:
+    # GNU tar's own words (tar 1.34); filling a real disk needs a mount root cannot make here.
+    stderr = (
+        "/usr/bin/tar: site/x.so: Cannot write: No space left on device\n"
+        "/usr/bin/tar: Exiting with failure status due to previous errors\n"
+    )
+    failure = archive.tar_failure(stderr, 2, str(tmp_path))
+    assert failure.code == 28
+    assert failure.message.startswith("no space left on ")
+    assert failure.message.endswith("while unpacking the environment archive")
+
+
+def test_a_damaged_archive_shows_tars_first_error_not_its_last_line(tmp_path: Path) -> None:
+    bad = tmp_path / "cut.tar.gz"
+    good = tmp_path / "good.tar.gz"
+    env = tmp_path / "env"
+    (env / "site").mkdir(parents=True)
+    (env / "site" / "big.bin").write_bytes(os.urandom(200_000))
+    archive.pack(str(env), str(good))
+    bad.write_bytes(good.read_bytes()[:-5000])
+    command = ["tar", "-xzf", str(bad), "-C", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    failure = archive.tar_failure(done.stderr, done.returncode, str(tmp_path))
+    assert failure.code == 1
+    assert "Exiting with failure status" not in failure.message
+    assert failure.message.startswith("environment archive is damaged (")
+
+
+def test_a_lock_whose_heartbeat_is_in_the_future_is_stale_once_it_stops_moving(tmp_path: Path) -> None:
+    # Clock skew on a network filesystem: the dead holder's last heartbeat is an hour ahead of us.
+    held = lock.Lock(str(tmp_path / "k.lock"), stale_s=0.2)
+    assert held.try_acquire()
+    held._stop.set()  # the holder dies: its heartbeat stops (the folder stays)
+    assert held._beat is not None
+    held._beat.join()
+    ahead = time.time() + 3600
+    os.utime(tmp_path / "k.lock" / lock.OWNER, (ahead, ahead))
+    waiter = lock.Lock(str(tmp_path / "k.lock"), stale_s=0.2)
+    assert waiter.stale_reason() is None  # first sight: it may still move
+    time.sleep(0.3)
+    reason = waiter.stale_reason()
+    assert reason is not None
+    assert "has not moved for" in reason
+
+
+def test_the_uv_the_bootstrap_installs_is_pinned_to_the_one_the_stack_serves() -> None:
+    # An unpinned uv would differ between workers started a day apart on one volume.
+    from deploy.runtime import install  # noqa: PLC0415
+
+    stack = (Path(__file__).resolve().parents[2] / "scripts" / "stack.sh").read_text()
+    assert f"UV_PIN={install.UV_REQUIREMENT}\n" in stack
