@@ -9,6 +9,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test processes for `make test` (pytest-xdist). Whole files go to one process (--dist loadfile),
+# so a module's Docker fixtures (images, emulators) are built once. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 3
 
 .PHONY: demo test lint unit fuzz mutation venv stack-up stack-down stack-status bench bench-coldstart clean
 
@@ -44,7 +47,7 @@ demo: stack-up
 
 ## test: every test (lint, type check, import layers, unit, integration against real docker/registry/emulator).
 test: stack-up lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 ## unit: the fast tests only (no Docker).
 unit: venv
