@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -246,9 +246,9 @@ def serve(
     read-only, permission) in the state folder.
     """
     files.make_folder(state, "state folder")
-    settings = settings_from_env(host, port, state, api_key, allow_remote, tiny_os_disk_mb=tiny_os_disk_mb)
-    if cold_host:
-        settings = replace(settings, workers=replace(settings.workers, cold_host=True))
+    settings = settings_from_env(
+        host, port, state, api_key, allow_remote, tiny_os_disk_mb=tiny_os_disk_mb, cold_host=cold_host
+    )
     for name, value in server.urls(host, port).items():
         ctx.log(f"{name}={value}")
     ctx.log(f"API key: {_key_hint(settings.state_dir)}")

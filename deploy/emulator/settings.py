@@ -167,11 +167,13 @@ def settings_from_env(
     allow_remote: bool,
     *,
     tiny_os_disk_mb: int | None = None,
+    cold_host: bool = False,
 ) -> EmulatorSettings:
     """Settings for a server process: flags first, then RUNPOD_API_KEY, then the stored key.
 
     ``tiny_os_disk_mb`` (--tiny-os-disk): workers get a read-only root and a tmpfs /tmp of that
-    many MB, whatever the READ_ONLY_ROOTFS / TMP_SIZE_MB variables say.
+    many MB, whatever the READ_ONLY_ROOTFS / TMP_SIZE_MB variables say. ``cold_host``
+    (--cold-host): each worker start pulls the image again, whatever COLD_HOST says.
     """
     check_bind(host, allow_remote)
     if not 0 < port < 65536:
@@ -179,6 +181,8 @@ def settings_from_env(
     workers = WorkerKnobs.from_env()
     if tiny_os_disk_mb is not None:
         workers = replace(workers, read_only_rootfs=True, tmp_size_mb=tiny_os_disk_mb)
+    if cold_host:
+        workers = replace(workers, cold_host=True)
     key = api_key or os.environ.get("RUNPOD_API_KEY") or load_or_create_key(state_dir, API_KEY_FILE)
     return EmulatorSettings(
         host=host,
