@@ -668,6 +668,12 @@ def test_a_control_character_in_a_list_item_is_named_by_its_index(make_project: 
         "rpdeploy.yaml:16: endpoint.gpu.pools[0]: 'ADA_24\\x0a' contains a newline, control or"
         " invisible character (U+000A)"
     )
+    # secrets[0].name is 3 deep too: the text rule, not the name pattern, names the newline.
+    text = edit("  - name: AWS_ACCESS_KEY_ID", '  - name: "AWS_ACCESS\\nKEY_ID"')
+    assert problems(make_project, text) == (
+        "rpdeploy.yaml:20: secrets[0].name: 'AWS_ACCESS\\x0aKEY_ID' contains a newline, control or"
+        " invisible character (U+000A)"
+    )
 
 
 def test_an_environments_endpoint_env_value_may_span_lines(make_project: MakeProject) -> None:
