@@ -741,3 +741,58 @@ def test_a_secret_cannot_set_a_runtime_setting(make_project: MakeProject) -> Non
         " (render puts it into the endpoint env): set it in one place"
         " (runtime.s3.endpoint_url is at rpdeploy.yaml:11)"
     )
+
+
+# --- choosing an environment ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tail", "env", "expected"),
+    [
+        (
+            "environments: [staging]\n",
+            None,
+            "rpdeploy.yaml:22: environments: must be a mapping of environment names to overrides",
+        ),
+        (
+            "environments:\n  b: {}\n  a: {}\n",
+            "prod",
+            "rpdeploy.yaml:22: environments: no environment 'prod' (known: a, b)",
+        ),
+        ("", "prod", "rpdeploy.yaml:1: environments: no environment 'prod' (known: none defined)"),
+    ],
+)
+def test_a_missing_or_unknown_environment_is_one_line(
+    make_project: MakeProject, tail: str, env: str | None, expected: str
+) -> None:
+    text = BASE_CONFIG[: BASE_CONFIG.index("environments:")] + tail
+    assert problems(make_project, text, env) == expected
+
+
+# --- which variables are secrets (masked wherever their value shows) ------------------------
+
+
+def test_the_registry_password_variable_is_a_secret(make_project: MakeProject) -> None:
+    text = edit("  registry: 127.0.0.1:5000\n", "  registry: ${REG_PASSWORD}\n" + AUTH)
+    root = make_project(text)
+    environ = {"REG_PASSWORD": "pass word!", "REG_USER": "u"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(root / "rpdeploy.yaml", None, environ)
+    message = "\n".join(caught.value.problems)
+    assert "image.registry: '${REG_PASSWORD}' is not a valid registry host" in message
+    assert "pass word" not in message
+
+
+def test_only_a_secrets_name_and_from_env_are_secret_variables(make_project: MakeProject) -> None:
+    # A secret's other strings (its RunPod name here) name no variable to mask.
+    text = edit("  - name: AWS_ACCESS_KEY_ID", "  - name: AWS_ACCESS_KEY_ID\n    secret: shown_var")
+    root = make_project(text.replace("  registry: 127.0.0.1:5000", "  registry: ${shown_var}", 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(root / "rpdeploy.yaml", None, {"shown_var": "bad host!"})
+    assert "image.registry: 'bad host!' is not a valid registry host" in "\n".join(caught.value.problems)
+
+
+def test_a_config_without_environments_is_its_own_deploy_target(make_project: MakeProject) -> None:
+    root = make_project(BASE_CONFIG[: BASE_CONFIG.index("environments:")])
+    loaded = load_config(root / "rpdeploy.yaml", None, {})
+    assert (loaded.environment, loaded.config.endpoint_name(None)) == (None, "demo")
