@@ -760,6 +760,18 @@ def test_a_secret_cannot_set_a_runtime_setting(make_project: MakeProject) -> Non
             "rpdeploy.yaml:22: environments: no environment 'prod' (known: a, b)",
         ),
         ("", "prod", "rpdeploy.yaml:1: environments: no environment 'prod' (known: none defined)"),
+        (
+            "environments:\n  staging: [x]\n",
+            "staging",
+            "rpdeploy.yaml:23: environments.staging: must be a mapping of sections to override",
+        ),
+        (
+            "environments:\n  staging:\n    endpont: {}\n    project: x\n",
+            "staging",
+            "rpdeploy.yaml:24: environments.staging.endpont: cannot be overridden per environment"
+            " (did you mean 'endpoint'?)\n"
+            "rpdeploy.yaml:25: environments.staging.project: cannot be overridden per environment",
+        ),
     ],
 )
 def test_a_missing_or_unknown_environment_is_one_line(
