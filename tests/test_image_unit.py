@@ -341,7 +341,9 @@ class _TokenRegistry(http.server.BaseHTTPRequestHandler):
 
 def test_bearer_challenge_is_one_auth_step_and_429_is_retried() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenRegistry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the loop's next poll (0.5 s by default), which
+    # mutation runs paid again for every mutant these tests cover.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         # Class state is reset here, not at import: a second run in one process (mutmut's

@@ -656,3 +656,155 @@ def test_an_environment_may_deploy_the_base_configs_endpoint_name(make_project: 
 
 def test_a_document_without_lines_is_named_by_its_file() -> None:
     assert YamlDocument(file=Path("conf/x.yaml"), data=None).where(("a", "b")) == "x.yaml"
+
+
+# --- text rules in lists and environments; another environment's variables -----------------
+
+
+def test_a_control_character_in_a_list_item_is_named_by_its_index(make_project: MakeProject) -> None:
+    # A 3-deep path (endpoint.gpu.pools[0]) that is no endpoint env value: no newline allowed.
+    text = edit("    pools: [ADA_24]", '    pools: ["ADA_24\\n"]')
+    assert problems(make_project, text) == (
+        "rpdeploy.yaml:16: endpoint.gpu.pools[0]: 'ADA_24\\x0a' contains a newline, control or"
+        " invisible character (U+000A)"
+    )
+    # secrets[0].name is 3 deep too: the text rule, not the name pattern, names the newline.
+    text = edit("  - name: AWS_ACCESS_KEY_ID", '  - name: "AWS_ACCESS\\nKEY_ID"')
+    assert problems(make_project, text) == (
+        "rpdeploy.yaml:20: secrets[0].name: 'AWS_ACCESS\\x0aKEY_ID' contains a newline, control or"
+        " invisible character (U+000A)"
+    )
+
+
+def test_an_environments_endpoint_env_value_may_span_lines(make_project: MakeProject) -> None:
+    root = make_project(edit("      workers: {max: 1}", '      workers: {max: 1}\n      env: {PEM: "a\\nb"}'))
+    loaded = load_config(root / "rpdeploy.yaml", "staging", {})
+    assert loaded.config.endpoint.env == {"PEM": "a\nb"}
+
+
+def test_another_environments_variables_are_not_read(make_project: MakeProject) -> None:
+    # Only the chosen environment's override is interpolated: production's unset variable
+    # stops neither the base config nor staging.
+    root = make_project(BASE_CONFIG + "  production:\n    endpoint:\n      env: {X: '${PROD_ONLY}'}\n")
+    for env in (None, "staging"):
+        assert load_config(root / "rpdeploy.yaml", env, {}).config.endpoint.env == {}
+
+
+def test_a_rule_broken_by_an_override_points_at_the_override(make_project: MakeProject) -> None:
+    volume = "{name: v, size: 10, dataCenter: EU-RO-1}"
+    text = edit(
+        "      workers: {max: 1}",
+        "      workers: {max: 1}\n      dataCenterIds: [EU-RO-1]\n"
+        f"      networkVolumes: [{volume}, {volume}]",
+    )
+    assert problems(make_project, text, "staging") == (
+        "rpdeploy.yaml:27: environments.staging.endpoint.networkVolumes[1].name: volume 'v' is listed twice"
+    )
+
+
+# --- runtime: is the one source of the bootstrap's run-time settings -----------------------
+
+RUNTIME = "runtime:\n  requirements: worker/requirements.txt\n"
+RUNTIME_SET = (
+    RUNTIME + "  index_url: http://idx/simple/\n  s3: {bucket: envs, endpoint_url: 'http://s3:8333'}\n"
+)
+
+
+def runtime_config(env: str, strategy: str = "slim", secret: str = "") -> str:
+    text = BASE_CONFIG.replace(RUNTIME, RUNTIME_SET, 1).replace("strategy: slim", f"strategy: {strategy}", 1)
+    text = text.replace("  scaling:", f"  env: {env}\n  scaling:", 1)
+    return text.replace("  - name: AWS_SECRET_ACCESS_KEY", "  - name: AWS_SECRET_ACCESS_KEY" + secret, 1)
+
+
+def test_runtime_settings_that_endpoint_env_repeats_must_agree(make_project: MakeProject) -> None:
+    same = "{RPDEPLOY_INDEX_URL: 'http://idx/simple/', AWS_ENDPOINT_URL: 'http://s3:8333'}"
+    root = make_project(runtime_config(same))
+    assert load_config(root / "rpdeploy.yaml", None, {}).config.runtime_env() == {
+        "RPDEPLOY_INDEX_URL": ("http://idx/simple/", ("runtime", "index_url")),
+        "AWS_ENDPOINT_URL": ("http://s3:8333", ("runtime", "s3", "endpoint_url")),
+    }
+    other = "{RPDEPLOY_INDEX_URL: 'http://other/', AWS_ENDPOINT_URL: 'http://s3:8333', KEEP: 'x'}"
+    assert problems(make_project, runtime_config(other)) == (
+        "rpdeploy.yaml:20: endpoint.env.RPDEPLOY_INDEX_URL: conflicts with runtime.index_url, which"
+        " render puts into the endpoint env as RPDEPLOY_INDEX_URL: set it in one place"
+        " (runtime.index_url is at rpdeploy.yaml:10)"
+    )
+    # A baked image has no bootstrap, so nothing of runtime: reaches its endpoint env.
+    root = make_project(runtime_config(other, strategy="baked"), name="baked")
+    assert load_config(root / "rpdeploy.yaml", None, {}).config.runtime_env() == {}
+
+
+def test_a_secret_cannot_set_a_runtime_setting(make_project: MakeProject) -> None:
+    secret = "\n  - name: AWS_ENDPOINT_URL\n    mode: inline"
+    assert problems(make_project, runtime_config("{KEEP: 'x'}", secret=secret)) == (
+        "rpdeploy.yaml:25: secrets[2].name: AWS_ENDPOINT_URL is also set by runtime.s3.endpoint_url"
+        " (render puts it into the endpoint env): set it in one place"
+        " (runtime.s3.endpoint_url is at rpdeploy.yaml:11)"
+    )
+
+
+# --- choosing an environment ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tail", "env", "expected"),
+    [
+        (
+            "environments: [staging]\n",
+            None,
+            "rpdeploy.yaml:22: environments: must be a mapping of environment names to overrides",
+        ),
+        (
+            "environments:\n  b: {}\n  a: {}\n",
+            "prod",
+            "rpdeploy.yaml:22: environments: no environment 'prod' (known: a, b)",
+        ),
+        ("", "prod", "rpdeploy.yaml:1: environments: no environment 'prod' (known: none defined)"),
+        (
+            "environments:\n  staging: [x]\n",
+            "staging",
+            "rpdeploy.yaml:23: environments.staging: must be a mapping of sections to override",
+        ),
+        (
+            "environments:\n  staging:\n    endpont: {}\n    project: x\n",
+            "staging",
+            "rpdeploy.yaml:24: environments.staging.endpont: cannot be overridden per environment"
+            " (did you mean 'endpoint'?)\n"
+            "rpdeploy.yaml:25: environments.staging.project: cannot be overridden per environment",
+        ),
+    ],
+)
+def test_a_missing_or_unknown_environment_is_one_line(
+    make_project: MakeProject, tail: str, env: str | None, expected: str
+) -> None:
+    text = BASE_CONFIG[: BASE_CONFIG.index("environments:")] + tail
+    assert problems(make_project, text, env) == expected
+
+
+# --- which variables are secrets (masked wherever their value shows) ------------------------
+
+
+def test_the_registry_password_variable_is_a_secret(make_project: MakeProject) -> None:
+    text = edit("  registry: 127.0.0.1:5000\n", "  registry: ${REG_PASSWORD}\n" + AUTH)
+    root = make_project(text)
+    environ = {"REG_PASSWORD": "pass word!", "REG_USER": "u"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(root / "rpdeploy.yaml", None, environ)
+    message = "\n".join(caught.value.problems)
+    assert "image.registry: '${REG_PASSWORD}' is not a valid registry host" in message
+    assert "pass word" not in message
+
+
+def test_only_a_secrets_name_and_from_env_are_secret_variables(make_project: MakeProject) -> None:
+    # A secret's other strings (its RunPod name here) name no variable to mask.
+    text = edit("  - name: AWS_ACCESS_KEY_ID", "  - name: AWS_ACCESS_KEY_ID\n    secret: shown_var")
+    root = make_project(text.replace("  registry: 127.0.0.1:5000", "  registry: ${shown_var}", 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(root / "rpdeploy.yaml", None, {"shown_var": "bad host!"})
+    assert "image.registry: 'bad host!' is not a valid registry host" in "\n".join(caught.value.problems)
+
+
+def test_a_config_without_environments_is_its_own_deploy_target(make_project: MakeProject) -> None:
+    root = make_project(BASE_CONFIG[: BASE_CONFIG.index("environments:")])
+    loaded = load_config(root / "rpdeploy.yaml", None, {})
+    assert (loaded.environment, loaded.config.endpoint_name(None)) == (None, "demo")

@@ -151,7 +151,9 @@ def registry() -> Iterator[str]:
     _Registry.routes = {}
     _Registry.seen = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the loop's next poll (0.5 s by default), which
+    # mutation runs paid again for every mutant these tests cover.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}"

@@ -165,11 +165,13 @@ def _resolve(
     problems: list[Problem] = []
     override = _environment_block(data, env, problems)
     if problems:
-        return None, _format(problems, document, env, Masker()), Masker(), {}
+        # Each is under environments:, where it was written: no override to look through.
+        return None, _format(problems, document, None, Masker()), Masker(), {}
     interpolator = Interpolator(environ, _secret_variables(data))
     try:
         base = interpolator.apply({k: v for k, v in data.items() if k != "environments"})
-        overlay = interpolator.apply(override, ("environments", env)) if env else {}
+        # Without env the override is {} and interpolates to {}: `if env` only skips the call.
+        overlay = interpolator.apply(override, ("environments", env)) if env else {}  # pragma: no mutate
     except UnsetVariable as exc:
         masker = Masker(interpolator.secrets)
         return None, _format([Problem(exc.path, exc.message)], document, None, masker), masker, {}

@@ -84,7 +84,7 @@ def _runpod_body(config: Config) -> dict[str, Any]:
     # Volumes given by name get their ids at deploy time (deploy.release.volumes).
     body["networkVolumes"] = ep.volume_ids()
     if not idle_timeout_applies(ep.type, ep.scaling.type):
-        body["workers"].pop("idleTimeout", None)
+        del body["workers"]["idleTimeout"]  # always there: the field has a default
     return body
 
 
