@@ -266,3 +266,14 @@ def _drop_stale_tags(client: docker.DockerClient, keep: str) -> None:
         for stale in (t for t in image["RepoTags"] or [] if t != keep):
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(stale)
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it is truthy; return its value (a generous bound, not a timing check)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)

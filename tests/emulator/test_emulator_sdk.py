@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import json
 import threading
-import time
 from typing import Any
 
 import docker
@@ -15,7 +14,7 @@ import pytest
 import runpod
 
 from deploy.emulator.settings import state_label
-from tests.emulator.helpers import API_KEY, Api, EmulatorProcess
+from tests.emulator.helpers import API_KEY, Api, EmulatorProcess, wait_for
 
 pytestmark = pytest.mark.docker
 ASYNC = {"HANDLER_MODE": "async"}
@@ -47,16 +46,6 @@ def workers(api: Api, endpoint_id: str) -> list[dict[str, Any]]:
 def worker_log(emulator: EmulatorProcess, endpoint_id: str, worker_id: str) -> str:
     path = emulator.state / "logs" / endpoint_id / f"{worker_id}.log"
     return path.read_text(errors="replace") if path.exists() else ""
-
-
-def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 class Gate:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 from deploy.api import RunPodApi
 from deploy.release import preflight, registry_auth
 from tests.conftest import BASE_CONFIG, MakeProject
-from tests.emulator.helpers import Api, build_sdk_image, endpoint_body, free_port
+from tests.emulator.helpers import Api, build_sdk_image, endpoint_body, free_port, wait_for
 from tests.release.resources import load, project_config, unique_project
 
 pytestmark = pytest.mark.docker
@@ -59,7 +58,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegi
     with (root / "registry.log").open("ab") as log:
         process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
     try:
-        _wait_until(lambda: _code(f"http://{registry.host}/v2/") == 401, "the auth registry to answer")
+        wait_for(lambda: _code(f"http://{registry.host}/v2/") == 401, 120.0, "the auth registry to answer")
         yield registry
     finally:
         process.terminate()
@@ -71,17 +70,6 @@ def _code(url: str) -> int:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return 0
-
-
-def _wait_until(predicate: Any, what: str, timeout: float = 120.0) -> Any:
-    """Poll ``predicate`` until it is truthy; a generous bound, not a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +127,9 @@ def test_a_worker_pulls_the_private_image_with_the_credential_and_not_with_a_wro
     body = endpoint_body(f"{project}-bad", image=private_image, registry=wrong, env=env)
     body["workers"] = {"min": 1, "max": 1, "idleTimeout": 30}
     refused = client.create_endpoint(body)
-    failed = _wait_until(
+    failed = wait_for(
         lambda: [w for w in workers(api, refused["id"]) if w["status"] == "UNHEALTHY"],
+        120.0,
         "the worker whose pull is refused",
     )
     reason = failed[0]["statusReason"]
