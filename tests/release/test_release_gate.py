@@ -73,13 +73,9 @@ def test_a_new_endpoint_whose_rollout_fails_is_scaled_to_zero_and_kept(
         assert stage["rollout_error"]
         assert stage["no_rollback"] == "the change made no new release (settings changed in place)"
         assert stage["scaled_to_zero"] is True
-        endpoint = endpoint_named(emu_api, name)
-        assert endpoint is not None
-        assert (endpoint["workers"]["min"], endpoint["workers"]["max"]) == (0, 0)
+        assert_kept_at_zero_workers(emu_api, name)
     finally:
-        found = endpoint_named(emu_api, name)
-        if found is not None:
-            emu_api.rest("DELETE", f"/v2/serverless/{found['id']}")
+        delete_if_there(emu_api, name)
 
 
 def test_a_new_endpoint_whose_rollout_times_out_is_scaled_to_zero(
@@ -101,10 +97,18 @@ def test_a_new_endpoint_whose_rollout_times_out_is_scaled_to_zero(
         assert stage["deploy"]["changed"] is True
         assert "created by this release" in stage["no_rollback"]
         assert stage["scaled_to_zero"] is True
-        endpoint = endpoint_named(emu_api, name)
-        assert endpoint is not None
-        assert (endpoint["workers"]["min"], endpoint["workers"]["max"]) == (0, 0)
+        assert_kept_at_zero_workers(emu_api, name)
     finally:
-        found = endpoint_named(emu_api, name)
-        if found is not None:
-            emu_api.rest("DELETE", f"/v2/serverless/{found['id']}")
+        delete_if_there(emu_api, name)
+
+
+def assert_kept_at_zero_workers(emu_api: Api, name: str) -> None:
+    endpoint = endpoint_named(emu_api, name)
+    assert endpoint is not None, "the endpoint is kept (its logs and releases)"
+    assert (endpoint["workers"]["min"], endpoint["workers"]["max"]) == (0, 0)
+
+
+def delete_if_there(emu_api: Api, name: str) -> None:
+    found = endpoint_named(emu_api, name)
+    if found is not None:
+        emu_api.rest("DELETE", f"/v2/serverless/{found['id']}")
