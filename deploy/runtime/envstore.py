@@ -1,4 +1,5 @@
-"""Environments on the work disk: ``<work>/rpdeploy/envs/<key>/`` with ``site/``, a manifest and a marker.
+"""Environments on the work disk: ``<work>/rpdeploy/envs/<key>/`` with ``site/``, ``bytecode/``
+(`bytecode`: the pycs of the site and the stdlib), a manifest and a marker.
 
 The key is a content hash of the locked requirements, the Python version/ABI and the
 platform, so an image with another interpreter never reuses an incompatible environment.
@@ -20,12 +21,14 @@ import sys
 import sysconfig
 import time
 
+from . import bytecode
 from .workdisk import WorkDisk
 
 SITE = "site"
 MANIFEST = "manifest.json"
 MARKER = "COMPLETE"
-FORMAT = "rpdeploy-env-1"
+#: 2: bytecode/ (a PYTHONPYCACHEPREFIX tree) instead of __pycache__ folders in site/.
+FORMAT = "rpdeploy-env-2"
 
 
 def interpreter_tag() -> str:
@@ -75,11 +78,12 @@ class Store:
         return check(self.env_dir(key), files=files)
 
     def publish(self, key: str, staging: str, *, sealed: bool = False) -> str:
-        """Seal ``staging`` (manifest, then marker; unless an unpacked archive brought both)
-        and rename it to ``envs/<key>``."""
+        """Seal ``staging`` (manifest, then marker; unless an unpacked archive brought both), point
+        its bytecode at the final place and rename it to ``envs/<key>``."""
         if not sealed:
             seal(staging, key)
         target = self.env_dir(key)
+        relocate(staging, site_of(target))
         if os.path.lexists(target):  # a corrupt one (we hold the lock): move it aside first
             aside = self.disk.sub("staging", f"{key}.corrupt.{secrets.token_hex(4)}")
             os.rename(target, aside)
@@ -88,32 +92,62 @@ class Store:
         return target
 
 
-def _files(site: str) -> list[list[object]]:
+def _files(folder: str, skip: str | None = None) -> list[list[object]]:
+    """``[relative path, size]`` of every file below ``folder`` (links and ``skip`` left out)."""
     entries: list[list[object]] = []
-    for folder, dirs, names in os.walk(site):
-        dirs.sort()
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = sorted(name for name in dirs if os.path.join(parent, name) != skip)
         for name in sorted(names):
-            path = os.path.join(folder, name)
+            path = os.path.join(parent, name)
             if os.path.islink(path):
                 continue
-            entries.append([os.path.relpath(path, site), os.path.getsize(path)])
+            entries.append([os.path.relpath(path, folder), os.path.getsize(path)])
     return entries
 
 
 def seal(env: str, key: str) -> None:
-    files = _files(os.path.join(env, SITE))
+    """Write the manifest, then the marker. The site's pycs are listed relative to their mirror of
+    ``site/`` (`bytecode.mirror`), so that moving them (`relocate`) leaves the lists as they are."""
+    site = site_of(env)
+    root = os.path.join(env, bytecode.ROOT)
+    site_pycs = bytecode.mirror(root, site)
+    files = _files(site)
+    compiled = _files(site_pycs) if os.path.isdir(site_pycs) else []
+    others = _files(root, skip=site_pycs) if os.path.isdir(root) else []
     manifest = {
         "format": FORMAT,
         "key": key,
         "interpreter": interpreter_tag(),
         "created": time.time(),
-        "bytes": sum(int(str(size)) for _, size in files),
+        "bytes": sum(int(str(size)) for _, size in (*files, *compiled, *others)),
         "files": files,
+        "bytecode_site": site,
+        "site_bytecode": compiled,
+        "stdlib_bytecode": others,
     }
+    _write_manifest(env, manifest)
+
+
+def _write_manifest(env: str, manifest: dict[str, object]) -> None:
     data = json.dumps(manifest, sort_keys=True).encode()
     _write_synced(os.path.join(env, MANIFEST), data)
     # Written last: its presence (and agreement with the manifest) proves the rest is there.
     _write_synced(os.path.join(env, MARKER), hashlib.sha256(data).hexdigest().encode())
+
+
+def relocate(env: str, site: str) -> None:
+    """Point the environment's site bytecode at ``site``, the absolute path its ``site/`` will have:
+    the pycs were compiled where it was built (a staging folder, or another machine for an
+    archive), and Python finds them by the sources' absolute path. One rename, then the manifest
+    and the marker are written again. Call on a checked environment (`check`)."""
+    with open(os.path.join(env, MANIFEST), "rb") as handle:
+        manifest = json.load(handle)
+    built_for = _clean(manifest["bytecode_site"])
+    if built_for == site:
+        return
+    bytecode.relocate(os.path.join(env, bytecode.ROOT), built_for, site)
+    manifest["bytecode_site"] = site
+    _write_manifest(env, manifest)
 
 
 def _write_synced(path: str, data: bytes) -> None:
@@ -145,15 +179,37 @@ def check(env: str, *, files: bool = True) -> str | None:  # noqa: PLR0911 (one 
     if hashlib.sha256(data).hexdigest() != marker:
         return "its manifest does not match its completion marker"
     try:
-        listed = json.loads(data)["files"]
+        manifest = json.loads(data)
+        listed = [
+            (site_of(env), manifest["files"]),
+            (bytecode.mirror(os.path.join(env, bytecode.ROOT), _clean(manifest["bytecode_site"])),
+             manifest["site_bytecode"]),
+            (os.path.join(env, bytecode.ROOT), manifest["stdlib_bytecode"]),
+        ]  # fmt: skip
     except (ValueError, KeyError, TypeError):
         return "its manifest is unreadable"
     if not files:
         return None
-    site = os.path.join(env, SITE)
-    for rel, size in listed:
+    for folder, entries in listed:
+        problem = _size_problem(folder, entries)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _clean(path: object) -> str:
+    """``path`` when it is safe to mirror below bytecode/ (absolute, normalised, no ``..``)."""
+    if not bytecode.is_clean_absolute(path):
+        raise ValueError(f"not a clean absolute path: {path!r}")
+    assert isinstance(path, str)
+    return path
+
+
+def _size_problem(folder: str, entries: list[list[object]]) -> str | None:
+    for rel, size in entries:
+        path = os.path.join(folder, str(rel))
         try:
-            actual = os.path.getsize(os.path.join(site, rel))
+            actual = os.path.getsize(path)
         except OSError:
             return f"{rel} is missing"
         if actual != size:
@@ -163,6 +219,11 @@ def check(env: str, *, files: bool = True) -> str | None:  # noqa: PLR0911 (one 
 
 def site_of(env: str) -> str:
     return os.path.join(env, SITE)
+
+
+def bytecode_of(env: str) -> str:
+    """The environment's PYTHONPYCACHEPREFIX folder."""
+    return os.path.join(env, bytecode.ROOT)
 
 
 def size_of(env: str) -> int:

@@ -41,6 +41,9 @@ def pip_command(settings: Settings, target: str) -> list[str]:
     command = [
         sys.executable, "-m", "pip", "install", "--target", target, "--no-input",
         "--disable-pip-version-check", "--no-warn-script-location", "--retries", "5", "--timeout", "30",
+        # No __pycache__ in site/: the bootstrap compiles into the environment's bytecode/ tree
+        # (bytecode.py), which is where the handler's Python looks (PYTHONPYCACHEPREFIX).
+        "--no-compile",
         "-r", settings.requirements,
     ]  # fmt: skip
     if settings.index_url:
@@ -57,9 +60,7 @@ def uv_command(uv: str, settings: Settings, target: str) -> list[str]:
         target,
         "--python",
         sys.executable,
-        # uv writes no .pyc unless asked (pip does): without them every cold start compiles
-        # each module it imports (bench/RESULTS.md, cold start: 0 .pyc for 3,118 modules).
-        "--compile-bytecode",
+        # No --compile-bytecode: the bootstrap compiles into bytecode/ (see pip_command).
         "-r",
         settings.requirements,
     ]

@@ -64,6 +64,10 @@ def setup(tmp_path: Path) -> Setup:
         "RPDEPLOY_MIN_FREE_VOLUME_MB": "1",
         "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # The site's bytecode only: the stdlib's costs 5-15 s per install on this 2-core machine.
+        # tests/runtime/test_bootstrap.py::test_the_handler_reads_bytecode_from_the_environment
+        # turns it on.
+        "RPDEPLOY_STDLIB_BYTECODE": "0",
     }
     return Setup(work, copy_bootstrap(tmp_path / "image"), requirements, env)
 

@@ -77,6 +77,40 @@ def test_the_handler_gets_the_environment_and_the_work_disk_variables(
     assert report["env"]["UV_PYTHON_DOWNLOADS"] == "never"
 
 
+BYTECODE_HANDLER = """\
+import fractions, json, os, sys
+import six
+sys.path.insert(0, os.path.dirname(__file__))
+import helper
+print(json.dumps({"six": six.__cached__, "fractions": fractions.__cached__, "prefix": sys.pycache_prefix,
+                  "no_write": sys.dont_write_bytecode, "helper": helper.__file__}))
+"""
+
+
+def test_the_handler_reads_bytecode_from_the_environment(setup: Setup, run: Run, tmp_path: Path) -> None:
+    # The site's pycs (timestamp) and the stdlib's (checked hash) come from the environment's
+    # bytecode/ tree; the handler's own modules are never cached (docs/runtime.md, "Bytecode").
+    handler = write_handler(tmp_path, BYTECODE_HANDLER)
+    (handler.parent / "helper.py").write_text("VALUE = 1\n")
+    result = run("python3", "-v", "-u", str(handler), RPDEPLOY_STDLIB_BYTECODE="1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    (env_dir,) = env_dirs(setup.work)
+    prefix = env_dir / "bytecode"
+    assert report["prefix"] == str(prefix)
+    assert report["no_write"] is True
+    for name, flags in (("six", 0), ("fractions", 0b11)):  # PEP 552: 0 timestamp, 3 checked hash
+        cached = Path(report[name])
+        assert cached.is_relative_to(prefix), name
+        assert f"code object from '{cached}'" in result.stderr, name  # read from the pyc, not compiled
+        assert int.from_bytes(cached.read_bytes()[4:8], "little") == flags, name
+    assert "compiling the bytecode of the environment and the stdlib" in result.stderr
+    helper_pycs = [*setup.work.rglob("helper*.pyc"), *tmp_path.glob("app/**/*.pyc")]
+    assert helper_pycs == []
+    # No __pycache__ in the site: the installer was told not to write them.
+    assert not list((env_dir / "site").rglob("__pycache__"))
+
+
 def test_a_model_cache_set_by_the_endpoint_is_kept(setup: Setup, run: Run, tmp_path: Path) -> None:
     handler = write_handler(tmp_path, REPORT_HANDLER)
     names = json.dumps(["HF_HOME", "TMPDIR"])

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from deploy.runtime import archive, bootstrap, envstore, lock, settings, start
+from deploy.runtime import archive, bootstrap, bytecode, envstore, lock, settings, start
 from deploy.runtime.failure import Failure
 
 LAUNCH = start.LAUNCH
@@ -123,6 +125,67 @@ def test_both_extractors_unpack_the_same_environment(
     assert os.access(out / "site" / "bin" / "tool", os.X_OK)
     assert os.readlink(out / "site" / "pkg" / "alias.py") == "__init__.py"
     assert (out / "site" / "pkg" / "alias.py").read_text() == "x = 1\n"
+
+
+def _compiled_env(env: Path) -> Path:
+    """A sealed environment at ``env`` whose site's bytecode was compiled where it stands."""
+    (env / "site" / "pkg").mkdir(parents=True)
+    (env / "site" / "pkg" / "__init__.py").write_text("x = 1\n")
+    bytecode.compile_tree(str(env / "bytecode"), str(env / "site"), dict(os.environ), stdlib=False)
+    envstore.seal(str(env), "k")
+    return bytecode_file(env, env / "site" / "pkg" / "__init__.py")
+
+
+def bytecode_file(env: Path, source: Path) -> Path:
+    """Where Python looks for ``source``'s pyc with PYTHONPYCACHEPREFIX=<env>/bytecode."""
+    name = f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+    return env / "bytecode" / str(source.parent).lstrip("/") / name
+
+
+def test_an_archive_built_elsewhere_gets_its_bytecode_moved_to_where_it_is_published(tmp_path: Path) -> None:
+    # Built in one place (another machine's work disk, or a staging folder), published in another:
+    # Python finds a pyc by its source's absolute path, so the mirror must move with the site.
+    built = tmp_path / "builder" / "envs" / "k"
+    assert _compiled_env(built).is_file()
+    packed = tmp_path / "env.tar.gz"
+    archive.pack(str(built), str(packed))
+    staging = tmp_path / "worker" / "staging" / "k.host.1"
+    staging.mkdir(parents=True)
+    archive.unpack(str(packed), str(staging))
+    assert envstore.check(str(staging)) is None  # the manifest names where the pycs are now
+    final = tmp_path / "worker" / "envs" / "k"
+    envstore.relocate(str(staging), str(final / "site"))
+    final.parent.mkdir()
+    staging.rename(final)
+    assert envstore.check(str(final)) is None
+    moved = bytecode_file(final, final / "site" / "pkg" / "__init__.py")
+    assert moved.is_file()
+    # The old mirror's folders are gone, up to bytecode/ itself.
+    assert sorted(p.name for p in (final / "bytecode").iterdir()) == [str(tmp_path).split("/")[1]]
+    assert not (final / "bytecode" / str(built).lstrip("/")).exists()
+    probe = "import pkg; print(pkg.__cached__)"
+    env = {"PYTHONPATH": str(final / "site"), "PYTHONPYCACHEPREFIX": str(final / "bytecode"),
+           "PYTHONDONTWRITEBYTECODE": "1", "PATH": os.defpath}  # fmt: skip
+    command = [sys.executable, "-v", "-c", probe]
+    shown = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == str(moved)
+    assert f"code object from '{moved}'" in shown.stderr  # read, not compiled
+
+
+def test_missing_or_misplaced_bytecode_makes_an_environment_unusable(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    pyc = _compiled_env(env)
+    assert envstore.check(str(env)) is None
+    pyc.unlink()
+    assert envstore.check(str(env), files=False) is None  # the quick check trusts the marker
+    assert envstore.check(str(env)) == f"pkg/{pyc.name} is missing"
+    manifest = json.loads((env / "manifest.json").read_text())
+    for bad in ("../../etc", "relative/site", "/a/../b", "/a//b", None):
+        manifest["bytecode_site"] = bad
+        data = json.dumps(manifest).encode()
+        (env / "manifest.json").write_bytes(data)
+        (env / "COMPLETE").write_text(hashlib.sha256(data).hexdigest())
+        assert envstore.check(str(env), files=False) == "its manifest is unreadable", bad
 
 
 def test_a_truncated_archive_is_one_line_with_either_extractor(tmp_path: Path) -> None:
