@@ -270,14 +270,16 @@ def test_a_handler_killed_by_sigkill_is_explained_as_likely_out_of_memory(run: R
     assert "killed by SIGKILL (exit 137): most likely out of memory" in one_line(result)
 
 
-def test_signals_reach_the_supervised_handler(setup: Setup, tmp_path: Path) -> None:
-    marker = tmp_path / "got-sigterm"
+def test_every_forwarded_signal_reaches_the_supervised_handler(setup: Setup, tmp_path: Path) -> None:
+    # docs/runtime.md: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded.
     handler = write_handler(
         tmp_path,
         "import signal, sys, time\n"
-        f"def stop(*_):\n    open({str(marker)!r}, 'w').write('yes'); sys.exit(0)\n"
-        "signal.signal(signal.SIGTERM, stop)\nprint('ready', flush=True)\n"
-        "while True: time.sleep(1)\n",
+        "def got(number, _):\n    print(signal.Signals(number).name, flush=True)\n"
+        "    if number == signal.SIGTERM: sys.exit(0)\n"
+        "for name in ('SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGTERM'):\n"
+        "    signal.signal(getattr(signal, name), got)\n"
+        "print('ready', flush=True)\nwhile True: time.sleep(1)\n",
     )
     process = subprocess.Popen(
         bootstrap_command(setup, "python3", "-u", str(handler)),
@@ -288,9 +290,37 @@ def test_signals_reach_the_supervised_handler(setup: Setup, tmp_path: Path) -> N
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
-    process.send_signal(signal.SIGTERM)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM):
+        process.send_signal(sig)
+        # Each one is seen before the next is sent: signals of one kind may merge while pending.
+        assert process.stdout.readline().strip() == sig.name
     assert process.wait(timeout=60) == 0
-    assert marker.read_text() == "yes"
+
+
+def test_the_os_disk_below_the_sdks_threshold_is_exit_28_or_a_warning_when_skipped(run: Run) -> None:
+    # No disk is 100 % free: the threshold every / misses.
+    failed = run("--provision-only", RUNPOD_MIN_DISK_PERCENT="100", RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="")
+    assert failed.returncode == 28, failed.stderr
+    line = one_line(failed)
+    assert line.startswith("rpdeploy-bootstrap: / has "), line
+    assert "below RUNPOD_MIN_DISK_PERCENT=100 % or runtime.disk.min_free_os_mb" in line
+    assert line.endswith("the worker SDK's fitness check would fail; raise the endpoint's container disk")
+    skipped = run("--provision-only", RUNPOD_MIN_DISK_PERCENT="100", RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true")
+    assert skipped.returncode == 0, skipped.stderr
+    assert bootstrap_lines(skipped.stderr)[0].startswith("rpdeploy-bootstrap: warning: / has ")
+    also_mb = run("--provision-only", RPDEPLOY_MIN_FREE_OS_MB="1000000000", RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="")
+    assert also_mb.returncode == 28, also_mb.stderr
+
+
+def test_a_file_at_the_work_dir_is_exit_73_naming_it(setup: Setup, run: Run, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = run("--provision-only", RPDEPLOY_WORK_DIR=str(blocker))
+    assert result.returncode == 73, result.stderr
+    assert one_line(result) == (
+        f"rpdeploy-bootstrap: cannot use {blocker}: File exists (EEXIST); a file stands where a folder is"
+        " needed: remove it"
+    )
 
 
 def test_the_install_preflight_names_the_disk_and_the_shortfall(setup: Setup, run: Run) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.runtime import archive, bootstrap, envstore, lock, settings, start
+from deploy.runtime import archive, bootstrap, envstore, install, lock, settings, start
 from deploy.runtime.failure import Failure
 
 LAUNCH = start.LAUNCH
@@ -194,6 +194,20 @@ def test_s3_is_off_unless_every_part_is_there() -> None:
     )
 
 
+def test_the_s3_region_comes_from_aws_region_then_aws_default_region_then_ours() -> None:
+    full = {"RPDEPLOY_S3_BUCKET": "b", "AWS_ENDPOINT_URL": "http://s3", "AWS_ACCESS_KEY_ID": "k"}
+    full["AWS_SECRET_ACCESS_KEY"] = "s"
+    regions = {"AWS_REGION": "r1", "AWS_DEFAULT_REGION": "r2", "RPDEPLOY_S3_REGION": "r3"}
+    for name, expected in (("AWS_REGION", "r1"), ("AWS_DEFAULT_REGION", "r2"), ("RPDEPLOY_S3_REGION", "r3")):
+        found = settings.s3_settings({**full, **regions})
+        assert found is not None
+        assert found.region == expected
+        del regions[name]
+    found = settings.s3_settings(full)
+    assert found is not None
+    assert found.region == "us-east-1"
+
+
 def test_a_dead_pid_breaks_a_lock_only_from_the_holders_pid_namespace(tmp_path: Path) -> None:
     # Workers with host networking (the emulator's) share the host's name, each with its own pids:
     # a pid of another container's install is not ours to look up, only its heartbeat tells.
@@ -256,13 +270,44 @@ def test_archive_metadata_as_the_uploader_writes_it_is_trusted() -> None:
 def test_filesystem_errors_are_one_line_with_a_documented_status(
     number: int, name: str, code: int, advice: str
 ) -> None:
-    # The errors themselves need mounts root cannot make here (EROFS, EDQUOT); their wording is pure.
+    # The wording, for every errno; test_runtime_base_image.py makes them happen in a container.
     message, status = bootstrap.disk_error(
         OSError(number, os.strerror(number), "/root/.cache"), "/root/.cache"
     )
     assert status == code
     assert message.startswith(f"cannot use /root/.cache: {os.strerror(number)} ({name}); ")
     assert advice in message
+
+
+def test_a_read_only_path_on_the_work_disk_says_the_disk_is_read_only() -> None:
+    # No variable fixes a work disk mounted read-only; a read-only model cache elsewhere is one.
+    on_disk, status = bootstrap.disk_error(OSError(errno.EROFS, "Read-only file system"), "/v/rpdeploy", "/v")
+    assert status == 73
+    assert on_disk.endswith(
+        "; the work disk /v is mounted read-only: mount it read-write (the network"
+        " volume, or the disk at RPDEPLOY_WORK_DIR)"
+    )
+    elsewhere, _ = bootstrap.disk_error(OSError(errno.EROFS, "Read-only file system"), "/vx/cache", "/v")
+    assert "point the variable naming it" in elsewhere
+
+
+@pytest.mark.parametrize(
+    ("tail", "number"),
+    [
+        (
+            ["ERROR: Could not install packages due to an OSError: [Errno 122] Disk quota exceeded: '/v/x'"],
+            122,
+        ),
+        (["error: Failed to write to `/v/x`", "  Caused by: Disk quota exceeded (os error 122)"], 122),
+        (["OSError: [Errno 30] Read-only file system: '/root/.cache'"], 30),
+        (["OSError: [Errno 5] Input/output error"], 5),
+        # Not the filesystem's: the installer's own story (network errors are retried).
+        (["  NewConnectionError: [Errno 111] Connection refused"], None),
+        (["ERROR: No matching distribution found for torch==9.9"], None),
+    ],
+)
+def test_installer_output_naming_a_filesystem_errno_is_found(tail: list[str], number: int | None) -> None:
+    assert install.filesystem_errno(tail) == number
 
 
 @pytest.mark.parametrize(("value", "skips"), [("true", True), ("TRUE", True), ("1", False), ("yes", False)])
