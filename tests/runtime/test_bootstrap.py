@@ -65,7 +65,13 @@ def test_the_handler_gets_the_environment_and_the_work_disk_variables(
     setup: Setup, run: Run, tmp_path: Path
 ) -> None:
     handler = write_handler(tmp_path, REPORT_HANDLER)
-    result = run("python3", "-u", str(handler), json.dumps([*WORK_DISK_VARIABLES, "UV_PYTHON_DOWNLOADS"]))
+    # The endpoint points every temp and cache variable at the OS disk: each is overridden (only the
+    # model caches keep an endpoint's value, see the next test).
+    os_disk = {
+        name: "/os-disk/cache" for name in WORK_DISK_VARIABLES if name not in {"HF_HOME", "TORCH_HOME"}
+    }
+    names = json.dumps([*WORK_DISK_VARIABLES, "UV_PYTHON_DOWNLOADS"])
+    result = run("python3", "-u", str(handler), names, **os_disk, UV_PYTHON_DOWNLOADS="automatic")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     (env_dir,) = env_dirs(setup.work)
@@ -214,6 +220,21 @@ def test_a_lock_whose_heartbeat_stopped_is_broken(setup: Setup, run: Run) -> Non
     result = run("--provision-only", RPDEPLOY_LOCK_STALE_S="30")
     assert result.returncode == 0, result.stderr
     assert "no heartbeat for" in result.stderr
+
+
+def test_a_waiter_gives_up_after_the_lock_wait_in_one_line(setup: Setup, run: Run) -> None:
+    # A live holder on another worker (fresh heartbeat): the waiter waits RPDEPLOY_LOCK_WAIT_S, then fails.
+    key = envstore.env_key(setup.requirements.read_bytes())
+    lock = setup.work / "rpdeploy" / "locks" / f"{key}.lock"
+    lock.mkdir(parents=True)
+    (lock / "owner").write_text(json.dumps({"host": "another-worker", "pid": 1, "since": 0}))
+    result = run("--provision-only", RPDEPLOY_LOCK_WAIT_S="0")
+    assert result.returncode == 1, result.stderr
+    assert one_line(result) == (
+        f"rpdeploy-bootstrap: waited 0 s for the lock {lock} held by another worker"
+        " (RPDEPLOY_LOCK_WAIT_S sets the limit)"
+    )
+    assert lock.is_dir()  # not ours to break: its holder is alive
 
 
 # ---- the one-line failures

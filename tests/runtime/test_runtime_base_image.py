@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,14 @@ def image_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def shared_volume(engine: Any) -> Iterator[str]:
+    """One network volume for the cases that start a handler: the first installs, the others reuse."""
+    created = engine.volumes.create(name=f"rpdeploy-test-{uuid.uuid4().hex[:10]}")
+    yield created.name
+    created.remove(force=True)
+
+
 def seccomp(calls: list[str], number: int) -> str:
     """A profile that fails ``calls`` with ``number`` and allows everything else (the errno is the
     mock: this kernel cannot make a quota, see the module's docstring)."""
@@ -68,11 +77,20 @@ def cold_start(
     env: dict[str, str] | None = None,
     failing: str | None = None,
     handler: list[str] = HANDLER,
+    named: str | None = None,
+    **options: Any,
 ) -> tuple[int, list[str], str]:
     """(exit status, the bootstrap's lines) of one cold start; ``volume``: the tmpfs options of
-    /runpod-volume (None: not mounted); ``failing``: a seccomp profile; ``handler``: the command."""
+    /runpod-volume (None: not mounted); ``named``: a Docker volume there instead; ``failing``: a
+    seccomp profile; ``handler``: the command; ``options``: more of `containers.run`'s."""
     tmpfs = {"/tmp": "size=16m"}
-    if volume is not None:
+    mounts = {
+        str(files / "rpdeploy_runtime"): {"bind": BOOTSTRAP, "mode": "ro"},
+        str(files / "requirements.txt"): {"bind": REQUIREMENTS, "mode": "ro"},
+    }
+    if named is not None:
+        mounts[named] = {"bind": "/runpod-volume", "mode": "rw"}
+    elif volume is not None:
         tmpfs["/runpod-volume"] = volume
     container = engine.containers.run(
         BASE,
@@ -81,10 +99,7 @@ def cold_start(
         detach=True,
         read_only=True,
         tmpfs=tmpfs,
-        volumes={
-            str(files / "rpdeploy_runtime"): {"bind": BOOTSTRAP, "mode": "ro"},
-            str(files / "requirements.txt"): {"bind": REQUIREMENTS, "mode": "ro"},
-        },
+        volumes=mounts,
         network_mode="host",  # the package index listens on the host's loopback
         environment={
             "RPDEPLOY_INDEX_URL": INDEX_URL,
@@ -94,6 +109,7 @@ def cold_start(
             **(env or {}),
         },
         security_opt=[f"seccomp={failing}"] if failing else None,
+        **options,
     )
     try:
         status: int = container.wait(timeout=300)["StatusCode"]
@@ -189,8 +205,37 @@ else:
 """
 
 
-def test_as_pid_1_the_bootstrap_reaps_orphans(engine: Any, image_files: Path) -> None:
-    status, _, logs = cold_start(engine, image_files, handler=["python3", "-c", ORPHAN])
+def test_as_pid_1_the_bootstrap_reaps_orphans(engine: Any, image_files: Path, shared_volume: str) -> None:
+    status, _, logs = cold_start(engine, image_files, handler=["python3", "-c", ORPHAN], named=shared_volume)
     assert status == 0, logs
     assert "PARENT 1\n" in logs  # the handler is the bootstrap's child, the bootstrap is PID 1
     assert "REAPED" in logs.splitlines(), logs
+
+
+#: How many processes run the bootstrap beside this handler (docker-init's arguments name it too).
+COUNT_BOOTSTRAPS = f"""\
+import os
+found = 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{{pid}}/cmdline", "rb") as handle:
+            found += handle.read().split(bytes(1))[:2] == [b"python3", b"{BOOTSTRAP}"]
+    except OSError:
+        pass
+print("BOOTSTRAPS", found, "PARENT", os.getppid(), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("init", "expected"), [(True, "BOOTSTRAPS 0 PARENT 1"), (False, "BOOTSTRAPS 1 PARENT 1")]
+)
+def test_under_another_init_the_bootstrap_execs_the_handler(
+    engine: Any, image_files: Path, shared_volume: str, init: bool, expected: str
+) -> None:
+    # docker run --init: tini is PID 1, the bootstrap becomes the handler (signals reach it directly);
+    # without it the bootstrap stays beside the handler as its init.
+    handler = ["python3", "-c", COUNT_BOOTSTRAPS]
+    status, lines, logs = cold_start(engine, image_files, handler=handler, named=shared_volume, init=init)
+    assert status == 0, logs
+    assert expected in logs.splitlines(), logs
+    assert not any("installing" in line for line in lines), lines  # the volume's environment reused

@@ -194,6 +194,13 @@ def test_s3_is_off_unless_every_part_is_there() -> None:
     )
 
 
+def test_the_index_is_rpdeploy_index_url_then_pip_index_url_then_pips_default() -> None:
+    both = {"RPDEPLOY_INDEX_URL": "http://a/simple/", "PIP_INDEX_URL": "http://b/simple/"}
+    assert settings.load(both).index_url == "http://a/simple/"
+    assert settings.load({**both, "RPDEPLOY_INDEX_URL": " "}).index_url == "http://b/simple/"
+    assert settings.load({}).index_url is None
+
+
 def test_the_s3_region_comes_from_aws_region_then_aws_default_region_then_ours() -> None:
     full = {"RPDEPLOY_S3_BUCKET": "b", "AWS_ENDPOINT_URL": "http://s3", "AWS_ACCESS_KEY_ID": "k"}
     full["AWS_SECRET_ACCESS_KEY"] = "s"
