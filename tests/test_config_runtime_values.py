@@ -11,7 +11,10 @@ from collections.abc import Callable
 
 import pytest
 from click.testing import Result
+from pydantic import BaseModel, ValidationError
 
+from deploy.config.patterns import NAME_MAX, PATH_MAX
+from deploy.config.schema import MAX_S3_PREFIX, MAX_URL, RuntimeConfig, S3Archive
 from tests.conftest import BASE_CONFIG, MakeProject
 
 REQUIREMENTS = "  requirements: worker/requirements.txt\n"
@@ -147,3 +150,32 @@ def test_bootstrap_numbers_that_pass(
 ) -> None:
     result = run_cli("config", "validate", cwd=make_project(config))
     assert result.exit_code == 0, result.output
+
+
+def _accepted(model: type[BaseModel], **values: str) -> bool:
+    try:
+        model.model_validate(values)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "make", "most"),
+    [
+        (RuntimeConfig, "volume_path", lambda n: "/" + "/".join(["v" * 200] * 30)[: n - 1], PATH_MAX - 1),
+        (RuntimeConfig, "volume_path", lambda n: "/" + "v" * n, NAME_MAX),
+        (RuntimeConfig, "index_url", lambda n: "http://x/" + "a" * (n - 9), MAX_URL),
+        (S3Archive, "endpoint_url", lambda n: "http://x/" + "a" * (n - 9), MAX_URL),
+        (S3Archive, "region", lambda n: "r" * n, 63),
+        (S3Archive, "prefix", lambda n: "p" * n, MAX_S3_PREFIX),
+    ],
+    ids=["path", "name", "index-url", "endpoint-url", "region", "prefix"],
+)
+def test_each_length_bound_takes_its_limit_and_refuses_one_more(
+    model: type[BaseModel], field: str, make: Callable[[int], str], most: int
+) -> None:
+    required = {"requirements": "r.txt"} if model is RuntimeConfig else {"bucket": "envs"}
+    assert len(make(most).rsplit("/", 1)[-1] if most == NAME_MAX else make(most)) == most
+    assert _accepted(model, **required, **{field: make(most)})
+    assert not _accepted(model, **required, **{field: make(most + 1)})
