@@ -118,6 +118,17 @@ def test_a_bootstrap_number_in_endpoint_env_is_checked_as_the_bootstrap_checks_i
     assert line == f"error: rpdeploy.yaml:18: {expected}"
 
 
+def test_an_installer_in_endpoint_env_the_bootstrap_refuses_is_refused(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    result = run_cli("config", "validate", cwd=make_project(endpoint_env("    RPDEPLOY_INSTALLER: conda\n")))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "error: rpdeploy.yaml:18: endpoint.env.RPDEPLOY_INSTALLER: 'conda': use pip or uv"
+        " (read by the slim bootstrap)"
+    ]
+
+
 def test_a_fractional_attempt_count_and_a_percent_over_100_are_refused(
     make_project: MakeProject, run_cli: Callable[..., Result]
 ) -> None:

@@ -1,4 +1,4 @@
-"""The slim bootstrap's numeric settings and their bounds, as the config checks them.
+"""The slim bootstrap's numeric settings and their bounds (and its installers), as the config checks them.
 
 The bootstrap (deploy/runtime/settings.py) reads these variables in the worker, from the slim
 Dockerfile's ``ENV`` (``runtime.disk.*`` rendered) or the endpoint env (docs/runtime.md,
@@ -41,6 +41,16 @@ NUMBERS: Final[dict[str, Bound]] = {
     "RPDEPLOY_LOCK_STALE_S": Bound(1, MOST_S),
     "RPDEPLOY_LOCK_WAIT_S": Bound(0, MOST_S),
 }
+
+
+#: RPDEPLOY_INSTALLER's values (blank: pip), as `runtime.installer` spells them.
+INSTALLERS: Final = ("pip", "uv")
+
+
+def installer_problem(raw: str) -> str | None:
+    """Why the bootstrap would refuse ``raw`` for RPDEPLOY_INSTALLER, or None."""
+    text = raw.strip()
+    return None if not text or text in INSTALLERS else f"{quoted(text)}: use pip or uv"
 
 
 def number_problem(name: str, raw: str) -> str | None:

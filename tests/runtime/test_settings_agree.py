@@ -1,4 +1,4 @@
-"""The config and the bootstrap hold the same bounds for the bootstrap's numeric settings.
+"""The config and the bootstrap hold the same bounds for the bootstrap's numeric settings (and installers).
 
 deploy/runtime may not import deploy.config (it is copied into images), so the bounds are written
 twice: deploy/config/runtime_bounds.py (config errors at load time) and deploy/runtime/settings.py
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from deploy.config.runtime_bounds import NUMBERS, number_problem
-from deploy.config.schema import DiskThresholds
+from deploy.config.runtime_bounds import INSTALLERS, NUMBERS, installer_problem, number_problem
+from deploy.config.schema import DiskThresholds, RuntimeConfig
 from deploy.runtime import settings as runtime_settings
 from deploy.runtime.failure import Failure
 
@@ -78,3 +79,18 @@ def test_runtime_disk_fields_hold_the_bootstrap_bounds(field: str, name: str) ->
         with pytest.raises(ValidationError):
             DiskThresholds.model_validate({field: value})
         assert not bootstrap_accepts(name, str(value))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    value=st.one_of(
+        st.sampled_from(["pip", "uv", " uv ", "", " ", "PIP", "conda", "pip3"]), st.text(max_size=6)
+    )
+)
+def test_the_installer_is_refused_exactly_when_the_bootstrap_refuses_it(value: str) -> None:
+    assert (installer_problem(value) is None) == bootstrap_accepts("RPDEPLOY_INSTALLER", value)
+
+
+def test_runtime_installer_offers_the_installers_the_bootstrap_takes() -> None:
+    assert get_args(RuntimeConfig.model_fields["installer"].annotation) == INSTALLERS
+    assert all(bootstrap_accepts("RPDEPLOY_INSTALLER", name) for name in INSTALLERS)
