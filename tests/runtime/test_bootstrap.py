@@ -70,7 +70,7 @@ def test_the_handler_gets_the_environment_and_the_work_disk_variables(
     os_disk = {
         name: "/os-disk/cache" for name in WORK_DISK_VARIABLES if name not in {"HF_HOME", "TORCH_HOME"}
     }
-    names = json.dumps([*WORK_DISK_VARIABLES, "UV_PYTHON_DOWNLOADS"])
+    names = json.dumps([*WORK_DISK_VARIABLES, "UV_PYTHON_DOWNLOADS", "PATH", "PYTHONPATH"])
     result = run("python3", "-u", str(handler), names, **os_disk, UV_PYTHON_DOWNLOADS="automatic")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -81,6 +81,13 @@ def test_the_handler_gets_the_environment_and_the_work_disk_variables(
     for name in WORK_DISK_VARIABLES:
         assert report["env"][name].startswith(str(setup.work / "rpdeploy")), name
     assert report["env"]["UV_PYTHON_DOWNLOADS"] == "never"
+    # docs/runtime.md, "Start": the environment's site/ first on PYTHONPATH, its bin/ first on PATH.
+    assert report["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(env_dir / "site")
+    # Before every entry of the PATH it was given (a pyenv shim, as on this host, may put its
+    # own folder in front of the handler's PATH; the images have none).
+    path = report["env"]["PATH"].split(os.pathsep)
+    given = setup.env["PATH"].split(os.pathsep)
+    assert path.index(str(env_dir / "site" / "bin")) < min(path.index(entry) for entry in given)
 
 
 def test_a_model_cache_set_by_the_endpoint_is_kept(setup: Setup, run: Run, tmp_path: Path) -> None:

@@ -6,8 +6,11 @@ import errno
 import io
 import json
 import os
+import platform
 import socket
 import subprocess
+import sys
+import sysconfig
 import tarfile
 import time
 from pathlib import Path
@@ -146,6 +149,22 @@ def test_the_key_follows_requirements_and_interpreter() -> None:
     assert base != envstore.env_key(b"six==1.17.0\n", "cpython-3.12.1-x86_64")
     # Length-prefixed parts: moving bytes between them changes the key.
     assert envstore.env_key(b"ab", "x") != envstore.env_key(b"b", "xa")
+
+
+def test_the_interpreter_tag_names_implementation_version_abi_platform_and_libc() -> None:
+    # docs/runtime.md, "Environment key": an image with another interpreter never reuses an environment.
+    tag = envstore.interpreter_tag()
+    libc, libc_version = platform.libc_ver()
+    parts = (
+        sys.implementation.name,
+        platform.python_version(),
+        sysconfig.get_config_var("SOABI"),
+        sysconfig.get_platform(),
+        f"{libc}-{libc_version}",
+    )
+    assert tag == "-".join(parts)
+    assert envstore.env_key(b"six==1.17.0\n") == envstore.env_key(b"six==1.17.0\n", tag)
+    assert len(envstore.env_key(b"")) == 32  # the first 128 bits of the sha256, in hex
 
 
 @pytest.mark.parametrize(
