@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.config.schema import DiskThresholds
 from deploy.runtime import archive, bootstrap, envstore, install, lock, settings, start
 from deploy.runtime.failure import Failure
 
@@ -211,6 +212,24 @@ def test_s3_is_off_unless_every_part_is_there() -> None:
         settings.s3_settings({**full, "AWS_ENDPOINT_URL": "", "RPDEPLOY_S3_ENDPOINT": "https://x"})
         is not None
     )
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    # docs/runtime.md, "Settings": the Default column, and the config's runtime.disk defaults.
+    found = settings.load({})
+    mb = 1024 * 1024
+    assert (found.volume_path, found.work_dir, found.requirements) == (
+        "/runpod-volume",
+        None,
+        "/opt/rpdeploy/requirements.txt",
+    )
+    assert (found.installer, found.index_url, found.s3) == ("pip", None, None)
+    assert (found.min_free_volume, found.min_free_os) == (2048 * mb, 512 * mb)
+    assert (found.min_os_percent, found.install_attempts, found.verify_files) == (10.0, 3, False)
+    assert (found.lock_stale_s, found.lock_wait_s) == (60.0, 1800.0)
+    assert (found.skip_os_check, found.allow_os_disk) == (False, False)
+    disk = DiskThresholds()
+    assert (disk.min_free_volume_mb, disk.min_free_os_mb) == (2048, 512)
 
 
 def test_the_index_is_rpdeploy_index_url_then_pip_index_url_then_pips_default() -> None:
