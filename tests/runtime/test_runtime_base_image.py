@@ -227,7 +227,9 @@ print("BOOTSTRAPS", found, "PARENT", os.getppid(), flush=True)
 
 
 @pytest.mark.parametrize(
-    ("init", "expected"), [(True, "BOOTSTRAPS 0 PARENT 1"), (False, "BOOTSTRAPS 1 PARENT 1")]
+    ("init", "expected"),
+    [(True, "BOOTSTRAPS 0 PARENT 1"), (False, "BOOTSTRAPS 1 PARENT 1")],
+    ids=["docker-init", "bootstrap-as-pid-1"],
 )
 def test_under_another_init_the_bootstrap_execs_the_handler(
     engine: Any, image_files: Path, shared_volume: str, init: bool, expected: str
