@@ -116,8 +116,27 @@ RegistryHost = Annotated[str, _checker(REGISTRY, "registry host (expected host[:
 Repository = Annotated[str, _checker(REPOSITORY, "repository (expected lowercase name[/name...])")]
 ImageRef = Annotated[str, _checker(IMAGE_REF, "image reference (expected [host[:port]/]name[:tag][@digest])")]
 AptPackage = Annotated[str, _checker(APT_PACKAGE, "Debian package name (expected name or name=version)")]
-RelativePath = Annotated[str, _checker(RELATIVE_PATH, "relative path inside the project (no '..')")]
-ContainerPath = Annotated[str, _checker(CONTAINER_PATH, "absolute container path")]
+#: Linux's limits (limits.h): a name of more than NAME_MAX bytes or a path of PATH_MAX bytes
+#: (its NUL included) cannot be opened (ENAMETOOLONG), so no file or folder can have it.
+NAME_MAX: Final = 255
+PATH_MAX: Final = 4096
+
+
+def _path_length(value: str, info: ValidationInfo) -> str:
+    # The path patterns are ASCII, so characters are bytes.
+    if len(value) >= PATH_MAX:
+        # Not the length itself: a value interpolated from a secret would tell the secret's length.
+        raise ValueError(f"{shown(value, info)} is too long: a path has fewer than {PATH_MAX} characters")
+    if any(len(part) > NAME_MAX for part in value.split("/")):
+        raise ValueError(f"{shown(value, info)} holds a name of over {NAME_MAX} characters: no file has one")
+    return value
+
+
+_PATH_LENGTH: Final = AfterValidator(_path_length)
+RelativePath = Annotated[
+    str, _checker(RELATIVE_PATH, "relative path inside the project (no '..')"), _PATH_LENGTH
+]
+ContainerPath = Annotated[str, _checker(CONTAINER_PATH, "absolute container path"), _PATH_LENGTH]
 EnvName = Annotated[str, _checker(ENV_NAME, "environment variable name")]
 SecretName = Annotated[str, _checker(SECRET_NAME, f"RunPod secret name ({runpod_secrets.NAME_RULE})")]
 Name = Annotated[str, _checker(NAME, "name (lowercase letters, digits and '-', at most 63)")]

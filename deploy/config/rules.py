@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy.config.runtime_bounds import NUMBERS, installer_problem, number_problem
 from deploy.config.schema import Config, EndpointConfig
 from deploy.config.yaml_source import PathKey
 from deploy.runpod import endpoint as runpod_endpoint
@@ -36,6 +37,7 @@ def check(config: Config, root: Path) -> list[Problem]:
         *_endpoint_problems(config),
         *_secret_problems(config),
         *_runtime_env_problems(config),
+        *_bootstrap_setting_problems(config),
         *_deploy_resource_problems(config),
         *_file_problems(config, root),
     ]
@@ -142,6 +144,24 @@ def _runtime_env_problems(config: Config) -> Iterator[Problem]:
                     " set it in one place",
                     also=source,
                 )
+
+
+def _bootstrap_setting_problems(config: Config) -> Iterator[Problem]:
+    """A number the slim bootstrap reads from endpoint.env (RPDEPLOY_LOCK_WAIT_S, ...), or an
+    installer, that it would refuse at every cold start (exit 1) is refused here, by the same rules."""
+    if config.image.strategy != "slim":
+        return  # no bootstrap reads them
+    for name, value in config.endpoint.env.items():
+        # A `{{ RUNPOD_SECRET_... }}` value is only known once RunPod fills it in.
+        if "{{" in value:
+            continue
+        problem = None
+        if name in NUMBERS:
+            problem = number_problem(name, value)
+        elif name == "RPDEPLOY_INSTALLER":
+            problem = installer_problem(value)
+        if problem is not None:
+            yield Problem(("endpoint", "env", name), f"{problem} (read by the slim bootstrap)")
 
 
 def _deploy_resource_problems(config: Config) -> Iterator[Problem]:

@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from deploy.config.patterns import (
+    RELATIVE_PATH,
     AptPackage,
     ContainerPath,
     CudaVersion,
@@ -31,7 +43,9 @@ from deploy.config.patterns import (
     Repository,
     SecretName,
     SingleLine,
+    shown,
 )
+from deploy.config.runtime_bounds import MOST_MB
 
 
 class StrictModel(BaseModel):
@@ -87,28 +101,75 @@ class ImageConfig(StrictModel):
 # --- runtime -------------------------------------------------------------------------
 
 
+#: Longest URL a setting may hold: Apache httpd's default LimitRequestLine (8190 bytes), so a
+#: request for it fits the request line of common servers; far below the 128 KiB a process
+#: takes for one env entry (`deploy.runpod.text.ENV_ENTRY_MAX_BYTES`), which render would
+#: otherwise report under endpoint.env instead of here.
+MAX_URL: Final = 8190
+#: S3 object keys are at most 1024 bytes (AWS S3 docs, "Naming Amazon S3 objects"); the archive's
+#: key is the prefix plus a 64-hex environment key and ``.tar.gz``.
+MAX_S3_PREFIX: Final = 1024 - 64 - len(".tar.gz")
+
+
+def _text_rule(pattern: str, what: str, most: int, value: str, info: ValidationInfo) -> str:
+    # Not the length itself: a value interpolated from a secret would tell the secret's length.
+    if len(value) > most:
+        raise ValueError(f"{shown(value, info)} is too long: at most {most} characters")
+    if not re.fullmatch(pattern, value, re.ASCII):
+        raise ValueError(f"{shown(value, info)} is not {what}")
+    return value
+
+
+def _text(pattern: str, what: str, most: int) -> AfterValidator:
+    """A text rule with its own message (pydantic's would print the regex)."""
+    return AfterValidator(partial(_text_rule, pattern, what, most))  # pragma: no mutate
+
+
+#: pip's and uv's ``--index-url``: an http(s) or file URL, or an absolute local folder (pip docs:
+#: "a repository compliant with PEP 503 ... or a local directory laid out in the same format").
+#: Empty is "no index" (`RuntimeConfig._empty_is_none`).
+IndexUrl = Annotated[
+    SingleLine,
+    _text(r"(?:(?:https?|file)://[!-~]+|/[!-~]*)?", "an http(s) or file URL or an absolute folder", MAX_URL),
+]
+EndpointUrl = Annotated[SingleLine, _text(r"https?://[!-~]+", "an http(s) URL", MAX_URL)]
+#: A region is one field of SigV4's ``date/region/s3/aws4_request`` scope: a ``/`` or a space
+#: would break the scope or the ``Authorization`` header (us-east-1, us-west-004, auto, fr-par).
+Region = Annotated[
+    SingleLine,
+    _text(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a region name (letters, digits, '.', '_', '-': us-east-1)", 63),
+]
+#: Shaped like a relative path (no leading ``/``, no ``..``), but an S3 key, not a file: no
+#: NAME_MAX per part, the key's own limit instead.
+S3Prefix = Annotated[str, _text(RELATIVE_PATH.pattern, "a relative key prefix (no '..')", MAX_S3_PREFIX)]
+
+
 class S3Archive(StrictModel):
     """A prebuilt dependency archive on S3-compatible storage (e.g. Backblaze B2)."""
 
     bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
-    prefix: RelativePath = "rpdeploy/envs/"
-    endpoint_url: SingleLine | None = Field(default=None, pattern=r"^https?://[!-~]+$")
-    region: SingleLine | None = None
+    prefix: S3Prefix = "rpdeploy/envs/"
+    endpoint_url: EndpointUrl | None = None
+    region: Region | None = None
 
 
 class DiskThresholds(StrictModel):
-    """Free-space floors checked at cold start, so failures are explained, not cryptic."""
+    """Free-space floors checked at cold start, so failures are explained, not cryptic.
 
-    min_free_os_mb: int = Field(default=512, ge=0)
-    min_free_volume_mb: int = Field(default=2048, ge=0)
+    MB, 0 to `MOST_MB`: the bootstrap's own bounds for the variables they become
+    (RPDEPLOY_MIN_FREE_OS_MB, RPDEPLOY_MIN_FREE_VOLUME_MB; `deploy.config.runtime_bounds`)."""
+
+    min_free_os_mb: int = Field(default=512, ge=0, le=MOST_MB)
+    min_free_volume_mb: int = Field(default=2048, ge=0, le=MOST_MB)
 
 
 class RuntimeConfig(StrictModel):
     requirements: RelativePath = Field(description="Requirements or lock file of the worker's dependencies.")
     installer: Literal["pip", "uv"] = "pip"
-    index_url: SingleLine | None = Field(
+    index_url: IndexUrl | None = Field(
         default=None,
-        description="Package index for installs (baked builds and cold-start provisioning).",
+        description="Package index for installs (baked builds and cold-start provisioning): an http(s) "
+        "or file URL, or an absolute folder.",
     )
     volume_path: ContainerPath = Field(
         default="/runpod-volume", description="Where the network volume mounts."

@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 from . import envstore, workdisk
-from .failure import EXIT_CANNOT_WRITE, EXIT_DISK, EXIT_IO, Failure, say
+from .failure import EXIT_DISK, Failure, disk_error, say
 from .settings import Settings, load
 
 #: The archive needs about this many times its size free: itself plus the unpacked files.
@@ -211,39 +211,9 @@ def main(argv: list[str]) -> int:
         if exc.errno == errno.ENOSPC:
             say(f"no space left on {workdisk.describe_full(where)} ({exc.strerror})")
             return EXIT_DISK
-        message, code = disk_error(exc, where)
+        message, code = disk_error(exc, where, disk.path if disk else None)
         say(message)
         return code
-
-
-#: What to do about a filesystem error, by errno: (advice, exit status).
-_DISK_ADVICE = {
-    errno.EDQUOT: ("free space on it or raise the quota", EXIT_DISK),
-    errno.EROFS: (
-        "that filesystem is read-only: point the variable naming it (HF_HOME, TORCH_HOME, ...) at the"
-        " work disk, or leave it unset so the bootstrap puts it there",
-        EXIT_CANNOT_WRITE,
-    ),
-    errno.EACCES: (
-        "run the worker as a user that may write there, or point it at the work disk",
-        EXIT_CANNOT_WRITE,
-    ),
-    errno.EPERM: (
-        "run the worker as a user that may write there, or point it at the work disk",
-        EXIT_CANNOT_WRITE,
-    ),
-    errno.ENOTDIR: ("a file stands where a folder is needed: remove it", EXIT_CANNOT_WRITE),
-    errno.EISDIR: ("a folder stands where a file is needed: remove it", EXIT_CANNOT_WRITE),
-}
-
-
-def disk_error(exc: OSError, where: str) -> tuple[str, int]:
-    """One line for a filesystem error at ``where`` (its errno's name and meaning, what to do) and
-    the exit status: 28 full or over quota, 73 cannot be written, 74 anything else (docs/runtime.md)."""
-    name = errno.errorcode.get(exc.errno or 0, "unknown error")
-    meaning = exc.strerror or os.strerror(exc.errno or 0)
-    advice, code = _DISK_ADVICE.get(exc.errno or 0, ("check that disk (dmesg, the volume's health)", EXIT_IO))
-    return f"cannot use {where}: {meaning} ({name}); {advice}", code
 
 
 if __name__ == "__main__":  # pragma: no cover - see __main__.py

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .failure import EXIT_DISK, Failure, say
+from .failure import EXIT_DISK, Failure, disk_error, say
 from .settings import Settings
 
 #: Our folder on the work disk: envs/, staging/, locks/, cache/, tmp/.
@@ -69,8 +69,8 @@ def choose(settings: Settings) -> WorkDisk:
     path = settings.work_dir
     try:
         os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise Failure(f"work disk {path}: cannot create it: {exc.strerror}") from None
+    except OSError as exc:  # read-only, not ours, a file there: exit 73 like any path we cannot write
+        raise Failure(*disk_error(exc, path, path)) from None
     if not settings.allow_os_disk and os.stat(path).st_dev == os.stat("/").st_dev:
         raise Failure(
             f"work disk {path} is on the OS disk (/): installs there fill it; mount a volume or a"

@@ -65,7 +65,13 @@ def test_the_handler_gets_the_environment_and_the_work_disk_variables(
     setup: Setup, run: Run, tmp_path: Path
 ) -> None:
     handler = write_handler(tmp_path, REPORT_HANDLER)
-    result = run("python3", "-u", str(handler), json.dumps([*WORK_DISK_VARIABLES, "UV_PYTHON_DOWNLOADS"]))
+    # The endpoint points every temp and cache variable at the OS disk: each is overridden (only the
+    # model caches keep an endpoint's value, see the next test).
+    os_disk = {
+        name: "/os-disk/cache" for name in WORK_DISK_VARIABLES if name not in {"HF_HOME", "TORCH_HOME"}
+    }
+    names = json.dumps([*WORK_DISK_VARIABLES, "UV_PYTHON_DOWNLOADS", "PATH", "PYTHONPATH"])
+    result = run("python3", "-u", str(handler), names, **os_disk, UV_PYTHON_DOWNLOADS="automatic")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     (env_dir,) = env_dirs(setup.work)
@@ -75,6 +81,13 @@ def test_the_handler_gets_the_environment_and_the_work_disk_variables(
     for name in WORK_DISK_VARIABLES:
         assert report["env"][name].startswith(str(setup.work / "rpdeploy")), name
     assert report["env"]["UV_PYTHON_DOWNLOADS"] == "never"
+    # docs/runtime.md, "Start": the environment's site/ first on PYTHONPATH, its bin/ first on PATH.
+    assert report["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(env_dir / "site")
+    # Before every entry of the PATH it was given (a pyenv shim, as on this host, may put its
+    # own folder in front of the handler's PATH; the images have none).
+    path = report["env"]["PATH"].split(os.pathsep)
+    given = setup.env["PATH"].split(os.pathsep)
+    assert path.index(str(env_dir / "site" / "bin")) < min(path.index(entry) for entry in given)
 
 
 BYTECODE_HANDLER = """\
@@ -250,6 +263,21 @@ def test_a_lock_whose_heartbeat_stopped_is_broken(setup: Setup, run: Run) -> Non
     assert "no heartbeat for" in result.stderr
 
 
+def test_a_waiter_gives_up_after_the_lock_wait_in_one_line(setup: Setup, run: Run) -> None:
+    # A live holder on another worker (fresh heartbeat): the waiter waits RPDEPLOY_LOCK_WAIT_S, then fails.
+    key = envstore.env_key(setup.requirements.read_bytes())
+    lock = setup.work / "rpdeploy" / "locks" / f"{key}.lock"
+    lock.mkdir(parents=True)
+    (lock / "owner").write_text(json.dumps({"host": "another-worker", "pid": 1, "since": 0}))
+    result = run("--provision-only", RPDEPLOY_LOCK_WAIT_S="0")
+    assert result.returncode == 1, result.stderr
+    assert one_line(result) == (
+        f"rpdeploy-bootstrap: waited 0 s for the lock {lock} held by another worker"
+        " (RPDEPLOY_LOCK_WAIT_S sets the limit)"
+    )
+    assert lock.is_dir()  # not ours to break: its holder is alive
+
+
 # ---- the one-line failures
 
 
@@ -304,14 +332,16 @@ def test_a_handler_killed_by_sigkill_is_explained_as_likely_out_of_memory(run: R
     assert "killed by SIGKILL (exit 137): most likely out of memory" in one_line(result)
 
 
-def test_signals_reach_the_supervised_handler(setup: Setup, tmp_path: Path) -> None:
-    marker = tmp_path / "got-sigterm"
+def test_every_forwarded_signal_reaches_the_supervised_handler(setup: Setup, tmp_path: Path) -> None:
+    # docs/runtime.md: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded.
     handler = write_handler(
         tmp_path,
         "import signal, sys, time\n"
-        f"def stop(*_):\n    open({str(marker)!r}, 'w').write('yes'); sys.exit(0)\n"
-        "signal.signal(signal.SIGTERM, stop)\nprint('ready', flush=True)\n"
-        "while True: time.sleep(1)\n",
+        "def got(number, _):\n    print(signal.Signals(number).name, flush=True)\n"
+        "    if number == signal.SIGTERM: sys.exit(0)\n"
+        "for name in ('SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGTERM'):\n"
+        "    signal.signal(getattr(signal, name), got)\n"
+        "print('ready', flush=True)\nwhile True: time.sleep(1)\n",
     )
     process = subprocess.Popen(
         bootstrap_command(setup, "python3", "-u", str(handler)),
@@ -322,9 +352,37 @@ def test_signals_reach_the_supervised_handler(setup: Setup, tmp_path: Path) -> N
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
-    process.send_signal(signal.SIGTERM)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM):
+        process.send_signal(sig)
+        # Each one is seen before the next is sent: signals of one kind may merge while pending.
+        assert process.stdout.readline().strip() == sig.name
     assert process.wait(timeout=60) == 0
-    assert marker.read_text() == "yes"
+
+
+def test_the_os_disk_below_the_sdks_threshold_is_exit_28_or_a_warning_when_skipped(run: Run) -> None:
+    # No disk is 100 % free: the threshold every / misses.
+    failed = run("--provision-only", RUNPOD_MIN_DISK_PERCENT="100", RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="")
+    assert failed.returncode == 28, failed.stderr
+    line = one_line(failed)
+    assert line.startswith("rpdeploy-bootstrap: / has "), line
+    assert "below RUNPOD_MIN_DISK_PERCENT=100 % or runtime.disk.min_free_os_mb" in line
+    assert line.endswith("the worker SDK's fitness check would fail; raise the endpoint's container disk")
+    skipped = run("--provision-only", RUNPOD_MIN_DISK_PERCENT="100", RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true")
+    assert skipped.returncode == 0, skipped.stderr
+    assert bootstrap_lines(skipped.stderr)[0].startswith("rpdeploy-bootstrap: warning: / has ")
+    also_mb = run("--provision-only", RPDEPLOY_MIN_FREE_OS_MB="1000000000", RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="")
+    assert also_mb.returncode == 28, also_mb.stderr
+
+
+def test_a_file_at_the_work_dir_is_exit_73_naming_it(setup: Setup, run: Run, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = run("--provision-only", RPDEPLOY_WORK_DIR=str(blocker))
+    assert result.returncode == 73, result.stderr
+    assert one_line(result) == (
+        f"rpdeploy-bootstrap: cannot use {blocker}: File exists (EEXIST); a file stands where a folder is"
+        " needed: remove it"
+    )
 
 
 def test_the_install_preflight_names_the_disk_and_the_shortfall(setup: Setup, run: Run) -> None:

@@ -7,16 +7,19 @@ import hashlib
 import io
 import json
 import os
+import platform
 import socket
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from deploy.runtime import archive, bootstrap, bytecode, envstore, lock, settings, start
+from deploy.config.schema import DiskThresholds
+from deploy.runtime import archive, bootstrap, bytecode, envstore, install, lock, settings, start
 from deploy.runtime.failure import Failure
 
 LAUNCH = start.LAUNCH
@@ -211,6 +214,22 @@ def test_the_key_follows_requirements_and_interpreter() -> None:
     assert envstore.env_key(b"ab", "x") != envstore.env_key(b"b", "xa")
 
 
+def test_the_interpreter_tag_names_implementation_version_abi_platform_and_libc() -> None:
+    # docs/runtime.md, "Environment key": an image with another interpreter never reuses an environment.
+    tag = envstore.interpreter_tag()
+    libc, libc_version = platform.libc_ver()
+    parts = (
+        sys.implementation.name,
+        platform.python_version(),
+        sysconfig.get_config_var("SOABI"),
+        sysconfig.get_platform(),
+        f"{libc}-{libc_version}",
+    )
+    assert tag == "-".join(parts)
+    assert envstore.env_key(b"six==1.17.0\n") == envstore.env_key(b"six==1.17.0\n", tag)
+    assert len(envstore.env_key(b"")) == 32  # the first 128 bits of the sha256, in hex
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -255,6 +274,45 @@ def test_s3_is_off_unless_every_part_is_there() -> None:
         settings.s3_settings({**full, "AWS_ENDPOINT_URL": "", "RPDEPLOY_S3_ENDPOINT": "https://x"})
         is not None
     )
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    # docs/runtime.md, "Settings": the Default column, and the config's runtime.disk defaults.
+    found = settings.load({})
+    mb = 1024 * 1024
+    assert (found.volume_path, found.work_dir, found.requirements) == (
+        "/runpod-volume",
+        None,
+        "/opt/rpdeploy/requirements.txt",
+    )
+    assert (found.installer, found.index_url, found.s3) == ("pip", None, None)
+    assert (found.min_free_volume, found.min_free_os) == (2048 * mb, 512 * mb)
+    assert (found.min_os_percent, found.install_attempts, found.verify_files) == (10.0, 3, False)
+    assert (found.lock_stale_s, found.lock_wait_s) == (60.0, 1800.0)
+    assert (found.skip_os_check, found.allow_os_disk) == (False, False)
+    disk = DiskThresholds()
+    assert (disk.min_free_volume_mb, disk.min_free_os_mb) == (2048, 512)
+
+
+def test_the_index_is_rpdeploy_index_url_then_pip_index_url_then_pips_default() -> None:
+    both = {"RPDEPLOY_INDEX_URL": "http://a/simple/", "PIP_INDEX_URL": "http://b/simple/"}
+    assert settings.load(both).index_url == "http://a/simple/"
+    assert settings.load({**both, "RPDEPLOY_INDEX_URL": " "}).index_url == "http://b/simple/"
+    assert settings.load({}).index_url is None
+
+
+def test_the_s3_region_comes_from_aws_region_then_aws_default_region_then_ours() -> None:
+    full = {"RPDEPLOY_S3_BUCKET": "b", "AWS_ENDPOINT_URL": "http://s3", "AWS_ACCESS_KEY_ID": "k"}
+    full["AWS_SECRET_ACCESS_KEY"] = "s"
+    regions = {"AWS_REGION": "r1", "AWS_DEFAULT_REGION": "r2", "RPDEPLOY_S3_REGION": "r3"}
+    for name, expected in (("AWS_REGION", "r1"), ("AWS_DEFAULT_REGION", "r2"), ("RPDEPLOY_S3_REGION", "r3")):
+        found = settings.s3_settings({**full, **regions})
+        assert found is not None
+        assert found.region == expected
+        del regions[name]
+    found = settings.s3_settings(full)
+    assert found is not None
+    assert found.region == "us-east-1"
 
 
 def test_a_dead_pid_breaks_a_lock_only_from_the_holders_pid_namespace(tmp_path: Path) -> None:
@@ -319,13 +377,44 @@ def test_archive_metadata_as_the_uploader_writes_it_is_trusted() -> None:
 def test_filesystem_errors_are_one_line_with_a_documented_status(
     number: int, name: str, code: int, advice: str
 ) -> None:
-    # The errors themselves need mounts root cannot make here (EROFS, EDQUOT); their wording is pure.
+    # The wording, for every errno; test_runtime_base_image.py makes them happen in a container.
     message, status = bootstrap.disk_error(
         OSError(number, os.strerror(number), "/root/.cache"), "/root/.cache"
     )
     assert status == code
     assert message.startswith(f"cannot use /root/.cache: {os.strerror(number)} ({name}); ")
     assert advice in message
+
+
+def test_a_read_only_path_on_the_work_disk_says_the_disk_is_read_only() -> None:
+    # No variable fixes a work disk mounted read-only; a read-only model cache elsewhere is one.
+    on_disk, status = bootstrap.disk_error(OSError(errno.EROFS, "Read-only file system"), "/v/rpdeploy", "/v")
+    assert status == 73
+    assert on_disk.endswith(
+        "; the work disk /v is mounted read-only: mount it read-write (the network"
+        " volume, or the disk at RPDEPLOY_WORK_DIR)"
+    )
+    elsewhere, _ = bootstrap.disk_error(OSError(errno.EROFS, "Read-only file system"), "/vx/cache", "/v")
+    assert "point the variable naming it" in elsewhere
+
+
+@pytest.mark.parametrize(
+    ("tail", "number"),
+    [
+        (
+            ["ERROR: Could not install packages due to an OSError: [Errno 122] Disk quota exceeded: '/v/x'"],
+            122,
+        ),
+        (["error: Failed to write to `/v/x`", "  Caused by: Disk quota exceeded (os error 122)"], 122),
+        (["OSError: [Errno 30] Read-only file system: '/root/.cache'"], 30),
+        (["OSError: [Errno 5] Input/output error"], 5),
+        # Not the filesystem's: the installer's own story (network errors are retried).
+        (["  NewConnectionError: [Errno 111] Connection refused"], None),
+        (["ERROR: No matching distribution found for torch==9.9"], None),
+    ],
+)
+def test_installer_output_naming_a_filesystem_errno_is_found(tail: list[str], number: int | None) -> None:
+    assert install.filesystem_errno(tail) == number
 
 
 @pytest.mark.parametrize(("value", "skips"), [("true", True), ("TRUE", True), ("1", False), ("yes", False)])
