@@ -466,5 +466,7 @@ def test_installer_uv_installs_with_its_cache_on_the_work_disk(setup: Setup, run
     assert "with uv from" in result.stderr
     (env_dir,) = env_dirs(setup.work)
     assert list((env_dir / "site").glob("six-1.17.0.dist-info"))
-    assert list((env_dir / "site" / "__pycache__").glob("six.*.pyc"))  # compiled, as pip does
+    # Compiled into the environment's bytecode tree, as after pip; none in the site itself.
+    assert list((env_dir / "bytecode" / str(env_dir / "site").lstrip("/")).glob("six.*.pyc"))
+    assert not list((env_dir / "site").rglob("__pycache__"))
     assert any((setup.work / "rpdeploy" / "cache" / "uv").iterdir())  # UV_CACHE_DIR on the work disk
