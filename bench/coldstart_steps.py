@@ -90,9 +90,13 @@ problem = envstore.check(staging)
 step("envstore_check_files_s")
 os.unlink(download)
 site = envstore.site_of(staging)
+envstore.relocate(staging, site)  # as publishing does: the bytecode follows the site
+step("relocate_bytecode_s")
 probe = "import time; t=time.monotonic(); import runpod, sys; sys.path.insert(0, '/app'); import handler; " \\
     "handler.recognizer(); print(round(time.monotonic()-t, 2))"
-env = dict(os.environ, PYTHONPATH=site)
+# What the bootstrap gives the handler (bootstrap.handler_environment).
+env = dict(os.environ, PYTHONPATH=site, PYTHONPYCACHEPREFIX=envstore.bytecode_of(staging))
+env["PYTHONDONTWRITEBYTECODE"] = "1"
 first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
 step("first_import_and_model_s")
 second = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
