@@ -325,10 +325,8 @@ def test_each_runtime_setting_in_endpoint_env_or_a_secret_is_one_config_error(
     written: str,
 ) -> None:
     at = line_of(EXPLICIT, written)
-    in_env = EXPLICIT.replace("  type: QUEUE\n", f"  type: QUEUE\n  env:\n    {variable}: {value}\n")
-    result = run_cli("config", "validate", cwd=make_project(in_env, "env"))
-    assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines() == [
+    in_env = with_env(EXPLICIT, variable, value)
+    assert config_errors(make_project, run_cli, in_env, "env") == [
         f"error: rpdeploy.yaml:{line_of(in_env, variable)}: endpoint.env.{variable}:"
         f" conflicts with {setting}, which render puts into the endpoint env as {variable}:"
         f" set it in one place ({setting} is at rpdeploy.yaml:{at})"
@@ -336,16 +334,33 @@ def test_each_runtime_setting_in_endpoint_env_or_a_secret_is_one_config_error(
     as_secret = EXPLICIT.replace(
         "  - name: AWS_SECRET_ACCESS_KEY\n", f"  - name: AWS_SECRET_ACCESS_KEY\n  - name: {variable}\n"
     )
-    result = run_cli("config", "validate", cwd=make_project(as_secret, "secret"))
-    assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines() == [
+    assert config_errors(make_project, run_cli, as_secret, "secret") == [
         f"error: rpdeploy.yaml:{line_of(as_secret, f'- name: {variable}')}: secrets[2].name:"
         f" {variable} is also set by {setting} (render puts it into the endpoint env): set it in one place"
         f" ({setting} is at rpdeploy.yaml:{at})"
     ]
     # The same value twice is no conflict: render writes it once.
-    same = run_cli("config", "validate", cwd=make_project(EXPLICIT, "same"))
-    assert same.exit_code == 0, same.output
+    (same,) = [
+        v
+        for name, (v, _) in load_config(make_project(EXPLICIT, "explicit") / "rpdeploy.yaml")
+        .config.runtime_env()
+        .items()
+        if name == variable
+    ]
+    assert config_errors(make_project, run_cli, with_env(EXPLICIT, variable, f"'{same}'"), "same") == []
+
+
+def with_env(config: str, variable: str, value: str) -> str:
+    return config.replace("  type: QUEUE\n", f"  type: QUEUE\n  env:\n    {variable}: {value}\n")
+
+
+def config_errors(
+    make_project: MakeProject, run_cli: Callable[..., Result], config: str, name: str
+) -> list[str]:
+    """The error lines of `config validate` on ``config`` (none when it passes)."""
+    result = run_cli("config", "validate", cwd=make_project(config, name))
+    assert result.exit_code == (2 if result.stderr else 0), result.output
+    return result.stderr.splitlines()
 
 
 def test_an_environments_endpoint_env_conflicts_with_the_setting_of_that_environment(
