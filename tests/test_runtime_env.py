@@ -11,7 +11,7 @@ import pytest
 from click.testing import Result
 
 from deploy.api import errors as api_errors
-from deploy.config import load_config
+from deploy.config import LoadedConfig, load_config
 from deploy.config.mask import Masker
 from deploy.image import envbuild
 from deploy.render import endpoint_spec, render_project
@@ -447,3 +447,23 @@ def test_an_environment_may_not_change_what_is_built_into_the_image(
     assert not (root / f"Dockerfile.{strategy}").exists()
     # The base config alone is fine; so is the installer of a slim image (it is run-time).
     assert run_cli("config", "validate", cwd=make_project(BASE_CONFIG, "base")).exit_code == 0
+
+
+def test_release_builds_one_env_archive_per_place_the_environments_workers_look(
+    make_project: MakeProject,
+) -> None:
+    """Staging and production name other archives (installer, bucket, prefix): each gets its
+    own; an environment whose runtime: equals another's shares its archive; baked, none."""
+    root = make_project(PER_ENVIRONMENT.replace("  production:\n", "  same: {}\n  production:\n"))
+
+    def loaded(env: str | None) -> LoadedConfig:
+        return load_config(root / "rpdeploy.yaml", env)
+
+    base, staging, same, production = (loaded(env) for env in (None, "staging", "same", "production"))
+    chosen = envbuild.distinct_archives([staging, base, same, production, staging])
+    assert [c.environment for c in chosen] == ["staging", None, "production"]
+    baked = make_project(
+        PER_ENVIRONMENT.replace("strategy: slim", "strategy: baked").replace("      installer: uv\n", ""),
+        "baked",
+    )
+    assert envbuild.distinct_archives([load_config(baked / "rpdeploy.yaml", "staging")]) == []
