@@ -9,9 +9,10 @@ What is measured, and how:
   a temporary git repository; `rpdeploy release --promote -o json` as a fresh process, as CI
   and `make demo` run it; each step's seconds come from the command's own JSON record;
 - cold: the first release on that emulator. Its endpoints and their network volume are new, and
-  the endpoint env carries an S3 prefix no run used before, so the first worker finds no
-  environment archive and installs worker/requirements.txt from the stack's index (what a fresh
-  machine pays). The Docker build cache is the shared engine's and is not emptied (other
+  runtime.s3.prefix is one no run used before, so the release's env archive step builds and
+  uploads the environment (when the stack's S3 credentials are in the environment) and the first
+  worker downloads it, else the first worker installs worker/requirements.txt from the stack's
+  index (what a fresh machine pays). The Docker build cache is the shared engine's and is not emptied (other
   engineers use it); the build step's record says how many steps it rebuilt;
 - warm: the same release again: same digest, no write, no new release, validated again on warm
   workers (or workers that start from the environment already on the volume).
@@ -58,13 +59,16 @@ def git(root: Path, *args: str) -> None:
 
 
 def project_copy(prefix: str) -> Path:
-    """The reference project, its endpoint env pointed at an unused S3 prefix, committed."""
+    """The reference project, its runtime.s3.prefix an unused one, committed."""
     root = copy_repo_project(Path(tempfile.mkdtemp(prefix="rpdeploy-bench-release-")))
     (root / ".gitignore").write_text("build/\n")
     config = (root / "rpdeploy.yaml").read_text()
-    marker = "    LOG_LEVEL: INFO\n"
+    # runtime.s3.prefix, the one source of RPDEPLOY_S3_PREFIX: an endpoint.env value that
+    # disagrees with it is a config error (it would make the workers read another prefix than
+    # the release's env archive step writes).
+    marker = "    prefix: envs/\n"
     assert marker in config, "rpdeploy.yaml changed: update bench/release.py"
-    (root / "rpdeploy.yaml").write_text(config.replace(marker, f"{marker}    RPDEPLOY_S3_PREFIX: {prefix}\n"))
+    (root / "rpdeploy.yaml").write_text(config.replace(marker, f"    prefix: {prefix}\n"))
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "bench")

@@ -118,14 +118,17 @@ def test_a_bootstrap_number_in_endpoint_env_is_checked_as_the_bootstrap_checks_i
     assert line == f"error: rpdeploy.yaml:18: {expected}"
 
 
-def test_an_installer_in_endpoint_env_the_bootstrap_refuses_is_refused(
+def test_an_installer_in_endpoint_env_conflicts_with_runtime_installer_even_its_default(
     make_project: MakeProject, run_cli: Callable[..., Result]
 ) -> None:
+    """runtime.installer is RPDEPLOY_INSTALLER's one source (render puts it into the endpoint
+    env): another value in endpoint.env, even one the bootstrap would refuse, is that conflict."""
     result = run_cli("config", "validate", cwd=make_project(endpoint_env("    RPDEPLOY_INSTALLER: conda\n")))
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [
-        "error: rpdeploy.yaml:18: endpoint.env.RPDEPLOY_INSTALLER: 'conda': use pip or uv"
-        " (read by the slim bootstrap)"
+        "error: rpdeploy.yaml:18: endpoint.env.RPDEPLOY_INSTALLER: conflicts with runtime.installer"
+        " (its default, 'pip'), which render puts into the endpoint env as RPDEPLOY_INSTALLER:"
+        " set it in one place"
     ]
 
 

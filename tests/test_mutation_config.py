@@ -536,7 +536,15 @@ def test_the_checked_body_spells_what_runpod_would_get(
     body = _runpod_body(config)
     # RunPod rejects idleTimeout on a QUEUE endpoint scaling on REQUEST_COUNT (spec, EndpointWorkers).
     assert body["workers"].get("idleTimeout") == idle_timeout
-    assert body["env"] == {"AWS_ACCESS_KEY_ID": "***", "AWS_SECRET_ACCESS_KEY": "***"}
+    # The slim bootstrap's settings from runtime: (defaults here), then the secrets.
+    assert body["env"] == {
+        "RPDEPLOY_VOLUME_PATH": "/runpod-volume",
+        "RPDEPLOY_INSTALLER": "pip",
+        "RPDEPLOY_MIN_FREE_VOLUME_MB": "2048",
+        "RPDEPLOY_MIN_FREE_OS_MB": "512",
+        "AWS_ACCESS_KEY_ID": "***",
+        "AWS_SECRET_ACCESS_KEY": "***",
+    }
     assert (body["name"], body["image"]) == ("demo", "127.0.0.1:5000/acme/demo-worker")
 
 
@@ -720,7 +728,13 @@ def test_runtime_settings_that_endpoint_env_repeats_must_agree(make_project: Mak
     same = "{RPDEPLOY_INDEX_URL: 'http://idx/simple/', AWS_ENDPOINT_URL: 'http://s3:8333'}"
     root = make_project(runtime_config(same))
     assert load_config(root / "rpdeploy.yaml", None, {}).config.runtime_env() == {
+        "RPDEPLOY_VOLUME_PATH": ("/runpod-volume", ("runtime", "volume_path")),
+        "RPDEPLOY_INSTALLER": ("pip", ("runtime", "installer")),
+        "RPDEPLOY_MIN_FREE_VOLUME_MB": ("2048", ("runtime", "disk", "min_free_volume_mb")),
+        "RPDEPLOY_MIN_FREE_OS_MB": ("512", ("runtime", "disk", "min_free_os_mb")),
         "RPDEPLOY_INDEX_URL": ("http://idx/simple/", ("runtime", "index_url")),
+        "RPDEPLOY_S3_BUCKET": ("envs", ("runtime", "s3", "bucket")),
+        "RPDEPLOY_S3_PREFIX": ("rpdeploy/envs/", ("runtime", "s3", "prefix")),
         "AWS_ENDPOINT_URL": ("http://s3:8333", ("runtime", "s3", "endpoint_url")),
     }
     other = "{RPDEPLOY_INDEX_URL: 'http://other/', AWS_ENDPOINT_URL: 'http://s3:8333', KEEP: 'x'}"

@@ -149,11 +149,9 @@ def _build_and_push(ctx: Context, loaded: LoadedConfig, result: ReleaseResult) -
 
 
 def _env_archive(ctx: Context, loaded: LoadedConfig, result: ReleaseResult, environ: dict[str, str]) -> None:
-    """`rpdeploy env build --push` as a step, for a slim image with ``runtime.s3``: the first cold
-    start then downloads the environment instead of installing it (a HEAD that finds the
-    archive makes the step a no-op)."""
-    if not envbuild.wanted(loaded):
-        return
+    """`rpdeploy env build --push` as a step, for a slim image with ``runtime.s3``
+    (`envbuild.distinct_archives`): the first cold start then downloads the environment instead
+    of installing it (a HEAD that finds the archive makes the step a no-op)."""
     with _step(ctx, result, "env archive") as said:
         said(envbuild.build_env(loaded, environ, push=True, log=ctx.log).summary)
 
@@ -261,7 +259,9 @@ def release(
     if image is None:
         result = ReleaseResult("", built=True)
         _build_and_push(ctx, first, result)
-        _env_archive(ctx, first, result, environ)
+        # One archive per place the environments' workers look (runtime: may differ per environment).
+        for loaded in envbuild.distinct_archives(config for config, _ in envs):
+            _env_archive(ctx, loaded, result, environ)
     else:
         result = ReleaseResult("", built=False)
     result.image = deploy_image(first, image, allow_mutable_tag=allow_mutable_tag)

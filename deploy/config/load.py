@@ -24,7 +24,7 @@ from pydantic_core import ErrorDetails
 from deploy.config.interpolate import Interpolator, SecretReads, UnsetVariable
 from deploy.config.mask import MASKER, Masker
 from deploy.config.patterns import FORBIDDEN_CHARS, first_control, hidden_char, quoted
-from deploy.config.rules import Problem, check, warnings
+from deploy.config.rules import Problem, check, image_override_problems, warnings
 from deploy.config.schema import OVERRIDABLE, UNION_TAGS, Config
 from deploy.config.yaml_source import PathKey, YamlDocument, dotted, parse_yaml
 from deploy.errors import ConfigError
@@ -193,6 +193,8 @@ def _resolve(
     if problems:
         return None, _format(problems, document, env, masker), masker, {}
     problems = check(config, document.file.parent)
+    if env:
+        problems += image_override_problems(config, override, env)
     if problems:
         return None, _format(problems, document, env, masker), masker, {}
     return config, [], masker, interpolator.reads

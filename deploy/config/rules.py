@@ -10,13 +10,13 @@ warnings: RunPod's live catalog may be newer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.config.runtime_bounds import NUMBERS, installer_problem, number_problem
-from deploy.config.schema import Config, EndpointConfig
+from deploy.config.runtime_bounds import NUMBERS, number_problem
+from deploy.config.schema import IMAGE_RUNTIME_KEYS, RUNTIME_ENV_SHADOWS, Config, EndpointConfig
 from deploy.config.yaml_source import PathKey
 from deploy.runpod import endpoint as runpod_endpoint
 from deploy.runpod import secrets as runpod_secrets
@@ -126,40 +126,76 @@ def _secret_problems(config: Config) -> Iterator[Problem]:
 
 def _runtime_env_problems(config: Config) -> Iterator[Problem]:
     """``runtime:`` is the one source of the bootstrap's run-time settings (`Config.runtime_env`):
-    an endpoint.env value that disagrees, or a secret of the same name, is a conflict."""
+    an endpoint.env value that disagrees, or a secret of the same name, is a conflict; so is one
+    of a name the bootstrap reads first (`RUNTIME_ENV_SHADOWS`: AWS_REGION before
+    RPDEPLOY_S3_REGION), which would win over ``runtime:`` without a word."""
     for name, (value, source) in config.runtime_env().items():
-        where = ".".join(source)
-        if name in config.endpoint.env and config.endpoint.env[name] != value:
-            yield Problem(
-                ("endpoint", "env", name),
-                f"conflicts with {where}, which render puts into the endpoint env as {name}:"
-                " set it in one place",
-                also=source,
-            )
-        for index, secret in enumerate(config.secrets):
-            if secret.name == name:
+        where, also = _setting_source(config, source, value)
+        for variable in (name, *RUNTIME_ENV_SHADOWS.get(name, ())):
+            # A shadow wins over the setting in the bootstrap: the message says so, or the
+            # conflict would look like none.
+            after = "" if variable == name else f", which the bootstrap reads only when {variable} is unset"
+            if variable in config.endpoint.env and config.endpoint.env[variable] != value:
                 yield Problem(
-                    ("secrets", index, "name"),
-                    f"{name} is also set by {where} (render puts it into the endpoint env):"
+                    ("endpoint", "env", variable),
+                    f"conflicts with {where}, which render puts into the endpoint env as {name}{after}:"
                     " set it in one place",
-                    also=source,
+                    also=also,
                 )
+            for index, secret in enumerate(config.secrets):
+                if secret.name == variable:
+                    how = "" if variable == name else f" as {name}{after}"
+                    yield Problem(
+                        ("secrets", index, "name"),
+                        f"{variable} is also set by {where} (render puts it into the endpoint env{how}):"
+                        " set it in one place",
+                        also=also,
+                    )
+
+
+def _setting_source(config: Config, path: tuple[str, ...], value: str) -> tuple[str, PathKey | None]:
+    """How a conflict names the ``runtime:`` setting at ``path``, and where it is written: a
+    setting the file leaves out is its default, which no line holds (``runtime.installer (its
+    default, 'pip')``; defaults are never secrets)."""
+    owner: Any = config
+    for part in path[:-1]:
+        owner = getattr(owner, part)
+    dotted = ".".join(path)
+    if path[-1] in owner.model_fields_set:
+        return dotted, path
+    return f"{dotted} (its default, {value!r})", None
+
+
+def image_override_problems(config: Config, override: Mapping[str, Any], env: str) -> Iterator[Problem]:
+    """An environment's ``runtime:`` keys that shape the image (`IMAGE_RUNTIME_KEYS`): every
+    environment deploys the image of one build under one commit tag, so an override would
+    make two environments' images collide (or one run the other's settings)."""
+    block = override.get("runtime")
+    if not isinstance(block, Mapping):
+        return
+    strategy = config.image.strategy
+    for key in sorted(IMAGE_RUNTIME_KEYS[strategy] & set(block)):
+        yield Problem(
+            ("environments", env, "runtime", key),
+            f"cannot be overridden per environment: it is built into the {strategy} image, and every"
+            " environment deploys the image of one build (one tag per commit); set it in runtime:"
+            " for all of them",
+        )
 
 
 def _bootstrap_setting_problems(config: Config) -> Iterator[Problem]:
-    """A number the slim bootstrap reads from endpoint.env (RPDEPLOY_LOCK_WAIT_S, ...), or an
-    installer, that it would refuse at every cold start (exit 1) is refused here, by the same rules."""
+    """A number the slim bootstrap reads from endpoint.env (RPDEPLOY_LOCK_WAIT_S, ...) that it
+    would refuse at every cold start (exit 1) is refused here, by the same rules. Those that
+    ``runtime:`` sets (RPDEPLOY_MIN_FREE_*_MB, and RPDEPLOY_INSTALLER) are its to check: an
+    endpoint.env value either equals the checked one or is a conflict (`_runtime_env_problems`)."""
     if config.image.strategy != "slim":
         return  # no bootstrap reads them
+    derived = config.runtime_env()
     for name, value in config.endpoint.env.items():
         # A `{{ RUNPOD_SECRET_... }}` value is only known once RunPod fills it in.
-        if "{{" in value:
+        if "{{" in value or name in derived or name not in NUMBERS:
             continue
-        problem = None
-        if name in NUMBERS:
-            problem = number_problem(name, value)
-        elif name == "RPDEPLOY_INSTALLER":
-            problem = installer_problem(value)
+        problem = number_problem(name, value)
         if problem is not None:
             yield Problem(("endpoint", "env", name), f"{problem} (read by the slim bootstrap)")
 

@@ -512,18 +512,40 @@ class Config(OverridableSections):
     def runtime_env(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         """The slim bootstrap's run-time settings as endpoint env: ``{variable: (value, config path)}``.
 
-        Render puts them into the endpoint env, so ``runtime:`` is their one source (an
-        ``endpoint.env`` or secret of the same name that disagrees is a config error). A baked
-        image has no bootstrap: nothing. The variables are the ones deploy/runtime/settings.py
-        reads (docs/runtime.md, "Settings").
+        Every ``runtime:`` setting an environment may change reaches the worker this way, never
+        through the image: render puts them into the endpoint env, so the committed Dockerfile
+        is the same for every environment of one build (one image, one tag), and ``runtime:`` is
+        their one source (an ``endpoint.env`` value or secret that disagrees is a config error,
+        `deploy.config.rules`). Values the file leaves out are their defaults, which are the
+        bootstrap's own (deploy/runtime/settings.py), so spelling them changes nothing but makes
+        the endpoint say what its workers run with. A baked image has no bootstrap: nothing. The
+        variables are the ones deploy/runtime/settings.py reads (docs/runtime.md, "Settings").
         """
         if self.image.strategy != "slim":
             return {}
-        found: dict[str, tuple[str, tuple[str, ...]]] = {}
-        if self.runtime.index_url:
-            found["RPDEPLOY_INDEX_URL"] = (self.runtime.index_url, ("runtime", "index_url"))
-        if self.runtime.s3 is not None and self.runtime.s3.endpoint_url:
-            found["AWS_ENDPOINT_URL"] = (self.runtime.s3.endpoint_url, ("runtime", "s3", "endpoint_url"))
+        runtime = self.runtime
+        found: dict[str, tuple[str, tuple[str, ...]]] = {
+            "RPDEPLOY_VOLUME_PATH": (runtime.volume_path, ("runtime", "volume_path")),
+            "RPDEPLOY_INSTALLER": (runtime.installer, ("runtime", "installer")),
+            "RPDEPLOY_MIN_FREE_VOLUME_MB": (
+                str(runtime.disk.min_free_volume_mb),
+                ("runtime", "disk", "min_free_volume_mb"),
+            ),
+            "RPDEPLOY_MIN_FREE_OS_MB": (
+                str(runtime.disk.min_free_os_mb),
+                ("runtime", "disk", "min_free_os_mb"),
+            ),
+        }
+        if runtime.index_url:
+            found["RPDEPLOY_INDEX_URL"] = (runtime.index_url, ("runtime", "index_url"))
+        s3 = runtime.s3
+        if s3 is not None:
+            found["RPDEPLOY_S3_BUCKET"] = (s3.bucket, ("runtime", "s3", "bucket"))
+            found["RPDEPLOY_S3_PREFIX"] = (s3.prefix, ("runtime", "s3", "prefix"))
+            if s3.endpoint_url:
+                found["AWS_ENDPOINT_URL"] = (s3.endpoint_url, ("runtime", "s3", "endpoint_url"))
+            if s3.region:
+                found["RPDEPLOY_S3_REGION"] = (s3.region, ("runtime", "s3", "region"))
         return found
 
     def endpoint_name(self, environment: str | None) -> str:
@@ -539,6 +561,23 @@ class Config(OverridableSections):
         two projects never collide (``a-b`` + ``c`` and ``a`` + ``b-c`` would, joined by ``-``)."""
         return f"{self.project}/{volume.name}"
 
+
+#: Variables the slim bootstrap reads *before* one that `Config.runtime_env` sets, so that an
+#: endpoint.env value or secret of that name would silently win over ``runtime:``
+#: (deploy/runtime/settings.py, `s3_settings`: AWS_REGION, then AWS_DEFAULT_REGION, then
+#: RPDEPLOY_S3_REGION). Config validation treats them as the setting itself.
+RUNTIME_ENV_SHADOWS: Final[dict[str, tuple[str, ...]]] = {
+    "RPDEPLOY_S3_REGION": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+}
+
+#: ``runtime:`` keys that shape the image itself (``{strategy: keys}``): the Dockerfile COPYs
+#: the requirements file, and a baked image installs with the installer at build time. Every
+#: environment deploys the image of one build (one tag per commit), so an environment may not
+#: change them (`deploy.config.rules.image_override_problems`).
+IMAGE_RUNTIME_KEYS: Final[dict[str, frozenset[str]]] = {
+    "slim": frozenset({"requirements"}),
+    "baked": frozenset({"requirements", "installer"}),
+}
 
 #: Top-level keys an `environments.<name>` block may set.
 OVERRIDABLE: frozenset[str] = frozenset(OverridableSections.model_fields)

@@ -21,7 +21,7 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -98,6 +98,20 @@ def wanted(loaded: LoadedConfig) -> bool:
     """Whether `rpdeploy release` builds and pushes the archive: a slim image with ``runtime.s3``."""
     config = loaded.config
     return config.image.strategy == "slim" and config.runtime.s3 is not None
+
+
+def distinct_archives(configs: Iterable[LoadedConfig]) -> list[LoadedConfig]:
+    """The configs among ``configs`` that `rpdeploy release` builds an archive for (`wanted`),
+    one per archive: environments may override ``runtime:`` (installer, index, S3 bucket and
+    prefix, ...), and each environment's workers look for the archive its own settings name.
+    Configs that build the same archive in the same place count once (the first), in order."""
+    chosen: dict[tuple[object, ...], LoadedConfig] = {}
+    for loaded in configs:
+        if wanted(loaded):
+            place = loaded.config.runtime.model_dump_json(include={"s3"})
+            key = (tuple(sorted(container_env(loaded, {}, push=False).items())), place)
+            chosen.setdefault(key, loaded)
+    return list(chosen.values())
 
 
 def archive_path(key: str) -> Path:

@@ -187,16 +187,14 @@ def _dockerfile_context(loaded: LoadedConfig) -> dict[str, Any]:
         "workdir": workdir,
         "handler_src": handler.path.rstrip("/") + "/",
         "requirements_src": config.runtime.requirements,
-        "volume_path": config.runtime.volume_path,
         "command": start_command(config),
+        # The baked image installs with it at build time; the slim one gets it from the endpoint
+        # env (Config.runtime_env), like every run-time setting, so its Dockerfile does not vary.
         "installer": config.runtime.installer,
         # The slim image's bootstrap (deploy/runtime; docs/runtime.md) and what it reads.
         "bootstrap_src": BOOTSTRAP_CONTEXT_DIR + "/",
         "bootstrap_dest": BOOTSTRAP_IMAGE_DIR,
         "runtime_requirements": RUNTIME_REQUIREMENTS,
-        "s3": config.runtime.s3,
-        "min_free_volume_mb": config.runtime.disk.min_free_volume_mb,
-        "min_free_os_mb": config.runtime.disk.min_free_os_mb,
     }
 
 

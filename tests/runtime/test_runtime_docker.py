@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from deploy.config import load_config
 from tests.runtime.conftest import INDEX_URL, s3_env
 from tests.test_image_docker import CREATED, Run, as_json, config_text, engine, git, invoke
 
@@ -193,6 +194,13 @@ def _project_image(root: Path, run_cli: Run, runtime: str, *, strategy: str = "s
     return image
 
 
+def worker_env(root: Path) -> dict[str, str]:
+    """The bootstrap's settings render puts into the project's endpoint env (`Config.runtime_env`;
+    the secrets, which RunPod fills in, are each test's to give)."""
+    config = load_config(root / "rpdeploy.yaml").config
+    return {name: value for name, (value, _) in config.runtime_env().items()}
+
+
 def test_uv_at_cold_start_then_env_build_push_makes_the_next_empty_volume_download(
     engine: Any, tmp_path: Path, run_cli: Run
 ) -> None:
@@ -206,9 +214,12 @@ def test_uv_at_cold_start_then_env_build_push_makes_the_next_empty_volume_downlo
     runtime = f"  installer: uv\n  s3: {{bucket: {bucket}, prefix: {prefix}, endpoint_url: '{endpoint}'}}\n"
     root = tmp_path / "project"
     image = _project_image(root, run_cli, runtime)
+    # The installer and the S3 archive's place reach the worker through the endpoint env, as on RunPod.
+    env = worker_env(root)
+    assert (env["RPDEPLOY_INSTALLER"], env["RPDEPLOY_S3_PREFIX"]) == ("uv", prefix)
     with _volume(engine) as first_volume:
         # No credentials: no archive step, uv installs from the index.
-        status, logs, _ = run_container(engine, image, volume=first_volume)
+        status, logs, _ = run_container(engine, image, volume=first_volume, environment=env)
     assert status == 0, logs
     assert "rpdeploy-bootstrap: installing uv onto the work disk" in logs
     assert "installing /opt/rpdeploy/requirements.txt with uv from http://127.0.0.1:8099/simple/" in logs
@@ -232,9 +243,7 @@ def test_uv_at_cold_start_then_env_build_push_makes_the_next_empty_volume_downlo
     assert as_json(again, "env build")["existed"] is True
 
     with _volume(engine) as empty:
-        status, logs, _ = run_container(
-            engine, image, volume=empty, environment={**credentials, "AWS_ENDPOINT_URL": endpoint}
-        )
+        status, logs, _ = run_container(engine, image, volume=empty, environment={**env, **credentials})
     assert status == 0, logs
     assert f"rpdeploy-bootstrap: downloading {built['s3_url']}" in logs
     assert "installing" not in logs
