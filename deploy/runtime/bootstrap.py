@@ -164,17 +164,45 @@ def _text(exc: BaseException) -> str:
 
 def handler_environment(env: dict[str, str], env_dir: str) -> dict[str, str]:
     """The handler's environment: the provisioned site first on PYTHONPATH, its scripts on PATH,
-    and the environment's bytecode as PYTHONPYCACHEPREFIX, read-only (PYTHONDONTWRITEBYTECODE=1:
-    see deploy/runtime/bytecode.py). An endpoint that sets PYTHONPYCACHEPREFIX itself keeps it."""
+    and a per-container view of the environment's bytecode as PYTHONPYCACHEPREFIX, with
+    PYTHONDONTWRITEBYTECODE=1 (deploy/runtime/bytecode.py). An endpoint that sets
+    PYTHONPYCACHEPREFIX itself keeps it (and so does without the environment's bytecode)."""
     site = envstore.site_of(env_dir)
     out = dict(env)
     if not env.get("PYTHONPYCACHEPREFIX"):
-        out["PYTHONPYCACHEPREFIX"] = envstore.bytecode_of(env_dir)
-        out["PYTHONDONTWRITEBYTECODE"] = "1"
+        prefix = _bytecode_view(env_dir, site, env)
+        if prefix is not None:
+            out["PYTHONPYCACHEPREFIX"] = prefix
+            out["PYTHONDONTWRITEBYTECODE"] = "1"
     out["PYTHONPATH"] = os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p)
     out["PATH"] = os.pathsep.join(p for p in (os.path.join(site, "bin"), env.get("PATH", os.defpath)) if p)
     out["RPDEPLOY_ENV_DIR"] = env_dir
     return out
+
+
+#: Where the per-container bytecode view goes: the container's own /tmp (it dies with the
+#: container, and holds two links), else the work disk's tmp/ (a read-only root without /tmp).
+_VIEW_PARENTS = ("/tmp",)  # noqa: S108 (a private mkdtemp folder)
+
+
+def _bytecode_view(env_dir: str, site: str, env: dict[str, str]) -> str | None:
+    """`bytecode.view` for ``env_dir``; None (a warning: imports compile from source) when the
+    manifest names no compiled site or no folder can hold the view."""
+    from . import bytecode  # noqa: PLC0415 (a small module; imported once the prefix is known)
+
+    compiled = envstore.compiled_for(env_dir)
+    if compiled is None:
+        say(f"warning: {env_dir} has no usable bytecode record; modules are compiled from source")
+        return None
+    for parent in (*_VIEW_PARENTS, env["TMPDIR"]):
+        try:
+            return bytecode.view(envstore.bytecode_of(env_dir), compiled, site, parent)
+        except OSError:
+            continue
+    say(
+        "warning: no folder for the bytecode view (/tmp and TMPDIR refused); modules are compiled from source"
+    )
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -202,7 +230,11 @@ def main(argv: list[str]) -> int:
         sys.pycache_prefix = handler_env.get("PYTHONPYCACHEPREFIX") or sys.pycache_prefix
         from . import start  # noqa: PLC0415 (after the prefix is set)
 
-        return start.start(argv, handler_env)
+        try:
+            return start.start(argv, handler_env)  # returns only as init, once the handler ended
+        finally:
+            if handler_env.get("PYTHONPYCACHEPREFIX") != env.get("PYTHONPYCACHEPREFIX"):
+                shutil.rmtree(handler_env["PYTHONPYCACHEPREFIX"], ignore_errors=True)  # our view
     except Failure as failure:
         say(failure.message)
         return failure.code

@@ -78,12 +78,11 @@ class Store:
         return check(self.env_dir(key), files=files)
 
     def publish(self, key: str, staging: str, *, sealed: bool = False) -> str:
-        """Seal ``staging`` (manifest, then marker; unless an unpacked archive brought both), point
-        its bytecode at the final place and rename it to ``envs/<key>``."""
+        """Seal ``staging`` (manifest, then marker; unless an unpacked archive brought both) and
+        rename it to ``envs/<key>``."""
         if not sealed:
             seal(staging, key)
         target = self.env_dir(key)
-        relocate(staging, site_of(target))
         if os.path.lexists(target):  # a corrupt one (we hold the lock): move it aside first
             aside = self.disk.sub("staging", f"{key}.corrupt.{secrets.token_hex(4)}")
             os.rename(target, aside)
@@ -106,8 +105,8 @@ def _files(folder: str, skip: str | None = None) -> list[list[object]]:
 
 
 def seal(env: str, key: str) -> None:
-    """Write the manifest, then the marker. The site's pycs are listed relative to their mirror of
-    ``site/`` (`bytecode.mirror`), so that moving them (`relocate`) leaves the lists as they are."""
+    """Write the manifest, then the marker. ``bytecode_site`` is the folder the site's pycs were
+    compiled for (here, while it is staged); they are listed relative to its mirror."""
     site = site_of(env)
     root = os.path.join(env, bytecode.ROOT)
     site_pycs = bytecode.mirror(root, site)
@@ -133,21 +132,6 @@ def _write_manifest(env: str, manifest: dict[str, object]) -> None:
     _write_synced(os.path.join(env, MANIFEST), data)
     # Written last: its presence (and agreement with the manifest) proves the rest is there.
     _write_synced(os.path.join(env, MARKER), hashlib.sha256(data).hexdigest().encode())
-
-
-def relocate(env: str, site: str) -> None:
-    """Point the environment's site bytecode at ``site``, the absolute path its ``site/`` will have:
-    the pycs were compiled where it was built (a staging folder, or another machine for an
-    archive), and Python finds them by the sources' absolute path. One rename, then the manifest
-    and the marker are written again. Call on a checked environment (`check`)."""
-    with open(os.path.join(env, MANIFEST), "rb") as handle:
-        manifest = json.load(handle)
-    built_for = _clean(manifest["bytecode_site"])
-    if built_for == site:
-        return
-    bytecode.relocate(os.path.join(env, bytecode.ROOT), built_for, site)
-    manifest["bytecode_site"] = site
-    _write_manifest(env, manifest)
 
 
 def _write_synced(path: str, data: bytes) -> None:
@@ -222,8 +206,17 @@ def site_of(env: str) -> str:
 
 
 def bytecode_of(env: str) -> str:
-    """The environment's PYTHONPYCACHEPREFIX folder."""
+    """The environment's bytecode tree (`bytecode`)."""
     return os.path.join(env, bytecode.ROOT)
+
+
+def compiled_for(env: str) -> str | None:
+    """The folder the site's pycs were compiled for (the manifest's ``bytecode_site``), or None."""
+    try:
+        with open(os.path.join(env, MANIFEST), "rb") as handle:
+            return _clean(json.load(handle)["bytecode_site"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def size_of(env: str) -> int:

@@ -118,12 +118,9 @@ def _run_with_retries(  # noqa: PLR0917
         status, tail = _run(command, env)
         if status == 0:
             return
-        if any(sign in line for line in tail for sign in _NO_SPACE):
-            raise Failure(f"no space left on {describe_full(target)} while {what}", EXIT_DISK)
-        number = filesystem_errno(tail)
-        if number is not None:  # over quota, read-only, ...: not worth another attempt either
-            message, code = disk_error(OSError(number, os.strerror(number)), describe_full(target))
-            raise Failure(f"{message} (while {what})", code)
+        failure = disk_failure(tail, target, what)
+        if failure is not None:  # full, over quota, read-only, ...: not worth another attempt either
+            raise failure
         network = network_cause(tail)
         if network is None:  # it would fail the same way again
             raise Failure(f"{what} failed (exit {status}): {first_error(tail)[:300]}")
@@ -135,6 +132,18 @@ def _run_with_retries(  # noqa: PLR0917
         shutil.rmtree(target, ignore_errors=True)
         os.makedirs(target, exist_ok=True)
         time.sleep(min(2.0**attempt, 10.0))  # the index or the network may be back
+
+
+def disk_failure(tail: Sequence[str], target: str, what: str) -> Failure | None:
+    """The Failure for a filesystem error that a child's output (pip, uv, compileall) shows while
+    writing ``target`` (one line naming the disk and how full it is, exit 28/73/74), or None."""
+    if any(sign in line for line in tail for sign in _NO_SPACE):
+        return Failure(f"no space left on {describe_full(target)} while {what}", EXIT_DISK)
+    number = filesystem_errno(tail)
+    if number is None:
+        return None
+    message, code = disk_error(OSError(number, os.strerror(number)), describe_full(target))
+    return Failure(f"{message} (while {what})", code)
 
 
 def filesystem_errno(tail: Sequence[str]) -> int | None:

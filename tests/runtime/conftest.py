@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,16 @@ def copy_bootstrap(dest: Path) -> Path:
     folder = dest / "rpdeploy_runtime"
     shutil.copytree(RUNTIME_SRC, folder, ignore=shutil.ignore_patterns("__pycache__"))
     return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _remove_bytecode_views() -> Iterator[None]:
+    """The bytecode views (/tmp/rpdeploy-bytecode-*) of the bootstraps this session ran as plain
+    processes: in a container /tmp goes with the container, on this host it stays."""
+    before = set(Path("/tmp").glob("rpdeploy-bytecode-*"))
+    yield
+    for view in set(Path("/tmp").glob("rpdeploy-bytecode-*")) - before:
+        shutil.rmtree(view, ignore_errors=True)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,26 +103,48 @@ print(json.dumps({"six": six.__cached__, "fractions": fractions.__cached__, "pre
 
 def test_the_handler_reads_bytecode_from_the_environment(setup: Setup, run: Run, tmp_path: Path) -> None:
     # The site's pycs (timestamp) and the stdlib's (checked hash) come from the environment's
-    # bytecode/ tree; the handler's own modules are never cached (docs/runtime.md, "Bytecode").
+    # bytecode tree, through a per-container view; the handler's own modules are never cached
+    # (docs/runtime.md, "Bytecode").
     handler = write_handler(tmp_path, BYTECODE_HANDLER)
     (handler.parent / "helper.py").write_text("VALUE = 1\n")
     result = run("python3", "-v", "-u", str(handler), RPDEPLOY_STDLIB_BYTECODE="1")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     (env_dir,) = env_dirs(setup.work)
-    prefix = env_dir / "bytecode"
-    assert report["prefix"] == str(prefix)
+    tree = env_dir / "bytecode"
+    view = Path(report["prefix"])
+    assert view.parent == Path("/tmp")
+    assert view.name.startswith("rpdeploy-bytecode-")
     assert report["no_write"] is True
     for name, flags in (("six", 0), ("fractions", 0b11)):  # PEP 552: 0 timestamp, 3 checked hash
         cached = Path(report[name])
-        assert cached.is_relative_to(prefix), name
+        assert cached.is_relative_to(view), name
+        assert Path(os.path.realpath(cached)).is_relative_to(tree), name  # the view links into the tree
         assert f"code object from '{cached}'" in result.stderr, name  # read from the pyc, not compiled
         assert int.from_bytes(cached.read_bytes()[4:8], "little") == flags, name
     assert "compiling the bytecode of the environment and the stdlib" in result.stderr
-    helper_pycs = [*setup.work.rglob("helper*.pyc"), *tmp_path.glob("app/**/*.pyc")]
-    assert helper_pycs == []
+    written = [*setup.work.rglob("helper*.pyc"), *tmp_path.glob("app/**/*.pyc"), *view.rglob("helper*.pyc")]
+    assert written == []
     # No __pycache__ in the site: the installer was told not to write them.
     assert not list((env_dir / "site").rglob("__pycache__"))
+    shutil.rmtree(view)
+
+
+def test_handler_written_bytecode_dies_with_its_container(setup: Setup, run: Run, tmp_path: Path) -> None:
+    # A handler that compiles its own modules (compileall, pip, py_compile ignore
+    # PYTHONDONTWRITEBYTECODE) must not leave pycs that a later image with a changed module of the
+    # same size and the same (normalised) mtime would run.
+    handler = write_handler(tmp_path, "import helper\nprint('helper says', helper.X)\n")
+    helper = handler.parent / "helper.py"
+    for version in ("v1", "v2"):
+        helper.write_text(f"X = '{version}'\n")
+        os.utime(helper, (0, 0))  # `rpdeploy build` gives every file the same mtime
+        script = f"python3 -m compileall -q {handler.parent} && python3 {handler}"
+        result = run("sh", "-c", script, PYTHONPATH=str(handler.parent))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.strip().splitlines()[-1] == f"helper says {version}"
+    (env_dir,) = env_dirs(setup.work)
+    assert not [p for p in (env_dir / "bytecode").rglob("*.pyc") if "helper" in p.name]
 
 
 def test_a_model_cache_set_by_the_endpoint_is_kept(setup: Setup, run: Run, tmp_path: Path) -> None:
@@ -467,6 +490,8 @@ def test_installer_uv_installs_with_its_cache_on_the_work_disk(setup: Setup, run
     (env_dir,) = env_dirs(setup.work)
     assert list((env_dir / "site").glob("six-1.17.0.dist-info"))
     # Compiled into the environment's bytecode tree, as after pip; none in the site itself.
-    assert list((env_dir / "bytecode" / str(env_dir / "site").lstrip("/")).glob("six.*.pyc"))
+    compiled = envstore.compiled_for(str(env_dir))
+    assert compiled is not None
+    assert list((env_dir / "bytecode" / compiled.lstrip("/")).glob("six.*.pyc"))
     assert not list((env_dir / "site").rglob("__pycache__"))
     assert any((setup.work / "rpdeploy" / "cache" / "uv").iterdir())  # UV_CACHE_DIR on the work disk

@@ -42,12 +42,13 @@ __all__ = ["engine"]  # the module-scoped engine fixture, which removes the imag
 
 #: The tiny OS disk: /tmp is a tmpfs of this many MB, far smaller than the install.
 TMP_MB = 16
-#: Real, heavy requirements: runpod 1.12.0 and its dependencies, ~170 MB once pip compiled them.
+#: Real, heavy requirements: runpod 1.12.0 and its dependencies, ~170 MB with their bytecode.
 REQUIREMENTS = "runpod==1.12.0\n"
 #: Workers per endpoint, and the installer each endpoint's bootstrap uses (pip is the default;
 #: uv, much quicker, keeps the second install short and proves its cache off the OS disk too).
 INSTALLERS = {2: "pip", 4: "uv"}
-#: What each installer must have put on the volume (uv does not compile bytecode: ~140 MB).
+#: What each environment must hold on the volume, bytecode included (the bootstrap compiles it
+#: after either installer; the floors date from when uv's environments had none).
 INSTALL_FLOOR = {"pip": 150_000_000, "uv": 100_000_000}
 #: What may land outside the work disk: a few kB of interpreter and SDK state at most.
 OUTSIDE_BOUND = 1_000_000

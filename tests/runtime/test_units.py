@@ -8,6 +8,7 @@ import io
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -140,39 +141,110 @@ def _compiled_env(env: Path) -> Path:
 
 
 def bytecode_file(env: Path, source: Path) -> Path:
-    """Where Python looks for ``source``'s pyc with PYTHONPYCACHEPREFIX=<env>/bytecode."""
-    name = f"{source.stem}.{sys.implementation.cache_tag}.pyc"
-    return env / "bytecode" / str(source.parent).lstrip("/") / name
+    """Where ``source``'s pyc is in <env>/bytecode when it was compiled in place."""
+    return pyc_in(env / "bytecode", source)
 
 
-def test_an_archive_built_elsewhere_gets_its_bytecode_moved_to_where_it_is_published(tmp_path: Path) -> None:
-    # Built in one place (another machine's work disk, or a staging folder), published in another:
-    # Python finds a pyc by its source's absolute path, so the mirror must move with the site.
+def pyc_in(prefix: Path, source: Path) -> Path:
+    """Where Python looks for ``source``'s pyc with PYTHONPYCACHEPREFIX=``prefix``."""
+    return prefix / str(source.parent).lstrip("/") / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+
+
+def _python(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=True)
+
+
+def test_the_view_serves_an_archives_bytecode_wherever_it_was_built(tmp_path: Path) -> None:
+    # Compiled in one place (another machine's work disk), published in another: Python looks a
+    # pyc up by its source's absolute path, and the per-container view names the site's mirror
+    # after where the site is now.
     built = tmp_path / "builder" / "envs" / "k"
     assert _compiled_env(built).is_file()
     packed = tmp_path / "env.tar.gz"
     archive.pack(str(built), str(packed))
-    staging = tmp_path / "worker" / "staging" / "k.host.1"
-    staging.mkdir(parents=True)
-    archive.unpack(str(packed), str(staging))
-    assert envstore.check(str(staging)) is None  # the manifest names where the pycs are now
     final = tmp_path / "worker" / "envs" / "k"
-    envstore.relocate(str(staging), str(final / "site"))
-    final.parent.mkdir()
-    staging.rename(final)
+    final.mkdir(parents=True)
+    archive.unpack(str(packed), str(final))
     assert envstore.check(str(final)) is None
-    moved = bytecode_file(final, final / "site" / "pkg" / "__init__.py")
-    assert moved.is_file()
-    # The old mirror's folders are gone, up to bytecode/ itself.
-    assert sorted(p.name for p in (final / "bytecode").iterdir()) == [str(tmp_path).split("/")[1]]
-    assert not (final / "bytecode" / str(built).lstrip("/")).exists()
-    probe = "import pkg; print(pkg.__cached__)"
-    env = {"PYTHONPATH": str(final / "site"), "PYTHONPYCACHEPREFIX": str(final / "bytecode"),
-           "PYTHONDONTWRITEBYTECODE": "1", "PATH": os.defpath}  # fmt: skip
-    command = [sys.executable, "-v", "-c", probe]
-    shown = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    assert shown.stdout.strip() == str(moved)
-    assert f"code object from '{moved}'" in shown.stderr  # read, not compiled
+    assert envstore.compiled_for(str(final)) == str(built / "site")
+    views = tmp_path / "container-tmp"
+    views.mkdir()
+    tree = envstore.bytecode_of(str(final))
+    view = bytecode.view(tree, str(built / "site"), str(final / "site"), str(views))
+    linked = Path(view) / str(final / "site").lstrip("/")
+    assert linked.is_symlink()
+    assert os.readlink(linked) == str(final / "bytecode" / str(built / "site").lstrip("/"))
+    env = {"PYTHONPATH": str(final / "site"), "PYTHONPYCACHEPREFIX": view, "PYTHONDONTWRITEBYTECODE": "1",
+           "PATH": os.defpath}  # fmt: skip
+    shown = _python(env, "-v", "-c", "import pkg; print(pkg.__cached__)")
+    cached = pyc_in(Path(view), final / "site" / "pkg" / "__init__.py")
+    assert shown.stdout.strip() == str(cached)
+    assert f"code object from '{cached}'" in shown.stderr  # read, not compiled
+
+
+def test_nothing_but_the_site_and_stdlib_reaches_the_shared_tree(tmp_path: Path) -> None:
+    # A handler that writes bytecode for its own modules (compileall, py_compile, pip) writes into
+    # its container's view, never into the environment other workers and later images read.
+    env_dir = tmp_path / "envs" / "k"
+    _compiled_env(env_dir)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "helper.py").write_text("X = 'v1'\n")
+    os.utime(app / "helper.py", (0, 0))  # as `rpdeploy build` normalises mtimes
+    before = sorted(str(p) for p in (env_dir / "bytecode").rglob("*"))
+    views = tmp_path / "views"
+    views.mkdir()
+
+    def run_app(writes: bool) -> str:
+        site = str(env_dir / "site")
+        view = bytecode.view(envstore.bytecode_of(str(env_dir)), site, site, str(views))
+        env = {"PYTHONPYCACHEPREFIX": view, "PYTHONDONTWRITEBYTECODE": "1", "PATH": os.defpath,
+               "PYTHONPATH": f"{site}:{app}"}  # fmt: skip
+        if writes:
+            _python(env, "-m", "compileall", "-q", str(app))
+        return _python(env, "-c", "import helper; print(helper.X)").stdout.strip()
+
+    assert run_app(writes=True) == "v1"
+    (app / "helper.py").write_text("X = 'v2'\n")  # same size, same mtime: only a fresh view tells
+    os.utime(app / "helper.py", (0, 0))
+    assert run_app(writes=False) == "v2"
+    assert sorted(str(p) for p in (env_dir / "bytecode").rglob("*")) == before
+
+
+def test_a_site_below_the_stdlib_folder_gets_no_link_inside_another(tmp_path: Path) -> None:
+    # Making the site link's parents inside the stdlib link would write into the shared tree.
+    stdlib = bytecode.stdlib_dirs()[0]
+    tree = tmp_path / "tree"
+    (tree / stdlib.lstrip("/")).mkdir(parents=True)
+    (tree / "compiled" / "site").mkdir(parents=True)
+    view = Path(bytecode.view(str(tree), "/compiled/site", f"{stdlib}/nested/site", str(tmp_path)))
+    assert (view / stdlib.lstrip("/")).is_symlink()
+    assert not (tree / stdlib.lstrip("/") / "nested").exists()
+
+
+def test_a_disk_error_while_compiling_is_one_line_naming_the_disk_never_a_warning(tmp_path: Path) -> None:
+    # A file where the bytecode tree's folder must go: compileall fails with ENOTDIR on every
+    # write. That is the disk's fault (exit 73, nothing published), not the sources'.
+    (tmp_path / "site" / "pkg").mkdir(parents=True)
+    (tmp_path / "site" / "pkg" / "__init__.py").write_text("x = 1\n")
+    (tmp_path / "blocked").write_text("a file")
+    with pytest.raises(Failure) as caught:
+        bytecode.compile_tree(str(tmp_path / "blocked" / "tree"), str(tmp_path / "site"), dict(os.environ),
+                              stdlib=False)  # fmt: skip
+    assert caught.value.code == 73
+    assert "(ENOTDIR)" in caught.value.message
+    assert "while compiling the environment's bytecode" in caught.value.message
+
+
+def test_the_stdlib_compile_leaves_out_tests_and_third_party_folders_below_it() -> None:
+    pattern = re.compile(bytecode._skip_pattern(["/usr/lib/python3.11"]))
+    for skipped in ("test/test_os.py", "lib2to3/tests/data/bom.py", "idlelib/idle_test/x.py",
+                    "site-packages/pkg/__init__.py", "dist-packages/a.py"):  # fmt: skip
+        assert pattern.search(f"/usr/lib/python3.11/{skipped}"), skipped
+    for kept in ("os.py", "unittest/case.py", "json/decoder.py", "testing.py", "email/test_x.py"):
+        assert not pattern.search(f"/usr/lib/python3.11/{kept}"), kept
+    # Only below the stdlib folder: a stdlib that itself lives under a "test" folder is compiled.
+    assert not re.search(bytecode._skip_pattern(["/home/test/py/lib"]), "/home/test/py/lib/os.py")
 
 
 def test_missing_or_misplaced_bytecode_makes_an_environment_unusable(tmp_path: Path) -> None:
