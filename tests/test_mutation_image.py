@@ -570,8 +570,8 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
     """Answers every GET with `script(path, headers)`; records each request's path and headers.
 
     A `bytes` body is sent as it is, anything else as JSON. `stall` names requests (by
-    `stall_key(path, headers)`) whose first occurrence is held until the test ends: how a
-    client's read timeout is seen without a clock.
+    `stall_key(path, headers)`) whose first occurrence is held until the test ends (10 s at
+    most), then answered 418: how a client's read timeout is seen without a clock.
     """
 
     script: ClassVar[Callable[[str, dict[str, str]], Answer]]
@@ -585,9 +585,11 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
         key = stall_key(self.path, headers)
         if key in type(self).stall:
             type(self).stall.discard(key)
-            type(self).release.wait(30)
-            return
-        status, extra, body = type(self).script(self.path, headers)
+            type(self).release.wait(10)
+            # Only a client without a read timeout is still here to see this answer.
+            status, extra, body = 418, {}, {"stalled": key}
+        else:
+            status, extra, body = type(self).script(self.path, headers)
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         for name, value in {"Content-Type": "application/json", **extra}.items():
@@ -1115,7 +1117,7 @@ def test_a_dockerfile_on_disk_stays_out_unless_admitted_and_the_tar_is_gnu(tmp_p
     (tmp_path / "worker" / "handler.py").write_text("x = 1\n")
     context, members, _ = _context(tmp_path)
     assert "Dockerfile" not in members
-    assert context.files == ("worker/handler.py",)
+    assert (context.files, context.dockerfile) == (("worker/handler.py",), "Dockerfile.slim")
     # GNU tar headers (magic "ustar  \0"), as chosen for stable bytes, not PAX.
     assert context.read()[257:265] == b"ustar  \x00"
 

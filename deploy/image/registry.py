@@ -73,8 +73,9 @@ def retry_wait(exc: BaseException | None, attempt: int) -> float:
 
 
 def _wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    return retry_wait(exc, state.attempt_number)
+    # tenacity asks how long to wait only after an attempt failed: there is always an outcome.
+    assert state.outcome is not None
+    return retry_wait(state.outcome.exception(), state.attempt_number)
 
 
 def retrying(action: Callable[[], T], what: str, sleep: Callable[[float], None] = time.sleep) -> T:
