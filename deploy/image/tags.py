@@ -60,7 +60,7 @@ def sanitize(name: str) -> str:
 
 def semver_tags(tag: str | None) -> list[str]:
     """``X.Y.Z`` and ``X.Y`` for ``vX.Y.Z``; only the full version for a pre-release."""
-    match = _SEMVER.match(tag or "")
+    match = _SEMVER.match(tag) if tag else None
     if not match:
         return []
     version = f"{match['major']}.{match['minor']}.{match['patch']}"
