@@ -62,6 +62,7 @@ from deploy.image.size import (
     within_budget,
 )
 from deploy.image.tags import compute_tags, default_image, ref_tag, sanitize, semver_tags
+from deploy.render.project import bootstrap_files
 from tests.conftest import BASE_CONFIG, MakeProject
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -1015,6 +1016,13 @@ def _committed_project(make_project: MakeProject, config: str) -> Path:
     return root
 
 
+def test_a_plan_needs_a_commit_and_says_how_to_make_one(make_project: MakeProject) -> None:
+    loaded = load_config(make_project(BASE_CONFIG) / "rpdeploy.yaml", None)
+    with pytest.raises(UsageError, match="not a git checkout") as caught:
+        plan_build(loaded, {})
+    assert caught.value.hint == "run `git init && git commit` in the project (tags come from git)"
+
+
 def test_a_plan_carries_its_context_tags_and_every_label(make_project: MakeProject) -> None:
     root = _committed_project(
         make_project, BASE_CONFIG.replace("strategy: slim", "strategy: slim\n  latest: true")
@@ -1024,6 +1032,10 @@ def test_a_plan_carries_its_context_tags_and_every_label(make_project: MakeProje
     short = plan.tags.immutable.removeprefix("sha-")
     assert plan.tags.tags == ("main", "latest", f"sha-{short}")
     assert plan.context.files == ("worker/handler.py", "worker/requirements.txt")
+    # The slim image's bootstrap is supplied by rpdeploy, in the context beside the project's files.
+    with tarfile.open(fileobj=io.BytesIO(plan.context.read())) as tar:
+        supplied = {m.name: handle.read() for m in tar.getmembers() if (handle := tar.extractfile(m))}
+    assert bootstrap_files().items() <= supplied.items()
     assert plan.context.digest.startswith("sha256:")
     labels = dict(plan.labels)
     assert len(labels.pop("org.opencontainers.image.revision")) == 40

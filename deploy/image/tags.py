@@ -112,7 +112,7 @@ def compute_tags(
     ordered.append(sha_tag)
     # Keep the first occurrence (a branch called "latest" or "1.2" must not repeat a tag).
     unique = tuple(dict.fromkeys(ordered))
-    version = next((t for t in unique if t != "latest"), sha_tag)
+    version = next(t for t in unique if t != "latest")  # there is always sha_tag
     return TagSet(tags=unique, immutable=sha_tag, version=version, dirty=False)
 
 
