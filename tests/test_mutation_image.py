@@ -665,7 +665,11 @@ def token_queries() -> list[dict[str, list[str]]]:
 def test_a_bearer_token_is_fetched_with_the_login_and_the_challenges_scope(scripted: str) -> None:
     bearer_registry(scripted, login=basic("u", "p"))
     client = RegistryClient(scripted, Credentials("u", "p"))
-    assert client.get("a/manifests/x").json() == {"ok": "/v2/a/manifests/x"}
+    answered = client.get("a/manifests/x")
+    assert answered.json() == {"ok": "/v2/a/manifests/x"}
+    # The caller sees the replay's answer, its request, and the 401 before it in the history.
+    assert answered.request.headers["Authorization"] == "Bearer T0K"
+    assert [earlier.status_code for earlier in answered.history] == [401]
     assert token_queries() == [{"service": ["reg"], "scope": ["repository:a:pull"]}]
     first, token, replay = (headers for _, headers in _Scripted.seen)
     assert "Authorization" not in first  # nothing to offer before the challenge

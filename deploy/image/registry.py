@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import re
@@ -229,9 +230,8 @@ class ChallengeAuth(requests.auth.AuthBase):
         response.close()
         replay = response.request.copy()
         replay.headers[H_AUTHORIZATION] = self.header
-        sent = response.connection.send(replay, **kwargs)
+        sent = response.connection.send(replay, **kwargs)  # its `request` is the replay
         sent.history.append(response)
-        sent.request = replay
         return sent
 
     def _answer(self, challenge: str | None) -> str:
@@ -342,13 +342,11 @@ class RegistryClient:
 def json_body(response: requests.Response, what: str) -> dict[str, Any]:
     """The JSON object ``response`` carries; `RegistryError` naming ``what`` for anything else
     (a proxy's HTML page, a cut-off body, a JSON list)."""
-    try:
+    with contextlib.suppress(ValueError):  # not JSON at all
         body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise RegistryError(f"{what}: the answer is not a JSON object")
-    return body
+        if isinstance(body, dict):
+            return body
+    raise RegistryError(f"{what}: the answer is not a JSON object")
 
 
 def _pick_platform(index: dict[str, Any], name: str) -> str:
