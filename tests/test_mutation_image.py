@@ -4,6 +4,7 @@ docs/quality.md) showed no test pinned."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.server
 import io
@@ -149,23 +150,29 @@ class _Registry(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         type(self).seen.append((self.path, self.headers.get("Accept")))
         status, headers, body = type(self).routes.get(self.path, (404, {}, {"errors": []}))
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/json", **headers}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_answer(self, status, headers, body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
-@pytest.fixture
-def registry() -> Iterator[str]:
-    _Registry.routes = {}
-    _Registry.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+def send_answer(
+    handler: http.server.BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: object
+) -> None:
+    """Send ``body`` (`bytes` as they are, anything else as JSON) with ``status`` and ``headers``."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    handler.send_response(status)
+    for name, value in {"Content-Type": "application/json", **headers}.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+@contextlib.contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` on a free loopback port (``127.0.0.1:<port>``), shut down after."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     # A short poll: shutdown() waits for the loop's next poll (0.5 s by default), which
     # mutation runs paid again for every mutant these tests cover.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -175,6 +182,14 @@ def registry() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def registry() -> Iterator[str]:
+    _Registry.routes = {}
+    _Registry.seen = []
+    with serving(_Registry) as address:
+        yield address
 
 
 CONFIG_DIGEST = "sha256:" + "c" * 64
@@ -588,16 +603,10 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
             type(self).stall.discard(key)
             type(self).release.wait(10)
             # Only a client without a read timeout is still here to see this answer.
-            status, extra, body = 418, {}, {"stalled": key}
+            answer: Answer = (418, {}, {"stalled": key})
         else:
-            status, extra, body = type(self).script(self.path, headers)
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/json", **extra}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            answer = type(self).script(self.path, headers)
+        send_answer(self, *answer)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -616,15 +625,11 @@ def scripted() -> Iterator[str]:
     _Scripted.seen = []
     _Scripted.stall = set()
     _Scripted.release = threading.Event()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        _Scripted.release.set()
-        server.shutdown()
-        server.server_close()
+    with serving(_Scripted) as address:
+        try:
+            yield address
+        finally:
+            _Scripted.release.set()  # before the shut-down, which waits for held requests
 
 
 def basic(user: str, password: str) -> str:
