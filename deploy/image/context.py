@@ -65,9 +65,6 @@ class _HashingWriter(io.RawIOBase):
         self.sha = hashlib.sha256()
         self.count = 0
 
-    def writable(self) -> bool:
-        return True
-
     def write(self, data: bytes) -> int:  # type: ignore[override]
         self.sha.update(data)
         self.count += len(data)
@@ -100,12 +97,13 @@ def build_context(
     # docker-py implements .dockerignore exactly as the Docker CLI does (negations included).
     admitted = sorted(exclude_paths(str(root), ignore_patterns(dockerignore), dockerfile=dockerfile_name))
     generated = {
-        name: content.encode("utf-8")
+        name: content.encode()  # UTF-8
         for name, content in ((dockerfile_name, dockerfile), (DOCKERIGNORE, dockerignore))
     }
     generated.update(extra or {})
     # Not a `with`: the file outlives this function (the builder streams it); closed on error.
-    target = tempfile.TemporaryFile(prefix="rpdeploy-context-")  # noqa: SIM115
+    # Anonymous (O_TMPFILE on Linux): no name to choose, nothing left behind by a crash.
+    target = tempfile.TemporaryFile()  # noqa: SIM115
     writer = _HashingWriter(target)
     files: list[str] = []
     try:
@@ -146,30 +144,29 @@ def _discard(target: IO[bytes]) -> None:
 def _add(tar: tarfile.TarFile, root: Path, rel: str, mtime: int) -> bool:
     """Add one admitted path; True when it is a file or link (not a folder or a socket)."""
     path = root / rel
-    info = _tarinfo(path, rel, mtime)
+    try:
+        info = _tarinfo(path, rel, mtime)
+        handle = path.open("rb") if info is not None and info.isfile() else None
+    except OSError as exc:  # gone since it was listed, unreadable, or no file descriptor left
+        raise UsageError(f"{path}: cannot read for the build context: {exc.strerror}") from None
     if info is None:
         return False
     if info.issym():
         confined(root, path)  # a link is archived as a link, but only one that stays inside
-    if info.isfile():
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read for the build context: {exc.strerror}") from None
+    if handle is None:
+        tar.addfile(info)
+    else:
         # Outside the try: an error here is most likely the temporary file's disk (ENOSPC).
         with handle:
             tar.addfile(info, handle)
-    else:
-        tar.addfile(info)
     return not info.isdir()
 
 
 def _tarinfo(path: Path, arcname: str, mtime: int) -> tarfile.TarInfo | None:
-    """A normalised entry (owner root, fixed mtime, permission bits kept); None for sockets etc."""
-    try:
-        st = path.lstat()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read for the build context: {exc.strerror}") from None
+    """A normalised entry (owner root, fixed mtime, permission bits kept); None for sockets etc.
+
+    `OSError` when ``path`` cannot be read (`_add` names it)."""
+    st = path.lstat()
     info = tarfile.TarInfo(arcname)
     info.mode = stat.S_IMODE(st.st_mode)
     info.mtime = mtime

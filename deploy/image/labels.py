@@ -42,7 +42,7 @@ def source_url(git: GitInfo, environ: Mapping[str, str]) -> str | None:
     """Browsable repository URL: GitHub's own in Actions, else ``origin`` without credentials."""
     server, repository = environ.get("GITHUB_SERVER_URL"), environ.get("GITHUB_REPOSITORY")
     if server and repository:
-        return public_remote_url(f"{server.rstrip('/')}/{repository}")
+        return public_remote_url(f"{server.removesuffix('/')}/{repository}")
     return public_remote_url(git.remote_url)
 
 

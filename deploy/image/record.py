@@ -7,9 +7,9 @@ Written atomically and inside the project (`deploy.files`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ from deploy.image.labels import CREATED
 
 
 def _now() -> str:
-    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The wall clock in UTC, RFC 3339 (`time.gmtime`: never the machine's time zone)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass(frozen=True)

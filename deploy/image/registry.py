@@ -15,11 +15,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import docker.auth
 import docker.errors
@@ -37,6 +41,13 @@ MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ACCEPT = ", ".join([MANIFEST_V2, OCI_MANIFEST, MANIFEST_LIST, OCI_INDEX])
+# Header names, once: HTTP header names are case-insensitive (requests' CaseInsensitiveDict),
+# so a differently cased spelling at each use would be the same header.
+H_ACCEPT = "Accept"
+H_AUTHORIZATION = "Authorization"
+H_AUTHENTICATE = "WWW-Authenticate"
+H_DIGEST = "Docker-Content-Digest"
+H_RETRY_AFTER = "Retry-After"
 ATTEMPTS = 4
 #: The longest ``Retry-After`` honoured, in seconds (a registry asking for more is down for us).
 MAX_RETRY_AFTER_S = 30.0
@@ -63,29 +74,33 @@ def retry_wait(exc: BaseException | None, attempt: int) -> float:
 
 
 def _wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    return retry_wait(exc, state.attempt_number)
+    # tenacity asks how long to wait only after an attempt failed: there is always an outcome.
+    assert state.outcome is not None
+    return retry_wait(state.outcome.exception(), state.attempt_number)
 
 
-def retrying(action: Callable[[], T], what: str) -> T:
-    """Run ``action``, retrying `Transient` failures (`ATTEMPTS` in all); then `RegistryError`."""
+def retrying(action: Callable[[], T], what: str, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``action``, retrying `Transient` failures (`ATTEMPTS` in all, `retry_wait` seconds
+    apart, waited with ``sleep``); then `RegistryError`. Other exceptions pass at once."""
+    policy = Retrying(
+        retry=retry_if_exception_type(Transient),
+        stop=stop_after_attempt(ATTEMPTS),
+        wait=_wait,
+        sleep=sleep,
+        reraise=True,
+    )
     try:
-        for attempt in Retrying(
-            retry=retry_if_exception_type(Transient),
-            stop=stop_after_attempt(ATTEMPTS),
-            wait=_wait,
-            reraise=True,
-        ):
-            with attempt:
-                return action()
+        return policy(action)
     except Transient as exc:
         raise RegistryError(f"{what}: {exc} (after {ATTEMPTS} attempts)") from None
-    raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
 
 
 def retry_after(response: requests.Response) -> float | None:
     """``Retry-After`` in seconds (the delta form; an HTTP date is treated as absent)."""
-    value = response.headers.get("Retry-After", "").strip()
+    value = response.headers.get(H_RETRY_AFTER)
+    if value is None:
+        return None
+    value = value.strip()
     return float(value) if value.isascii() and value.isdigit() else None
 
 
@@ -125,10 +140,9 @@ class Reference:
                 f"{describe(ref)!r} is not an image reference ([host[:port]/]path[:tag][@digest])"
             )
         name, tag = docker.utils.parse_repository_tag(ref)
-        try:
-            registry, repository = docker.auth.resolve_repository_name(name)
-        except docker.errors.InvalidRepository as exc:
-            raise UsageError(f"{ref!r} is not an image reference: {exc}") from None
+        # docker-py's own refusals (a scheme, a host starting or ending with '-') cannot
+        # happen to a name IMAGE_REF admits.
+        registry, repository = docker.auth.resolve_repository_name(name)
         if registry == docker.auth.INDEX_NAME:
             registry = "registry-1.docker.io"
             repository = repository if "/" in repository else f"library/{repository}"
@@ -173,16 +187,12 @@ def credentials_for(registry: str, environ: Mapping[str, str]) -> Credentials | 
 
 
 def is_loopback(registry: str) -> bool:
-    """True for ``127.x.y.z[:port]``, ``[::1][:port]`` and ``localhost[:port]``."""
-    host = registry
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.rsplit(":", 1)[0]
-    if host == "localhost":
-        return True
+    """True for ``127.x.y.z[:port]``, ``[::1][:port]`` and ``localhost[:port]``; False for
+    anything else, a malformed host included (the URL parser splits host and port)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        # `hostname` is None for an empty host: "None" is no address, so no loopback.
+        host = str(urlsplit(f"//{registry}").hostname)
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -205,26 +215,28 @@ class ChallengeAuth(requests.auth.AuthBase):
         self.header: str | None = None
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self.header:
-            request.headers["Authorization"] = self.header
+        if self.header is not None:
+            request.headers[H_AUTHORIZATION] = self.header
         request.register_hook("response", self._on_response)  # type: ignore[no-untyped-call]
         return request
 
     def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        if response.status_code != 401 or getattr(response.request, "_rpdeploy_replayed", False):
+        # Runs once per request: the replay below goes straight to the adapter, which runs no
+        # hooks, so a 401 to the replay (a wrong login) is returned as it is, never answered again.
+        if response.status_code != 401:
             return response
-        self.header = self._answer(response.headers.get("WWW-Authenticate", ""))
+        self.header = self._answer(response.headers.get(H_AUTHENTICATE))
         response.content  # noqa: B018 - drain the body so the connection can be reused
         response.close()
         replay = response.request.copy()
-        replay.headers["Authorization"] = self.header
-        replay._rpdeploy_replayed = True  # type: ignore[attr-defined]
-        sent = response.connection.send(replay, **kwargs)
+        replay.headers[H_AUTHORIZATION] = self.header
+        sent = response.connection.send(replay, **kwargs)  # its `request` is the replay
         sent.history.append(response)
-        sent.request = replay
         return sent
 
-    def _answer(self, challenge: str) -> str:
+    def _answer(self, challenge: str | None) -> str:
+        if challenge is None:
+            raise RegistryError(f"registry {self.registry} answered HTTP 401 without an auth challenge")
         scheme, _, params_text = challenge.partition(" ")
         params = dict(re.findall(r'(\w+)="([^"]*)"', params_text))
         creds = self.credentials
@@ -258,8 +270,12 @@ class ChallengeAuth(requests.auth.AuthBase):
                 f"registry {self.registry} refused the credentials (HTTP {answer.status_code})",
                 hint="check REGISTRY_USERNAME/REGISTRY_PASSWORD or `docker login`",
             )
-        body = answer.json()
-        return str(body.get("token") or body.get("access_token") or "")
+        body = json_body(answer, f"the token service of {self.registry}")
+        # Distribution's token spec: "token", or OAuth2's "access_token" (either may be given).
+        token = body.get("token") or body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"the token service of {self.registry} answered no token")
+        return token
 
 
 class RegistryClient:
@@ -279,7 +295,7 @@ class RegistryClient:
             try:
                 response = self.session.get(
                     f"{self.base}/v2/{path}",
-                    headers={"Accept": accept} if accept else {},
+                    headers={H_ACCEPT: accept} if accept else {},
                     timeout=self.timeout,
                 )
             except requests.RequestException as exc:
@@ -306,8 +322,9 @@ class RegistryClient:
                 f"{joined(f'{self.registry}/{repository}', reference)}: manifest answered"
                 f" HTTP {response.status_code}"
             )
-        body: dict[str, Any] = response.json()
-        digest = response.headers.get("Docker-Content-Digest", "")
+        body = json_body(response, joined(f"{self.registry}/{repository}", reference))
+        # The digest is the sha256 of the manifest's bytes; registries send it, but need not.
+        digest = response.headers.get(H_DIGEST) or f"sha256:{hashlib.sha256(response.content).hexdigest()}"
         if body.get("mediaType") in (MANIFEST_LIST, OCI_INDEX) or "manifests" in body:
             return self.manifest(repository, _pick_platform(body, joined(repository, reference)))
         return digest, body
@@ -319,8 +336,17 @@ class RegistryClient:
             raise RegistryError(
                 f"{self.registry}/{repository}: blob {digest} answered HTTP {response.status_code}"
             )
-        data: dict[str, Any] = response.json()
-        return data
+        return json_body(response, f"{self.registry}/{repository}: blob {digest}")
+
+
+def json_body(response: requests.Response, what: str) -> dict[str, Any]:
+    """The JSON object ``response`` carries; `RegistryError` naming ``what`` for anything else
+    (a proxy's HTML page, a cut-off body, a JSON list)."""
+    with contextlib.suppress(ValueError):  # not JSON at all
+        body = response.json()
+        if isinstance(body, dict):
+            return body
+    raise RegistryError(f"{what}: the answer is not a JSON object")
 
 
 def _pick_platform(index: dict[str, Any], name: str) -> str:

@@ -84,12 +84,15 @@ def image_size(
     config = registry.blob_json(repository, manifest["config"]["digest"])
     history = config.get("history") or []
     built = [entry for entry in history if not entry.get("empty_layer")]
-    # The engine lists the same history newest-first, with each layer's uncompressed size.
+    # The engine lists the same history newest-first, with each layer's uncompressed size;
+    # its sizes are used only when both histories line up entry for entry with the layers.
     engine = list(reversed(engine_history)) if engine_history else []
-    engine_sizes = [
-        int(e.get("Size", 0)) for e, h in zip(engine, history, strict=False) if not h.get("empty_layer")
-    ]
-    aligned = len(engine) == len(history) and len(engine_sizes) == len(manifest["layers"])
+    aligned = len(engine) == len(history) and len(built) == len(manifest["layers"])
+    engine_sizes = (
+        [int(engine[i].get("Size", 0)) for i, h in enumerate(history) if not h.get("empty_layer")]
+        if aligned
+        else []
+    )
     layers = []
     for index, blob in enumerate(manifest["layers"]):
         entry = built[index] if len(built) == len(manifest["layers"]) else {}

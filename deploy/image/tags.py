@@ -60,7 +60,7 @@ def sanitize(name: str) -> str:
 
 def semver_tags(tag: str | None) -> list[str]:
     """``X.Y.Z`` and ``X.Y`` for ``vX.Y.Z``; only the full version for a pre-release."""
-    match = _SEMVER.match(tag or "")
+    match = _SEMVER.match(tag) if tag else None
     if not match:
         return []
     version = f"{match['major']}.{match['minor']}.{match['patch']}"
@@ -71,7 +71,7 @@ def semver_tags(tag: str | None) -> list[str]:
 
 def ref_tag(git: GitInfo, environ: Mapping[str, str]) -> str | None:
     """``pr-<N>`` in pull-request CI, else the branch (GitHub's ref first, then git's)."""
-    github_ref = environ.get("GITHUB_REF", "")
+    github_ref = environ.get("GITHUB_REF", "")  # pragma: no mutate - any non-ref default acts as ""
     if environ.get("GITHUB_EVENT_NAME") in PR_EVENTS:
         match = _PR_REF.match(github_ref)
         return f"pr-{match['number']}" if match else None
@@ -86,7 +86,7 @@ def git_tag(git: GitInfo, environ: Mapping[str, str]) -> str | None:
     """The tag on HEAD: git's answer, or GitHub's ref for a tag push."""
     if git.tag:
         return git.tag
-    github_ref = environ.get("GITHUB_REF", "")
+    github_ref = environ.get("GITHUB_REF", "")  # pragma: no mutate - any non-ref default acts as ""
     return github_ref.removeprefix("refs/tags/") if github_ref.startswith("refs/tags/") else None
 
 
@@ -112,7 +112,7 @@ def compute_tags(
     ordered.append(sha_tag)
     # Keep the first occurrence (a branch called "latest" or "1.2" must not repeat a tag).
     unique = tuple(dict.fromkeys(ordered))
-    version = next((t for t in unique if t != "latest"), sha_tag)
+    version = next(t for t in unique if t != "latest")  # there is always sha_tag
     return TagSet(tags=unique, immutable=sha_tag, version=version, dirty=False)
 
 
