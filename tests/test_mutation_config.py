@@ -397,6 +397,7 @@ def test_a_mapping_field_names_what_yaml_wrote_instead(
         ('echo "`x`"', "'`'"),
         ('echo "a\\$b"', None),
         ("echo X Xa#b", None),
+        ("echo aX#b aX~b", None),  # only a blank starts a word, not any other character
         ("echo X && b", "'&'"),
     ],
 )
