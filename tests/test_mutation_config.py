@@ -655,6 +655,43 @@ def test_an_environment_may_deploy_the_base_configs_endpoint_name(make_project: 
     ]
 
 
+def test_validate_all_reads_the_environment_it_is_given(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The variables passed in, not the process's: a CI step validates for other settings.
+    monkeypatch.delenv("MC_GIVEN_PROJECT", raising=False)
+    root = make_project(edit("project: demo\n", "project: ${MC_GIVEN_PROJECT}\n"))
+    loaded = validate_all(root / "rpdeploy.yaml", {"MC_GIVEN_PROJECT": "given"})
+    assert [(item.environment, item.config.project) for item in loaded] == [
+        (None, "given"),
+        ("staging", "given"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["!!int 5", "!!bool true", "[staging]"])
+def test_validate_all_names_environments_that_are_no_mapping_once(
+    make_project: MakeProject, value: str
+) -> None:
+    root = make_project(BASE_CONFIG[: BASE_CONFIG.index("environments:")] + f"environments: {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        validate_all(root / "rpdeploy.yaml", {})
+    assert caught.value.problems == [
+        "rpdeploy.yaml:22: environments: must be a mapping of environment names to overrides"
+    ]
+
+
+def test_line_of_is_the_nearest_ancestors_line() -> None:
+    lines = {(): 1, ("a",): 2, ("a", "b"): 3}
+    document = YamlDocument(file=Path("x.yaml"), data=None, lines=lines)
+    assert document.line_of(("a", "b")) == 3
+    assert document.line_of(("a", "b", "c", "d")) == 3
+    assert document.line_of(("a", "x", "y")) == 2
+    assert document.line_of(("z", "b")) == 1
+    assert document.line_of(()) == 1
+    assert YamlDocument(file=Path("x.yaml"), data=None, lines={("a",): 2}).line_of(("a", "b", "c", "d")) == 2
+    assert YamlDocument(file=Path("x.yaml"), data=None, lines={("a", "b"): 3}).line_of(("a",)) is None
+
+
 def test_a_document_without_lines_is_named_by_its_file() -> None:
     assert YamlDocument(file=Path("conf/x.yaml"), data=None).where(("a", "b")) == "x.yaml"
 
