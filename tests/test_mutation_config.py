@@ -63,6 +63,13 @@ def test_interpolation_walks_lists_and_mappings_and_keeps_other_values() -> None
     assert interpolate(data, {"X": "v"}) == {"a": ["v", 3, None, True], "b": {"c": "v"}}
 
 
+def test_a_fresh_interpolator_looks_up_and_remembers_a_secret() -> None:
+    interpolator = Interpolator({"S": "value", "P": "plain"}, frozenset({"S"}))
+    assert interpolator.lookup("S") == "value"
+    assert interpolator.lookup("P") == "plain"
+    assert interpolator.secrets == {"value": "S"}
+
+
 def test_an_unset_variable_names_its_path() -> None:
     with pytest.raises(UnsetVariable) as caught:
         interpolate({"a": ["x", "${NOPE}"]}, {})
