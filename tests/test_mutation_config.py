@@ -779,6 +779,19 @@ def test_runtime_settings_that_endpoint_env_repeats_must_agree(make_project: Mak
     assert load_config(root / "rpdeploy.yaml", None, {}).config.runtime_env() == {}
 
 
+def test_a_conflict_points_at_the_environments_runtime_setting(make_project: MakeProject) -> None:
+    # The other place named in the message is the environment's override that set it, not the base.
+    text = runtime_config("{RPDEPLOY_INDEX_URL: 'http://idx/simple/'}")
+    text += "    runtime:\n      index_url: http://stage/simple/\n"
+    lines = text.splitlines()
+    assert problems(make_project, text, "staging") == (
+        f"rpdeploy.yaml:{lines.index('  env: {RPDEPLOY_INDEX_URL: ' + repr('http://idx/simple/') + '}') + 1}:"
+        " endpoint.env.RPDEPLOY_INDEX_URL: conflicts with runtime.index_url, which render puts into the"
+        " endpoint env as RPDEPLOY_INDEX_URL: set it in one place (environments.staging.runtime.index_url"
+        f" is at rpdeploy.yaml:{lines.index('      index_url: http://stage/simple/') + 1})"
+    )
+
+
 def test_a_secret_cannot_set_a_runtime_setting(make_project: MakeProject) -> None:
     secret = "\n  - name: AWS_ENDPOINT_URL\n    mode: inline"
     assert problems(make_project, runtime_config("{KEEP: 'x'}", secret=secret)) == (
