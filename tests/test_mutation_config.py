@@ -18,7 +18,7 @@ from deploy.config.patterns import describe
 from deploy.config.rules import _runpod_body
 from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
 from deploy.config.view import resolved_view
-from deploy.config.yaml_source import YamlDocument, YamlProblem
+from deploy.config.yaml_source import YamlDocument, YamlProblem, parse_yaml
 from deploy.errors import ConfigError
 from tests.conftest import BASE_CONFIG, MakeProject
 
@@ -685,6 +685,13 @@ def test_validate_all_names_environments_that_are_no_mapping_once(
     assert caught.value.problems == [
         "rpdeploy.yaml:22: environments: must be a mapping of environment names to overrides"
     ]
+
+
+def test_a_duplicate_key_in_a_merged_mapping_has_no_first_line() -> None:
+    # The merge source is read without recording lines, so there is no "first defined" to give.
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml("x:\n  <<: {a: 1, a: 2}\n", Path("x.yaml"))
+    assert caught.value.problems == ["x.yaml:2: duplicate key 'x.<<.a'"]
 
 
 def test_line_of_is_the_nearest_ancestors_line() -> None:
