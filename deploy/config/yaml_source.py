@@ -254,7 +254,9 @@ class _Converter:
                 first = self.doc.lines.get((*path, key))
                 where = f" (first defined on line {first})" if first else ""
                 line = key_node.start_mark.line + 1
-                raise YamlProblem(line, (), f"duplicate key {dotted((*path, key))!r}{where}")
+                message = f"duplicate key {dotted((*path, key))!r}{where}"
+                # No label: the message names the key. `None` for `()` is as false (equivalent).
+                raise YamlProblem(line, (), message)  # pragma: no mutate
             explicit.add(key)
             if record:
                 self.doc.lines[(*path, key)] = key_node.start_mark.line + 1
