@@ -694,6 +694,19 @@ def test_a_duplicate_key_in_a_merged_mapping_has_no_first_line() -> None:
     assert caught.value.problems == ["x.yaml:2: duplicate key 'x.<<.a'"]
 
 
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("!!set k", "tag !!set is not allowed (rpdeploy.yaml is plain data; quote the value instead)"),
+        ("!!int x", "'x' is not a valid !!int value (ValueError)"),
+    ],
+)
+def test_a_bad_key_is_named_by_its_mapping(key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(f"a:\n  b: 1\n  {key}: 1\n", Path("x.yaml"))
+    assert caught.value.problems == [f"x.yaml:1: a: {problem}"]
+
+
 def test_line_of_is_the_nearest_ancestors_line() -> None:
     lines = {(): 1, ("a",): 2, ("a", "b"): 3}
     document = YamlDocument(file=Path("x.yaml"), data=None, lines=lines)
