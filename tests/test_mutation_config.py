@@ -707,6 +707,20 @@ def test_a_bad_key_is_named_by_its_mapping(key: str, problem: str) -> None:
     assert caught.value.problems == [f"x.yaml:1: a: {problem}"]
 
 
+def test_values_nested_exactly_max_depth_levels_load() -> None:
+    # The root mapping, 62 nested mappings and the scalar: 64 levels, the most allowed.
+    def nested(levels: int) -> str:
+        return "x: " + "{a: " * levels + "1" + "}" * levels + "\n"
+
+    value = parse_yaml(nested(62), Path("x.yaml")).data["x"]
+    for _ in range(62):
+        value = value["a"]
+    assert value == "1"
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(nested(63), Path("x.yaml"))
+    assert "deeper than 64 levels" in caught.value.problems[0]
+
+
 def test_line_of_is_the_nearest_ancestors_line() -> None:
     lines = {(): 1, ("a",): 2, ("a", "b"): 3}
     document = YamlDocument(file=Path("x.yaml"), data=None, lines=lines)
