@@ -721,6 +721,17 @@ def test_values_nested_exactly_max_depth_levels_load() -> None:
     assert "deeper than 64 levels" in caught.value.problems[0]
 
 
+def test_an_alias_bomb_of_long_keys_is_refused() -> None:
+    # Keys count towards the expanded characters too: 10,500 aliases of a 1,000-character key.
+    text = f"a: &a {{{'k' * 1000}: ''}}\nb: [" + ", ".join(["*a"] * 10_500) + "]\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, Path("x.yaml"))
+    assert caught.value.problems == [
+        "x.yaml:2: b: aliases expand to more than 10,000,000 characters beyond the file's own"
+        " (an alias bomb?)"
+    ]
+
+
 def test_line_of_is_the_nearest_ancestors_line() -> None:
     lines = {(): 1, ("a",): 2, ("a", "b"): 3}
     document = YamlDocument(file=Path("x.yaml"), data=None, lines=lines)
