@@ -732,6 +732,20 @@ def test_an_alias_bomb_of_long_keys_is_refused() -> None:
     ]
 
 
+def test_the_alias_character_budget_is_exact_and_a_merge_list_adds_none() -> None:
+    # Expanded characters: 10,002 copies of a 1,004-character key, 3 one-letter keys and `<<`;
+    # the list after `<<` is no value and adds 0. A 972-character comment makes the file long
+    # enough for that to be exactly its length + MAX_ALIAS_CHARS (allowed); one less is over.
+    def text(pad: int) -> str:
+        aliases = ", ".join(["*a"] * 10_001)
+        return f"#{'x' * pad}\na: &a {{{'k' * 1004}: ''}}\nb: [{aliases}]\nc:\n  <<: [*a]\n"
+
+    assert parse_yaml(text(972), Path("x.yaml")).data["c"] == {"k" * 1004: ""}
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text(971), Path("x.yaml"))
+    assert "aliases expand to more than 10,000,000 characters" in caught.value.problems[0]
+
+
 def test_line_of_is_the_nearest_ancestors_line() -> None:
     lines = {(): 1, ("a",): 2, ("a", "b"): 3}
     document = YamlDocument(file=Path("x.yaml"), data=None, lines=lines)
