@@ -160,6 +160,13 @@ def mutmut_table(package: Package, present: list[str], extras: list[str]) -> str
         # Tests find templates/, worker/ and the golden files beside the package they import.
         f"also_copy = {json.dumps(extras)}\n"
         "use_git_change_detection = false\n"
+        # A mutant that loops forever (`pos += 2` -> `pos = 2`) is stopped after its wall
+        # timeout, (estimated test time + constant) x multiplier. mutmut's default, (t + 1) x 15,
+        # held each of config's looping mutants for 2 to 7 minutes on the shared machine; 5x the
+        # whole test time of the function (plus pytest's start-up) still lets every finishing
+        # mutant finish, so no verdict changes, only the wait.
+        "timeout_multiplier = 5.0\n"
+        "timeout_constant = 2.0\n"
     )
 
 

@@ -18,7 +18,7 @@ from deploy.config.patterns import describe
 from deploy.config.rules import _runpod_body
 from deploy.config.schema import CaseExpect, HandlerConfig, ImageConfig, OutputCheck, shell_syntax
 from deploy.config.view import resolved_view
-from deploy.config.yaml_source import YamlDocument, YamlProblem
+from deploy.config.yaml_source import YamlDocument, YamlProblem, parse_yaml
 from deploy.errors import ConfigError
 from tests.conftest import BASE_CONFIG, MakeProject
 
@@ -61,6 +61,13 @@ def test_interpolation_results(text: str, environ: dict[str, str], expected: str
 def test_interpolation_walks_lists_and_mappings_and_keeps_other_values() -> None:
     data = {"a": ["${X}", 3, None, True], "b": {"c": "${X}"}}
     assert interpolate(data, {"X": "v"}) == {"a": ["v", 3, None, True], "b": {"c": "v"}}
+
+
+def test_a_fresh_interpolator_looks_up_and_remembers_a_secret() -> None:
+    interpolator = Interpolator({"S": "value", "P": "plain"}, frozenset({"S"}))
+    assert interpolator.lookup("S") == "value"
+    assert interpolator.lookup("P") == "plain"
+    assert interpolator.secrets == {"value": "S"}
 
 
 def test_an_unset_variable_names_its_path() -> None:
@@ -397,6 +404,7 @@ def test_a_mapping_field_names_what_yaml_wrote_instead(
         ('echo "`x`"', "'`'"),
         ('echo "a\\$b"', None),
         ("echo X Xa#b", None),
+        ("echo aX#b aX~b", None),  # only a blank starts a word, not any other character
         ("echo X && b", "'&'"),
     ],
 )
@@ -662,6 +670,102 @@ def test_an_environment_may_deploy_the_base_configs_endpoint_name(make_project: 
     ]
 
 
+def test_validate_all_reads_the_environment_it_is_given(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The variables passed in, not the process's: a CI step validates for other settings.
+    monkeypatch.delenv("MC_GIVEN_PROJECT", raising=False)
+    root = make_project(edit("project: demo\n", "project: ${MC_GIVEN_PROJECT}\n"))
+    loaded = validate_all(root / "rpdeploy.yaml", {"MC_GIVEN_PROJECT": "given"})
+    assert [(item.environment, item.config.project) for item in loaded] == [
+        (None, "given"),
+        ("staging", "given"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["!!int 5", "!!bool true", "[staging]"])
+def test_validate_all_names_environments_that_are_no_mapping_once(
+    make_project: MakeProject, value: str
+) -> None:
+    root = make_project(BASE_CONFIG[: BASE_CONFIG.index("environments:")] + f"environments: {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        validate_all(root / "rpdeploy.yaml", {})
+    assert caught.value.problems == [
+        "rpdeploy.yaml:22: environments: must be a mapping of environment names to overrides"
+    ]
+
+
+def test_a_duplicate_key_in_a_merged_mapping_has_no_first_line() -> None:
+    # The merge source is read without recording lines, so there is no "first defined" to give.
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml("x:\n  <<: {a: 1, a: 2}\n", Path("x.yaml"))
+    assert caught.value.problems == ["x.yaml:2: duplicate key 'x.<<.a'"]
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("!!set k", "tag !!set is not allowed (rpdeploy.yaml is plain data; quote the value instead)"),
+        ("!!int x", "'x' is not a valid !!int value (ValueError)"),
+    ],
+)
+def test_a_bad_key_is_named_by_its_mapping(key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(f"a:\n  b: 1\n  {key}: 1\n", Path("x.yaml"))
+    assert caught.value.problems == [f"x.yaml:1: a: {problem}"]
+
+
+def test_values_nested_exactly_max_depth_levels_load() -> None:
+    # The root mapping, 62 nested mappings and the scalar: 64 levels, the most allowed.
+    def nested(levels: int) -> str:
+        return "x: " + "{a: " * levels + "1" + "}" * levels + "\n"
+
+    value = parse_yaml(nested(62), Path("x.yaml")).data["x"]
+    for _ in range(62):
+        value = value["a"]
+    assert value == "1"
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(nested(63), Path("x.yaml"))
+    assert "deeper than 64 levels" in caught.value.problems[0]
+
+
+def test_an_alias_bomb_of_long_keys_is_refused() -> None:
+    # Keys count towards the expanded characters too: 10,500 aliases of a 1,000-character key.
+    text = f"a: &a {{{'k' * 1000}: ''}}\nb: [" + ", ".join(["*a"] * 10_500) + "]\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, Path("x.yaml"))
+    assert caught.value.problems == [
+        "x.yaml:2: b: aliases expand to more than 10,000,000 characters beyond the file's own"
+        " (an alias bomb?)"
+    ]
+
+
+def test_the_alias_character_budget_is_exact_and_a_merge_list_adds_none() -> None:
+    # Expanded characters: 10,002 copies of a 1,004-character key, 3 one-letter keys and `<<`;
+    # the list after `<<` is no value and adds 0. A 972-character comment makes the file long
+    # enough for that to be exactly its length + MAX_ALIAS_CHARS (allowed); one less is over.
+    def text(pad: int) -> str:
+        aliases = ", ".join(["*a"] * 10_001)
+        return f"#{'x' * pad}\na: &a {{{'k' * 1004}: ''}}\nb: [{aliases}]\nc:\n  <<: [*a]\n"
+
+    assert parse_yaml(text(972), Path("x.yaml")).data["c"] == {"k" * 1004: ""}
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text(971), Path("x.yaml"))
+    assert "aliases expand to more than 10,000,000 characters" in caught.value.problems[0]
+
+
+def test_line_of_is_the_nearest_ancestors_line() -> None:
+    lines = {(): 1, ("a",): 2, ("a", "b"): 3}
+    document = YamlDocument(file=Path("x.yaml"), data=None, lines=lines)
+    assert document.line_of(("a", "b")) == 3
+    assert document.line_of(("a", "b", "c", "d")) == 3
+    assert document.line_of(("a", "x", "y")) == 2
+    assert document.line_of(("z", "b")) == 1
+    assert document.line_of(()) == 1
+    assert YamlDocument(file=Path("x.yaml"), data=None, lines={("a",): 2}).line_of(("a", "b", "c", "d")) == 2
+    assert YamlDocument(file=Path("x.yaml"), data=None, lines={("a", "b"): 3}).line_of(("a",)) is None
+
+
 def test_a_document_without_lines_is_named_by_its_file() -> None:
     assert YamlDocument(file=Path("conf/x.yaml"), data=None).where(("a", "b")) == "x.yaml"
 
@@ -746,6 +850,19 @@ def test_runtime_settings_that_endpoint_env_repeats_must_agree(make_project: Mak
     # A baked image has no bootstrap, so nothing of runtime: reaches its endpoint env.
     root = make_project(runtime_config(other, strategy="baked"), name="baked")
     assert load_config(root / "rpdeploy.yaml", None, {}).config.runtime_env() == {}
+
+
+def test_a_conflict_points_at_the_environments_runtime_setting(make_project: MakeProject) -> None:
+    # The other place named in the message is the environment's override that set it, not the base.
+    text = runtime_config("{RPDEPLOY_INDEX_URL: 'http://idx/simple/'}")
+    text += "    runtime:\n      index_url: http://stage/simple/\n"
+    lines = text.splitlines()
+    assert problems(make_project, text, "staging") == (
+        f"rpdeploy.yaml:{lines.index('  env: {RPDEPLOY_INDEX_URL: ' + repr('http://idx/simple/') + '}') + 1}:"
+        " endpoint.env.RPDEPLOY_INDEX_URL: conflicts with runtime.index_url, which render puts into the"
+        " endpoint env as RPDEPLOY_INDEX_URL: set it in one place (environments.staging.runtime.index_url"
+        f" is at rpdeploy.yaml:{lines.index('      index_url: http://stage/simple/') + 1})"
+    )
 
 
 def test_a_secret_cannot_set_a_runtime_setting(make_project: MakeProject) -> None:
