@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2.exceptions import SecurityError
 
 from deploy.config import load_config
 from deploy.errors import RenderError
-from deploy.render import render_project
+from deploy.render import growth, render_project
 from deploy.render.environment import MAX_RANGE, builtin_templates_dir
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
 from deploy.render.project import _where, check_drift, write_files
@@ -233,3 +234,193 @@ def test_a_template_error_names_the_innermost_template_by_its_origin(tmp_path: P
         _where(_raised_in((tmp_path / "helper.py", 2)), "Dockerfile.slim.j2", tmp_path)
         == "Dockerfile.slim.j2"
     )
+
+
+# --- secret copies made by an environment's override ----------------------------------------
+
+CANARY = "CANARY-env-copy-51c2"
+
+
+def test_a_copy_in_an_environments_endpoint_env_is_a_reference_not_a_carried_secret(
+    make_project: MakeProject,
+) -> None:
+    """``environments.<name>.endpoint.env`` is endpoint.env too: an exact copy there becomes the
+    secret's reference, so a literal elsewhere that equals the secret is no copy (not refused)."""
+    config = BASE_CONFIG.replace("  type: QUEUE", f"  type: QUEUE\n  env:\n    MODE: {CANARY}", 1)
+    config += '      env: {KEYCOPY: "${AWS_SECRET_ACCESS_KEY}"}\n'
+    root = make_project(config)
+    loaded = load_config(root / "rpdeploy.yaml", "staging", {"AWS_SECRET_ACCESS_KEY": CANARY})
+    files = render_project(loaded, IMAGE).files
+    body = json.loads(files["build/rpdeploy/staging/endpoint.create.json"])
+    assert (body["env"]["MODE"], body["env"]["KEYCOPY"]) == (
+        CANARY,
+        "{{ RUNPOD_SECRET_demo_aws_secret_access_key }}",
+    )
+
+
+def test_a_secret_in_an_environments_other_settings_is_refused(make_project: MakeProject) -> None:
+    """Anywhere else under ``environments.<name>`` (here the endpoint's name) a secret's value
+    would be carried into a deployable file: refused, naming the variable."""
+    config = BASE_CONFIG + f'      name: "ep-${{AWS_ACCESS_KEY_ID}}"\n      env: {{MODE: "{CANARY}"}}\n'
+    root = make_project(config)
+    loaded = load_config(root / "rpdeploy.yaml", "staging", {"AWS_ACCESS_KEY_ID": "k3y"})
+    with pytest.raises(RenderError) as caught:
+        render_project(loaded, IMAGE)
+    assert "would carry the value of ${AWS_ACCESS_KEY_ID}, a secret" in str(caught.value)
+    assert "k3y" not in str(caught.value)
+
+
+def test_a_nested_root_layout_handler_lists_its_packages_under_its_folder(
+    make_project: MakeProject,
+) -> None:
+    config = BASE_CONFIG.replace(
+        "handler:\n  path: worker\n  file: handler.py\n", 'handler:\n  path: "."\n  file: src/rp_handler.py\n'
+    ).replace("requirements: worker/requirements.txt", "requirements: requirements.txt")
+    root = make_project(
+        config,
+        files={
+            "src/rp_handler.py": "import greeting\n",
+            "src/greeting/__init__.py": "",
+            "src/tests/__init__.py": "",
+            "requirements.txt": "runpod\n",
+        },
+    )
+    allowlist = render(root)[".dockerignore"].splitlines()
+    assert [line for line in allowlist if line.startswith("!")] == [
+        "!src/rp_handler.py",
+        "!src/*.py",
+        "!src/greeting",
+        "!requirements.txt",
+    ]
+
+
+# --- growth: the exact measure every bound is computed with (deploy.render.growth) ----------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("abc", 3),  # a string at the top is its own text
+        (["abc"], 18),  # brackets 2 + item 8 + quoted, escaped ASCII 3 * 2 + 2
+        (["é"], 24),  # non-ASCII inside a container: 12 per character
+        (["a\tb"], 48),  # unprintable ASCII too
+        ([["ab"]], 28),  # a nested item's overhead grows with its depth (8 + 2)
+        (True, 32),
+        (1.5, 32),
+        (None, 32),
+        (1j, 32),
+        (255, 4),  # bits // 3 + 2
+        (0, 2),
+        (b"ab", 11),
+        (bytearray(b"ab"), 11),
+        ({"a": 1}, 16),
+        (("a",), 14),
+        ({"a"}, 14),
+        (frozenset("a"), 14),
+        (range(3), 32),
+        (object(), 256),
+    ],
+)
+def test_weight_is_the_documented_measure(value: object, expected: int) -> None:
+    assert growth.weight(value) == expected
+    assert growth.text_length(value) == (len(value) if isinstance(value, str) else expected)
+
+
+def test_weight_stops_just_past_its_limit_and_refuses_deep_nesting() -> None:
+    assert growth.weight("abc", limit=3) == 3
+    assert growth.weight("abcd", limit=3) == 4
+    assert growth.weight(["abcdef"], limit=5) == 6
+    deep: list[Any] = []
+    for _ in range(growth.MAX_DEPTH):
+        deep = [deep]
+    assert growth.weight(deep) == 2 + sum(2 + 8 + 2 * depth for depth in range(growth.MAX_DEPTH))
+    with pytest.raises(SecurityError, match="a value nested over 100 levels deep is over the template limit"):
+        growth.weight([deep])
+
+
+def test_refuse_allows_exactly_the_limit() -> None:
+    growth.refuse(growth.MAX_SIZE, "x")
+    with pytest.raises(SecurityError) as caught:
+        growth.refuse(growth.MAX_SIZE + 1, "'|x'")
+    assert str(caught.value) == "'|x' would make 1,000,001 characters or items, over the limit of 1,000,000"
+
+
+def test_materialize_lists_a_generator_within_the_limit_and_passes_the_rest() -> None:
+    sized = ["a"]
+    assert growth.materialize(sized, "x") is sized
+    assert growth.materialize(iter(["a", "b"]), "x") == ["a", "b"]
+    fits = "a" * (growth.MAX_SIZE - growth.ITEM_OVERHEAD)
+    assert growth.materialize(iter([fits]), "x") == [fits]
+    with pytest.raises(SecurityError, match="^a block would make 1,000,001 "):
+        growth.materialize(iter([fits + "a"]), "a block")
+
+
+@pytest.mark.parametrize(
+    ("template", "args", "repeats", "expected"),
+    [
+        ("%5s", ["ab"], True, 3 + 5 + 1 * 2),  # text, widths, placeholders × largest argument
+        ("{}{}", ["abc"], True, 4 + 2 * 3),
+        ("%s-%s", ["ab", "cde"], False, 5 + 2 + 3),  # each argument once
+        ("%*s", [7, "a"], False, 3 + 7 + 1),  # an int argument may be a width
+        ("%s", [True], False, 2 + 32),  # a bool is no width
+        ("%1234567s", [], True, 9 + 1_234_567),
+        ("%12345678s", [], True, 10),  # 8+ digits are refused elsewhere, not summed here
+        (7, [], True, 1 + 7),  # a non-string template is measured as its text (a width too)
+    ],
+)
+def test_format_size(template: object, args: list[object], repeats: bool, expected: int) -> None:
+    assert growth.format_size(template, args, repeats=repeats) == expected
+
+
+def test_format_size_stops_adding_once_over_the_limit() -> None:
+    big = "a" * (growth.MAX_SIZE - 1)
+    assert growth.format_size("", [big, "b", "cc"], repeats=False) == growth.MAX_SIZE + 2
+    assert growth.format_size("", [big + "a", "b", "cc"], repeats=False) == growth.MAX_SIZE + 1
+
+
+def test_format_args() -> None:
+    assert growth.format_args(("a", "b")) == ["a", "b"]
+    assert growth.format_args({"k": "v"}) == ["v"]
+    assert growth.format_args("x") == ["x"]
+    assert growth.format_args(["x"]) == [["x"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("aaa", "a", "bb"), 6),
+        (("aaa", "a", "bb", 2), 5),
+        (("aaa", "a", "bb", 0), 3),
+        (("aaa", "a", "bb", -1), 6),
+        (("aaa", "a", "bb", None), 6),
+        (("aaa", "", "bb"), 11),  # "" matches before, between and after every character
+        (("aaa", "aa", ""), 3),  # shrinking never counts below the text
+    ],
+)
+def test_replace_size(args: tuple[Any, ...], expected: int) -> None:
+    assert growth.replace_size(*args) == expected
+    if args[1] and args[3:] in ((), (-1,)):
+        assert len(args[0].replace(args[1], args[2])) <= expected
+
+
+def test_join_size() -> None:
+    assert growth.join_size(",", ["ab", "c"]) == 4
+    assert growth.join_size("--", []) == 0
+    assert growth.join_size(["x"], ["a", "b"]) == 1 + 14 + 1  # a list separator is weighed
+    full = "a" * growth.MAX_SIZE
+    assert growth.join_size("", [full, "b", "cc"]) == growth.MAX_SIZE + 1
+    assert growth.join_size("", ["a" * (growth.MAX_SIZE - 1), "b", "cc"]) == growth.MAX_SIZE + 2
+
+
+def test_filter_bound_helpers() -> None:
+    assert (growth._lines("a\nb"), growth._lines(["a"])) == (2, 14)
+    assert (growth._int(5, 80), growth._int(True, 80), growth._int("5", 80)) == (5, 80, 80)
+    assert (growth._width(-4), growth._width(True), growth._width("ab")) == (4, 32, 2)
+
+
+def test_expensive_filters_take_at_most_their_input_limit() -> None:
+    wordwrap = growth.FILTER_BOUNDS["wordwrap"]
+    assert wordwrap({"s": "a" * growth.MAX_TEXT_INPUT, "width": 79}) == growth.MAX_TEXT_INPUT * 2
+    with pytest.raises(SecurityError) as caught:
+        wordwrap({"s": "a" * (growth.MAX_TEXT_INPUT + 1), "width": 79})
+    assert str(caught.value) == "'wordwrap' of 20,001 characters is over its input limit of 20,000"
