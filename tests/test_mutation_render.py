@@ -351,7 +351,7 @@ def test_materialize_lists_a_generator_within_the_limit_and_passes_the_rest() ->
     assert growth.materialize(iter(["a", "b"]), "x") == ["a", "b"]
     fits = "a" * (growth.MAX_SIZE - growth.ITEM_OVERHEAD)
     assert growth.materialize(iter([fits]), "x") == [fits]
-    with pytest.raises(SecurityError, match="^a block would make 1,000,001 "):
+    with pytest.raises(SecurityError, match=r"^a block would make 1,000,001 "):
         growth.materialize(iter([fits + "a"]), "a block")
 
 
