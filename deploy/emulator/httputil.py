@@ -162,7 +162,9 @@ def query_int(request: Request, name: str, low: int, high: int, default: int | N
 
 def presented_key(request: Request, *, allow_raw: bool, allow_query: bool = False) -> str | None:
     """The API key a request carries: ``Bearer <key>``, optionally a raw key or ``?api_key=``."""
-    header = request.headers.get("authorization", "").strip()
+    # Starlette matches header names in any case, so the name's case mutants are equivalent.
+    value = request.headers.get("authorization")  # pragma: no mutate
+    header = (value or "").strip()
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
     if header and allow_raw:

@@ -440,6 +440,15 @@ def test_webhook_record_is_the_full_sorted_job_without_worker() -> None:
     assert list(record) == sorted(record)
 
 
+def test_webhook_record_of_a_job_no_worker_took() -> None:
+    """A job cancelled in the queue never had a worker: its record is posted all the same."""
+    job = Job(
+        id="j", endpoint_id="ep", status="CANCELLED", input=None, options={}, sync=False,
+        low_priority=False, created_at=1.0, ttl_deadline=1e9, webhook="http://h/",
+    )  # fmt: skip
+    assert webhook_record(job) == {"id": "j", "input": None, "status": "CANCELLED", "webhook": "http://h/"}
+
+
 # --- autoscaler ---------------------------------------------------------------------------
 
 

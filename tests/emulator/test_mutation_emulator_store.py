@@ -194,7 +194,7 @@ def workers(store: Store) -> list[tuple[Any, ...]]:
         "SELECT id, endpoint_id, version, image, container_id, started_at, ended_at, exit_code, reason"
         " FROM workers ORDER BY id"
     )
-    return [tuple(row) for row in rows]
+    return [tuple(row.values()) for row in rows]
 
 
 def test_the_worker_history_records_each_worker_and_closes_what_a_crash_left_open(store: Store) -> None:
