@@ -7,6 +7,7 @@ never evaluated as templates) each get a test that fails when the protection is 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,26 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from deploy.config import load_config
-from deploy.errors import RenderError
+from deploy.errors import OutsideProject, RenderError
 from deploy.render import growth, render_project
-from deploy.render.environment import MAX_RANGE, builtin_templates_dir
+from deploy.render.environment import (
+    MAX_RANGE,
+    MAX_STEPS,
+    MAX_TEXT,
+    BoundedSandbox,
+    _check_format,
+    _estimate,
+    _passes_context,
+    _signature,
+    bounded_iter,
+    bounded_range,
+    builtin_templates_dir,
+    check_arguments,
+    check_binop,
+    check_method_growth,
+    make_environment,
+    reset_budget,
+)
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
 from deploy.render.project import _where, check_drift, write_files
 from tests.conftest import BASE_CONFIG, MakeProject
@@ -424,3 +442,191 @@ def test_expensive_filters_take_at_most_their_input_limit() -> None:
     with pytest.raises(SecurityError) as caught:
         wordwrap({"s": "a" * (growth.MAX_TEXT_INPUT + 1), "width": 79})
     assert str(caught.value) == "'wordwrap' of 20,001 characters is over its input limit of 20,000"
+
+
+# --- the sandbox's bounds, each at its edge (deploy.render.environment) ---------------------
+
+
+def over(message: str) -> Any:
+    return pytest.raises(SecurityError, match=f"^{re.escape(message)}$")
+
+
+def test_repetition_is_bounded_either_way_round() -> None:
+    check_binop("*", "ab", 500_000)
+    check_binop("*", "ab", -5)  # a negative count makes nothing
+    check_binop("*", ["a"], True)
+    for left, right in (("ab", 500_001), (500_001, "ab")):
+        with over("'*' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+            check_binop("*", left, right)
+
+
+def test_concatenation_is_bounded_by_length_and_a_lists_weight() -> None:
+    check_binop("+", "a" * 600_000, "b" * 400_000)
+    check_binop("+", "a" * 999_999, 1)  # not two sequences: Jinja's own error, not ours
+    with over("'+' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_binop("+", "a" * 600_000, "b" * 400_001)
+    # Two short lists whose text is big: a list grown in a loop holds new text each time.
+    with over("'+' would make 1,000,015 characters or items, over the limit of 1,000,000"):
+        check_binop("+", ["a" * 500_000], ["b"])
+    check_binop("+", "a" * 500_000, "b" * 500_000)  # strings are weighed by length only
+
+
+def test_powers_are_bounded_in_bits() -> None:
+    for left, right in ((2, 4096), (3, 2584), (1, 10**9), (-1, 10**9), (2, -5000), (2, 0), (2.0, 5000)):
+        check_binop("**", left, right)
+    for left, right in ((2, 4097), (-2, 4097), (3, 2585)):
+        with over("'**' would make an integer over 4096 bits"):
+            check_binop("**", left, right)
+
+
+def test_percent_formatting_is_bounded() -> None:
+    check_binop("%", "%s%s", ("a" * 500_000, "b" * 499_996))
+    with over("'%' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_binop("%", "%s%s", ("a" * 500_000, "b" * 499_997))
+    check_binop("%", "%(a)s", {"a": "x" * 999_995})
+    check_binop("%", "%(a)s%(a)s", {"a": "x" * 499_995})  # a name may repeat: each counts it
+    with over("'%' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+        check_binop("%", "%(a)s%(a)s", {"a": "x" * 499_996})
+    with over("a format width or precision of 7+ digits is over the template limit"):
+        check_binop("%", "%10000000d", 1)
+    check_binop("%", 10**7, 3)  # a number's remainder
+
+
+def test_wide_format_needs_seven_digits_and_a_placeholder() -> None:
+    _check_format("%999999d")
+    _check_format("1000000 items")  # digits alone are no format
+    _check_format(10**7)
+    for text in ("%1000000d", "{:1000000}"):
+        with over("a format width or precision of 7+ digits is over the template limit"):
+            _check_format(text)
+
+
+def test_integer_arguments_are_bounded() -> None:
+    check_arguments([1_000_000, -1_000_000, True], {"w": 1_000_000})
+    for args, kwargs in (([1_000_001], {}), ([-1_000_001], {}), ([], {"w": 1_000_001})):
+        with pytest.raises(
+            SecurityError, match=r"^argument [-]?1e\+06 is over the template limit of 1,000,000$"
+        ):
+            check_arguments(args, kwargs)
+
+
+def test_method_growth_is_bounded_before_the_method_runs() -> None:
+    check_method_growth("a".center, (999_992,), {})
+    with over("'.center()' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_method_growth("a".center, (999_993,), {})
+    check_method_growth("ab".ljust, (), {"width": 499_996})
+    with over("'.ljust()' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+        check_method_growth("ab".ljust, (), {"width": 499_997})
+    check_method_growth("ab".strip, ("x" * 333_332,), {})  # a text argument: its length is the factor
+    with over("'.strip()' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+        check_method_growth("ab".strip, ("x" * 333_334,), {})
+    check_method_growth("ab".zfill, (True,), {})  # a bool is no count
+    check_method_growth(",".join, (["a" * 500_000, "b" * 499_999],), {})
+    with over("'.join()' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_method_growth(",".join, (["a" * 500_000, "b" * 500_000],), {})
+    check_method_growth("aaa".replace, ("a", "x" * 333_333), {})
+    check_method_growth("aaa".replace, ("a", "x" * 333_334, 2), {})  # at most two replaced
+    with over("'.replace()' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+        check_method_growth("aaa".replace, ("a", "x" * 333_334), {})
+    # format is bounded when called (wrap_str_format); objects without a length are not ours
+    check_method_growth("a".format, ("x" * 2_000_000,), {})
+    check_method_growth({}.items, ("x" * 2_000_000,), {})
+    with over("'.index()' would make 1,999,980 characters or items, over the limit of 1,000,000"):
+        check_method_growth(["a"].index, ("a" * 999_990,), {})
+
+
+def test_range_and_loops_draw_from_one_budget_per_render() -> None:
+    reset_budget()
+    assert bounded_range(MAX_RANGE) == range(MAX_RANGE)
+    with over(f"range() of {MAX_RANGE + 1:,} items is over the limit of {MAX_RANGE:,}"):
+        bounded_range(MAX_RANGE + 1)
+    reset_budget()
+    for _ in range(MAX_STEPS // MAX_RANGE):
+        bounded_range(MAX_RANGE)
+    with over(f"the template loops more than {MAX_STEPS:,} times in one render"):
+        list(bounded_iter([1]))
+    reset_budget()  # a new render starts afresh
+    assert list(bounded_iter("ab")) == ["a", "b"]
+
+
+def test_the_text_budget_is_all_of_one_renders_output() -> None:
+    reset_budget()
+    chunk = "a" * growth.MAX_SIZE
+    for _ in range(MAX_TEXT // growth.MAX_SIZE):
+        assert BoundedSandbox.bounded_finalize(chunk) is chunk
+    with over(f"the template writes more than {MAX_TEXT:,} characters in one render"):
+        BoundedSandbox.bounded_finalize("a")
+    with over("'{{ }}' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.bounded_finalize(chunk + "a")
+
+
+def test_concatenation_and_block_captures_are_weighed_first() -> None:
+    assert BoundedSandbox.bounded_concat(("a", 1, ["b"])) == "a1['b']"
+    with over("'~' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.bounded_concat(("a" * growth.MAX_SIZE, "b"))
+    assert BoundedSandbox.concat(["a", "b"]) == "ab"
+    assert BoundedSandbox.concat(iter(["a", "b"])) == "ab"
+    with over("a block would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.concat(["a" * growth.MAX_SIZE, "b"])
+
+
+def test_guarded_filters_weigh_their_inputs_and_results(tmp_path: Path) -> None:
+    env = make_environment(tmp_path)
+    reset_budget()
+    assert env.from_string("{{ 'ab'|replace('a', 'xy') }}").render() == "xyb"
+    assert env.from_string("{{ ('a' * 999990)|replace('a', 'bb', 10)|length }}").render() == "1000000"
+    assert env.from_string("{{ x|join(',') }}").render(x=iter(["a", "b"])) == "a,b"
+    assert env.filters["replace"].__name__ == "do_replace"  # guarded, with the filter's own name
+    for template, message in (
+        ("{{ ('a' * 999990)|replace('a', 'bb', 11) }}", "'|replace' would make 1,000,001"),
+        ("{{ 'a'|center(1000001) }}", "argument 1e+06 is over the template limit of 1,000,000"),
+        ("{{ x|join }}", "the input of '|join' would make 1,000,"),
+    ):
+        with pytest.raises(SecurityError, match=re.escape(message)):
+            env.from_string(template).render(x=["a" * 999_990, "b" * 20])
+
+
+def test_a_filter_bound_needs_its_arguments_by_name() -> None:
+    def double(value: str, times: int = 2) -> str:
+        return value * times
+
+    signature = _signature(double)
+    assert signature is not None
+    assert _estimate(lambda a: len(a["value"]) * a["times"], signature, 0, ("abc",), {}) == 6
+    assert _estimate(lambda a: len(a["value"]) * a["times"], signature, 0, ("abc",), {"times": 5}) == 15
+    assert _estimate(lambda a: 1, signature, 0, (), {"nope": 1}) == 0  # the filter says what is wrong
+    assert _signature(dict.fromkeys) is not None
+    assert _passes_context(len) is False
+
+
+def test_a_template_link_out_of_the_project_is_refused_before_reading(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "templates").mkdir(parents=True)
+    outside = tmp_path / "secret.j2"
+    outside.write_text("secret\n")
+    (root / "templates" / "Dockerfile.slim.j2").symlink_to(outside)
+    (root / "templates" / "inside.j2").write_text("inside\n")
+    env = make_environment(root)
+    assert env.get_template("inside.j2").render() == "inside\n"
+    with pytest.raises(OutsideProject):
+        env.get_template("Dockerfile.slim.j2")
+    # builtin/<name> always reaches rpdeploy's own template
+    builtin = builtin_templates_dir() / "Dockerfile.slim.j2"
+    assert env.get_template("builtin/Dockerfile.slim.j2").filename == str(builtin)
+
+
+def test_an_added_or_removed_override_gives_a_fresh_environment(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    first = make_environment(tmp_path)
+    assert make_environment(tmp_path) is first
+    (tmp_path / "templates" / "dockerignore.j2").write_text("x\n")
+    second = make_environment(tmp_path)
+    assert second is not first
+    assert second.get_template("dockerignore.j2").render() == "x\n"
+    assert (
+        make_environment(tmp_path / "none")
+        .get_template("dockerignore.j2")
+        .filename.startswith(  # type: ignore[union-attr]
+            str(builtin_templates_dir())
+        )
+    )
