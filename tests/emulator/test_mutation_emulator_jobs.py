@@ -208,6 +208,15 @@ def test_give_back_requeues_at_the_head_in_order(tmp_path: Path) -> None:
     assert stored(store, a.id).status == "COMPLETED"
 
 
+def test_give_back_skips_an_ended_job_and_goes_on(tmp_path: Path) -> None:
+    store, jobs, _ = service(tmp_path)
+    a, b = (jobs.submit("ep", {"input": n}, sync=False) for n in range(2))
+    first, second = take(jobs, count=2)
+    jobs.complete(second, {"output": 1})
+    jobs.give_back([first, second])  # the ended one comes first (the list is walked backwards)
+    assert (stored(store, a.id).status, stored(store, b.id).status) == ("IN_QUEUE", "COMPLETED")
+
+
 def test_complete_and_fail(tmp_path: Path) -> None:
     store, jobs, listener = service(tmp_path)
     ids = [jobs.submit("ep", {"input": n}, sync=False).id for n in range(4)]
@@ -336,6 +345,35 @@ def test_worker_gone_fails_what_it_held_and_forgets_it(tmp_path: Path) -> None:
     jobs.worker_gone("nobody", "x")  # a worker that held nothing
 
 
+def test_worker_gone_forgets_the_worker_even_when_a_held_record_is_gone(tmp_path: Path) -> None:
+    """A held job whose record was deleted meanwhile (its endpoint removed out of order) is
+    skipped; the worker's holdings, pending stops and long poll are forgotten all the same."""
+    store, jobs, _ = service(tmp_path)
+    gone, cancelled = (jobs.submit("ep", {"input": n}, sync=False) for n in range(2))
+    take(jobs, count=2)
+    jobs.cancel(stored(store, cancelled.id))  # a stop signal for w1, not yet collected
+
+    async def scenario() -> list[str]:
+        poll = asyncio.create_task(jobs.stop_signals("w2", 5.0))
+        await asyncio.sleep(0)
+        take_w2 = jobs.submit("ep", {"input": 3}, sync=False)
+        assert [job.id for job in await jobs.take("ep", "w2", 1, 0.01, lambda: True)] == [take_w2.id]
+        store.delete_job(gone.id)
+        jobs.worker_gone("w1", "worker died")
+        jobs.worker_gone("w2", "worker died")
+        # Nothing of either worker is kept (a long-running emulator sees many come and go).
+        for table in (jobs._held, jobs._stops, jobs._stop_wakeups, jobs._worker_endpoint):
+            assert not {"w1", "w2"} & set(table), table
+        poll.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poll
+        return await jobs.stop_signals("w1", 0.01)
+
+    assert asyncio.run(scenario()) == []  # the pending stop went with the worker
+    assert jobs.held_by("w1") == set()
+    assert jobs.queue_stats("ep")[1] == 0
+
+
 def test_stop_signals_are_resent_for_jobs_that_ended_here(tmp_path: Path) -> None:
     store, jobs, _ = service(tmp_path)
     a = jobs.submit("ep", {"input": 1}, sync=False)
@@ -360,6 +398,15 @@ def test_recover_fails_held_jobs_and_requeues_queued_ones(tmp_path: Path) -> Non
     failed = stored(store, running.id)
     assert (failed.status, failed.error) == ("FAILED", "the emulator restarted (worker w1 was running it)")
     assert [job.id for job in take(fresh)] == [queued.id]
+
+
+def test_recover_counts_every_held_job_it_failed(tmp_path: Path) -> None:
+    _store, jobs, _ = service(tmp_path)
+    for n in range(3):
+        jobs.submit("ep", {"input": n}, sync=False)
+    take(jobs, count=2)
+    _, fresh, _ = service(tmp_path)
+    assert fresh.recover("restarted") == 2
 
 
 def test_sweep_times_out_expires_and_drops_by_the_given_clock(tmp_path: Path) -> None:
@@ -668,6 +715,22 @@ def test_wait_final_returns_when_the_job_completes(tmp_path: Path) -> None:
     assert asyncio.run(jobs.wait_final(final, 5.0)) == stored(store, held.id)  # final: no wait
 
 
+def test_wait_final_gives_the_unfinished_job_when_its_wait_ends(tmp_path: Path) -> None:
+    store, jobs, _listener = service(tmp_path)
+    jobs.submit("ep", {"input": 1}, sync=True)
+    (held,) = take(jobs)
+
+    async def scenario() -> tuple[Job | None, Job | None]:
+        waited = await jobs.wait_final(held, 0.01)
+        store.delete_job(held.id)
+        return waited, await jobs.wait_final(held, 0.01)
+
+    waited, removed = asyncio.run(scenario())
+    assert waited is not None
+    assert waited.status == "IN_PROGRESS"
+    assert removed is None  # removed meanwhile
+
+
 def test_progress_streams_and_counts(tmp_path: Path) -> None:
     store, jobs, _listener = service(tmp_path)
     a, b, _c, d = (jobs.submit("ep", {"input": i}, sync=False) for i in range(4))
@@ -696,6 +759,8 @@ def test_json_bodies_and_lookups() -> None:
         asyncio.run(httputil.json_body(request(body=b"1" * (mb + 1)), mb))
     assert asyncio.run(httputil.optional_json(request(body=b" \n"), mb)) is None
     assert asyncio.run(httputil.optional_json(request(body=b"[]"), mb)) == []
+    with pytest.raises(HttpError, match=r"^request body is not valid JSON: "):
+        asyncio.run(httputil.optional_json(request(body=b"{"), mb))
     with pytest.raises(HttpError, match=r"^the patch ") as caught:
         asyncio.run(httputil.optional_json(request(body=b"{"), mb, what="the patch"))
     assert caught.value.status == 400
