@@ -47,7 +47,8 @@ def found(value: T | None, what: str) -> T:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (400) anything over ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length", "")
+    # Header names match in any case, and any non-digit default reads as no length.
+    declared = request.headers.get("content-length", "")  # pragma: no mutate
     if _ASCII_INT.fullmatch(declared) and int(declared) > limit:
         raise HttpError(400, f"request body is {int(declared)} bytes; the limit is {limit // MB} MB")
     if len(declared) > 18 and declared.isascii() and declared.isdigit():  # more than any body could be

@@ -286,8 +286,7 @@ class JobService:
         (`JobScaler.stop_job` finds no task), so one signal is not always enough.
         """
         for job_id in running:
-            if job_id in self._held.get(worker_id, ()):
-                continue
+            # A job the worker still holds here is IN_PROGRESS, never final: it is not stopped.
             job = self.store.job(job_id)
             if (
                 job is not None

@@ -144,7 +144,7 @@ def test_submit_and_take_hand_out_jobs_in_order_with_deadlines(tmp_path: Path) -
     assert two.exec_deadline == pytest.approx(two.started_at + 300.0)  # type: ignore[operator]
     assert jobs.held_by("w1") == {first.id, second.id}
     assert jobs.queue_stats("ep")[:2] == (0, 2)
-    assert jobs.queue_stats("other")[:2] == (0, 0)
+    assert jobs.queue_stats("other") == (0, 0, 0.0)
     assert jobs.held_job("w1", first.id) is not None
     assert jobs.held_job("w2", first.id) is None
     assert JobService.worker_payload(one) == {"id": first.id, "input": 1}
@@ -324,6 +324,44 @@ def test_purge_cancels_only_queued_jobs_and_counts_them(tmp_path: Path) -> None:
     assert jobs.purge("ep") == 0
 
 
+def test_purge_skips_a_queue_entry_whose_record_is_gone(tmp_path: Path) -> None:
+    store, jobs, _ = service(tmp_path)
+    gone, kept = (jobs.submit("ep", {"input": n}, sync=False) for n in range(2))
+    store.delete_job(gone.id)
+    assert jobs.purge("ep") == 1
+    assert stored(store, kept.id).status == "CANCELLED"
+
+
+def test_queue_stats_measure_the_oldest_wait_on_the_clock_by_default(tmp_path: Path) -> None:
+    _store, jobs, _ = service(tmp_path)
+    job = jobs.submit("ep", {"input": 1}, sync=False)
+    queued, held, wait = jobs.queue_stats("ep")
+    after = time.time()
+    assert (queued, held) == (1, 0)
+    assert 0.0 <= wait <= after - job.created_at
+
+
+def test_an_expired_job_is_stopped_unqueued_and_its_waiter_woken(tmp_path: Path) -> None:
+    store, jobs, _ = service(tmp_path)
+    running = jobs.submit("ep", {"input": 1, "policy": {"ttl": 10_000}}, sync=True)
+    (held,) = take(jobs)
+    queued = jobs.submit("ep", {"input": 2, "policy": {"ttl": 10_000}}, sync=False)
+
+    async def scenario() -> tuple[bool, Job | None]:
+        waiter = asyncio.create_task(jobs.wait_final(held, 5.0))
+        await asyncio.sleep(0)
+        sweep(jobs, queued.ttl_deadline + 1)
+        for _ in range(10):  # a few turns of the loop, not the 5 s hold
+            await asyncio.sleep(0)
+        return waiter.done(), (await waiter if waiter.done() else None)
+
+    assert asyncio.run(scenario()) == (True, None)
+    assert store.job(running.id) is None
+    assert store.job(queued.id) is None
+    assert queued.id not in jobs._queues["ep"]  # not left to be skipped on every take
+    assert asyncio.run(jobs.stop_signals("w1", 0.01)) == [running.id]
+
+
 def test_worker_gone_fails_what_it_held_and_forgets_it(tmp_path: Path) -> None:
     store, jobs, _ = service(tmp_path)
     ids = sorted(jobs.submit("ep", {"input": n}, sync=False).id for n in range(2))
@@ -380,7 +418,7 @@ def test_stop_signals_are_resent_for_jobs_that_ended_here(tmp_path: Path) -> Non
     b = jobs.submit("ep", {"input": 2}, sync=False)
     take(jobs, count=2)
     jobs.complete(stored(store, a.id), {"output": 1})
-    jobs.resignal_stops("ep", "w1", [a.id, b.id, "unknown"])
+    jobs.resignal_stops("ep", "w1", [b.id, "unknown", a.id])
     assert asyncio.run(jobs.stop_signals("w1", 0.01)) == [a.id]  # b is still held: not stopped
     jobs.resignal_stops("other", "w1", [a.id])
     jobs.resignal_stops("ep", "w2", [a.id])
@@ -533,6 +571,9 @@ def test_queue_delay_scaling() -> None:
     expired = WorkerState("e", ready=True, busy=False, idle_for_s=5.0)
     assert wanted_workers(QueueState(0, 1, 0.0), [busy, expired], settings) == 1
     assert wanted_workers(QueueState(0, 0, 0.0), [starting, expired], settings) == 1
+    assert (
+        wanted_workers(QueueState(0, 1, 0.0), [busy, expired, idle], settings) == 2
+    )  # one expired: one less
     assert wanted_workers(QueueState(0, 0, 0.0), [], ScalingSettings("QUEUE_DELAY", min_workers=2)) == 2
 
 
@@ -636,6 +677,22 @@ def test_read_body_limits() -> None:
         asyncio.run(read(request(headers={"Content-Length": str(2 * mb)}), mb))
     with pytest.raises(HttpError, match=r"^request body is over 1 MB; the limit is 1 MB$"):
         asyncio.run(read(request(headers={"Content-Length": "9" * 19}), mb))
+    for status_of in (
+        request(body=b"x" * (mb + 1)),
+        request(headers={"Content-Length": str(2 * mb)}),
+        request(headers={"Content-Length": "9" * 19}),
+    ):
+        with pytest.raises(HttpError) as caught:
+            asyncio.run(read(status_of, mb))
+        assert caught.value.status == 400
+    # Chunks are added up: two that fit one by one may not fit together.
+    chunks = [b"x" * (mb // 2 + 1), b"x" * (mb // 2 + 1)]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+    with pytest.raises(HttpError, match=r"^request body exceeds the limit of 1 MB$"):
+        asyncio.run(read(Request({"type": "http", "query_string": b"", "headers": []}, receive), mb))
     # A declared length at the limit is read (and then measured).
     assert asyncio.run(read(request(headers={"Content-Length": str(mb)}, body=b"ab"), mb)) == b"ab"
 
