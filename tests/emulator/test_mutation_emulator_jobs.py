@@ -147,6 +147,7 @@ def test_submit_and_take_hand_out_jobs_in_order_with_deadlines(tmp_path: Path) -
     assert jobs.queue_stats("other") == (0, 0, 0.0)
     assert jobs.held_job("w1", first.id) is not None
     assert jobs.held_job("w2", first.id) is None
+    assert jobs.counts("ep")["inProgress"] == 2
     assert JobService.worker_payload(one) == {"id": first.id, "input": 1}
     assert JobService.worker_payload(two) == {
         "id": second.id,
@@ -324,6 +325,19 @@ def test_purge_cancels_only_queued_jobs_and_counts_them(tmp_path: Path) -> None:
     assert jobs.purge("ep") == 0
 
 
+def test_held_job_trusts_the_record_not_only_the_holding(tmp_path: Path) -> None:
+    """A holding whose record ended or vanished behind the service's back takes no reports."""
+    store, jobs, _ = service(tmp_path)
+    ended, gone = (jobs.submit("ep", {"input": n}, sync=False) for n in range(2))
+    take(jobs, count=2)
+    record = stored(store, ended.id)
+    record.status = "COMPLETED"
+    store.save_job(record)
+    store.delete_job(gone.id)
+    assert jobs.held_job("w1", ended.id) is None
+    assert jobs.held_job("w1", gone.id) is None
+
+
 def test_purge_skips_a_queue_entry_whose_record_is_gone(tmp_path: Path) -> None:
     store, jobs, _ = service(tmp_path)
     gone, kept = (jobs.submit("ep", {"input": n}, sync=False) for n in range(2))
@@ -489,14 +503,50 @@ def test_expired_compares_inclusively() -> None:
     assert JobService.expired(job, 20.0) is True
 
 
-def test_forget_endpoint_stops_its_workers_and_deletes_its_jobs(tmp_path: Path) -> None:
+def test_forget_endpoint_after_the_store_deleted_it_stops_and_wakes_everything(tmp_path: Path) -> None:
+    """The order of a real DELETE (control.delete_endpoint): the store's records go first."""
     store, jobs, _ = service(tmp_path)
+    elsewhere = jobs.submit("other", {"input": 3}, sync=False)
+    take(jobs, worker="w0", endpoint="other")  # another endpoint's worker, met first
+    running = jobs.submit("ep", {"input": 1}, sync=True)
+    (held,) = take(jobs)
+    queued = jobs.submit("ep", {"input": 2}, sync=True)
+
+    async def scenario() -> list[bool]:
+        waiters = [asyncio.create_task(jobs.wait_final(job, 5.0)) for job in (held, queued)]
+        poll = asyncio.create_task(jobs.take("ep", "w9", 1, 5.0, lambda: True))
+        await asyncio.sleep(0)
+        store.delete_endpoint("ep")
+        jobs.forget_endpoint("ep")
+        for _ in range(10):  # a few turns of the loop, not the 5 s holds
+            await asyncio.sleep(0)
+        done = [task.done() for task in [*waiters, poll]]
+        for task in [*waiters, poll]:
+            task.cancel()
+        await asyncio.gather(*waiters, poll, return_exceptions=True)
+        return done
+
+    assert asyncio.run(scenario()) == [True, True, True]
+    assert asyncio.run(jobs.stop_signals("w1", 0.01)) == [running.id]
+    assert asyncio.run(jobs.stop_signals("w0", 0.01)) == []
+    assert jobs.held_by("w1") == set()
+    assert jobs.held_by("w0") == {elsewhere.id}
+    assert stored(store, elsewhere.id).status == "IN_PROGRESS"
+    assert "ep" not in jobs._queues
+    jobs.forget_endpoint("never-used")  # nothing to forget
+
+
+def test_forget_endpoint_cancels_what_the_store_still_holds(tmp_path: Path) -> None:
+    """Called before the store's delete (out of order), it cancels the unfinished jobs itself."""
+    store, jobs, listener = service(tmp_path)
     running = jobs.submit("ep", {"input": 1}, sync=False)
     take(jobs)
     queued = jobs.submit("ep", {"input": 2}, sync=False)
     elsewhere = jobs.submit("other", {"input": 3}, sync=False)
     take(jobs, worker="w2", endpoint="other")
+    listener.changed.clear()
     jobs.forget_endpoint("ep")
+    assert listener.changed == ["ep"]  # the queued job's cancel
     assert store.job(running.id) is None
     assert store.job(queued.id) is None
     assert stored(store, elsewhere.id).status == "IN_PROGRESS"
