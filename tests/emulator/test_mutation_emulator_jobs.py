@@ -239,7 +239,7 @@ def test_complete_and_fail(tmp_path: Path) -> None:
     for job in done:
         assert job.completed_at is not None
         assert job.exec_deadline is None
-        assert job.retain_until - job.completed_at == pytest.approx(1800)
+        assert job.retain_until - job.completed_at == pytest.approx(1800)  # type: ignore[operator]
     assert listener.released == ["w1"] * 4
     assert jobs.held_by("w1") == set()
     assert jobs.counts("ep") == {"completed": 2, "failed": 2, "inProgress": 0, "inQueue": 0, "retried": 0}
