@@ -34,6 +34,7 @@ from deploy.emulator.job_requests import (
     DAY_MS,
     EXECUTION_TIMEOUT_RANGE_MS,
     JOB_TTL_RANGE_MS,
+    RUN_RETENTION_S,
     validate_request,
     webhook_record,
 )
@@ -169,7 +170,9 @@ def test_take_honours_count_and_skips_jobs_no_longer_queued(tmp_path: Path) -> N
     assert [job.id for job in take(jobs, count=1)] == [c.id]
 
 
-def test_a_job_that_cannot_start_fails_with_why_and_the_queue_goes_on(tmp_path: Path) -> None:
+def test_a_job_that_cannot_start_fails_with_why_and_the_queue_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(_endpoint: str) -> int:
         raise KeyError("endpoint gone")
 
@@ -182,6 +185,96 @@ def test_a_job_that_cannot_start_fails_with_why_and_the_queue_goes_on(tmp_path: 
     assert failed.status == "FAILED"
     assert failed.error == "the emulator could not hand this job to a worker: 'endpoint gone'"
     assert failed.completed_at is None
+    assert [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR] == [
+        ("rpdeploy.emulator.jobs", f"job {job.id} cannot be handed to a worker")
+    ]
+
+
+def test_each_endpoints_own_timeout_sets_the_execution_deadline(tmp_path: Path) -> None:
+    timeouts = {"a": 7_000, "b": None}
+    store = Store(tmp_path / "s.sqlite3")
+    jobs = JobService(store, timeouts.get, webhook_retry_interval_s=10.0)
+    for endpoint in timeouts:
+        jobs.submit(endpoint, {"input": 1}, sync=False)
+    (on_a,) = take(jobs, endpoint="a")
+    (on_b,) = take(jobs, endpoint="b")
+    assert on_a.exec_deadline - on_a.started_at == pytest.approx(7.0)  # type: ignore[operator]
+    assert on_b.exec_deadline is None
+
+
+def test_a_stop_wakes_the_workers_stop_long_poll(tmp_path: Path) -> None:
+    store, jobs, _ = service(tmp_path)
+    job = jobs.submit("ep", {"input": 1}, sync=False)
+    take(jobs)
+
+    async def scenario() -> tuple[bool, list[str]]:
+        poll = asyncio.create_task(jobs.stop_signals("w1", 5.0))
+        await asyncio.sleep(0)
+        jobs.cancel(stored(store, job.id))
+        for _ in range(10):  # a few turns of the loop, not the 5 s hold
+            await asyncio.sleep(0)
+        if not poll.done():
+            poll.cancel()
+            return False, []
+        return True, await poll
+
+    assert asyncio.run(scenario()) == (True, [job.id])
+
+
+def test_a_job_from_an_older_state_gets_the_run_retention(tmp_path: Path) -> None:
+    """A record without ``retention_s`` (written before it was stored) keeps its result 30 min."""
+    store, _jobs, _ = service(tmp_path)
+    now = time.time()
+    old = Job(id="old", endpoint_id="ep", status="IN_QUEUE", input=1, options={"policy": {}},
+              sync=True, low_priority=False, created_at=now, ttl_deadline=now + 600)  # fmt: skip
+    store.insert_job(old)
+    _, jobs, _ = service(tmp_path)
+    jobs.recover("restarted")
+    (held,) = take(jobs)
+    jobs.complete(held, {"output": 1})
+    done = stored(store, "old")
+    assert done.retain_until - done.completed_at == pytest.approx(RUN_RETENTION_S)  # type: ignore[operator]
+
+
+class Posted:
+    """Stands in for the webhook sender (its HTTP delivery is tested in test_emulator_jobs.py)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def send(self, url: str, record: dict[str, Any]) -> None:
+        self.sent.append((url, record))
+
+
+def test_a_webhook_is_posted_for_each_final_state_runpod_posts(tmp_path: Path) -> None:
+    store, jobs, _ = service(tmp_path)
+    posted = Posted()
+    jobs.webhooks = posted  # type: ignore[assignment]
+    ids = [jobs.submit("ep", {"input": n, "webhook": f"http://h/{n}"}, sync=False).id for n in range(4)]
+    quiet = jobs.submit("ep", {"input": 9}, sync=False)
+    a, b, c, d, e = take(jobs, count=5)
+    jobs.complete(a, {"output": 1})
+    jobs.fail(b, "no")
+    jobs.time_out(c)
+    jobs.cancel(d)  # RunPod posts no webhook for a cancelled job
+    jobs.complete(e, {"output": 2})  # no webhook given
+    assert [(url, record["id"], record["status"]) for url, record in posted.sent] == [
+        ("http://h/0", ids[0], "COMPLETED"),
+        ("http://h/1", ids[1], "FAILED"),
+        ("http://h/2", ids[2], "TIMED_OUT"),
+    ]
+    assert posted.sent[0][1] == webhook_record(stored(store, ids[0]))
+    assert quiet.id not in {record["id"] for _, record in posted.sent}
+
+
+def test_sweep_judges_by_the_clock_by_default(tmp_path: Path) -> None:
+    store, jobs, _ = service(tmp_path)
+    job = jobs.submit("ep", {"input": 1}, sync=False)
+    (held,) = take(jobs)
+    jobs.complete(held, {"output": 1})
+    jobs.keep_result(stored(store, job.id), 0)  # kept until now
+    sweep(jobs)
+    assert store.job(job.id) is None
 
 
 def test_give_back_requeues_at_the_head_in_order(tmp_path: Path) -> None:
