@@ -151,12 +151,10 @@ class JobService:
             jobs = self._pop(endpoint_id, worker_id, count)
             if jobs:
                 return jobs
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return []
             event = self._wakeups.setdefault(endpoint_id, asyncio.Event())
             try:
-                await asyncio.wait_for(event.wait(), remaining)
+                # A deadline already passed times out at once (wait_for with a timeout <= 0).
+                await asyncio.wait_for(event.wait(), deadline - loop.time())
             except TimeoutError:
                 return []
 

@@ -170,6 +170,42 @@ def test_take_honours_count_and_skips_jobs_no_longer_queued(tmp_path: Path) -> N
     assert [job.id for job in take(jobs, count=1)] == [c.id]
 
 
+def test_take_skips_queue_entries_whose_record_is_gone_or_no_longer_queued(tmp_path: Path) -> None:
+    """Records changed behind the queue's back (deleted, ended) are passed over, not started."""
+    store, jobs, _ = service(tmp_path)
+    gone, ended, fine = (jobs.submit("ep", {"input": n}, sync=False) for n in range(3))
+    store.delete_job(gone.id)
+    record = stored(store, ended.id)
+    record.status = "CANCELLED"
+    store.save_job(record)
+    assert [job.id for job in take(jobs, count=3)] == [fine.id]
+    assert stored(store, ended.id).status == "CANCELLED"
+
+
+class FullAt(Store):
+    """A store whose disk fills at one job's write (the real full disk, SQLite's own
+    SQLITE_FULL, is tested in test_emulator_store.py; here the moment is chosen)."""
+
+    full_for: str | None = None
+
+    def save_job(self, job: Job) -> None:
+        if job.id == self.full_for:
+            raise StoreError("emulator state store failed: database or disk is full")
+        super().save_job(job)
+
+
+def test_a_take_that_cannot_record_a_start_loses_no_job(tmp_path: Path) -> None:
+    store = FullAt(tmp_path / "s.sqlite3")
+    jobs = JobService(store, lambda _endpoint: None, webhook_retry_interval_s=10.0)
+    first, second = (jobs.submit("ep", {"input": n}, sync=False) for n in range(2))
+    store.full_for = second.id
+    with pytest.raises(StoreError, match="database or disk is full"):
+        take(jobs, count=2)
+    assert [stored(store, j.id).status for j in (first, second)] == ["IN_QUEUE", "IN_QUEUE"]
+    store.full_for = None
+    assert [job.id for job in take(jobs, count=2)] == [first.id, second.id]  # order kept
+
+
 def test_a_job_that_cannot_start_fails_with_why_and_the_queue_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -859,6 +895,21 @@ def test_a_waiting_take_gets_a_job_submitted_meanwhile(tmp_path: Path) -> None:
     job, taken = asyncio.run(scenario())
     assert [t.id for t in taken] == [job.id]
     assert jobs.held_job("w1", job.id) is not None
+
+
+def test_a_short_hold_waits_too(tmp_path: Path) -> None:
+    """A hold under a second is a wait like any other (the SDK polls with its own holds)."""
+    _store, jobs, _listener = service(tmp_path)
+
+    async def scenario() -> tuple[Job, list[Job]]:
+        waiter = asyncio.create_task(jobs.take("ep", "w1", 1, 0.9, lambda: True))
+        await asyncio.sleep(0)  # the take is now waiting
+        job = jobs.submit("ep", {"input": 1}, sync=False)
+        return job, await waiter
+
+    job, taken = asyncio.run(scenario())
+    assert [t.id for t in taken] == [job.id]
+    assert take(jobs) == []  # and an empty queue answers nothing after the hold
 
 
 def test_a_take_while_not_accepting_or_shut_down_hands_out_nothing(tmp_path: Path) -> None:

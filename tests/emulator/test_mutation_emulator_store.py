@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from deploy.emulator.store import UNCHANGED, Store, StoreError, UnservableValue
+from deploy.emulator.store import UNCHANGED, Job, Store, StoreError, UnservableValue
 
 AT = "2026-11-29T12:00:00Z"
 LATER = "2026-11-29T13:00:00Z"
@@ -229,3 +229,21 @@ def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
         store.delete_registry("r1")
     assert not store.db.in_transaction
     assert (store.endpoint("e") or ({}, 0))[0]["registry"] == "r1"
+
+
+def test_a_job_reads_back_as_it_was_written(store: Store) -> None:
+    job = Job(
+        id="sync-j1", endpoint_id="ep", status="IN_QUEUE", input={"a": [1, "x"]},
+        options={"policy": {"ttl": 20_000}, "retention_s": 60}, sync=True, low_priority=True,
+        created_at=100.5, ttl_deadline=120.5, webhook="http://h/",
+    )  # fmt: skip
+    store.insert_job(job)
+    assert store.job("sync-j1") == job
+    job.status, job.output, job.error, job.worker_id = "FAILED", {"partial": 1}, {"msg": "e"}, "w1"
+    job.started_at, job.completed_at, job.exec_deadline, job.retain_until = 101.0, 102.0, None, 162.0
+    store.save_job(job)
+    assert store.job("sync-j1") == job
+    plain = Job(id="j2", endpoint_id="ep", status="IN_QUEUE", input=None, options={}, sync=False,
+                low_priority=False, created_at=1.0, ttl_deadline=2.0)  # fmt: skip
+    store.insert_job(plain)
+    assert store.job("j2") == plain  # no output (apart from a null one), no error, no webhook
