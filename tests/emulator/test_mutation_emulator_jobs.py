@@ -226,6 +226,12 @@ def test_a_job_that_cannot_start_fails_with_why_and_the_queue_goes_on(
     ]
 
 
+def test_a_new_service_sends_webhooks_with_its_retry_interval(tmp_path: Path) -> None:
+    jobs = JobService(Store(tmp_path / "s.sqlite3"), lambda _endpoint: None, webhook_retry_interval_s=2.5)
+    assert jobs.webhooks.retry_interval_s == 2.5
+    asyncio.run(jobs.close())  # nothing pending: closes at once
+
+
 def test_each_endpoints_own_timeout_sets_the_execution_deadline(tmp_path: Path) -> None:
     timeouts = {"a": 7_000, "b": None}
     store = Store(tmp_path / "s.sqlite3")

@@ -9,6 +9,7 @@ read method (only `rpdeploy emulator` tooling and people read it), so it is read
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,19 @@ def test_a_job_reads_back_as_it_was_written(store: Store) -> None:
                 low_priority=False, created_at=1.0, ttl_deadline=2.0)  # fmt: skip
     store.insert_job(plain)
     assert store.job("j2") == plain  # no output (apart from a null one), no error, no webhook
+
+
+def test_a_value_that_is_not_json_is_refused_with_why(store: Store) -> None:
+    with pytest.raises(UnservableValue) as caught:
+        store.insert_job(
+            Job(id="j", endpoint_id="ep", status="IN_QUEUE", input=float("nan"), options={},
+                sync=False, low_priority=False, created_at=1.0, ttl_deadline=2.0)
+        )  # fmt: skip
+    assert str(caught.value).startswith("value cannot be stored as JSON: Out of range float values")
+
+
+def test_the_state_folder_is_made_as_deep_as_needed_and_any_thread_may_use_it(tmp_path: Path) -> None:
+    deep = Store(tmp_path / "a" / "b" / "emulator.db")  # the server opens it before its loop runs
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(deep.job, "none").result() is None
+    deep.close()
