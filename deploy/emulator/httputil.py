@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 import sys
 from typing import Any, NoReturn, TypeVar
@@ -73,7 +74,7 @@ def _constant(name: str) -> NoReturn:
 
 def _finite(text: str) -> float:
     value = float(text)
-    if value in {float("inf"), float("-inf")}:
+    if math.isinf(value):
         raise ValueError(f"number {text[:40]} is out of range")
     return value
 
@@ -107,7 +108,7 @@ def _check_tree(value: Any, what: str) -> None:
 
 def _check_text(text: str, what: str) -> None:
     try:
-        text.encode("utf-8")
+        text.encode("utf-8")  # pragma: no mutate (codec names ignore case)
     except UnicodeEncodeError:
         _refuse(what, "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not Unicode")
 
@@ -122,7 +123,7 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
     if not body.strip():
         raise HttpError(400, f"{what} is empty; expected JSON")
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8")  # pragma: no mutate (codec names ignore case)
     except UnicodeDecodeError as exc:
         _refuse(what, f"not UTF-8 ({exc.reason} at byte {exc.start})")
     try:

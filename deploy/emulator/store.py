@@ -183,7 +183,8 @@ class Store:
         _make_private(path)
 
     def _migrate(self) -> None:
-        version = int(self.db.execute("PRAGMA user_version").fetchone()["user_version"])
+        # SQL ignores case, and SQLite names the column user_version whatever the case asked.
+        version = int(self.db.execute("PRAGMA user_version").fetchone()["user_version"])  # pragma: no mutate
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the state was written by a newer rpdeploy (schema {version}, this one reads "

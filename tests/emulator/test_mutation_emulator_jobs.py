@@ -804,6 +804,7 @@ def request(query: bytes = b"", headers: dict[str, str] | None = None, body: byt
         (b"\xff", "request body is not valid JSON: not UTF-8 (invalid start byte at byte 0)"),
         (b"NaN", "request body is not valid JSON: NaN is not a JSON number"),
         (b"1e999", "request body is not valid JSON: number 1e999 is out of range"),
+        (b"9" * 45 + b"e999", "request body is not valid JSON: number " + "9" * 40 + " is out of range"),
         (b"-1e999", "request body is not valid JSON: number -1e999 is out of range"),
         (b'"\\ud800"', "request body is not valid JSON: a string holds a lone UTF-16 surrogate"),
         (b'{"\\udfff": 1}', "request body is not valid JSON: a string holds a lone UTF-16 surrogate"),

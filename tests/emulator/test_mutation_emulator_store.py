@@ -9,13 +9,14 @@ read method (only `rpdeploy emulator` tooling and people read it), so it is read
 from __future__ import annotations
 
 import sqlite3
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy.emulator.store import UNCHANGED, Job, Store, StoreError, UnservableValue
+from deploy.emulator.store import UNCHANGED, Job, Store, StoreError, UnservableValue, _create_private
 
 AT = "2026-11-29T12:00:00Z"
 LATER = "2026-11-29T13:00:00Z"
@@ -264,3 +265,10 @@ def test_the_state_folder_is_made_as_deep_as_needed_and_any_thread_may_use_it(tm
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(deep.job, "none").result() is None
     deep.close()
+
+
+def test_the_state_file_is_created_private(tmp_path: Path) -> None:
+    path = tmp_path / "emulator.db"
+    _create_private(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    _create_private(path)  # already there: left as it is
