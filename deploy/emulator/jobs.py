@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from deploy.emulator.httputil import HttpError
-from deploy.emulator.job_requests import DAY_MS, new_job_id, retention_s, webhook_record
+from deploy.emulator.job_requests import DAY_MS, RUN_RETENTION_S, new_job_id, retention_s, webhook_record
 from deploy.emulator.store import Job, Store, StoreError
 from deploy.emulator.webhooks import WEBHOOK_STATES, WebhookSender
 
@@ -444,7 +444,8 @@ class JobService:
             job.error = error
         job.completed_at = now if job.started_at is not None else None
         job.exec_deadline = None
-        job.retain_until = now + float(job.options.get("retention_s", retention_s(False, None)))
+        # A record without retention_s (written by an older emulator) came from /run: 30 min.
+        job.retain_until = now + float(job.options.get("retention_s", RUN_RETENTION_S))
         self.store.save_job(job)
         self._wake_done(job.id)
         if job.webhook and status in WEBHOOK_STATES:

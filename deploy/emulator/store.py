@@ -176,7 +176,7 @@ class Store:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.row_factory = _named_row
             self.db.execute("PRAGMA journal_mode=WAL")  # pragma: no mutate (SQL ignores case)
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # pragma: no mutate (SQL ignores case)
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the emulator state {path}: {exc}") from exc

@@ -148,7 +148,6 @@ def test_submit_and_take_hand_out_jobs_in_order_with_deadlines(tmp_path: Path) -
     assert jobs.queue_stats("other") == (0, 0, 0.0)
     assert jobs.held_job("w1", first.id) is not None
     assert jobs.held_job("w2", first.id) is None
-    assert jobs.counts("ep")["inProgress"] == 2
     assert JobService.worker_payload(one) == {"id": first.id, "input": 1}
     assert JobService.worker_payload(two) == {
         "id": second.id,
@@ -463,6 +462,14 @@ def test_purge_cancels_only_queued_jobs_and_counts_them(tmp_path: Path) -> None:
     assert jobs.purge("ep") == 0
 
 
+def test_counts_jobs_in_progress(tmp_path: Path) -> None:
+    _store, jobs, _ = service(tmp_path)
+    for n in range(3):
+        jobs.submit("ep", {"input": n}, sync=False)
+    take(jobs, count=2)
+    assert jobs.counts("ep") == {"completed": 0, "failed": 0, "inProgress": 2, "inQueue": 1, "retried": 0}
+
+
 def test_held_job_trusts_the_record_not_only_the_holding(tmp_path: Path) -> None:
     """A holding whose record ended or vanished behind the service's back takes no reports."""
     store, jobs, _ = service(tmp_path)
@@ -652,19 +659,18 @@ def test_forget_endpoint_after_the_store_deleted_it_stops_and_wakes_everything(t
 
     async def scenario() -> list[bool]:
         waiters = [asyncio.create_task(jobs.wait_final(job, 5.0)) for job in (held, queued)]
-        poll = asyncio.create_task(jobs.take("ep", "w9", 1, 5.0, lambda: True))
         await asyncio.sleep(0)
         store.delete_endpoint("ep")
         jobs.forget_endpoint("ep")
         for _ in range(10):  # a few turns of the loop, not the 5 s holds
             await asyncio.sleep(0)
-        done = [task.done() for task in [*waiters, poll]]
-        for task in [*waiters, poll]:
+        done = [task.done() for task in waiters]
+        for task in waiters:
             task.cancel()
-        await asyncio.gather(*waiters, poll, return_exceptions=True)
+        await asyncio.gather(*waiters, return_exceptions=True)
         return done
 
-    assert asyncio.run(scenario()) == [True, True, True]
+    assert asyncio.run(scenario()) == [True, True]  # the running and the queued job's waiters
     assert asyncio.run(jobs.stop_signals("w1", 0.01)) == [running.id]
     assert asyncio.run(jobs.stop_signals("w0", 0.01)) == []
     assert jobs.held_by("w1") == set()
@@ -672,6 +678,26 @@ def test_forget_endpoint_after_the_store_deleted_it_stops_and_wakes_everything(t
     assert stored(store, elsewhere.id).status == "IN_PROGRESS"
     assert "ep" not in jobs._queues
     jobs.forget_endpoint("never-used")  # nothing to forget
+
+
+def test_forget_endpoint_wakes_a_long_poll_on_it(tmp_path: Path) -> None:
+    """The woken poll asks its worker again, which no longer accepts (its endpoint is gone)."""
+    _store, jobs, _ = service(tmp_path)
+    accepting = [True]
+
+    async def scenario() -> tuple[bool, list[Job]]:
+        poll = asyncio.create_task(jobs.take("ep", "w9", 1, 5.0, lambda: accepting[0]))
+        await asyncio.sleep(0)  # waiting on the empty queue
+        accepting[0] = False
+        jobs.forget_endpoint("ep")
+        for _ in range(10):  # a few turns of the loop, not the 5 s hold
+            await asyncio.sleep(0)
+        if not poll.done():
+            poll.cancel()
+            return False, []
+        return True, await poll
+
+    assert asyncio.run(scenario()) == (True, [])
 
 
 def test_forget_endpoint_cancels_what_the_store_still_holds(tmp_path: Path) -> None:
