@@ -272,3 +272,11 @@ def test_the_state_file_is_created_private(tmp_path: Path) -> None:
     _create_private(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     _create_private(path)  # already there: left as it is
+
+
+def test_a_state_that_cannot_be_opened_is_one_error_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "state.db"
+    folder.mkdir()  # a folder where the database file should be
+    with pytest.raises(StoreError) as caught:
+        Store(folder)
+    assert str(caught.value) == f"cannot open the emulator state {folder}: unable to open database file"
