@@ -288,6 +288,20 @@ def test_a_secret_in_an_environments_other_settings_is_refused(make_project: Mak
     assert "k3y" not in str(caught.value)
 
 
+def test_a_secret_inside_other_env_text_is_refused_with_the_way_out(make_project: MakeProject) -> None:
+    config = BASE_CONFIG.replace(
+        "  type: QUEUE", '  type: QUEUE\n  env:\n    KEYCOPY: "id=${AWS_ACCESS_KEY_ID}"', 1
+    )
+    root = make_project(config)
+    with pytest.raises(RenderError) as caught:
+        render_project(load_config(root / "rpdeploy.yaml", None, {"AWS_ACCESS_KEY_ID": "k3y"}), IMAGE)
+    assert str(caught.value).endswith(
+        "endpoint.env.KEYCOPY: holds the secret ${AWS_ACCESS_KEY_ID} inside other text, which a"
+        ' deployable file cannot carry: set it to exactly "${AWS_ACCESS_KEY_ID}" (a RunPod secret'
+        " reference) or build the text in the worker"
+    )
+
+
 def test_a_nested_root_layout_handler_lists_its_packages_under_its_folder(
     make_project: MakeProject,
 ) -> None:
@@ -419,6 +433,11 @@ def test_replace_size(args: tuple[Any, ...], expected: int) -> None:
     assert growth.replace_size(*args) == expected
     if args[1] and args[3:] in ((), (-1,)):
         assert len(args[0].replace(args[1], args[2])) <= expected
+
+
+def test_replace_size_counts_only_what_is_there() -> None:
+    text = "a" * growth.MAX_SIZE
+    assert growth.replace_size(text, text + "a", "b" * 2 * growth.MAX_SIZE) == growth.MAX_SIZE
 
 
 def test_join_size() -> None:

@@ -121,7 +121,7 @@ def format_size(template: Any, args: Iterable[Any], *, repeats: bool = True) -> 
     number in it (widths, precisions), and the arguments as text or as ``*`` widths. When
     a placeholder may name an argument again (``'{0}{0}'``, ``'%(a)s%(a)s'``: ``repeats``)
     each placeholder (``%`` or ``{``) counts the largest argument."""
-    text = template if isinstance(template, str) else str(template)
+    text = str(template)
     widths = sum(int(n) for n in _NUMBER.findall(text) if len(n) < 8)
     sizes = [0]
     for arg in args:
@@ -146,8 +146,8 @@ def format_args(args: Any) -> list[Any]:
 
 def replace_size(text: str, old: Any, new: Any, count: Any = -1) -> int:
     """``len(text) + occurrences × (len(new) − len(old))``; occurrences are counted (linear)."""
-    old_text, new_text = str(old)[: MAX_SIZE + 1], str(new)
-    found = len(text) + 1 if old_text == "" else text.count(old_text)
+    old_text, new_text = str(old), str(new)
+    found = text.count(old_text)  # "" is found len(text) + 1 times, as replace inserts it
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
     return len(text) + found * max(len(new_text) - len(old_text), 0)
