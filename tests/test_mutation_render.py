@@ -302,6 +302,22 @@ def test_a_secret_inside_other_env_text_is_refused_with_the_way_out(make_project
     )
 
 
+def test_a_copy_of_a_secret_that_is_no_runpod_secret_is_refused_with_the_way_out(
+    make_project: MakeProject,
+) -> None:
+    config = BASE_CONFIG.replace(
+        "  - name: AWS_ACCESS_KEY_ID\n", "  - name: AWS_ACCESS_KEY_ID\n    mode: inline\n"
+    ).replace("  type: QUEUE", '  type: QUEUE\n  env:\n    KEYCOPY: "${AWS_ACCESS_KEY_ID}"', 1)
+    root = make_project(config)
+    with pytest.raises(RenderError) as caught:
+        render_project(load_config(root / "rpdeploy.yaml", None, {"AWS_ACCESS_KEY_ID": "k3y"}), IMAGE)
+    assert str(caught.value).endswith(
+        "endpoint.env.KEYCOPY: copies ${AWS_ACCESS_KEY_ID}, which is not a runpod-secret: only a"
+        " runpod-secret can be copied (it becomes its {{ RUNPOD_SECRET_… }} reference);"
+        " read AWS_ACCESS_KEY_ID itself in the worker, or declare it with mode: runpod-secret"
+    )
+
+
 def test_a_nested_root_layout_handler_lists_its_packages_under_its_folder(
     make_project: MakeProject,
 ) -> None:
