@@ -36,7 +36,7 @@ from deploy.render.environment import (
     reset_budget,
 )
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
-from deploy.render.project import _where, check_drift, write_files
+from deploy.render.project import _where, bootstrap_files, check_drift, write_files
 from tests.conftest import BASE_CONFIG, MakeProject
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-0123456789ab"
@@ -665,3 +665,19 @@ def test_an_added_or_removed_override_gives_a_fresh_environment(tmp_path: Path) 
             str(builtin_templates_dir())
         )
     )
+
+
+def test_str_format_is_bounded_on_each_value_and_keeps_its_keywords(tmp_path: Path) -> None:
+    env = make_environment(tmp_path)
+    reset_budget()
+    assert env.from_string("{{ '{a}-{0}'.format('p', a='q') }}").render() == "q-p"
+    # a mapping argument's values are weighed one by one (as a whole it would weigh twice as much)
+    text = env.from_string("{{ '{0[k]}{0[k]}'.format(d)|length }}").render(d={"k": "x" * 300_000})
+    assert text == "600000"
+
+
+def test_the_slim_image_carries_the_bootstrap_modules() -> None:
+    runtime = Path(__file__).resolve().parent.parent / "deploy" / "runtime"
+    names = sorted(p.name for p in runtime.glob("*.py"))
+    assert names
+    assert bootstrap_files() == {f".rpdeploy/runtime/{n}": (runtime / n).read_bytes() for n in names}
