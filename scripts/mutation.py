@@ -80,8 +80,25 @@ PACKAGES: dict[str, Package] = {
             "tests/test_render_properties.py",
             "tests/test_endpoint_spec.py",
             "tests/test_mutation_render.py",
+            # The sandbox's bounds and escapes, the secret-copy rules, the runtime env, the
+            # root layout's allowlist and the render command (all in-process).
+            "tests/test_template_growth.py",
+            "tests/test_template_safety.py",
+            "tests/test_secret_copies.py",
+            "tests/test_runtime_env.py",
+            "tests/test_root_layout_packages.py",
+            "tests/test_cli_render.py",
         ),
         0.85,
+        (
+            # 10 s of Hypothesis-generated env values (test_mutation_render.py pins the same
+            # promise on the values that matter: `{{`, `{%`, `{#`).
+            "tests/test_template_safety.py::test_endpoint_env_values_with_template_syntax_arrive_verbatim",
+            # rpdeploy run as a process (`python -m deploy`, the console script): mutmut sees
+            # no calls made there; the in-process CLI tests of the same file stay.
+            "tests/test_cli_render.py::test_python_dash_m_entry_point",
+            "tests/test_cli_render.py::test_console_script_runs_render_check",
+        ),
     ),
     "image": Package(
         tuple(

@@ -7,17 +7,36 @@ never evaluated as templates) each get a test that fails when the protection is 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2.exceptions import SecurityError
 
 from deploy.config import load_config
-from deploy.errors import RenderError
-from deploy.render import render_project
-from deploy.render.environment import MAX_RANGE, builtin_templates_dir
+from deploy.errors import OutsideProject, RenderError
+from deploy.render import growth, render_project
+from deploy.render.environment import (
+    MAX_RANGE,
+    MAX_STEPS,
+    MAX_TEXT,
+    BoundedSandbox,
+    _check_format,
+    _estimate,
+    _passes_context,
+    _signature,
+    bounded_iter,
+    bounded_range,
+    builtin_templates_dir,
+    check_arguments,
+    check_binop,
+    check_method_growth,
+    make_environment,
+    reset_budget,
+)
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
-from deploy.render.project import _where, check_drift, write_files
+from deploy.render.project import _where, bootstrap_files, check_drift, write_files
 from tests.conftest import BASE_CONFIG, MakeProject
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-0123456789ab"
@@ -233,3 +252,432 @@ def test_a_template_error_names_the_innermost_template_by_its_origin(tmp_path: P
         _where(_raised_in((tmp_path / "helper.py", 2)), "Dockerfile.slim.j2", tmp_path)
         == "Dockerfile.slim.j2"
     )
+
+
+# --- secret copies made by an environment's override ----------------------------------------
+
+CANARY = "CANARY-env-copy-51c2"
+
+
+def test_a_copy_in_an_environments_endpoint_env_is_a_reference_not_a_carried_secret(
+    make_project: MakeProject,
+) -> None:
+    """``environments.<name>.endpoint.env`` is endpoint.env too: an exact copy there becomes the
+    secret's reference, so a literal elsewhere that equals the secret is no copy (not refused)."""
+    config = BASE_CONFIG.replace("  type: QUEUE", f"  type: QUEUE\n  env:\n    MODE: {CANARY}", 1)
+    config += '      env: {KEYCOPY: "${AWS_SECRET_ACCESS_KEY}"}\n'
+    root = make_project(config)
+    loaded = load_config(root / "rpdeploy.yaml", "staging", {"AWS_SECRET_ACCESS_KEY": CANARY})
+    files = render_project(loaded, IMAGE).files
+    body = json.loads(files["build/rpdeploy/staging/endpoint.create.json"])
+    assert (body["env"]["MODE"], body["env"]["KEYCOPY"]) == (
+        CANARY,
+        "{{ RUNPOD_SECRET_demo_aws_secret_access_key }}",
+    )
+
+
+def test_a_secret_in_an_environments_other_settings_is_refused(make_project: MakeProject) -> None:
+    """Anywhere else under ``environments.<name>`` (here the endpoint's name) a secret's value
+    would be carried into a deployable file: refused, naming the variable."""
+    config = BASE_CONFIG + f'      name: "ep-${{AWS_ACCESS_KEY_ID}}"\n      env: {{MODE: "{CANARY}"}}\n'
+    root = make_project(config)
+    loaded = load_config(root / "rpdeploy.yaml", "staging", {"AWS_ACCESS_KEY_ID": "k3y"})
+    with pytest.raises(RenderError) as caught:
+        render_project(loaded, IMAGE)
+    assert "would carry the value of ${AWS_ACCESS_KEY_ID}, a secret" in str(caught.value)
+    assert "k3y" not in str(caught.value)
+
+
+def test_a_secret_inside_other_env_text_is_refused_with_the_way_out(make_project: MakeProject) -> None:
+    config = BASE_CONFIG.replace(
+        "  type: QUEUE", '  type: QUEUE\n  env:\n    KEYCOPY: "id=${AWS_ACCESS_KEY_ID}"', 1
+    )
+    root = make_project(config)
+    with pytest.raises(RenderError) as caught:
+        render_project(load_config(root / "rpdeploy.yaml", None, {"AWS_ACCESS_KEY_ID": "k3y"}), IMAGE)
+    assert str(caught.value).endswith(
+        "endpoint.env.KEYCOPY: holds the secret ${AWS_ACCESS_KEY_ID} inside other text, which a"
+        ' deployable file cannot carry: set it to exactly "${AWS_ACCESS_KEY_ID}" (a RunPod secret'
+        " reference) or build the text in the worker"
+    )
+
+
+def test_a_copy_of_a_secret_that_is_no_runpod_secret_is_refused_with_the_way_out(
+    make_project: MakeProject,
+) -> None:
+    config = BASE_CONFIG.replace(
+        "  - name: AWS_ACCESS_KEY_ID\n", "  - name: AWS_ACCESS_KEY_ID\n    mode: inline\n"
+    ).replace("  type: QUEUE", '  type: QUEUE\n  env:\n    KEYCOPY: "${AWS_ACCESS_KEY_ID}"', 1)
+    root = make_project(config)
+    with pytest.raises(RenderError) as caught:
+        render_project(load_config(root / "rpdeploy.yaml", None, {"AWS_ACCESS_KEY_ID": "k3y"}), IMAGE)
+    assert str(caught.value).endswith(
+        "endpoint.env.KEYCOPY: copies ${AWS_ACCESS_KEY_ID}, which is not a runpod-secret: only a"
+        " runpod-secret can be copied (it becomes its {{ RUNPOD_SECRET_… }} reference);"
+        " read AWS_ACCESS_KEY_ID itself in the worker, or declare it with mode: runpod-secret"
+    )
+
+
+def test_a_nested_root_layout_handler_lists_its_packages_under_its_folder(
+    make_project: MakeProject,
+) -> None:
+    config = BASE_CONFIG.replace(
+        "handler:\n  path: worker\n  file: handler.py\n", 'handler:\n  path: "."\n  file: src/rp_handler.py\n'
+    ).replace("requirements: worker/requirements.txt", "requirements: requirements.txt")
+    root = make_project(
+        config,
+        files={
+            "src/rp_handler.py": "import greeting\n",
+            "src/greeting/__init__.py": "",
+            "src/tests/__init__.py": "",
+            "requirements.txt": "runpod\n",
+        },
+    )
+    allowlist = render(root)[".dockerignore"].splitlines()
+    assert [line for line in allowlist if line.startswith("!")] == [
+        "!src/rp_handler.py",
+        "!src/*.py",
+        "!src/greeting",
+        "!requirements.txt",
+    ]
+
+
+# --- growth: the exact measure every bound is computed with (deploy.render.growth) ----------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("abc", 3),  # a string at the top is its own text
+        (["abc"], 18),  # brackets 2 + item 8 + quoted, escaped ASCII 3 * 2 + 2
+        (["é"], 24),  # non-ASCII inside a container: 12 per character
+        (["a\tb"], 48),  # unprintable ASCII too
+        ([["ab"]], 28),  # a nested item's overhead grows with its depth (8 + 2)
+        (True, 32),
+        (1.5, 32),
+        (None, 32),
+        (1j, 32),
+        (255, 4),  # bits // 3 + 2
+        (0, 2),
+        (b"ab", 11),
+        (bytearray(b"ab"), 11),
+        ({"a": 1}, 16),
+        (("a",), 14),
+        ({"a"}, 14),
+        (frozenset("a"), 14),
+        (range(3), 32),
+        (object(), 256),
+    ],
+)
+def test_weight_is_the_documented_measure(value: object, expected: int) -> None:
+    assert growth.weight(value) == expected
+    assert growth.text_length(value) == (len(value) if isinstance(value, str) else expected)
+
+
+def test_weight_stops_just_past_its_limit_and_refuses_deep_nesting() -> None:
+    assert growth.weight("abc", limit=3) == 3
+    assert growth.weight("abcd", limit=3) == 4
+    assert growth.weight(["abcdef"], limit=5) == 6
+    deep: list[Any] = []
+    for _ in range(growth.MAX_DEPTH):
+        deep = [deep]
+    assert growth.weight(deep) == 2 + sum(2 + 8 + 2 * depth for depth in range(growth.MAX_DEPTH))
+    with pytest.raises(SecurityError, match="a value nested over 100 levels deep is over the template limit"):
+        growth.weight([deep])
+
+
+def test_refuse_allows_exactly_the_limit() -> None:
+    growth.refuse(growth.MAX_SIZE, "x")
+    with pytest.raises(SecurityError) as caught:
+        growth.refuse(growth.MAX_SIZE + 1, "'|x'")
+    assert str(caught.value) == "'|x' would make 1,000,001 characters or items, over the limit of 1,000,000"
+
+
+def test_materialize_lists_a_generator_within_the_limit_and_passes_the_rest() -> None:
+    sized = ["a"]
+    assert growth.materialize(sized, "x") is sized
+    assert growth.materialize(iter(["a", "b"]), "x") == ["a", "b"]
+    fits = "a" * (growth.MAX_SIZE - growth.ITEM_OVERHEAD)
+    assert growth.materialize(iter([fits]), "x") == [fits]
+    with pytest.raises(SecurityError, match=r"^a block would make 1,000,001 "):
+        growth.materialize(iter([fits + "a"]), "a block")
+
+
+@pytest.mark.parametrize(
+    ("template", "args", "repeats", "expected"),
+    [
+        ("%5s", ["ab"], True, 3 + 5 + 1 * 2),  # text, widths, placeholders × largest argument
+        ("{}{}", ["abc"], True, 4 + 2 * 3),
+        ("%s-%s", ["ab", "cde"], False, 5 + 2 + 3),  # each argument once
+        ("%*s", [7, "a"], False, 3 + 7 + 1),  # an int argument may be a width
+        ("%s", [True], False, 2 + 32),  # a bool is no width
+        ("%1234567s", [], True, 9 + 1_234_567),
+        ("%12345678s", [], True, 10),  # 8+ digits are refused elsewhere, not summed here
+        (7, [], True, 1 + 7),  # a non-string template is measured as its text (a width too)
+    ],
+)
+def test_format_size(template: object, args: list[object], repeats: bool, expected: int) -> None:
+    assert growth.format_size(template, args, repeats=repeats) == expected
+
+
+def test_format_size_stops_adding_once_over_the_limit() -> None:
+    big = "a" * (growth.MAX_SIZE - 1)
+    assert growth.format_size("", [big, "b", "cc"], repeats=False) == growth.MAX_SIZE + 2
+    assert growth.format_size("", [big + "a", "b", "cc"], repeats=False) == growth.MAX_SIZE + 1
+
+
+def test_format_args() -> None:
+    assert growth.format_args(("a", "b")) == ["a", "b"]
+    assert growth.format_args({"k": "v"}) == ["v"]
+    assert growth.format_args("x") == ["x"]
+    assert growth.format_args(["x"]) == [["x"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("aaa", "a", "bb"), 6),
+        (("aaa", "a", "bb", 2), 5),
+        (("aaa", "a", "bb", 0), 3),
+        (("aaa", "a", "bb", -1), 6),
+        (("aaa", "a", "bb", None), 6),
+        (("aaa", "", "bb"), 11),  # "" matches before, between and after every character
+        (("aaa", "aa", ""), 3),  # shrinking never counts below the text
+    ],
+)
+def test_replace_size(args: tuple[Any, ...], expected: int) -> None:
+    assert growth.replace_size(*args) == expected
+    if args[1] and args[3:] in ((), (-1,)):
+        assert len(args[0].replace(args[1], args[2])) <= expected
+
+
+def test_replace_size_counts_only_what_is_there() -> None:
+    text = "a" * growth.MAX_SIZE
+    assert growth.replace_size(text, text + "a", "b" * 2 * growth.MAX_SIZE) == growth.MAX_SIZE
+
+
+def test_join_size() -> None:
+    assert growth.join_size(",", ["ab", "c"]) == 4
+    assert growth.join_size("--", []) == 0
+    assert growth.join_size(["x"], ["a", "b"]) == 1 + 14 + 1  # a list separator is weighed
+    full = "a" * growth.MAX_SIZE
+    assert growth.join_size("", [full, "b", "cc"]) == growth.MAX_SIZE + 1
+    assert growth.join_size("", ["a" * (growth.MAX_SIZE - 1), "b", "cc"]) == growth.MAX_SIZE + 2
+
+
+def test_filter_bound_helpers() -> None:
+    assert (growth._lines("a\nb"), growth._lines(["a"])) == (2, 14)
+    assert (growth._int(5, 80), growth._int(True, 80), growth._int("5", 80)) == (5, 80, 80)
+    assert (growth._width(-4), growth._width(True), growth._width("ab")) == (4, 32, 2)
+
+
+def test_expensive_filters_take_at_most_their_input_limit() -> None:
+    wordwrap = growth.FILTER_BOUNDS["wordwrap"]
+    assert wordwrap({"s": "a" * growth.MAX_TEXT_INPUT, "width": 79}) == growth.MAX_TEXT_INPUT * 2
+    with pytest.raises(SecurityError) as caught:
+        wordwrap({"s": "a" * (growth.MAX_TEXT_INPUT + 1), "width": 79})
+    assert str(caught.value) == "'wordwrap' of 20,001 characters is over its input limit of 20,000"
+
+
+# --- the sandbox's bounds, each at its edge (deploy.render.environment) ---------------------
+
+
+def over(message: str) -> Any:
+    return pytest.raises(SecurityError, match=f"^{re.escape(message)}$")
+
+
+def test_repetition_is_bounded_either_way_round() -> None:
+    check_binop("*", "ab", 500_000)
+    check_binop("*", "ab", -5)  # a negative count makes nothing
+    check_binop("*", ["a"], True)
+    for left, right in (("ab", 500_001), (500_001, "ab")):
+        with over("'*' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+            check_binop("*", left, right)
+
+
+def test_concatenation_is_bounded_by_length_and_a_lists_weight() -> None:
+    check_binop("+", "a" * 600_000, "b" * 400_000)
+    check_binop("+", "a" * 999_999, 1)  # not two sequences: Jinja's own error, not ours
+    with over("'+' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_binop("+", "a" * 600_000, "b" * 400_001)
+    # Two short lists whose text is big: a list grown in a loop holds new text each time.
+    with over("'+' would make 1,000,015 characters or items, over the limit of 1,000,000"):
+        check_binop("+", ["a" * 500_000], ["b"])
+    check_binop("+", "a" * 500_000, "b" * 500_000)  # strings are weighed by length only
+
+
+def test_powers_are_bounded_in_bits() -> None:
+    for left, right in ((2, 4096), (3, 2584), (1, 10**9), (-1, 10**9), (2, -5000), (2, 0), (2.0, 5000)):
+        check_binop("**", left, right)
+    for left, right in ((2, 4097), (-2, 4097), (3, 2585)):
+        with over("'**' would make an integer over 4096 bits"):
+            check_binop("**", left, right)
+
+
+def test_percent_formatting_is_bounded() -> None:
+    check_binop("%", "%s%s", ("a" * 500_000, "b" * 499_996))
+    with over("'%' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_binop("%", "%s%s", ("a" * 500_000, "b" * 499_997))
+    check_binop("%", "%(a)s", {"a": "x" * 999_995})
+    check_binop("%", "%(a)s%(a)s", {"a": "x" * 499_995})  # a name may repeat: each counts it
+    with over("'%' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+        check_binop("%", "%(a)s%(a)s", {"a": "x" * 499_996})
+    with over("a format width or precision of 7+ digits is over the template limit"):
+        check_binop("%", "%10000000d", 1)
+    check_binop("%", 10**7, 3)  # a number's remainder
+
+
+def test_wide_format_needs_seven_digits_and_a_placeholder() -> None:
+    _check_format("%999999d")
+    _check_format("1000000 items")  # digits alone are no format
+    _check_format(10**7)
+    for text in ("%1000000d", "{:1000000}"):
+        with over("a format width or precision of 7+ digits is over the template limit"):
+            _check_format(text)
+
+
+def test_integer_arguments_are_bounded() -> None:
+    check_arguments([1_000_000, -1_000_000, True], {"w": 1_000_000})
+    for args, kwargs in (([1_000_001], {}), ([-1_000_001], {}), ([], {"w": 1_000_001})):
+        with pytest.raises(
+            SecurityError, match=r"^argument [-]?1e\+06 is over the template limit of 1,000,000$"
+        ):
+            check_arguments(args, kwargs)
+
+
+def test_method_growth_is_bounded_before_the_method_runs() -> None:
+    check_method_growth("a".center, (999_992,), {})
+    with over("'.center()' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_method_growth("a".center, (999_993,), {})
+    check_method_growth("ab".ljust, (), {"width": 499_996})
+    with over("'.ljust()' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+        check_method_growth("ab".ljust, (), {"width": 499_997})
+    check_method_growth("ab".strip, ("x" * 333_332,), {})  # a text argument: its length is the factor
+    with over("'.strip()' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+        check_method_growth("ab".strip, ("x" * 333_334,), {})
+    check_method_growth("ab".zfill, (True,), {})  # a bool is no count
+    check_method_growth(",".join, (["a" * 500_000, "b" * 499_999],), {})
+    with over("'.join()' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_method_growth(",".join, (["a" * 500_000, "b" * 500_000],), {})
+    check_method_growth("aaa".replace, ("a", "x" * 333_333), {})
+    check_method_growth("aaa".replace, ("a", "x" * 333_334, 2), {})  # at most two replaced
+    with over("'.replace()' would make 1,000,002 characters or items, over the limit of 1,000,000"):
+        check_method_growth("aaa".replace, ("a", "x" * 333_334), {})
+    # format is bounded when called (wrap_str_format); objects without a length are not ours
+    check_method_growth("a".format, ("x" * 2_000_000,), {})
+    check_method_growth({}.items, ("x" * 2_000_000,), {})
+    with over("'.index()' would make 1,999,980 characters or items, over the limit of 1,000,000"):
+        check_method_growth(["a"].index, ("a" * 999_990,), {})
+
+
+def test_range_and_loops_draw_from_one_budget_per_render() -> None:
+    reset_budget()
+    assert bounded_range(MAX_RANGE) == range(MAX_RANGE)
+    with over(f"range() of {MAX_RANGE + 1:,} items is over the limit of {MAX_RANGE:,}"):
+        bounded_range(MAX_RANGE + 1)
+    reset_budget()
+    for _ in range(MAX_STEPS // MAX_RANGE):
+        bounded_range(MAX_RANGE)
+    with over(f"the template loops more than {MAX_STEPS:,} times in one render"):
+        list(bounded_iter([1]))
+    reset_budget()  # a new render starts afresh
+    assert list(bounded_iter("ab")) == ["a", "b"]
+
+
+def test_the_text_budget_is_all_of_one_renders_output() -> None:
+    reset_budget()
+    chunk = "a" * growth.MAX_SIZE
+    for _ in range(MAX_TEXT // growth.MAX_SIZE):
+        assert BoundedSandbox.bounded_finalize(chunk) is chunk
+    with over(f"the template writes more than {MAX_TEXT:,} characters in one render"):
+        BoundedSandbox.bounded_finalize("a")
+    with over("'{{ }}' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.bounded_finalize(chunk + "a")
+
+
+def test_concatenation_and_block_captures_are_weighed_first() -> None:
+    assert BoundedSandbox.bounded_concat(("a", 1, ["b"])) == "a1['b']"
+    with over("'~' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.bounded_concat(("a" * growth.MAX_SIZE, "b"))
+    assert BoundedSandbox.concat(["a", "b"]) == "ab"
+    assert BoundedSandbox.concat(iter(["a", "b"])) == "ab"
+    with over("a block would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.concat(["a" * growth.MAX_SIZE, "b"])
+
+
+def test_guarded_filters_weigh_their_inputs_and_results(tmp_path: Path) -> None:
+    env = make_environment(tmp_path)
+    reset_budget()
+    assert env.from_string("{{ 'ab'|replace('a', 'xy') }}").render() == "xyb"
+    assert env.from_string("{{ ('a' * 999990)|replace('a', 'bb', 10)|length }}").render() == "1000000"
+    assert env.from_string("{{ x|join(',') }}").render(x=iter(["a", "b"])) == "a,b"
+    assert env.filters["replace"].__name__ == "do_replace"  # guarded, with the filter's own name
+    for template, message in (
+        ("{{ ('a' * 999990)|replace('a', 'bb', 11) }}", "'|replace' would make 1,000,001"),
+        ("{{ 'a'|center(1000001) }}", "argument 1e+06 is over the template limit of 1,000,000"),
+        ("{{ x|join }}", "the input of '|join' would make 1,000,"),
+    ):
+        with pytest.raises(SecurityError, match=re.escape(message)):
+            env.from_string(template).render(x=["a" * 999_990, "b" * 20])
+
+
+def test_a_filter_bound_needs_its_arguments_by_name() -> None:
+    def double(value: str, times: int = 2) -> str:
+        return value * times
+
+    signature = _signature(double)
+    assert signature is not None
+    assert _estimate(lambda a: len(a["value"]) * a["times"], signature, 0, ("abc",), {}) == 6
+    assert _estimate(lambda a: len(a["value"]) * a["times"], signature, 0, ("abc",), {"times": 5}) == 15
+    assert _estimate(lambda a: 1, signature, 0, (), {"nope": 1}) == 0  # the filter says what is wrong
+    assert _signature(dict.fromkeys) is not None
+    assert _passes_context(len) is False
+
+
+def test_a_template_link_out_of_the_project_is_refused_before_reading(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "templates").mkdir(parents=True)
+    outside = tmp_path / "secret.j2"
+    outside.write_text("secret\n")
+    (root / "templates" / "Dockerfile.slim.j2").symlink_to(outside)
+    (root / "templates" / "inside.j2").write_text("inside\n")
+    env = make_environment(root)
+    assert env.get_template("inside.j2").render() == "inside\n"
+    with pytest.raises(OutsideProject):
+        env.get_template("Dockerfile.slim.j2")
+    # builtin/<name> always reaches rpdeploy's own template
+    builtin = builtin_templates_dir() / "Dockerfile.slim.j2"
+    assert env.get_template("builtin/Dockerfile.slim.j2").filename == str(builtin)
+
+
+def test_an_added_or_removed_override_gives_a_fresh_environment(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    first = make_environment(tmp_path)
+    assert make_environment(tmp_path) is first
+    (tmp_path / "templates" / "dockerignore.j2").write_text("x\n")
+    second = make_environment(tmp_path)
+    assert second is not first
+    assert second.get_template("dockerignore.j2").render() == "x\n"
+    assert (
+        make_environment(tmp_path / "none")
+        .get_template("dockerignore.j2")
+        .filename.startswith(  # type: ignore[union-attr]
+            str(builtin_templates_dir())
+        )
+    )
+
+
+def test_str_format_is_bounded_on_each_value_and_keeps_its_keywords(tmp_path: Path) -> None:
+    env = make_environment(tmp_path)
+    reset_budget()
+    assert env.from_string("{{ '{a}-{0}'.format('p', a='q') }}").render() == "q-p"
+    # a mapping argument's values are weighed one by one (as a whole it would weigh twice as much)
+    text = env.from_string("{{ '{0[k]}{0[k]}'.format(d)|length }}").render(d={"k": "x" * 300_000})
+    assert text == "600000"
+
+
+def test_the_slim_image_carries_the_bootstrap_modules() -> None:
+    runtime = Path(__file__).resolve().parent.parent / "deploy" / "runtime"
+    names = sorted(p.name for p in runtime.glob("*.py"))
+    assert names
+    assert bootstrap_files() == {f".rpdeploy/runtime/{n}": (runtime / n).read_bytes() for n in names}

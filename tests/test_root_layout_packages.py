@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 
 from deploy.config import load_config
@@ -81,6 +82,7 @@ runpod.serverless.start({"handler": handler})
 """
 
 
+@pytest.mark.docker  # builds and pushes an image, then runs it under the emulator
 def test_root_layout_image_imports_its_local_package_under_the_emulator(
     project: Callable[..., tuple[Path, str]],  # noqa: F811 - the fixture imported above
     engine: Any,  # noqa: F811 - removes this run's images at the end

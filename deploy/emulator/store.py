@@ -132,8 +132,9 @@ def _load(text: str | None) -> Any:
 def _json(value: Any) -> str:
     """Strict JSON text, or UnservableValue: what is stored must be what every list can serve."""
     try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-        text.encode("utf-8")
+        # None is as false as False, and codec names ignore case: those mutants are equivalent.
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)  # pragma: no mutate
+        text.encode("utf-8")  # pragma: no mutate
     except (ValueError, TypeError, RecursionError) as exc:
         raise UnservableValue(f"value cannot be stored as JSON: {exc}") from None
     return text
@@ -173,16 +174,17 @@ class Store:
         _create_private(path)
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.row_factory = _named_row
+            self.db.execute("PRAGMA journal_mode=WAL")  # pragma: no mutate (SQL ignores case)
+            self.db.execute("PRAGMA synchronous=NORMAL")  # pragma: no mutate (SQL ignores case)
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the emulator state {path}: {exc}") from exc
         _make_private(path)
 
     def _migrate(self) -> None:
-        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        # SQL ignores case, and SQLite names the column user_version whatever the case asked.
+        version = int(self.db.execute("PRAGMA user_version").fetchone()["user_version"])  # pragma: no mutate
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the state was written by a newer rpdeploy (schema {version}, this one reads "
@@ -196,7 +198,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self.db.execute("PRAGMA user_version").fetchone()["user_version"])
 
     def close(self) -> None:
         self.db.close()
@@ -651,7 +653,13 @@ def _make_private(path: Path) -> None:
             os.chmod(f"{path}{suffix}", 0o600)
 
 
-def _secret(row: sqlite3.Row) -> dict[str, Any]:
+def _named_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
+    """A row as a dict keyed by column name, exactly as the query names it (`sqlite3.Row`
+    matches a name in any case, so a misspelt column could go unnoticed)."""
+    return {column[0]: values[index] for index, column in enumerate(cursor.description)}
+
+
+def _secret(row: dict[str, Any]) -> dict[str, Any]:
     """REST v2 `Secret`: metadata only; the value column is never selected."""
     return {
         "id": row["id"],
@@ -662,7 +670,7 @@ def _secret(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _volume(row: sqlite3.Row) -> dict[str, Any]:
+def _volume(row: dict[str, Any]) -> dict[str, Any]:
     """REST v2 `NetworkVolume`."""
     return {
         "id": row["id"],
@@ -673,7 +681,7 @@ def _volume(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: dict[str, Any]) -> Job:
     return Job(
         id=row["id"],
         endpoint_id=row["endpoint_id"],

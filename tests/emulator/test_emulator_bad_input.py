@@ -162,7 +162,7 @@ def test_a_full_state_disk_is_a_503_with_the_reason(
     full_disk_client: tuple[TestClient, sqlite3.Connection],
 ) -> None:
     client, db = full_disk_client
-    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    pages = db.execute("PRAGMA page_count").fetchone()["page_count"]
     db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's SQLITE_FULL, as a full disk gives
     body = {
         "name": "full-disk",

@@ -70,7 +70,7 @@ def test_a_full_disk_is_a_store_error_with_sqlites_reason(tmp_path: Path) -> Non
     store = Store(tmp_path / "emulator.sqlite3")
     service = _service(store)
     service.submit("ep", {"input": 1}, sync=False)
-    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    pages = store.db.execute("PRAGMA page_count").fetchone()["page_count"]
     store.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL, as on a full disk
     with pytest.raises(StoreError, match="database or disk is full"):
         service.submit("ep", {"input": "x" * 100_000}, sync=False)

@@ -9,12 +9,14 @@ read method (only `rpdeploy emulator` tooling and people read it), so it is read
 from __future__ import annotations
 
 import sqlite3
+import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy.emulator.store import UNCHANGED, Store, StoreError, UnservableValue
+from deploy.emulator.store import UNCHANGED, Job, Store, StoreError, UnservableValue, _create_private
 
 AT = "2026-11-29T12:00:00Z"
 LATER = "2026-11-29T13:00:00Z"
@@ -194,7 +196,7 @@ def workers(store: Store) -> list[tuple[Any, ...]]:
         "SELECT id, endpoint_id, version, image, container_id, started_at, ended_at, exit_code, reason"
         " FROM workers ORDER BY id"
     )
-    return [tuple(row) for row in rows]
+    return [tuple(row.values()) for row in rows]
 
 
 def test_the_worker_history_records_each_worker_and_closes_what_a_crash_left_open(store: Store) -> None:
@@ -229,3 +231,52 @@ def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
         store.delete_registry("r1")
     assert not store.db.in_transaction
     assert (store.endpoint("e") or ({}, 0))[0]["registry"] == "r1"
+
+
+def test_a_job_reads_back_as_it_was_written(store: Store) -> None:
+    job = Job(
+        id="sync-j1", endpoint_id="ep", status="IN_QUEUE", input={"a": [1, "x"]},
+        options={"policy": {"ttl": 20_000}, "retention_s": 60}, sync=True, low_priority=True,
+        created_at=100.5, ttl_deadline=120.5, webhook="http://h/",
+    )  # fmt: skip
+    store.insert_job(job)
+    assert store.job("sync-j1") == job
+    job.status, job.output, job.error, job.worker_id = "FAILED", {"partial": 1}, {"msg": "e"}, "w1"
+    job.started_at, job.completed_at, job.exec_deadline, job.retain_until = 101.0, 102.0, None, 162.0
+    store.save_job(job)
+    assert store.job("sync-j1") == job
+    plain = Job(id="j2", endpoint_id="ep", status="IN_QUEUE", input=None, options={}, sync=False,
+                low_priority=False, created_at=1.0, ttl_deadline=2.0)  # fmt: skip
+    store.insert_job(plain)
+    assert store.job("j2") == plain  # no output (apart from a null one), no error, no webhook
+
+
+def test_a_value_that_is_not_json_is_refused_with_why(store: Store) -> None:
+    with pytest.raises(UnservableValue) as caught:
+        store.insert_job(
+            Job(id="j", endpoint_id="ep", status="IN_QUEUE", input=float("nan"), options={},
+                sync=False, low_priority=False, created_at=1.0, ttl_deadline=2.0)
+        )  # fmt: skip
+    assert str(caught.value).startswith("value cannot be stored as JSON: Out of range float values")
+
+
+def test_the_state_folder_is_made_as_deep_as_needed_and_any_thread_may_use_it(tmp_path: Path) -> None:
+    deep = Store(tmp_path / "a" / "b" / "emulator.db")  # the server opens it before its loop runs
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(deep.job, "none").result() is None
+    deep.close()
+
+
+def test_the_state_file_is_created_private(tmp_path: Path) -> None:
+    path = tmp_path / "emulator.db"
+    _create_private(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    _create_private(path)  # already there: left as it is
+
+
+def test_a_state_that_cannot_be_opened_is_one_error_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "state.db"
+    folder.mkdir()  # a folder where the database file should be
+    with pytest.raises(StoreError) as caught:
+        Store(folder)
+    assert str(caught.value) == f"cannot open the emulator state {folder}: unable to open database file"
