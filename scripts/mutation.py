@@ -214,9 +214,9 @@ def survivors(workdir: Path) -> list[str]:
     """The surviving and untested mutants of the last run, by name.
 
     Names, not whole functions: on a shared 2-core machine the killed mutants of a function
-    are not worth running again. mutmut numbers a function's mutants anew when its code
-    changes, and then tests all of them again by itself, so the names stay right for what
-    was only given new tests.
+    are not worth running again. A rewritten function's mutants are new to mutmut (their
+    verdicts are gone) and are *not* among these names: `--resume` checks them, and a run
+    with any mutant unchecked never reports its target as met.
     """
     listed = subprocess.run(
         [str(MUTMUT), "results"], cwd=workdir, check=True, capture_output=True, text=True
