@@ -143,7 +143,16 @@ def test_env_key_removed_is_shown_and_gone_after_apply(
     assert run_cli("apply", "--env", "staging", "--image", images[0], cwd=root, env=api_env).exit_code == 0
     after = endpoint_named(emu_api, _name(root))
     assert after is not None
-    assert after["env"] == {"LOG_LEVEL": "INFO"}
+    # The slim runtime's settings travel in the endpoint env (Config.runtime_env), defaults included.
+    runtime = {name: value for name, value in after["env"].items() if name.startswith("RPDEPLOY_")}
+    assert runtime == {
+        "RPDEPLOY_INSTALLER": "pip",
+        "RPDEPLOY_MIN_FREE_OS_MB": "512",
+        "RPDEPLOY_MIN_FREE_VOLUME_MB": "2048",
+        "RPDEPLOY_VOLUME_PATH": "/runpod-volume",
+    }
+    others = {name: value for name, value in after["env"].items() if name not in runtime}
+    assert others == {"LOG_LEVEL": "INFO"}
 
 
 def test_a_field_dropped_from_the_config_is_reset_to_its_default(
