@@ -402,7 +402,13 @@ def test_s3_that_never_answers_ends_by_the_read_timeout_and_few_attempts(
     # several attempts; the worker's own timeouts and attempts must be the ones used.
     silent = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []
-    threading.Thread(target=lambda: accepted.extend(silent.accept() for _ in range(5)), daemon=True).start()
+
+    def accept_until_closed() -> None:
+        with contextlib.suppress(OSError):  # the listener was closed: the test is over
+            while True:
+                accepted.append(silent.accept()[0])
+
+    threading.Thread(target=accept_until_closed, daemon=True).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
@@ -411,5 +417,7 @@ def test_s3_that_never_answers_ends_by_the_read_timeout_and_few_attempts(
         out = run(stt, s3={"bucket": "b", "key": "a.wav"})
     finally:
         silent.close()
+    for connection in accepted:
+        connection.close()
     assert out["error"].startswith("s3://b/a.wav: Read timeout on endpoint URL"), out
     assert len(accepted) == stt.S3_ATTEMPTS
