@@ -35,6 +35,7 @@ import sysconfig
 import tempfile
 
 from .failure import say
+from .workdisk import disk_failure
 
 ROOT = "bytecode"
 #: Left out of the stdlib's compile (folders below it): third-party ones (Debian's dist-packages)
@@ -79,8 +80,6 @@ def compile_tree(root: str, site: str, env: dict[str, str], *, stdlib: bool = Tr
 
 def _compile(env: dict[str, str], args: list[str], what: str) -> None:
     import subprocess  # noqa: PLC0415 (only an install compiles; the warm path reads this module)
-
-    from .install import disk_failure  # noqa: PLC0415 (idem)
 
     command = [sys.executable, "-m", "compileall", "-q", "-j", "0", *args]
     done = subprocess.run(command, env=env, capture_output=True, text=True, errors="replace", check=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -18,16 +17,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .failure import EXIT_DISK, EXPLAINED, Failure, disk_error, say
+from .failure import Failure, say
 from .settings import Settings
-from .workdisk import WorkDisk, describe_full
+from .workdisk import WorkDisk, disk_failure
 
 #: The uv installed onto the work disk when the image has none: pinned, so every worker on a
 #: volume (and every cold start) runs the same one (docs/runtime.md).
 UV_REQUIREMENT = "uv==0.13.8"
-_NO_SPACE = ("No space left on device", "[Errno 28]", "os error 28")
-#: How pip (Python's OSError) and uv (Rust's io::Error) print an errno.
-_ERRNO = re.compile(r"\[Errno (\d+)\]|\(os error (\d+)\)")
 #: Signs in pip's or uv's output that the network or the index failed (worth another attempt);
 #: anything else (a requirement that does not resolve, a build error) fails the same way again.
 _NETWORK = (
@@ -132,31 +128,6 @@ def _run_with_retries(  # noqa: PLR0917
         shutil.rmtree(target, ignore_errors=True)
         os.makedirs(target, exist_ok=True)
         time.sleep(min(2.0**attempt, 10.0))  # the index or the network may be back
-
-
-def disk_failure(tail: Sequence[str], target: str, what: str) -> Failure | None:
-    """The Failure for a filesystem error that a child's output (pip, uv, compileall) shows while
-    writing ``target`` (one line naming the disk and how full it is, exit 28/73/74), or None."""
-    if any(sign in line for line in tail for sign in _NO_SPACE):
-        return Failure(f"no space left on {describe_full(target)} while {what}", EXIT_DISK)
-    number = filesystem_errno(tail)
-    if number is None:
-        return None
-    message, code = disk_error(OSError(number, os.strerror(number)), describe_full(target))
-    return Failure(f"{message} (while {what})", code)
-
-
-def filesystem_errno(tail: Sequence[str]) -> int | None:
-    """The first errno in the installer's output that `disk_error` explains (EDQUOT, EROFS, ...).
-
-    pip writes ``[Errno 122] Disk quota exceeded``, uv ``Disk quota exceeded (os error 122)``:
-    on a RunPod network volume a full quota is EDQUOT, not ENOSPC."""
-    for line in tail:
-        for match in _ERRNO.finditer(line):
-            number = int(match.group(1) or match.group(2))
-            if number in EXPLAINED:
-                return number
-    return None
 
 
 def network_cause(tail: Sequence[str]) -> str | None:

@@ -9,9 +9,11 @@ all land on the network volume. docs/runtime.md lists each variable with its sou
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .failure import EXIT_DISK, Failure, disk_error, say
+from .failure import EXIT_DISK, EXPLAINED, Failure, disk_error, say
 from .settings import Settings
 
 #: Our folder on the work disk: envs/, staging/, locks/, cache/, tmp/.
@@ -154,3 +156,34 @@ def _mount_point(path: str) -> str:
     while not os.path.ismount(path):
         path = os.path.dirname(path)
     return path
+
+
+#: How a child process (pip, uv, compileall) shows a full disk, and how it prints an errno:
+#: Python's OSError and Rust's io::Error (uv).
+_NO_SPACE = ("No space left on device", "[Errno 28]", "os error 28")
+_ERRNO = re.compile(r"\[Errno (\d+)\]|\(os error (\d+)\)")
+
+
+def disk_failure(tail: Sequence[str], target: str, what: str) -> Failure | None:
+    """The Failure for a filesystem error that a child's output (pip, uv, compileall) shows while
+    writing ``target`` (one line naming the disk and how full it is, exit 28/73/74), or None."""
+    if any(sign in line for line in tail for sign in _NO_SPACE):
+        return Failure(f"no space left on {describe_full(target)} while {what}", EXIT_DISK)
+    number = filesystem_errno(tail)
+    if number is None:
+        return None
+    message, code = disk_error(OSError(number, os.strerror(number)), describe_full(target))
+    return Failure(f"{message} (while {what})", code)
+
+
+def filesystem_errno(tail: Sequence[str]) -> int | None:
+    """The first errno in the installer's output that `disk_error` explains (EDQUOT, EROFS, ...).
+
+    pip writes ``[Errno 122] Disk quota exceeded``, uv ``Disk quota exceeded (os error 122)``:
+    on a RunPod network volume a full quota is EDQUOT, not ENOSPC."""
+    for line in tail:
+        for match in _ERRNO.finditer(line):
+            number = int(match.group(1) or match.group(2))
+            if number in EXPLAINED:
+                return number
+    return None

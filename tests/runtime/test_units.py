@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from deploy.config.schema import DiskThresholds
-from deploy.runtime import archive, bootstrap, bytecode, envstore, install, lock, settings, start
+from deploy.runtime import archive, bootstrap, bytecode, envstore, install, lock, settings, start, workdisk
 from deploy.runtime.failure import Failure
 
 LAUNCH = start.LAUNCH
@@ -486,7 +486,7 @@ def test_a_read_only_path_on_the_work_disk_says_the_disk_is_read_only() -> None:
     ],
 )
 def test_installer_output_naming_a_filesystem_errno_is_found(tail: list[str], number: int | None) -> None:
-    assert install.filesystem_errno(tail) == number
+    assert workdisk.filesystem_errno(tail) == number
 
 
 @pytest.mark.parametrize(("value", "skips"), [("true", True), ("TRUE", True), ("1", False), ("yes", False)])
@@ -542,7 +542,6 @@ def test_a_lock_whose_heartbeat_is_in_the_future_is_stale_once_it_stops_moving(t
 
 def test_the_uv_the_bootstrap_installs_is_pinned_to_the_one_the_stack_serves() -> None:
     # An unpinned uv would differ between workers started a day apart on one volume.
-    from deploy.runtime import install  # noqa: PLC0415
 
     stack = (Path(__file__).resolve().parents[2] / "scripts" / "stack.sh").read_text()
     assert f"UV_PIN={install.UV_REQUIREMENT}\n" in stack
