@@ -916,16 +916,21 @@ def test_read_body_limits() -> None:
 # A wake-up that never comes would end each poll empty after its hold (a few seconds).
 
 
-def test_a_waiting_take_gets_a_job_submitted_meanwhile(tmp_path: Path) -> None:
-    _store, jobs, _listener = service(tmp_path)
+def submit_during_take(jobs: JobService, hold: float) -> tuple[Job, list[Job]]:
+    """A take holding for ``hold`` seconds, and a job submitted while it waits."""
 
     async def scenario() -> tuple[Job, list[Job]]:
-        waiter = asyncio.create_task(jobs.take("ep", "w1", 1, 5.0, lambda: True))
+        waiter = asyncio.create_task(jobs.take("ep", "w1", 1, hold, lambda: True))
         await asyncio.sleep(0)  # the take is now waiting
         job = jobs.submit("ep", {"input": 1}, sync=False)
         return job, await waiter
 
-    job, taken = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_waiting_take_gets_a_job_submitted_meanwhile(tmp_path: Path) -> None:
+    _store, jobs, _listener = service(tmp_path)
+    job, taken = submit_during_take(jobs, 5.0)
     assert [t.id for t in taken] == [job.id]
     assert jobs.held_job("w1", job.id) is not None
 
@@ -933,14 +938,7 @@ def test_a_waiting_take_gets_a_job_submitted_meanwhile(tmp_path: Path) -> None:
 def test_a_short_hold_waits_too(tmp_path: Path) -> None:
     """A hold under a second is a wait like any other (the SDK polls with its own holds)."""
     _store, jobs, _listener = service(tmp_path)
-
-    async def scenario() -> tuple[Job, list[Job]]:
-        waiter = asyncio.create_task(jobs.take("ep", "w1", 1, 0.9, lambda: True))
-        await asyncio.sleep(0)  # the take is now waiting
-        job = jobs.submit("ep", {"input": 1}, sync=False)
-        return job, await waiter
-
-    job, taken = asyncio.run(scenario())
+    job, taken = submit_during_take(jobs, 0.9)
     assert [t.id for t in taken] == [job.id]
     assert take(jobs) == []  # and an empty queue answers nothing after the hold
 
