@@ -11,6 +11,7 @@ score per package, which is what docs/quality.md records.
     scripts/mutation.py                      # every package, in priority order
     scripts/mutation.py --summary image      # reprint the score of the last run
     scripts/mutation.py --resume config      # go on where a stopped run left off
+    scripts/mutation.py --remap config       # test files added to the list: map them, rerun survivors
 
 Exit status: 0 when every package meets its target, 1 when one does not, 2 on bad usage.
 """
@@ -229,28 +230,37 @@ def survivors(workdir: Path) -> list[str]:
     )
 
 
-def run(name: str, package: Package, max_children: int, *, retest: bool, resume: bool = False) -> bool:
+def run(
+    name: str, package: Package, max_children: int, *, retest: bool, resume: bool = False, remap: bool = False
+) -> bool:
     """Run every mutant of ``package``, or with ``retest`` only those that survived or had no
     tests (after new tests or pragmas: killed mutants stay killed when tests are only added), or with
     ``resume`` the mutants a stopped run left unchecked (mutmut keeps every verdict it reached,
-    and tests anew the functions whose code changed since)."""
+    and tests anew the functions whose code changed since), or with ``remap`` the survivors and
+    untested after test files were added to the package's list (the list is rewritten and
+    every test mapped again; a following ``resume`` checks the rest)."""
     workdir = SCRATCH / name
     if not all((ROOT / s).exists() for s in package.sources):
         print(f"{name}: {', '.join(package.sources)} not in this branch yet; skipped")
         return True
-    keep = retest or resume
-    names = survivors(workdir) if retest else []
+    keep = retest or resume or remap
+    names = survivors(workdir) if retest or remap else []
     table = (workdir / "pyproject.toml").read_text() if keep else ""
     copy_tree(workdir, fresh=not keep)
     with (workdir / "pyproject.toml").open("a") as handle:
-        if keep:
-            # The same table as the first run: a changed one would make mutmut start over.
+        if keep and not remap:
+            # The same table as the first run: a changed test list makes mutmut reset every verdict.
             handle.write(table[table.index("\n[tool.mutmut]") :])
         else:
             present = [t for t in package.tests if (workdir / t).exists()]
             extras = sorted(p.name for p in workdir.iterdir() if p.name not in {"deploy", "tests", "mutants"})
             handle.write(mutmut_table(package, present, extras))
-    if not retest or names:
+    if remap:
+        # Without its stats file mutmut maps every test to the functions it calls afresh and
+        # keeps the verdicts it has: sound only when tests were added, never weakened (a
+        # mutant killed before is still killed; the survivors and untested are rerun below).
+        (workdir / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+    if not (retest or remap) or names:
         subprocess.run(
             [str(MUTMUT), "run", f"--max-children={max_children}", *names], cwd=workdir, check=True
         )
@@ -270,6 +280,12 @@ def main() -> int:
     again.add_argument(
         "--resume", action="store_true", help="go on with the mutants a stopped run left unchecked"
     )
+    again.add_argument(
+        "--remap",
+        action="store_true",
+        help="after adding test files to a package's list: map the tests again, keep the verdicts, "
+        "rerun the surviving and untested mutants",
+    )
     options = parser.parse_args()
     names = options.packages or list(PACKAGES)
     unknown = sorted(set(names) - set(PACKAGES))
@@ -281,7 +297,12 @@ def main() -> int:
             met &= report(name, PACKAGES[name], score(SCRATCH / name))
         else:
             met &= run(
-                name, PACKAGES[name], options.max_children, retest=options.retest, resume=options.resume
+                name,
+                PACKAGES[name],
+                options.max_children,
+                retest=options.retest,
+                resume=options.resume,
+                remap=options.remap,
             )
     return 0 if met else 1
 

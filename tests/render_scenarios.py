@@ -54,9 +54,13 @@ SCENARIOS = [
     ),
     Scenario(
         "overrides",
-        BASE_CONFIG
-        + "  production:\n    endpoint:\n      workers: {min: 1, max: 4}\n      env: {LOG_LEVEL: WARNING}\n"
-        + "    handler:\n      command: python3 -u /app/handler.py --rp_log_level ERROR\n",
+        # The start command is the project's (what shapes the image may not differ per
+        # environment, `rules.image_override_problems`); production overrides its endpoint.
+        BASE_CONFIG.replace(
+            "  file: handler.py\n",
+            "  file: handler.py\n  command: python3 -u /app/handler.py --rp_log_level ERROR\n",
+        )
+        + "  production:\n    endpoint:\n      workers: {min: 1, max: 4}\n      env: {LOG_LEVEL: WARNING}\n",
         environment="production",
         files={"templates/Dockerfile.slim.j2": OVERRIDE_TEMPLATE},
     ),

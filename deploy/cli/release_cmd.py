@@ -250,11 +250,12 @@ def release(
         raise UsageError("--promote with --skip-validation: promote goes on only after a validation passed")
     check_junit_path(junit_path)
     environ = environ_for(target)
+    # Every environment's config, then its cases, are read (and refused, exit 2) before anything
+    # is built or deployed.
     first = desired.with_inline_secrets(load_config(config_path, env_first), environ)
-    # Cases are read (and refused, exit 2) before anything is built or deployed.
+    second = desired.with_inline_secrets(load_config(config_path, PROMOTE_TO), environ) if promote else None
     envs = [(first, None if skip_validation else load_cases(first))]
-    if promote:
-        second = desired.with_inline_secrets(load_config(config_path, PROMOTE_TO), environ)
+    if second is not None:
         envs.append((second, load_cases(second)))
     if image is None:
         result = ReleaseResult("", built=True)

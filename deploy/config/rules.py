@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.config.runtime_bounds import NUMBERS, number_problem
-from deploy.config.schema import IMAGE_RUNTIME_KEYS, RUNTIME_ENV_SHADOWS, Config, EndpointConfig
+from deploy.config.schema import IMAGE_SHAPING_KEYS, RUNTIME_ENV_SHADOWS, Config, EndpointConfig
 from deploy.config.yaml_source import PathKey
 from deploy.runpod import endpoint as runpod_endpoint
 from deploy.runpod import secrets as runpod_secrets
@@ -167,20 +167,21 @@ def _setting_source(config: Config, path: tuple[str, ...], value: str) -> tuple[
 
 
 def image_override_problems(config: Config, override: Mapping[str, Any], env: str) -> Iterator[Problem]:
-    """An environment's ``runtime:`` keys that shape the image (`IMAGE_RUNTIME_KEYS`): every
-    environment deploys the image of one build under one commit tag, so an override would
-    make two environments' images collide (or one run the other's settings)."""
-    block = override.get("runtime")
-    if not isinstance(block, Mapping):
-        return
+    """An environment's keys that shape the image (`IMAGE_SHAPING_KEYS`), one problem each:
+    every environment deploys the image of one build under one commit tag, so an override
+    would make two environments' images collide (or one run the other's settings)."""
     strategy = config.image.strategy
-    for key in sorted(IMAGE_RUNTIME_KEYS[strategy] & set(block)):
-        yield Problem(
-            ("environments", env, "runtime", key),
-            f"cannot be overridden per environment: it is built into the {strategy} image, and every"
-            " environment deploys the image of one build (one tag per commit); set it in runtime:"
-            " for all of them",
-        )
+    for section, keys in IMAGE_SHAPING_KEYS[strategy].items():
+        block = override.get(section)
+        if not isinstance(block, Mapping):
+            continue
+        for key in sorted(keys & set(block)):
+            yield Problem(
+                ("environments", env, section, key),
+                f"cannot be overridden per environment: it is built into the {strategy} image, and"
+                " every environment deploys the image of one build (one tag per commit); set it in"
+                f" {section}: for all of them",
+            )
 
 
 def _bootstrap_setting_problems(config: Config) -> Iterator[Problem]:

@@ -570,13 +570,27 @@ RUNTIME_ENV_SHADOWS: Final[dict[str, tuple[str, ...]]] = {
     "RPDEPLOY_S3_REGION": ("AWS_REGION", "AWS_DEFAULT_REGION"),
 }
 
-#: ``runtime:`` keys that shape the image itself (``{strategy: keys}``): the Dockerfile COPYs
-#: the requirements file, and a baked image installs with the installer at build time. Every
-#: environment deploys the image of one build (one tag per commit), so an environment may not
-#: change them (`deploy.config.rules.image_override_problems`).
-IMAGE_RUNTIME_KEYS: Final[dict[str, frozenset[str]]] = {
-    "slim": frozenset({"requirements"}),
-    "baked": frozenset({"requirements", "installer"}),
+#: The keys that shape the image itself, ``{strategy: {section: keys}}``: the base, its system
+#: packages and workdir, the strategy, the handler's files and start command (CMD), the
+#: requirements file the Dockerfile COPYs, and for a baked image the installer and the index it
+#: installs with at build time (a build argument). Every environment deploys the image of one
+#: build under one tag per commit (`rpdeploy release` promotes the same digest), so an
+#: environment may not change them (`deploy.config.rules.image_override_problems`): its image
+#: would replace another's under the same tag, or it would silently run the other's settings.
+#: What only says where the image goes or how it is checked (registry, repository, latest,
+#: builder, size budget, pull credentials) stays overridable.
+_IMAGE_KEYS: Final = frozenset({"base", "strategy", "system_packages", "workdir"})
+IMAGE_SHAPING_KEYS: Final[dict[str, dict[str, frozenset[str]]]] = {
+    "slim": {
+        "image": _IMAGE_KEYS,
+        "handler": frozenset(HandlerConfig.model_fields),
+        "runtime": frozenset({"requirements"}),
+    },
+    "baked": {
+        "image": _IMAGE_KEYS,
+        "handler": frozenset(HandlerConfig.model_fields),
+        "runtime": frozenset({"requirements", "installer", "index_url"}),
+    },
 }
 
 #: Top-level keys an `environments.<name>` block may set.

@@ -1,0 +1,131 @@
+"""What an environment may override: everything but what shapes the image.
+
+Every environment deploys the image of one build under one tag per commit (`rpdeploy release`
+promotes the same digest), so an environment that changed the base, the handler's files or
+start command, or what a baked image installs would either replace another environment's image
+under the same tag (`rpdeploy build --env`) or silently run the other's (`release --promote`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from click.testing import Result
+
+from deploy.config import load_config
+from tests.conftest import BASE_CONFIG, MakeProject
+
+IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-1"
+#: A production environment beside the base config's staging one.
+WITH_PRODUCTION = BASE_CONFIG + "  production:\n    endpoint:\n      workers: {min: 1, max: 3}\n"
+
+
+def line_of(config: str, text: str) -> int:
+    (number,) = [n for n, line in enumerate(config.splitlines(), 1) if text in line]
+    return number
+
+
+#: (strategy, section, the override's text, the key it names); the message names the
+#: environment's strategy (the overridden one, for ``strategy``).
+SHAPING = [
+    ("slim", "handler", "command: python3 -u /app/handler.py --debug", "command"),
+    ("slim", "handler", "path: other", "path"),
+    ("slim", "handler", "file: main.py", "file"),
+    ("slim", "handler", "module: worker.handler", "module"),
+    ("slim", "image", "base: 127.0.0.1:5000/python:3.11-other", "base"),
+    ("baked", "image", "strategy: baked", "strategy"),
+    ("slim", "image", "system_packages: [ffmpeg]", "system_packages"),
+    ("slim", "image", "workdir: /srv", "workdir"),
+    ("baked", "handler", "command: python3 -u /app/handler.py --debug", "command"),
+    ("slim", "image", "strategy: slim", "strategy"),
+    ("baked", "runtime", "index_url: https://pypi.org/simple/", "index_url"),
+]
+#: Files the overridden handler settings name, so that the override is the only problem.
+HANDLER_FILES = {"other/handler.py": "", "worker/main.py": ""}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "section", "override", "key"),
+    SHAPING,
+    ids=[f"{strategy}-{section}.{key}" for strategy, section, _, key in SHAPING],
+)
+def test_an_environment_may_not_change_the_handler_or_the_image(
+    make_project: MakeProject,
+    run_cli: Callable[..., Result],
+    strategy: str,
+    section: str,
+    override: str,
+    key: str,
+) -> None:
+    base_strategy = ({"slim", "baked"} - {strategy}).pop() if key == "strategy" else strategy
+    config = BASE_CONFIG.replace("strategy: slim", f"strategy: {base_strategy}") + f"    {section}: {{{override}}}\n"
+    root = make_project(config, files=HANDLER_FILES)
+    result = run_cli("render", "--image", IMAGE, "--env", "staging", cwd=root)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error: rpdeploy.yaml:{line_of(config, override)}: environments.staging.{section}.{key}: cannot be"
+        f" overridden per environment: it is built into the {strategy} image, and every environment deploys"
+        f" the image of one build (one tag per commit); set it in {section}: for all of them"
+    ]
+    assert not (root / "build").exists()
+    assert not (root / f"Dockerfile.{strategy}").exists()
+
+
+def test_every_shaping_key_of_an_environment_is_named_not_only_the_first(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    config = BASE_CONFIG + "    image: {workdir: /srv, base: python:3.12-slim}\n    handler: {file: main.py}\n"
+    result = run_cli("config", "validate", cwd=make_project(config, files=HANDLER_FILES))
+    assert result.exit_code == 2, result.output
+    # One line each, at its own line, in the order of the file.
+    assert [line.split(": ")[1:3] for line in result.stderr.splitlines()] == [
+        [f"rpdeploy.yaml:{line_of(config, 'workdir')}", "environments.staging.image.base"],
+        [f"rpdeploy.yaml:{line_of(config, 'workdir')}", "environments.staging.image.workdir"],
+        [f"rpdeploy.yaml:{line_of(config, 'main.py')}", "environments.staging.handler.file"],
+    ]
+
+
+def test_where_the_image_goes_and_how_it_is_checked_may_differ_per_environment(
+    make_project: MakeProject,
+) -> None:
+    """Registry, repository, `latest`, the builder and the size budget leave the image's content
+    as it is: production may push to its own registry and hold a tighter budget."""
+    config = WITH_PRODUCTION + (
+        "    image:\n"
+        "      registry: registry.example.com\n"
+        "      repository: acme/prod-worker\n"
+        "      latest: true\n"
+        "      builder: docker\n"
+        "      max_compressed_mb: 80\n"
+        "    runtime: {index_url: 'https://pypi.org/simple/'}\n"
+    )
+    root = make_project(config)
+    production = load_config(root / "rpdeploy.yaml", "production").config
+    assert (production.image.registry, production.image.repository) == ("registry.example.com", "acme/prod-worker")
+    assert (production.image.latest, production.image.builder, production.image.max_compressed_mb) == (
+        True,
+        "docker",
+        80,
+    )
+    # A slim image's index is read at cold start (the endpoint env), so it may differ too.
+    assert production.runtime_env()["RPDEPLOY_INDEX_URL"][0] == "https://pypi.org/simple/"
+    assert load_config(root / "rpdeploy.yaml", "staging").config.image.registry == "127.0.0.1:5000"
+
+
+def test_release_with_promote_refuses_a_production_handler_before_building(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    """`release --promote` deploys staging's digest to production: a production that set its own
+    start command would run staging's unseen. The refusal comes before render, build or push."""
+    config = WITH_PRODUCTION + "    handler:\n      command: python3 -u /app/handler.py --prod\n"
+    root = make_project(config)
+    # The runpod target: config is read before any API call, so no API key or emulator is needed.
+    result = run_cli("release", "--target", "runpod", "--promote", cwd=root)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error: rpdeploy.yaml:{line_of(config, '--prod')}: environments.production.handler.command: cannot"
+        " be overridden per environment: it is built into the slim image, and every environment deploys"
+        " the image of one build (one tag per commit); set it in handler: for all of them"
+    ]
+    assert not (root / "build").exists()
