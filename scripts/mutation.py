@@ -60,6 +60,7 @@ PACKAGES: dict[str, Package] = {
             "tests/runtime/test_settings_agree.py",  # runtime_bounds.py agrees with the bootstrap
             "tests/test_handler_command.py",  # handler.command's shell-syntax check (schema.py)
             "tests/test_runtime_env.py",  # runtime settings' sources and conflicts (rules.py)
+            "tests/test_environment_overrides.py",  # what an environment may not override (rules.py)
             "tests/test_mutation_config.py",
         ),
         0.85,
