@@ -683,18 +683,23 @@ def test_the_slim_image_carries_the_bootstrap_modules() -> None:
     assert bootstrap_files() == {f".rpdeploy/runtime/{n}": (runtime / n).read_bytes() for n in names}
 
 
+def named_secret(make_project: MakeProject, extra: str, access_key_id: str) -> str:
+    """The refusal of a staging endpoint named after AWS_SECRET_ACCESS_KEY's value, with
+    ``extra`` config text and AWS_ACCESS_KEY_ID set to ``access_key_id``."""
+    config = BASE_CONFIG + '      name: "ep-${AWS_SECRET_ACCESS_KEY}"\n' + extra
+    environ = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+    with pytest.raises(RenderError) as caught:
+        render_project(load_config(make_project(config) / "rpdeploy.yaml", "staging", environ), IMAGE)
+    return str(caught.value)
+
+
 def test_the_refusal_names_the_copied_secret_whose_value_the_file_holds(make_project: MakeProject) -> None:
     """Of the secrets whose values a file holds, the refusal names one interpolated outside
     endpoint.env; a secret whose value the file merely happens to contain (AWS_ACCESS_KEY_ID's
     value is part of the image name; endpoint.env references it, which makes it known) is not the
     one that brought it, even when it sorts first."""
-    config = BASE_CONFIG + '      name: "ep-${AWS_SECRET_ACCESS_KEY}"\n'
-    config += '      env: {KEY_ID: "${AWS_ACCESS_KEY_ID}"}\n'
-    root = make_project(config)
-    environ = {"AWS_ACCESS_KEY_ID": "demo-worker", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
-    with pytest.raises(RenderError) as caught:
-        render_project(load_config(root / "rpdeploy.yaml", "staging", environ), IMAGE)
-    assert "would carry the value of ${AWS_SECRET_ACCESS_KEY}, a secret" in str(caught.value)
+    refused = named_secret(make_project, '      env: {KEY_ID: "${AWS_ACCESS_KEY_ID}"}\n', "demo-worker")
+    assert "would carry the value of ${AWS_SECRET_ACCESS_KEY}, a secret" in refused
 
 
 def test_the_refusal_names_a_secret_the_file_holds_not_one_copied_elsewhere(
@@ -702,10 +707,5 @@ def test_the_refusal_names_a_secret_the_file_holds_not_one_copied_elsewhere(
 ) -> None:
     """Two secrets are interpolated outside endpoint.env, but only one value is in the refused
     file (the other names the validation cases' file, which no rendered file holds)."""
-    config = BASE_CONFIG + '      name: "ep-${AWS_SECRET_ACCESS_KEY}"\n'
-    config += 'tests:\n  path: "cases-${AWS_ACCESS_KEY_ID}.json"\n'
-    root = make_project(config)
-    environ = {"AWS_ACCESS_KEY_ID": "k3y-id", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
-    with pytest.raises(RenderError) as caught:
-        render_project(load_config(root / "rpdeploy.yaml", "staging", environ), IMAGE)
-    assert "would carry the value of ${AWS_SECRET_ACCESS_KEY}, a secret" in str(caught.value)
+    refused = named_secret(make_project, 'tests:\n  path: "cases-${AWS_ACCESS_KEY_ID}.json"\n', "k3y-id")
+    assert "would carry the value of ${AWS_SECRET_ACCESS_KEY}, a secret" in refused
