@@ -81,16 +81,25 @@ def test_an_environment_may_not_change_the_handler_or_the_image(
 def test_every_shaping_key_of_an_environment_is_named_not_only_the_first(
     make_project: MakeProject, run_cli: Callable[..., Result]
 ) -> None:
-    config = (
-        BASE_CONFIG + "    image: {workdir: /srv, base: python:3.12-slim}\n    handler: {file: main.py}\n"
+    # Neither the sections nor the keys in their schema's or alphabetical order.
+    config = BASE_CONFIG + (
+        "    handler: {file: main.py}\n"
+        "    runtime: {requirements: worker/requirements.txt}\n"
+        "    image:\n"
+        "      workdir: /srv\n"
+        "      base: python:3.12-slim\n"
     )
     result = run_cli("config", "validate", cwd=make_project(config, files=HANDLER_FILES))
     assert result.exit_code == 2, result.output
     # One line each, at its own line, in the order of the file.
     assert [line.split(": ")[1:3] for line in result.stderr.splitlines()] == [
-        [f"rpdeploy.yaml:{line_of(config, 'workdir')}", "environments.staging.image.base"],
-        [f"rpdeploy.yaml:{line_of(config, 'workdir')}", "environments.staging.image.workdir"],
         [f"rpdeploy.yaml:{line_of(config, 'main.py')}", "environments.staging.handler.file"],
+        [
+            f"rpdeploy.yaml:{line_of(config, '{requirements:')}",
+            "environments.staging.runtime.requirements",
+        ],
+        [f"rpdeploy.yaml:{line_of(config, 'workdir')}", "environments.staging.image.workdir"],
+        [f"rpdeploy.yaml:{line_of(config, 'python:3.12')}", "environments.staging.image.base"],
     ]
 
 
