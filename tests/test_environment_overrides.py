@@ -14,7 +14,10 @@ import pytest
 from click.testing import Result
 
 from deploy.config import load_config
+from deploy.image.build import plan_build
+from deploy.render.project import _dockerfile_context
 from tests.conftest import BASE_CONFIG, MakeProject
+from tests.test_image_render_safety import committed
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-1"
 #: A production environment beside the base config's staging one.
@@ -59,8 +62,10 @@ def test_an_environment_may_not_change_the_handler_or_the_image(
     key: str,
 ) -> None:
     base_strategy = ({"slim", "baked"} - {strategy}).pop() if key == "strategy" else strategy
-    config = BASE_CONFIG.replace("strategy: slim", f"strategy: {base_strategy}")
-    config += f"    {section}: {{{override}}}\n"
+    config = (
+        BASE_CONFIG.replace("strategy: slim", f"strategy: {base_strategy}")
+        + f"    {section}: {{{override}}}\n"
+    )
     root = make_project(config, files=HANDLER_FILES)
     result = run_cli("render", "--image", IMAGE, "--env", "staging", cwd=root)
     assert result.exit_code == 2, result.output
@@ -76,15 +81,25 @@ def test_an_environment_may_not_change_the_handler_or_the_image(
 def test_every_shaping_key_of_an_environment_is_named_not_only_the_first(
     make_project: MakeProject, run_cli: Callable[..., Result]
 ) -> None:
-    config = BASE_CONFIG + "    image: {workdir: /srv, base: python:3.12-slim}\n"
-    config += "    handler: {file: main.py}\n"
+    # Neither the sections nor the keys in their schema's or alphabetical order.
+    config = BASE_CONFIG + (
+        "    handler: {file: main.py}\n"
+        "    runtime: {requirements: worker/requirements.txt}\n"
+        "    image:\n"
+        "      workdir: /srv\n"
+        "      base: python:3.12-slim\n"
+    )
     result = run_cli("config", "validate", cwd=make_project(config, files=HANDLER_FILES))
     assert result.exit_code == 2, result.output
     # One line each, at its own line, in the order of the file.
     assert [line.split(": ")[1:3] for line in result.stderr.splitlines()] == [
-        [f"rpdeploy.yaml:{line_of(config, 'workdir')}", "environments.staging.image.base"],
-        [f"rpdeploy.yaml:{line_of(config, 'workdir')}", "environments.staging.image.workdir"],
         [f"rpdeploy.yaml:{line_of(config, 'main.py')}", "environments.staging.handler.file"],
+        [
+            f"rpdeploy.yaml:{line_of(config, '{requirements:')}",
+            "environments.staging.runtime.requirements",
+        ],
+        [f"rpdeploy.yaml:{line_of(config, 'workdir')}", "environments.staging.image.workdir"],
+        [f"rpdeploy.yaml:{line_of(config, 'python:3.12')}", "environments.staging.image.base"],
     ]
 
 
@@ -104,8 +119,10 @@ def test_where_the_image_goes_and_how_it_is_checked_may_differ_per_environment(
     )
     root = make_project(config)
     production = load_config(root / "rpdeploy.yaml", "production").config
-    assert production.image.registry == "registry.example.com"
-    assert production.image.repository == "acme/prod-worker"
+    assert (production.image.registry, production.image.repository) == (
+        "registry.example.com",
+        "acme/prod-worker",
+    )
     assert (production.image.latest, production.image.builder, production.image.max_compressed_mb) == (
         True,
         "docker",
@@ -132,3 +149,47 @@ def test_release_with_promote_refuses_a_production_handler_before_building(
         " the image of one build (one tag per commit); set it in handler: for all of them"
     ]
     assert not (root / "build").exists()
+
+
+def every_allowed_override(strategy: str) -> str:
+    """A production environment that overrides every key it may (all but `IMAGE_SHAPING_KEYS`)."""
+    runtime = (
+        "      volume_path: /vol\n"
+        "      disk: {min_free_os_mb: 1}\n"
+        "      s3: {bucket: prod-envs, prefix: prod/}\n"
+    )
+    if strategy == "slim":  # a baked image installs at build time: these two shape it
+        runtime += "      installer: uv\n      index_url: http://127.0.0.1:8099/simple/\n"
+    return BASE_CONFIG.replace("strategy: slim", f"strategy: {strategy}") + (
+        "  production:\n"
+        "    image:\n"
+        "      registry: 127.0.0.1:5001\n"
+        "      repository: acme/prod-worker\n"
+        "      latest: true\n"
+        "      builder: buildx\n"
+        "      max_compressed_mb: 80\n"
+        "      registry_auth: {username_env: PROD_USER, password_env: PROD_PASSWORD}\n"
+        f"    runtime:\n{runtime}"
+        "    endpoint: {name: demo-prod, workers: {min: 1, max: 3}, env: {LOG_LEVEL: WARNING}}\n"
+        "    secrets: [{name: PROD_TOKEN}]\n"
+        "    tests: {path: prod-tests.json, timeout_ms: 60000}\n"
+    )
+
+
+@pytest.mark.parametrize("strategy", ["slim", "baked"])
+def test_every_environment_builds_the_same_image(make_project: MakeProject, strategy: str) -> None:
+    """What an environment may override leaves the build as it is: what a (project) Dockerfile
+    template sees, the context, the build arguments and the labels are those of every other
+    environment, so `rpdeploy build --env` gives one image per commit, whichever environment
+    builds it (a label that hashed the environment's config gave each its own image id under
+    the one `sha-<7>` tag)."""
+    root = committed(make_project, every_allowed_override(strategy))
+    loaded = {env: load_config(root / "rpdeploy.yaml", env) for env in ("staging", "production")}
+    assert loaded["production"].config.endpoint.name == "demo-prod"  # the overrides apply
+    plans = {env: plan_build(config, {"SOURCE_DATE_EPOCH": "86400"}) for env, config in loaded.items()}
+    staging, production = plans["staging"], plans["production"]
+    assert _dockerfile_context(loaded["production"]) == _dockerfile_context(loaded["staging"])
+    assert production.context.digest == staging.context.digest
+    assert production.buildargs == staging.buildargs
+    assert production.labels == staging.labels
+    assert production.tags.immutable == staging.tags.immutable

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import io
 import json
 import os
 import socket
@@ -377,6 +378,35 @@ def test_baked_image_installs_from_the_loopback_index(
         network_mode="none",
     )
     assert output.decode().strip() == "1.17.0"
+
+
+def test_push_pushes_the_recorded_build_even_when_another_took_its_tag(
+    project: Callable[..., tuple[Path, str]], run_cli: Run, engine: Any
+) -> None:
+    """The engine pushes by tag: another build of the same commit (another environment, another
+    SOURCE_DATE_EPOCH) that took the tag meanwhile must not be pushed under this build's record."""
+    root, repository = project()
+    built = invoke(run_cli, root, "build", "-o", "json")
+    assert built.exit_code == 0, built.stderr
+    record = as_json(built)
+    # Another image of this test's repository takes every tag of the build (never the shared
+    # base itself: teardown removes, by id, every image holding a tag of this run's repositories).
+    other, _ = engine.images.build(
+        fileobj=io.BytesIO(f"FROM {BASE}\nLABEL {TEST_LABEL}=other\n".encode()),
+        tag=f"{REGISTRY}/{repository}:other",
+        network_mode="none",
+    )
+    for tag in record["tags"]:
+        engine.api.tag(other.id, f"{REGISTRY}/{repository}", tag)
+    pushed = invoke(run_cli, root, "push", "-o", "json")
+    assert pushed.exit_code == 0, pushed.stderr
+    digest = as_json(pushed, "push")["digest"]
+    manifest = requests.get(
+        f"http://{REGISTRY}/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_V2}, timeout=10
+    ).json()
+    # An image's id is the digest of its config.
+    assert manifest["config"]["digest"] == record["id"]
+    assert engine.images.get(record["image"]).id == record["id"]
 
 
 def test_push_without_a_build_is_a_usage_error(

@@ -25,7 +25,7 @@ from deploy.config.interpolate import Interpolator, SecretReads, UnsetVariable
 from deploy.config.mask import MASKER, Masker
 from deploy.config.patterns import FORBIDDEN_CHARS, first_control, hidden_char, quoted
 from deploy.config.rules import Problem, check, image_override_problems, warnings
-from deploy.config.schema import OVERRIDABLE, UNION_TAGS, Config
+from deploy.config.schema import IMAGE_SHAPING_KEYS, OVERRIDABLE, UNION_TAGS, Config
 from deploy.config.yaml_source import PathKey, YamlDocument, dotted, parse_yaml
 from deploy.errors import ConfigError
 
@@ -70,15 +70,19 @@ class LoadedConfig:
 
     @cached_property
     def config_hash(self) -> str:
-        """sha256 of the resolved config (canonical JSON, secrets masked), for labels and drift checks.
+        """sha256 of what in the resolved config shapes the image (`IMAGE_SHAPING_KEYS` of its
+        strategy, as ``{section: {key: value}}``; canonical JSON, secrets masked), for the image's
+        ``dev.rpdeploy.config-hash`` label.
 
-        Masked so that a label never lets anyone test guesses of a secret against it.
+        The same for every environment: they all deploy the image of one build under one tag per
+        commit, so hashing the environment's name or its endpoint would give each
+        ``rpdeploy build --env`` another image id under that tag. Masked so that a label never
+        lets anyone test guesses of a secret against it.
         """
-        payload = {
-            "environment": self.environment,
-            "config": self.masker.data(self.config.model_dump(mode="json", by_alias=True)),
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        config = self.config.model_dump(mode="json", by_alias=True)
+        shaping = IMAGE_SHAPING_KEYS[self.config.image.strategy]
+        payload = {section: {key: config[section][key] for key in keys} for section, keys in shaping.items()}
+        return hashlib.sha256(json.dumps(self.masker.data(payload), sort_keys=True).encode()).hexdigest()
 
     @cached_property
     def lock_hash(self) -> str | None:

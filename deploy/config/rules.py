@@ -171,11 +171,12 @@ def image_override_problems(config: Config, override: Mapping[str, Any], env: st
     every environment deploys the image of one build under one commit tag, so an override
     would make two environments' images collide (or one run the other's settings)."""
     strategy = config.image.strategy
-    for section, keys in IMAGE_SHAPING_KEYS[strategy].items():
-        block = override.get(section)
-        if not isinstance(block, Mapping):
+    shaping = IMAGE_SHAPING_KEYS[strategy]
+    # As written (the override's own order), so that the lines follow the file.
+    for section, block in override.items():
+        if section not in shaping or not isinstance(block, Mapping):
             continue
-        for key in sorted(keys & set(block)):
+        for key in [key for key in block if key in shaping[section]]:
             yield Problem(
                 ("environments", env, section, key),
                 f"cannot be overridden per environment: it is built into the {strategy} image, and"

@@ -106,7 +106,8 @@ def engine_push(
 def push_image(
     client: DockerClient, record: BuildRecord, environ: Mapping[str, str], listener: PushListener
 ) -> PushResult:
-    """Push ``record``'s immutable tag first, measure it, enforce its budget, then the other tags.
+    """Push ``record``'s image (its id, retagged with its tags) under its immutable tag first,
+    measure it, enforce its budget, then the other tags.
 
     A registry that is down fails the ping before anything is pushed. An image over
     budget (``record.max_compressed_mb``, inclusive) leaves only its content-addressed
@@ -127,6 +128,12 @@ def push_image(
             f"image {record.id[:19]} recorded for {repository}:{immutable} is no longer in the engine",
             hint="run `rpdeploy build` again",
         ) from None
+
+    # The engine pushes by tag, and another build may have taken these tags since (another
+    # environment, another config file, another SOURCE_DATE_EPOCH): point them back at the image
+    # this record describes, so that push pushes what the build recorded.
+    for tag in record.tags:
+        client.api.tag(record.id, repository, tag)
 
     def checked(tag: str) -> str:
         return _push_checked(client, registry=registry, ref=ref, tag=tag, creds=creds, listener=listener)

@@ -177,10 +177,13 @@ def _normalize(text: str) -> str:
 
 
 def _dockerfile_context(loaded: LoadedConfig) -> dict[str, Any]:
+    """What a Dockerfile template sees: only what shapes the image (`IMAGE_SHAPING_KEYS`), which
+    no environment may override, so that a project's own template cannot make one environment's
+    image differ from another's under the tag they share (one build per commit)."""
     config = loaded.config
     handler = config.handler
     workdir = config.image.workdir
-    return {
+    context = {
         "config_file": loaded.path.name,
         "base_image": config.image.base,
         "system_packages": list(config.image.system_packages),
@@ -188,14 +191,17 @@ def _dockerfile_context(loaded: LoadedConfig) -> dict[str, Any]:
         "handler_src": handler.path.rstrip("/") + "/",
         "requirements_src": config.runtime.requirements,
         "command": start_command(config),
-        # The baked image installs with it at build time; the slim one gets it from the endpoint
-        # env (Config.runtime_env), like every run-time setting, so its Dockerfile does not vary.
-        "installer": config.runtime.installer,
         # The slim image's bootstrap (deploy/runtime; docs/runtime.md) and what it reads.
         "bootstrap_src": BOOTSTRAP_CONTEXT_DIR + "/",
         "bootstrap_dest": BOOTSTRAP_IMAGE_DIR,
         "runtime_requirements": RUNTIME_REQUIREMENTS,
     }
+    if config.image.strategy == "baked":
+        # The baked image installs with it at build time. A slim image's installer is a run-time
+        # setting an environment may change (the endpoint env, Config.runtime_env), so a slim
+        # template never sees it.
+        context["installer"] = config.runtime.installer
+    return context
 
 
 #: Where the bootstrap sits in the build context (added by `rpdeploy build`, see
