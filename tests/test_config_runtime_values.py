@@ -193,3 +193,15 @@ def test_each_length_bound_takes_its_limit_and_refuses_one_more(
     assert len(make(most).rsplit("/", 1)[-1] if most == NAME_MAX else make(most)) == most
     assert _accepted(model, **required, **{field: make(most)})
     assert not _accepted(model, **required, **{field: make(most + 1)})
+
+
+def test_every_bootstrap_number_in_endpoint_env_is_checked_not_only_up_to_the_first_other_key(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    config = endpoint_env("    LOG_LEVEL: INFO\n    RPDEPLOY_LOCK_WAIT_S: soon\n")
+    result = run_cli("config", "validate", cwd=make_project(config))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "error: rpdeploy.yaml:19: endpoint.env.RPDEPLOY_LOCK_WAIT_S: 'soon' is not a number"
+        " (read by the slim bootstrap)"
+    ]

@@ -939,3 +939,25 @@ def test_a_config_without_environments_is_its_own_deploy_target(make_project: Ma
     root = make_project(BASE_CONFIG[: BASE_CONFIG.index("environments:")])
     loaded = load_config(root / "rpdeploy.yaml", None, {})
     assert (loaded.environment, loaded.config.endpoint_name(None)) == (None, "demo")
+
+
+def test_a_config_path_that_is_a_folder_is_named_not_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: not a file"
+
+
+def test_a_config_file_that_cannot_be_read_names_the_reason() -> None:
+    # /proc/self/mem is a regular file whose offset 0 is unmapped: reading it fails with EIO
+    # (a permission error cannot be made here: the tests run as root).
+    with pytest.raises(ConfigError) as caught:
+        load_config(Path("/proc/self/mem"))
+    assert str(caught.value) == "/proc/self/mem: cannot read (Input/output error)"
+
+
+def test_a_non_utf8_byte_is_named_at_its_line_counting_a_leading_empty_line(tmp_path: Path) -> None:
+    config = tmp_path / "rpdeploy.yaml"
+    config.write_bytes(b"\nversion: 1\nproject: \xff\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert str(caught.value) == "rpdeploy.yaml:3: not UTF-8 text (byte 0xff)"

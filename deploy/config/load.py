@@ -145,9 +145,9 @@ def read_document(file: Path) -> YamlDocument:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8")  # pragma: no mutate - codec names are case-insensitive ("UTF-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{file.name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     document = parse_yaml(text, file)
     if document.data is None:

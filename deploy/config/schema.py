@@ -111,18 +111,20 @@ MAX_URL: Final = 8190
 MAX_S3_PREFIX: Final = 1024 - 64 - len(".tar.gz")
 
 
-def _text_rule(pattern: str, what: str, most: int, value: str, info: ValidationInfo) -> str:
+def _text_rule(pattern: re.Pattern[str], what: str, most: int, value: str, info: ValidationInfo) -> str:
     # Not the length itself: a value interpolated from a secret would tell the secret's length.
     if len(value) > most:
         raise ValueError(f"{shown(value, info)} is too long: at most {most} characters")
-    if not re.fullmatch(pattern, value, re.ASCII):
+    if not pattern.fullmatch(value):
         raise ValueError(f"{shown(value, info)} is not {what}")
     return value
 
 
 def _text(pattern: str, what: str, most: int) -> AfterValidator:
     """A text rule with its own message (pydantic's would print the regex)."""
-    return AfterValidator(partial(_text_rule, pattern, what, most))  # pragma: no mutate
+    # ASCII, so that a class such as \w or \d never takes in other scripts' letters or digits.
+    compiled = re.compile(pattern, re.ASCII)  # pragma: no mutate - runs once, at import
+    return AfterValidator(partial(_text_rule, compiled, what, most))  # pragma: no mutate
 
 
 #: pip's and uv's ``--index-url``: an http(s) or file URL, or an absolute local folder (pip docs:

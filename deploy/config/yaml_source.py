@@ -24,6 +24,7 @@ loader:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -317,15 +318,19 @@ class _Converter:
             )
 
 
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
 def _join_surrogates(text: str) -> str:
     """Combine JSON-style surrogate pairs (``"\\ud83d\\ude00"``), which PyYAML leaves split.
 
     A lone surrogate stays, for the config's character check to reject.
     """
-    if not any("\ud800" <= char <= "\udfff" for char in text):
+    if not _SURROGATE.search(text):
         return text
     try:
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        # Codec names are case-insensitive: "UTF-16-LE" would be an equivalent mutant.
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")  # pragma: no mutate
     except UnicodeDecodeError:
         return text
 
