@@ -110,10 +110,20 @@ def test_an_s3_endpoint_url_embedding_a_secret_is_refused_by_render(
 
 
 def test_the_config_hash_does_not_depend_on_secret_values(make_project: MakeProject) -> None:
-    root = make_project(INTERPOLATED)
+    # The hash covers what shapes the image (the start command here), masked: a label must not
+    # let anyone test guesses of the secret against it. Another command gives another hash.
+    command = 'python3 -u /app/handler.py --key "${AWS_ACCESS_KEY_ID}"'
+    root = make_project(
+        INTERPOLATED.replace("  file: handler.py\n", f"  file: handler.py\n  command: '{command}'\n")
+    )
     first = load_config(root / "rpdeploy.yaml", environ={"AWS_ACCESS_KEY_ID": CANARY})
     second = load_config(root / "rpdeploy.yaml", environ={"AWS_ACCESS_KEY_ID": "another-value"})
+    assert CANARY in first.config.handler.command
     assert first.config_hash == second.config_hash
+    plain = load_config(
+        make_project(INTERPOLATED, "plain") / "rpdeploy.yaml", environ={"AWS_ACCESS_KEY_ID": CANARY}
+    )
+    assert plain.config_hash != first.config_hash
     deployable = load_config(
         make_project(DEPLOYABLE, name="d") / "rpdeploy.yaml", environ={"AWS_ACCESS_KEY_ID": CANARY}
     )

@@ -44,8 +44,8 @@ SHAPING = [
     ("slim", "image", "strategy: slim", "strategy"),
     ("baked", "runtime", "index_url: https://pypi.org/simple/", "index_url"),
 ]
-#: Files the overridden handler settings name, so that the override is the only problem.
-HANDLER_FILES = {"other/handler.py": "", "worker/main.py": ""}
+#: Files the overridden settings name, so that the override is the only problem.
+HANDLER_FILES = {"other/handler.py": "", "worker/main.py": "", "worker/other.txt": "six\n"}
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_every_shaping_key_of_an_environment_is_named_not_only_the_first(
     # Neither the sections nor the keys in their schema's or alphabetical order.
     config = BASE_CONFIG + (
         "    handler: {file: main.py}\n"
-        "    runtime: {requirements: worker/requirements.txt}\n"
+        "    runtime: {requirements: worker/other.txt}\n"
         "    image:\n"
         "      workdir: /srv\n"
         "      base: python:3.12-slim\n"
@@ -193,3 +193,46 @@ def test_every_environment_builds_the_same_image(make_project: MakeProject, stra
     assert production.buildargs == staging.buildargs
     assert production.labels == staging.labels
     assert production.tags.immutable == staging.tags.immutable
+
+
+def test_an_environment_may_repeat_a_shaping_key_with_the_base_files_value(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    """Repeating the base's value changes nothing (a config written before the rule keeps
+    working); a key the base leaves at its default is compared with what the base wrote,
+    so setting it in an environment is still refused."""
+    config = BASE_CONFIG + "    handler: {path: worker, file: handler.py}\n    image: {strategy: slim}\n"
+    result = run_cli("config", "validate", cwd=make_project(config))
+    assert result.exit_code == 0, result.output
+    refused = BASE_CONFIG + "    handler: {path: worker, file: main.py}\n    image: {workdir: /app}\n"
+    result = run_cli("config", "validate", cwd=make_project(refused, "refused", files=HANDLER_FILES))
+    assert result.exit_code == 2, result.output
+    assert [line.split(": ")[2] for line in result.stderr.splitlines()] == [
+        "environments.staging.handler.file",
+        "environments.staging.image.workdir",
+    ]
+
+
+def test_release_with_promote_refuses_a_production_image_elsewhere_before_building(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    """`release --promote` builds and pushes once, with staging's image settings: a production
+    that pushes elsewhere, to another repository, under another budget or with `latest` would be
+    ignored unseen. One line each, naming both places; the same settings pass this check."""
+    config = WITH_PRODUCTION + "    image: {repository: acme/prod-worker, latest: true}\n"
+    root = make_project(config)
+    result = run_cli("release", "--target", "runpod", "--promote", cwd=root)
+    assert result.exit_code == 2, result.output
+    line = line_of(config, "prod-worker")
+    assert result.stderr.splitlines() == [
+        f"error: rpdeploy.yaml:{line}: image.repository: production's 'acme/prod-worker' differs from"
+        " staging's 'acme/demo-worker' (rpdeploy.yaml:5): a promotion deploys staging's build as it"
+        " is; set one value for both, or build, push and apply production on its own (--env production)",
+        f"error: rpdeploy.yaml:{line}: image.latest: production's True differs from staging's False"
+        " (rpdeploy.yaml:3): a promotion deploys staging's build as it is; set one value for both, or"
+        " build, push and apply production on its own (--env production)",
+    ]
+    assert not (root / "build").exists()
+    # The same image settings get past this check (to the missing validation cases, exit 2).
+    same = run_cli("release", "--target", "runpod", "--promote", cwd=make_project(WITH_PRODUCTION, "same"))
+    assert "differs from" not in same.output

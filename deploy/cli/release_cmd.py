@@ -254,6 +254,9 @@ def release(
     # is built or deployed.
     first = desired.with_inline_secrets(load_config(config_path, env_first), environ)
     second = desired.with_inline_secrets(load_config(config_path, PROMOTE_TO), environ) if promote else None
+    if second is not None and image is None:
+        # It builds and pushes once, with the first environment's image settings.
+        desired.check_promotion(first, second)
     envs = [(first, None if skip_validation else load_cases(first))]
     if second is not None:
         envs.append((second, load_cases(second)))

@@ -198,7 +198,7 @@ def _resolve(
         return None, _format(problems, document, env, masker), masker, {}
     problems = check(config, document.file.parent)
     if env:
-        problems += image_override_problems(config, override, env)
+        problems += image_override_problems(config, override, env, data)
     if problems:
         return None, _format(problems, document, env, masker), masker, {}
     return config, [], masker, interpolator.reads

@@ -166,17 +166,27 @@ def _setting_source(config: Config, path: tuple[str, ...], value: str) -> tuple[
     return f"{dotted} (its default, {value!r})", None
 
 
-def image_override_problems(config: Config, override: Mapping[str, Any], env: str) -> Iterator[Problem]:
+def image_override_problems(
+    config: Config, override: Mapping[str, Any], env: str, base: Mapping[str, Any]
+) -> Iterator[Problem]:
     """An environment's keys that shape the image (`IMAGE_SHAPING_KEYS`), one problem each:
     every environment deploys the image of one build under one commit tag, so an override
-    would make two environments' images collide (or one run the other's settings)."""
+    would make two environments' images collide (or one run the other's settings).
+
+    ``override`` and ``base`` are the document as written (the environment's block, and the
+    file without ``environments:``): a key written in both with the same value changes
+    nothing and is accepted, so that a config that repeated it keeps working."""
     strategy = config.image.strategy
     shaping = IMAGE_SHAPING_KEYS[strategy]
     # As written (the override's own order), so that the lines follow the file.
     for section, block in override.items():
         if section not in shaping or not isinstance(block, Mapping):
             continue
+        written = base.get(section)
+        same = written if isinstance(written, Mapping) else {}
         for key in [key for key in block if key in shaping[section]]:
+            if key in same and same[key] == block[key]:
+                continue
             yield Problem(
                 ("environments", env, section, key),
                 f"cannot be overridden per environment: it is built into the {strategy} image, and"

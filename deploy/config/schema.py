@@ -483,7 +483,8 @@ class TestsConfig(StrictModel):
 
 
 class OverridableSections(StrictModel):
-    """What an environment may override (everything but identity)."""
+    """The sections an environment may override (not ``version``, ``project`` or
+    ``environments``); within them, what shapes the image may not differ (`IMAGE_SHAPING_KEYS`)."""
 
     image: ImageConfig
     runtime: RuntimeConfig

@@ -18,7 +18,7 @@ from deploy.api import RunPodApi
 from deploy.config import LoadedConfig
 from deploy.config.mask import Masker
 from deploy.config.schema import SecretConfig
-from deploy.errors import UsageError
+from deploy.errors import ConfigError, UsageError
 from deploy.render import endpoint_spec
 from deploy.runpod import text as runpod_text
 
@@ -92,6 +92,35 @@ def with_inline_secrets(loaded: LoadedConfig, environ: Mapping[str, str]) -> Loa
     if not extra:
         return loaded
     return dataclasses.replace(loaded, masker=Masker({**loaded.masker.secrets, **extra}))
+
+
+#: ``image:`` settings the environments of `rpdeploy release --promote` must agree on: it builds
+#: and pushes once, with the first environment's settings, and deploys that digest to both, so a
+#: production that named another registry, repository, budget or ``latest`` would be ignored.
+#: (`rpdeploy promote` deploys the image the source runs, by definition, and `release --image`
+#: the one given: neither builds.)
+PROMOTED_IMAGE_KEYS = ("registry", "repository", "max_compressed_mb", "latest")
+
+
+def check_promotion(origin: LoadedConfig, dest: LoadedConfig) -> None:
+    """ConfigError (exit 2), one line per `PROMOTED_IMAGE_KEYS` setting on which ``dest``
+    differs from ``origin``, each naming where both values were written (masked)."""
+    source, target_env = origin.environment or "default", dest.environment or "default"
+    problems = []
+    for key in PROMOTED_IMAGE_KEYS:
+        theirs, mine = getattr(origin.config.image, key), getattr(dest.config.image, key)
+        if mine == theirs:
+            continue
+        problems.append(
+            dest.masker.text(
+                f"{dest.where(('image', key))}: image.{key}: {target_env}'s {mine!r} differs from"
+                f" {source}'s {theirs!r} ({origin.where(('image', key))}): a promotion deploys"
+                f" {source}'s build as it is; set one value for both, or build, push and apply"
+                f" {target_env} on its own (--env {target_env})"
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
 
 
 def desired_body(
