@@ -12,6 +12,7 @@ score per package, which is what docs/quality.md records.
     scripts/mutation.py --summary image      # reprint the score of the last run
     scripts/mutation.py --resume config      # go on where a stopped run left off
     scripts/mutation.py --remap config       # test files added to the list: map them, rerun survivors
+    scripts/mutation.py --verify-timeouts 300 config   # each timed-out mutant alone: a loop, or load?
 
 Exit status: 0 when every package meets its target, 1 when one does not, 2 on bad usage.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -231,6 +233,41 @@ def survivors(workdir: Path) -> list[str]:
     )
 
 
+def verify_timeouts(name: str, package: Package, limit_s: float) -> bool:
+    """Rerun each mutant mutmut stopped by its timeout, alone, with its tests and ``limit_s`` of wall
+    time, and print what it is: ``killed`` (a test fails), ``survived`` (they pass: the timeout
+    was the shared machine's load, not the mutant) or ``loops`` (still running at ``limit_s``).
+
+    mutmut counts a timeout as killed, and its wall-time limit is a multiple of the tests' time
+    measured once: on a loaded machine a surviving mutant can run past it. Returns whether none
+    survived."""
+    workdir = SCRATCH / name
+    listed = subprocess.run(
+        [str(MUTMUT), "results"], cwd=workdir, check=True, capture_output=True, text=True
+    ).stdout
+    names = [line.split(":")[0].strip() for line in listed.splitlines() if line.rstrip().endswith("timeout")]
+    stats = json.loads((workdir / "mutants" / "mutmut-stats.json").read_text())
+    args = ["-m", "not docker", "-p", "no:cacheprovider", "-q", "-x"]
+    for test in package.deselect:
+        args += ["--deselect", test]
+    survived = 0
+    for mutant in names:
+        tests = sorted(stats["tests_by_mangled_function_name"].get(mutant.rsplit("__mutmut_", 1)[0], []))
+        command = [sys.executable, "-m", "pytest", *args, *tests]
+        env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
+        try:
+            code = subprocess.run(
+                command, cwd=workdir / "mutants", env=env, capture_output=True, timeout=limit_s, check=False
+            ).returncode
+            verdict = "survived" if code == 0 else "killed"
+        except subprocess.TimeoutExpired:
+            verdict = "loops"
+        survived += verdict == "survived"
+        print(f"{mutant}: {verdict}", flush=True)
+    print(f"{name}: {len(names)} timeouts rechecked, {survived} survived")
+    return survived == 0
+
+
 def run(
     name: str, package: Package, max_children: int, *, retest: bool, resume: bool = False, remap: bool = False
 ) -> bool:
@@ -282,6 +319,12 @@ def main() -> int:
         "--resume", action="store_true", help="go on with the mutants a stopped run left unchecked"
     )
     again.add_argument(
+        "--verify-timeouts",
+        type=float,
+        metavar="SECONDS",
+        help="rerun each mutant stopped by mutmut's timeout alone, with this wall-time limit",
+    )
+    again.add_argument(
         "--remap",
         action="store_true",
         help="after adding test files to a package's list: map the tests again, keep the verdicts, "
@@ -296,6 +339,8 @@ def main() -> int:
     for name in names:
         if options.summary:
             met &= report(name, PACKAGES[name], score(SCRATCH / name))
+        elif options.verify_timeouts:
+            met &= verify_timeouts(name, PACKAGES[name], options.verify_timeouts)
         else:
             met &= run(
                 name,
