@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import uuid
 from pathlib import Path
@@ -19,8 +20,11 @@ from deploy.render.filters import dockerfile_env, exec_form, shell_quote
 from tests.conftest import BASE_CONFIG
 from tests.render_scenarios import IMAGE
 
+#: Examples per property. Mutation runs (scripts/mutation.py) take fewer: every surviving mutant
+#: runs every property, and a smaller sample can only let more mutants survive, never fewer.
+EXAMPLES = int(os.environ.get("RPDEPLOY_PROPERTY_EXAMPLES", "60"))
 SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 #: One line of text that rendering accepts: no character patterns.CONTROL_CHARS refuses
