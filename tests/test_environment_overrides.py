@@ -59,7 +59,10 @@ def test_an_environment_may_not_change_the_handler_or_the_image(
     key: str,
 ) -> None:
     base_strategy = ({"slim", "baked"} - {strategy}).pop() if key == "strategy" else strategy
-    config = BASE_CONFIG.replace("strategy: slim", f"strategy: {base_strategy}") + f"    {section}: {{{override}}}\n"
+    config = (
+        BASE_CONFIG.replace("strategy: slim", f"strategy: {base_strategy}")
+        + f"    {section}: {{{override}}}\n"
+    )
     root = make_project(config, files=HANDLER_FILES)
     result = run_cli("render", "--image", IMAGE, "--env", "staging", cwd=root)
     assert result.exit_code == 2, result.output
@@ -75,7 +78,9 @@ def test_an_environment_may_not_change_the_handler_or_the_image(
 def test_every_shaping_key_of_an_environment_is_named_not_only_the_first(
     make_project: MakeProject, run_cli: Callable[..., Result]
 ) -> None:
-    config = BASE_CONFIG + "    image: {workdir: /srv, base: python:3.12-slim}\n    handler: {file: main.py}\n"
+    config = (
+        BASE_CONFIG + "    image: {workdir: /srv, base: python:3.12-slim}\n    handler: {file: main.py}\n"
+    )
     result = run_cli("config", "validate", cwd=make_project(config, files=HANDLER_FILES))
     assert result.exit_code == 2, result.output
     # One line each, at its own line, in the order of the file.
@@ -102,7 +107,10 @@ def test_where_the_image_goes_and_how_it_is_checked_may_differ_per_environment(
     )
     root = make_project(config)
     production = load_config(root / "rpdeploy.yaml", "production").config
-    assert (production.image.registry, production.image.repository) == ("registry.example.com", "acme/prod-worker")
+    assert (production.image.registry, production.image.repository) == (
+        "registry.example.com",
+        "acme/prod-worker",
+    )
     assert (production.image.latest, production.image.builder, production.image.max_compressed_mb) == (
         True,
         "docker",
