@@ -400,6 +400,16 @@ def test_budget_message_names_image_size_and_budget() -> None:
     assert [layer.digest for layer in many.largest(2)] == ["6", "5"]
 
 
+def test_the_budget_message_lists_the_five_largest_layers_largest_first() -> None:
+    # Recorded smallest first (as a base image's history often is): the message must sort them,
+    # not keep the recorded order, and stop at five (issue 11: the order was never checked).
+    layers = [Layer(str(n), n * MB, None, f"RUN step{n}") for n in range(1, 8)]
+    with pytest.raises(BudgetExceeded) as caught:
+        check_budget(ImageSize(28 * MB, None, layers), 1, "r/w:t")
+    rows = str(caught.value).splitlines()[2:]
+    assert [row.split()[-1] for row in rows] == ["step7", "step6", "step5", "step4", "step3"]
+
+
 # ---- labels and the build record
 
 
