@@ -236,3 +236,14 @@ def test_release_with_promote_refuses_a_production_image_elsewhere_before_buildi
     # The same image settings get past this check (to the missing validation cases, exit 2).
     same = run_cli("release", "--target", "runpod", "--promote", cwd=make_project(WITH_PRODUCTION, "same"))
     assert "differs from" not in same.output
+
+
+def test_an_override_of_a_section_the_base_leaves_out_is_refused_too(
+    make_project: MakeProject, run_cli: Callable[..., Result]
+) -> None:
+    """The base file has no handler: section (its defaults apply); staging's is still refused."""
+    config = BASE_CONFIG.replace("handler:\n  path: worker\n  file: handler.py\n", "")
+    config += "    handler: {command: python3 -u /app/handler.py --debug}\n"
+    result = run_cli("config", "validate", cwd=make_project(config))
+    assert result.exit_code == 2, result.output
+    assert [line.split(": ")[2] for line in result.stderr.splitlines()] == ["environments.staging.handler.command"]

@@ -961,3 +961,40 @@ def test_a_non_utf8_byte_is_named_at_its_line_counting_a_leading_empty_line(tmp_
     with pytest.raises(ConfigError) as caught:
         load_config(config)
     assert str(caught.value) == "rpdeploy.yaml:3: not UTF-8 text (byte 0xff)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: [1\n", "rpdeploy.yaml:2: YAML syntax error: expected ',' or ']', but got '<stream end>'"),
+        ("a: *nope\n", "rpdeploy.yaml:1: YAML syntax error: found undefined alias 'nope'"),
+        # A character YAML forbids: PyYAML gives an offset, counted into lines from the start.
+        (
+            "\n\na: b\x00\n",
+            "rpdeploy.yaml:3: YAML syntax error: character U+0000 is not allowed in a YAML file",
+        ),
+    ],
+    ids=["unclosed-flow", "undefined-alias", "nul-on-line-3"],
+)
+def test_a_yaml_syntax_error_is_its_exact_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, Path("rpdeploy.yaml"))
+    assert str(caught.value) == expected
+
+
+DEEP = "[" * 70 + "]" * 70
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A complex key is composed with no index: its step is "?".
+        ("? " + DEEP + "\n: v\n", "rpdeploy.yaml:1: ?[0][0]: values nested deeper than 64 levels"),
+        ("a:\n  - " + DEEP + "\n", "rpdeploy.yaml:2: a[0][0]: values nested deeper than 64 levels"),
+    ],
+    ids=["in-a-key", "in-a-list"],
+)
+def test_a_too_deep_value_names_the_start_of_its_path(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, Path("rpdeploy.yaml"))
+    assert str(caught.value) == expected
