@@ -246,4 +246,5 @@ def test_an_override_of_a_section_the_base_leaves_out_is_refused_too(
     config += "    handler: {command: python3 -u /app/handler.py --debug}\n"
     result = run_cli("config", "validate", cwd=make_project(config))
     assert result.exit_code == 2, result.output
-    assert [line.split(": ")[2] for line in result.stderr.splitlines()] == ["environments.staging.handler.command"]
+    named = [line.split(": ")[2] for line in result.stderr.splitlines()]
+    assert named == ["environments.staging.handler.command"]
