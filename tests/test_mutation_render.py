@@ -6,6 +6,7 @@ never evaluated as templates) each get a test that fails when the protection is 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 from pathlib import Path
@@ -709,3 +710,93 @@ def test_the_refusal_names_a_secret_the_file_holds_not_one_copied_elsewhere(
     file (the other names the validation cases' file, which no rendered file holds)."""
     refused = named_secret(make_project, 'tests:\n  path: "cases-${AWS_ACCESS_KEY_ID}.json"\n', "k3y-id")
     assert "would carry the value of ${AWS_SECRET_ACCESS_KEY}, a secret" in refused
+
+
+def test_the_refusal_says_the_way_out_and_names_a_secret_of_the_same_value(
+    make_project: MakeProject,
+) -> None:
+    """Two secrets share a value; the masker knows it by the first one read (the base's
+    endpoint.env reference), while the copy outside endpoint.env is the other: the refusal
+    still names a secret holding that value, and says what is allowed instead."""
+    config = BASE_CONFIG.replace("  type: QUEUE", '  type: QUEUE\n  env: {KEY_ID: "${AWS_ACCESS_KEY_ID}"}', 1)
+    config += '      name: "ep-${AWS_SECRET_ACCESS_KEY}"\n'
+    environ = {"AWS_ACCESS_KEY_ID": "s3cr3t", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+    with pytest.raises(RenderError) as caught:
+        render_project(load_config(make_project(config) / "rpdeploy.yaml", "staging", environ), IMAGE)
+    assert str(caught.value) == (
+        "build/rpdeploy/staging/endpoint.create.json: would carry the value of ${AWS_ACCESS_KEY_ID},"
+        " a secret: only endpoint.env may reference a runpod-secret (a value that is exactly that"
+        " variable)"
+    )
+
+
+def test_text_length_is_exact_for_a_string_even_far_over_the_limit() -> None:
+    """A string's length is measured, not weighed (weighing stops just past the limit): the
+    refusal says how much the template tried to write."""
+    assert growth.text_length("a" * 2_000_000) == 2_000_000
+    assert growth.text_length(["a"]) == growth.weight(["a"]) == 14
+    with over("'{{ }}' would make 2,000,000 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.bounded_finalize("a" * 2_000_000)
+
+
+def test_the_budgets_hold_in_a_context_no_render_started() -> None:
+    """Code that renders without `reset_budget` (a fresh thread or context) still gets the
+    full budgets, not none."""
+
+    def loops() -> None:
+        for _ in range(MAX_STEPS // MAX_RANGE):
+            bounded_range(MAX_RANGE)
+        with over(f"the template loops more than {MAX_STEPS:,} times in one render"):
+            bounded_range(1)
+
+    def writes() -> None:
+        chunk = "a" * growth.MAX_SIZE
+        for _ in range(MAX_TEXT // growth.MAX_SIZE):
+            BoundedSandbox.bounded_finalize(chunk)
+        with over(f"the template writes more than {MAX_TEXT:,} characters in one render"):
+            BoundedSandbox.bounded_finalize("a")
+
+    contextvars.Context().run(loops)
+    contextvars.Context().run(writes)
+
+
+def test_each_loop_item_costs_exactly_one_step() -> None:
+    reset_budget()
+    for _ in range(MAX_STEPS // MAX_RANGE - 1):
+        bounded_range(MAX_RANGE)
+    bounded_range(MAX_RANGE - 2)
+    assert list(bounded_iter("ab")) == ["a", "b"]  # the last two steps
+    with over(f"the template loops more than {MAX_STEPS:,} times in one render"):
+        list(bounded_iter("c"))
+
+
+def test_repetition_checks_only_a_sequence_times_an_integer() -> None:
+    """Numbers multiply freely, a sequence times a non-integer is Jinja's own error, and a
+    negative count makes nothing, however long the sequence."""
+    check_binop("*", 10**7, 10**7)
+    check_binop("*", "ab", "cd")
+    check_binop("*", ["a"], 2.5)
+    check_binop("*", "a" * 1_000_001, -1)
+    check_binop("*", -3, ["a"] * 1_000_001)
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    assert env.from_string("{{ 3 * 4 }} {{ ('ab' * -2)|length }}").render() == "12 0"
+
+
+def test_a_generated_block_is_weighed_while_it_is_consumed() -> None:
+    """A block body that is no list is consumed piece by piece under the limit (each piece
+    with its item overhead), so the refusal comes before the whole body exists."""
+    with over("a block would make 1,000,008 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.concat(iter(["a" * growth.MAX_SIZE, "b"]))
+    assert BoundedSandbox.concat(piece for piece in ("a", "b")) == "ab"
+
+
+def test_a_power_of_zero_or_one_needs_no_float_of_its_exponent() -> None:
+    """0, 1 and -1 stay small whatever the exponent, even one too large for a float (the bit
+    estimate would fail on it, and log2(0) has no value)."""
+    for left in (0, 1, -1):
+        check_binop("**", left, 10**400)
+        check_binop("**", left, 10**9)
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    assert env.from_string("{{ 1 ** (10 ** 400) }} {{ 0 ** 5000 }}").render() == "1 0"
