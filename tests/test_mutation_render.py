@@ -800,3 +800,19 @@ def test_a_power_of_zero_or_one_needs_no_float_of_its_exponent() -> None:
     env = make_environment(Path("/nonexistent-rpdeploy-project"))
     reset_budget()
     assert env.from_string("{{ 1 ** (10 ** 400) }} {{ 0 ** 5000 }}").render() == "1 0"
+
+
+class _UnnamedMethod:
+    """A callable bound to a string that has no ``__name__`` (no builtin method is one, but the
+    sandbox may be handed any callable): its refusal still reads as a method's."""
+
+    __self__ = "ab"
+
+    def __call__(self, *args: Any) -> str:
+        return "ab"
+
+
+def test_a_method_without_a_name_is_bounded_as_a_method() -> None:
+    check_method_growth(_UnnamedMethod(), (499_995,), {})
+    with over("'.method()' would make 1,000,006 characters or items, over the limit of 1,000,000"):
+        check_method_growth(_UnnamedMethod(), (499_999,), {})
