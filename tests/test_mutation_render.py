@@ -816,3 +816,18 @@ def test_a_method_without_a_name_is_bounded_as_a_method() -> None:
     check_method_growth(_UnnamedMethod(), (499_995,), {})
     with over("'.method()' would make 1,000,006 characters or items, over the limit of 1,000,000"):
         check_method_growth(_UnnamedMethod(), (499_999,), {})
+
+
+def test_a_calls_arguments_are_listed_and_weighed_before_the_call() -> None:
+    """Generator arguments, by position or by keyword, are consumed once under the limit and
+    passed on as lists; together the arguments must weigh under it too."""
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    assert env.from_string("{{ ','.join(x) }}").render(x=iter(["a", "b"])) == "a,b"
+    assert env.from_string("{{ dict(k=x)['k'] }}").render(x=iter(["a", "b"])) == "['a', 'b']"
+    big = ["a" * growth.MAX_SIZE, "b"]
+    for template in ("{{ ','.join(x) }}", "{{ dict(k=x) }}"):
+        with over("a call's arguments would make 1,000,008 characters or items, over the limit of 1,000,000"):
+            env.from_string(template).render(x=iter(big))
+    with over("a call's arguments would make 1,200,000 characters or items, over the limit of 1,000,000"):
+        env.from_string("{{ dict(a=y, b=y) }}").render(y="a" * 600_000)
