@@ -831,3 +831,22 @@ def test_a_calls_arguments_are_listed_and_weighed_before_the_call() -> None:
             env.from_string(template).render(x=iter(big))
     with over("a call's arguments would make 1,200,000 characters or items, over the limit of 1,000,000"):
         env.from_string("{{ dict(a=y, b=y) }}").render(y="a" * 600_000)
+
+
+def test_only_str_replace_gets_the_replace_bound() -> None:
+    """Another method with two arguments keeps the generic bound (receiver times its largest
+    argument), and a replace given too many arguments is left to its own error."""
+    check_method_growth("ab".ljust, (499_995, "x"), {})
+    with over("'.ljust()' would make 1,000,003 characters or items, over the limit of 1,000,000"):
+        check_method_growth("ab".ljust, (499_997, "x"), {})
+    check_method_growth("ab".replace, ("a", "b", 1, 2), {})
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    with pytest.raises(TypeError, match="replace expected at most 3 arguments, got 4"):
+        env.from_string("{{ 'ab'.replace('a', 'b', 1, 2) }}").render()
+
+
+def test_a_method_without_arguments_is_bounded_by_its_receiver() -> None:
+    check_method_growth(("a" * 1_000_000).upper, (), {})
+    with over("'.upper()' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_method_growth(("a" * 1_000_001).upper, (), {})
