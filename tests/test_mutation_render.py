@@ -850,3 +850,12 @@ def test_a_method_without_arguments_is_bounded_by_its_receiver() -> None:
     check_method_growth(("a" * 1_000_000).upper, (), {})
     with over("'.upper()' would make 1,000,001 characters or items, over the limit of 1,000,000"):
         check_method_growth(("a" * 1_000_001).upper, (), {})
+
+
+def test_weight_of_nested_mappings_and_large_integers() -> None:
+    """A mapping's item overhead grows with its depth as a list's does (8 + 2 per level), and
+    an integer weighs a digit per three bits (a decimal digit holds about 3.3)."""
+    assert growth.weight([{"a": 1}]) == 2 + 8 + (2 + 10 + 4 + 2)
+    assert growth.weight([{"a": {"b": "c"}}]) == 2 + 8 + (2 + 10 + 4 + (2 + 12 + 4 + 4))
+    assert growth.weight(10**9) == 30 // 3 + 2
+    assert len(str(10**9)) <= growth.weight(10**9)
