@@ -859,3 +859,13 @@ def test_weight_of_nested_mappings_and_large_integers() -> None:
     assert growth.weight([{"a": {"b": "c"}}]) == 2 + 8 + (2 + 10 + 4 + (2 + 12 + 4 + 4))
     assert growth.weight(10**9) == 30 // 3 + 2
     assert len(str(10**9)) <= growth.weight(10**9)
+
+
+def test_format_map_is_left_to_its_own_bound() -> None:
+    """``format_map``, like ``format``, is bounded when called (wrap_str_format), by each value
+    of its mapping: the generic bound, which would weigh the whole mapping, is not applied."""
+    check_method_growth("{k}".format_map, ({"k": "x" * 2_000_000},), {})
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    text = env.from_string("{{ '{k}{k}'.format_map(d)|length }}").render(d={"k": "x" * 300_000})
+    assert text == "600000"
