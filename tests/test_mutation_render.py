@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 
 from deploy.config import load_config
 from deploy.errors import OutsideProject, RenderError
@@ -869,3 +869,13 @@ def test_format_map_is_left_to_its_own_bound() -> None:
     reset_budget()
     text = env.from_string("{{ '{k}{k}'.format_map(d)|length }}").render(d={"k": "x" * 300_000})
     assert text == "600000"
+
+
+def test_lipsum_is_not_offered() -> None:
+    """``lipsum(n)`` writes n paragraphs; the sandbox removes it (checked here without calling
+    it, which would take minutes if it were there)."""
+    env = BoundedSandbox()
+    assert "lipsum" not in env.globals
+    assert env.globals["range"] is bounded_range
+    with pytest.raises(UndefinedError, match="'lipsum' is undefined"):
+        env.from_string("{{ lipsum(1) }}", globals={}).render()
