@@ -879,3 +879,17 @@ def test_lipsum_is_not_offered() -> None:
     assert env.globals["range"] is bounded_range
     with pytest.raises(UndefinedError, match="'lipsum' is undefined"):
         env.from_string("{{ lipsum(1) }}", globals={}).render()
+
+
+def test_a_filters_input_and_its_arguments_are_checked_apart() -> None:
+    """The filtered value is an input, weighed (a big number there is no width); the arguments
+    after it are the widths and counts; the refusal of the inputs reads exactly so."""
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    assert env.from_string("{{ (10 ** 7)|string }}").render() == "10000000"
+    with over("argument 1e+06 is over the template limit of 1,000,000"):
+        env.from_string("{{ 'a'|indent(1000001, true) }}").render()
+    with over("the input of '|join' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        env.from_string("{{ x|join }}").render(x=["a" * 999_990, "b" * 20])
+    with over("'|map' would make 1,000,008 characters or items, over the limit of 1,000,000"):
+        env.from_string("{{ x|map('upper')|list }}").render(x=iter(["a" * growth.MAX_SIZE, "b"]))
