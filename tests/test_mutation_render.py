@@ -893,3 +893,13 @@ def test_a_filters_input_and_its_arguments_are_checked_apart() -> None:
         env.from_string("{{ x|join }}").render(x=["a" * 999_990, "b" * 20])
     with over("'|map' would make 1,000,008 characters or items, over the limit of 1,000,000"):
         env.from_string("{{ x|map('upper')|list }}").render(x=iter(["a" * growth.MAX_SIZE, "b"]))
+
+
+def test_a_dangling_template_link_out_of_the_project_is_refused_not_skipped(tmp_path: Path) -> None:
+    """A link out of the project whose target is missing is refused too, rather than skipped
+    (which would fall back to the built-in template of that name without a word)."""
+    root = tmp_path / "project"
+    (root / "templates").mkdir(parents=True)
+    (root / "templates" / "Dockerfile.slim.j2").symlink_to(tmp_path / "missing.j2")
+    with pytest.raises(OutsideProject):
+        make_environment(root).get_template("Dockerfile.slim.j2")
