@@ -27,6 +27,7 @@ from deploy.render.environment import (
     _estimate,
     _passes_context,
     _signature,
+    _templates_dir,
     bounded_iter,
     bounded_range,
     builtin_templates_dir,
@@ -903,3 +904,13 @@ def test_a_dangling_template_link_out_of_the_project_is_refused_not_skipped(tmp_
     (root / "templates" / "Dockerfile.slim.j2").symlink_to(tmp_path / "missing.j2")
     with pytest.raises(OutsideProject):
         make_environment(root).get_template("Dockerfile.slim.j2")
+
+
+def test_the_built_in_templates_are_found_in_a_wheel_and_in_a_checkout(tmp_path: Path) -> None:
+    """A wheel packages them as ``deploy/templates``; a checkout has them at its top."""
+    package = tmp_path / "deploy"
+    package.mkdir()
+    assert _templates_dir(package) == tmp_path / "templates"
+    (package / "templates").mkdir()
+    assert _templates_dir(package) == package / "templates"
+    assert builtin_templates_dir() == Path(__file__).resolve().parent.parent / "templates"

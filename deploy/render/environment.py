@@ -67,7 +67,11 @@ def builtin_templates_dir() -> Path:
     In a wheel they are packaged as ``deploy/templates``; in a source checkout they
     are the repository's top-level ``templates/``.
     """
-    package_dir = Path(__file__).resolve().parent.parent
+    return _templates_dir(Path(__file__).resolve().parent.parent)
+
+
+def _templates_dir(package_dir: Path) -> Path:
+    """``<package_dir>/templates`` when packaged (a wheel), else the checkout's ``templates/``."""
     packaged = package_dir / "templates"
     return packaged if packaged.is_dir() else package_dir.parent / "templates"
 
