@@ -914,3 +914,44 @@ def test_the_built_in_templates_are_found_in_a_wheel_and_in_a_checkout(tmp_path:
     (package / "templates").mkdir()
     assert _templates_dir(package) == package / "templates"
     assert builtin_templates_dir() == Path(__file__).resolve().parent.parent / "templates"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("{% include 'nope.j2' %}", "template 'nope.j2' not found in templates/ or rpdeploy's built-ins"),
+        ("{{ nope }}", "templates/Dockerfile.slim.j2:2: 'nope' is undefined"),
+        (
+            "{{ ''.__class__ }}",
+            "templates/Dockerfile.slim.j2:2: unsafe template operation: access to attribute '__class__'"
+            " of 'str' object is unsafe.",
+        ),
+        (
+            "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+            "templates/Dockerfile.slim.j2:2: template recursion is too deep",
+        ),
+        ("{{ 1/0 }}", "templates/Dockerfile.slim.j2:2: template error: ZeroDivisionError: division by zero"),
+        (
+            "{% set s = 'a' * 1000000 %}{{ s }}{{ s }}{{ s }}{{ s }}{{ s }}{{ 'b' }}",
+            "Dockerfile.slim.j2: unsafe template operation: output is over 5,000,000 characters",
+        ),
+    ],
+)
+def test_each_kind_of_template_failure_is_one_exact_line(
+    make_project: MakeProject, body: str, expected: str
+) -> None:
+    assert render_error(make_project, f"# one\n{body}") == expected
+
+
+def test_a_template_syntax_error_names_its_file_and_line(make_project: MakeProject) -> None:
+    message = render_error(make_project, "# one\n{% if %}")
+    assert message.endswith(
+        "/templates/Dockerfile.slim.j2:2: template syntax error: Expected an expression, got 'end of"
+        " statement block'"
+    )
+
+
+def test_a_rendered_file_may_be_exactly_the_output_limit(make_project: MakeProject) -> None:
+    template = "{% set s = 'a' * 1000000 %}" + "{{ s }}" * 5  # 5,000,000 characters, then a newline
+    root = make_project(BASE_CONFIG, files={"templates/Dockerfile.slim.j2": template})
+    assert len(render(root)["Dockerfile.slim"]) == 5_000_001
