@@ -38,7 +38,7 @@ from deploy.render.environment import (
     reset_budget,
 )
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
-from deploy.render.project import _where, bootstrap_files, check_drift, write_files
+from deploy.render.project import _where, bootstrap_files, check_drift, start_command, write_files
 from tests.conftest import BASE_CONFIG, MakeProject
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-0123456789ab"
@@ -955,3 +955,15 @@ def test_a_rendered_file_may_be_exactly_the_output_limit(make_project: MakeProje
     template = "{% set s = 'a' * 1000000 %}" + "{{ s }}" * 5  # 5,000,000 characters, then a newline
     root = make_project(BASE_CONFIG, files={"templates/Dockerfile.slim.j2": template})
     assert len(render(root)["Dockerfile.slim"]) == 5_000_001
+
+
+def test_a_command_that_cannot_be_split_is_one_render_error(make_project: MakeProject) -> None:
+    """The config refuses such a command first; a config built without validation (here by
+    `model_copy`, which does not validate) still gets one clear line, not a traceback."""
+    config = load_config(make_project(BASE_CONFIG) / "rpdeploy.yaml", None, {}).config
+    handler = config.handler.model_copy(update={"command": "python3 'x"})
+    with pytest.raises(RenderError) as caught:
+        start_command(config.model_copy(update={"handler": handler}))
+    assert str(caught.value) == "handler.command: cannot split \"python3 'x\": No closing quotation"
+    handler = config.handler.model_copy(update={"command": "python3 -m 'my worker'"})
+    assert start_command(config.model_copy(update={"handler": handler})) == ["python3", "-m", "my worker"]
