@@ -964,6 +964,6 @@ def test_a_command_that_cannot_be_split_is_one_render_error(make_project: MakePr
     handler = config.handler.model_copy(update={"command": "python3 'x"})
     with pytest.raises(RenderError) as caught:
         start_command(config.model_copy(update={"handler": handler}))
-    assert str(caught.value) == "handler.command: cannot split \"python3 'x\": No closing quotation"
+    assert str(caught.value) == 'handler.command: cannot split "python3 \'x": No closing quotation'
     handler = config.handler.model_copy(update={"command": "python3 -m 'my worker'"})
     assert start_command(config.model_copy(update={"handler": handler})) == ["python3", "-m", "my worker"]
