@@ -38,7 +38,14 @@ from deploy.render.environment import (
     reset_budget,
 )
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
-from deploy.render.project import _where, bootstrap_files, check_drift, start_command, write_files
+from deploy.render.project import (
+    _dockerignore_context,
+    _where,
+    bootstrap_files,
+    check_drift,
+    start_command,
+    write_files,
+)
 from tests.conftest import BASE_CONFIG, MakeProject
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-0123456789ab"
@@ -967,3 +974,21 @@ def test_a_command_that_cannot_be_split_is_one_render_error(make_project: MakePr
     assert str(caught.value) == 'handler.command: cannot split "python3 \'x": No closing quotation'
     handler = config.handler.model_copy(update={"command": "python3 -m 'my worker'"})
     assert start_command(config.model_copy(update={"handler": handler})) == ["python3", "-m", "my worker"]
+
+
+def test_a_handler_path_with_a_trailing_slash_is_the_same_folder(make_project: MakeProject) -> None:
+    """``srcX/`` is ``srcX``, and ``./`` the root layout: the allowlist names each folder
+    once, without the slash (a ``srcX//**`` pattern would match nothing). Only the slash is
+    taken off (the folder's name ends in an X, as mutmut's string mutants do)."""
+    config = BASE_CONFIG.replace("  path: worker\n", '  path: "srcX/"\n')
+    root = make_project(config, name="slash", files={"srcX/handler.py": "print('hi')\n"})
+    assert _dockerignore_context(load_config(root / "rpdeploy.yaml", None, {}).config, root) == {
+        "include": ["srcX", "worker/requirements.txt"],
+        "exclude": ["srcX/**/__pycache__", "srcX/**/*.pyc", "srcX/**/.env*"],
+    }
+    config = BASE_CONFIG.replace("  path: worker\n", '  path: "./"\n')
+    root = make_project(config, name="root-layout", files={"handler.py": "print('hi')\n"})
+    assert _dockerignore_context(load_config(root / "rpdeploy.yaml", None, {}).config, root) == {
+        "include": ["handler.py", "*.py", "worker/requirements.txt"],
+        "exclude": ["**/__pycache__", "**/*.pyc", "**/.env*"],
+    }
