@@ -40,6 +40,7 @@ from deploy.render.environment import (
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
 from deploy.render.project import (
     _dockerignore_context,
+    _failure,
     _where,
     bootstrap_files,
     check_drift,
@@ -992,3 +993,12 @@ def test_a_handler_path_with_a_trailing_slash_is_the_same_folder(make_project: M
         "include": ["handler.py", "*.py", "worker/requirements.txt"],
         "exclude": ["**/__pycache__", "**/*.pyc", "**/.env*"],
     }
+
+
+def test_each_kind_of_failure_has_its_words() -> None:
+    assert _failure(UndefinedError("'x' is undefined")) == "'x' is undefined"
+    assert _failure(SecurityError("no")) == "unsafe template operation: no"
+    assert _failure(RecursionError("deep")) == "template recursion is too deep"
+    assert _failure(MemoryError()) == "template ran out of memory"
+    assert _failure(KeyError()) == "template error: KeyError"  # no message: the kind alone
+    assert _failure(ValueError("bad")) == "template error: ValueError: bad"
