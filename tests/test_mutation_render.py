@@ -1002,3 +1002,18 @@ def test_each_kind_of_failure_has_its_words() -> None:
     assert _failure(MemoryError()) == "template ran out of memory"
     assert _failure(KeyError()) == "template error: KeyError"  # no message: the kind alone
     assert _failure(ValueError("bad")) == "template error: ValueError: bad"
+
+
+@pytest.mark.parametrize("strategy", ["slim", "baked"])
+def test_a_render_result_carries_what_the_build_needs(make_project: MakeProject, strategy: str) -> None:
+    """The slim image's build context also carries the bootstrap modules; a baked one does not.
+    The committed files are the Dockerfile of the strategy and the .dockerignore."""
+    config = BASE_CONFIG.replace("strategy: slim", f"strategy: {strategy}")
+    result = render_project(load_config(make_project(config) / "rpdeploy.yaml", None, {}), IMAGE)
+    assert (result.dockerfile, result.committed, result.image) == (
+        f"Dockerfile.{strategy}",
+        (f"Dockerfile.{strategy}", ".dockerignore"),
+        IMAGE,
+    )
+    assert result.context_files == (bootstrap_files() if strategy == "slim" else {})
+    assert result.context_files or strategy == "baked"
