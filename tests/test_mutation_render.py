@@ -39,6 +39,7 @@ from deploy.render.environment import (
 )
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
 from deploy.render.project import (
+    _dockerfile_context,
     _dockerignore_context,
     _failure,
     _where,
@@ -1017,3 +1018,29 @@ def test_a_render_result_carries_what_the_build_needs(make_project: MakeProject,
     )
     assert result.context_files == (bootstrap_files() if strategy == "slim" else {})
     assert result.context_files or strategy == "baked"
+
+
+def test_what_a_dockerfile_template_sees(make_project: MakeProject) -> None:
+    """Exactly what shapes the image: the handler folder with one slash (``srcX/``: only the
+    slash is taken off), the bootstrap's places, and the installer for a baked image only."""
+    config = BASE_CONFIG.replace("  path: worker\n", '  path: "srcX/"\n')
+    files = {"srcX/handler.py": "print('hi')\n"}
+    expected = {
+        "config_file": "rpdeploy.yaml",
+        "base_image": "127.0.0.1:5000/python:3.11-slim-local",
+        "system_packages": [],
+        "workdir": "/app",
+        "handler_src": "srcX/",
+        "requirements_src": "worker/requirements.txt",
+        "command": ["python3", "-u", "/app/handler.py"],
+        "bootstrap_src": ".rpdeploy/runtime/",
+        "bootstrap_dest": "/opt/rpdeploy/rpdeploy_runtime",
+        "runtime_requirements": "/opt/rpdeploy/requirements.txt",
+    }
+    root = make_project(config, name="slim", files=files)
+    assert _dockerfile_context(load_config(root / "rpdeploy.yaml", None, {})) == expected
+    root = make_project(config.replace("strategy: slim", "strategy: baked"), name="baked", files=files)
+    assert _dockerfile_context(load_config(root / "rpdeploy.yaml", None, {})) == {
+        **expected,
+        "installer": "pip",
+    }
