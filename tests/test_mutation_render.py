@@ -6,13 +6,14 @@ never evaluated as templates) each get a test that fails when the protection is 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 
 from deploy.config import load_config
 from deploy.errors import OutsideProject, RenderError
@@ -26,6 +27,7 @@ from deploy.render.environment import (
     _estimate,
     _passes_context,
     _signature,
+    _templates_dir,
     bounded_iter,
     bounded_range,
     builtin_templates_dir,
@@ -36,7 +38,16 @@ from deploy.render.environment import (
     reset_budget,
 )
 from deploy.render.filters import canonical_json, checked, dockerfile_env, exec_form, shell_quote
-from deploy.render.project import _where, bootstrap_files, check_drift, write_files
+from deploy.render.project import (
+    _dockerfile_context,
+    _dockerignore_context,
+    _failure,
+    _where,
+    bootstrap_files,
+    check_drift,
+    start_command,
+    write_files,
+)
 from tests.conftest import BASE_CONFIG, MakeProject
 
 IMAGE = "127.0.0.1:5000/acme/demo-worker:sha-0123456789ab"
@@ -709,3 +720,327 @@ def test_the_refusal_names_a_secret_the_file_holds_not_one_copied_elsewhere(
     file (the other names the validation cases' file, which no rendered file holds)."""
     refused = named_secret(make_project, 'tests:\n  path: "cases-${AWS_ACCESS_KEY_ID}.json"\n', "k3y-id")
     assert "would carry the value of ${AWS_SECRET_ACCESS_KEY}, a secret" in refused
+
+
+def test_the_refusal_says_the_way_out_and_names_a_secret_of_the_same_value(
+    make_project: MakeProject,
+) -> None:
+    """Two secrets share a value; the masker knows it by the first one read (the base's
+    endpoint.env reference), while the copy outside endpoint.env is the other: the refusal
+    still names a secret holding that value, and says what is allowed instead."""
+    config = BASE_CONFIG.replace("  type: QUEUE", '  type: QUEUE\n  env: {KEY_ID: "${AWS_ACCESS_KEY_ID}"}', 1)
+    config += '      name: "ep-${AWS_SECRET_ACCESS_KEY}"\n'
+    environ = {"AWS_ACCESS_KEY_ID": "s3cr3t", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+    with pytest.raises(RenderError) as caught:
+        render_project(load_config(make_project(config) / "rpdeploy.yaml", "staging", environ), IMAGE)
+    assert str(caught.value) == (
+        "build/rpdeploy/staging/endpoint.create.json: would carry the value of ${AWS_ACCESS_KEY_ID},"
+        " a secret: only endpoint.env may reference a runpod-secret (a value that is exactly that"
+        " variable)"
+    )
+
+
+def test_text_length_is_exact_for_a_string_even_far_over_the_limit() -> None:
+    """A string's length is measured, not weighed (weighing stops just past the limit): the
+    refusal says how much the template tried to write."""
+    assert growth.text_length("a" * 2_000_000) == 2_000_000
+    assert growth.text_length(["a"]) == growth.weight(["a"]) == 14
+    with over("'{{ }}' would make 2,000,000 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.bounded_finalize("a" * 2_000_000)
+
+
+def test_the_budgets_hold_in_a_context_no_render_started() -> None:
+    """Code that renders without `reset_budget` (a fresh thread or context) still gets the
+    full budgets, not none."""
+
+    def loops() -> None:
+        for _ in range(MAX_STEPS // MAX_RANGE):
+            bounded_range(MAX_RANGE)
+        with over(f"the template loops more than {MAX_STEPS:,} times in one render"):
+            bounded_range(1)
+
+    def writes() -> None:
+        chunk = "a" * growth.MAX_SIZE
+        for _ in range(MAX_TEXT // growth.MAX_SIZE):
+            BoundedSandbox.bounded_finalize(chunk)
+        with over(f"the template writes more than {MAX_TEXT:,} characters in one render"):
+            BoundedSandbox.bounded_finalize("a")
+
+    contextvars.Context().run(loops)
+    contextvars.Context().run(writes)
+
+
+def test_each_loop_item_costs_exactly_one_step() -> None:
+    reset_budget()
+    for _ in range(MAX_STEPS // MAX_RANGE - 1):
+        bounded_range(MAX_RANGE)
+    bounded_range(MAX_RANGE - 2)
+    assert list(bounded_iter("ab")) == ["a", "b"]  # the last two steps
+    with over(f"the template loops more than {MAX_STEPS:,} times in one render"):
+        list(bounded_iter("c"))
+
+
+def test_repetition_checks_only_a_sequence_times_an_integer() -> None:
+    """Numbers multiply freely, a sequence times a non-integer is Jinja's own error, and a
+    negative count makes nothing, however long the sequence."""
+    check_binop("*", 10**7, 10**7)
+    check_binop("*", "ab", "cd")
+    check_binop("*", ["a"], 2.5)
+    check_binop("*", "a" * 1_000_001, -1)
+    check_binop("*", -3, ["a"] * 1_000_001)
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    assert env.from_string("{{ 3 * 4 }} {{ ('ab' * -2)|length }}").render() == "12 0"
+
+
+def test_a_generated_block_is_weighed_while_it_is_consumed() -> None:
+    """A block body that is no list is consumed piece by piece under the limit (each piece
+    with its item overhead), so the refusal comes before the whole body exists."""
+    with over("a block would make 1,000,008 characters or items, over the limit of 1,000,000"):
+        BoundedSandbox.concat(iter(["a" * growth.MAX_SIZE, "b"]))
+    assert BoundedSandbox.concat(piece for piece in ("a", "b")) == "ab"
+
+
+def test_a_power_of_zero_or_one_needs_no_float_of_its_exponent() -> None:
+    """0, 1 and -1 stay small whatever the exponent, even one too large for a float (the bit
+    estimate would fail on it, and log2(0) has no value)."""
+    for left in (0, 1, -1):
+        check_binop("**", left, 10**400)
+        check_binop("**", left, 10**9)
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    assert env.from_string("{{ 1 ** (10 ** 400) }} {{ 0 ** 5000 }}").render() == "1 0"
+
+
+class _UnnamedMethod:
+    """A callable bound to a string that has no ``__name__`` (no builtin method is one, but the
+    sandbox may be handed any callable): its refusal still reads as a method's."""
+
+    __self__ = "ab"
+
+    def __call__(self, *args: Any) -> str:
+        return "ab"
+
+
+def test_a_method_without_a_name_is_bounded_as_a_method() -> None:
+    check_method_growth(_UnnamedMethod(), (499_995,), {})
+    with over("'.method()' would make 1,000,006 characters or items, over the limit of 1,000,000"):
+        check_method_growth(_UnnamedMethod(), (499_999,), {})
+
+
+def test_a_calls_arguments_are_listed_and_weighed_before_the_call() -> None:
+    """Generator arguments, by position or by keyword, are consumed once under the limit and
+    passed on as lists; together the arguments must weigh under it too."""
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    assert env.from_string("{{ ','.join(x) }}").render(x=iter(["a", "b"])) == "a,b"
+    assert env.from_string("{{ dict(k=x)['k'] }}").render(x=iter(["a", "b"])) == "['a', 'b']"
+    big = ["a" * growth.MAX_SIZE, "b"]
+    for template in ("{{ ','.join(x) }}", "{{ dict(k=x) }}"):
+        with over("a call's arguments would make 1,000,008 characters or items, over the limit of 1,000,000"):
+            env.from_string(template).render(x=iter(big))
+    with over("a call's arguments would make 1,200,000 characters or items, over the limit of 1,000,000"):
+        env.from_string("{{ dict(a=y, b=y) }}").render(y="a" * 600_000)
+
+
+def test_only_str_replace_gets_the_replace_bound() -> None:
+    """Another method with two arguments keeps the generic bound (receiver times its largest
+    argument), and a replace given too many arguments is left to its own error."""
+    check_method_growth("ab".ljust, (499_995, "x"), {})
+    with over("'.ljust()' would make 1,000,003 characters or items, over the limit of 1,000,000"):
+        check_method_growth("ab".ljust, (499_997, "x"), {})
+    check_method_growth("ab".replace, ("a", "b", 1, 2), {})
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    with pytest.raises(TypeError, match="replace expected at most 3 arguments, got 4"):
+        env.from_string("{{ 'ab'.replace('a', 'b', 1, 2) }}").render()
+
+
+def test_a_method_without_arguments_is_bounded_by_its_receiver() -> None:
+    check_method_growth(("a" * 1_000_000).upper, (), {})
+    with over("'.upper()' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        check_method_growth(("a" * 1_000_001).upper, (), {})
+
+
+def test_weight_of_nested_mappings_and_large_integers() -> None:
+    """A mapping's item overhead grows with its depth as a list's does (8 + 2 per level), and
+    an integer weighs a digit per three bits (a decimal digit holds about 3.3)."""
+    assert growth.weight([{"a": 1}]) == 2 + 8 + (2 + 10 + 4 + 2)
+    assert growth.weight([{"a": {"b": "c"}}]) == 2 + 8 + (2 + 10 + 4 + (2 + 12 + 4 + 4))
+    assert growth.weight(10**9) == 30 // 3 + 2
+    assert len(str(10**9)) <= growth.weight(10**9)
+
+
+def test_format_map_is_left_to_its_own_bound() -> None:
+    """``format_map``, like ``format``, is bounded when called (wrap_str_format), by each value
+    of its mapping: the generic bound, which would weigh the whole mapping, is not applied."""
+    check_method_growth("{k}".format_map, ({"k": "x" * 2_000_000},), {})
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    text = env.from_string("{{ '{k}{k}'.format_map(d)|length }}").render(d={"k": "x" * 300_000})
+    assert text == "600000"
+
+
+def test_lipsum_is_not_offered() -> None:
+    """``lipsum(n)`` writes n paragraphs; the sandbox removes it (checked here without calling
+    it, which would take minutes if it were there)."""
+    env = BoundedSandbox()
+    assert "lipsum" not in env.globals
+    assert env.globals["range"] is bounded_range
+    with pytest.raises(UndefinedError, match="'lipsum' is undefined"):
+        env.from_string("{{ lipsum(1) }}", globals={}).render()
+
+
+def test_a_filters_input_and_its_arguments_are_checked_apart() -> None:
+    """The filtered value is an input, weighed (a big number there is no width); the arguments
+    after it are the widths and counts; the refusal of the inputs reads exactly so."""
+    env = make_environment(Path("/nonexistent-rpdeploy-project"))
+    reset_budget()
+    assert env.from_string("{{ (10 ** 7)|string }}").render() == "10000000"
+    with over("argument 1e+06 is over the template limit of 1,000,000"):
+        env.from_string("{{ 'a'|indent(1000001, true) }}").render()
+    with over("the input of '|join' would make 1,000,001 characters or items, over the limit of 1,000,000"):
+        env.from_string("{{ x|join }}").render(x=["a" * 999_990, "b" * 20])
+    with over("'|map' would make 1,000,008 characters or items, over the limit of 1,000,000"):
+        env.from_string("{{ x|map('upper')|list }}").render(x=iter(["a" * growth.MAX_SIZE, "b"]))
+
+
+def test_a_dangling_template_link_out_of_the_project_is_refused_not_skipped(tmp_path: Path) -> None:
+    """A link out of the project whose target is missing is refused too, rather than skipped
+    (which would fall back to the built-in template of that name without a word)."""
+    root = tmp_path / "project"
+    (root / "templates").mkdir(parents=True)
+    (root / "templates" / "Dockerfile.slim.j2").symlink_to(tmp_path / "missing.j2")
+    with pytest.raises(OutsideProject):
+        make_environment(root).get_template("Dockerfile.slim.j2")
+
+
+def test_the_built_in_templates_are_found_in_a_wheel_and_in_a_checkout(tmp_path: Path) -> None:
+    """A wheel packages them as ``deploy/templates``; a checkout has them at its top."""
+    package = tmp_path / "deploy"
+    package.mkdir()
+    assert _templates_dir(package) == tmp_path / "templates"
+    (package / "templates").mkdir()
+    assert _templates_dir(package) == package / "templates"
+    assert builtin_templates_dir() == Path(__file__).resolve().parent.parent / "templates"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("{% include 'nope.j2' %}", "template 'nope.j2' not found in templates/ or rpdeploy's built-ins"),
+        ("{{ nope }}", "templates/Dockerfile.slim.j2:2: 'nope' is undefined"),
+        (
+            "{{ ''.__class__ }}",
+            "templates/Dockerfile.slim.j2:2: unsafe template operation: access to attribute '__class__'"
+            " of 'str' object is unsafe.",
+        ),
+        (
+            "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+            "templates/Dockerfile.slim.j2:2: template recursion is too deep",
+        ),
+        ("{{ 1/0 }}", "templates/Dockerfile.slim.j2:2: template error: ZeroDivisionError: division by zero"),
+        (
+            "{% set s = 'a' * 1000000 %}{{ s }}{{ s }}{{ s }}{{ s }}{{ s }}{{ 'b' }}",
+            "Dockerfile.slim.j2: unsafe template operation: output is over 5,000,000 characters",
+        ),
+    ],
+)
+def test_each_kind_of_template_failure_is_one_exact_line(
+    make_project: MakeProject, body: str, expected: str
+) -> None:
+    assert render_error(make_project, f"# one\n{body}") == expected
+
+
+def test_a_template_syntax_error_names_its_file_and_line(make_project: MakeProject) -> None:
+    message = render_error(make_project, "# one\n{% if %}")
+    assert message.endswith(
+        "/templates/Dockerfile.slim.j2:2: template syntax error: Expected an expression, got 'end of"
+        " statement block'"
+    )
+
+
+def test_a_rendered_file_may_be_exactly_the_output_limit(make_project: MakeProject) -> None:
+    template = "{% set s = 'a' * 1000000 %}" + "{{ s }}" * 5  # 5,000,000 characters, then a newline
+    root = make_project(BASE_CONFIG, files={"templates/Dockerfile.slim.j2": template})
+    assert len(render(root)["Dockerfile.slim"]) == 5_000_001
+
+
+def test_a_command_that_cannot_be_split_is_one_render_error(make_project: MakeProject) -> None:
+    """The config refuses such a command first; a config built without validation (here by
+    `model_copy`, which does not validate) still gets one clear line, not a traceback."""
+    config = load_config(make_project(BASE_CONFIG) / "rpdeploy.yaml", None, {}).config
+    handler = config.handler.model_copy(update={"command": "python3 'x"})
+    with pytest.raises(RenderError) as caught:
+        start_command(config.model_copy(update={"handler": handler}))
+    assert str(caught.value) == 'handler.command: cannot split "python3 \'x": No closing quotation'
+    handler = config.handler.model_copy(update={"command": "python3 -m 'my worker'"})
+    assert start_command(config.model_copy(update={"handler": handler})) == ["python3", "-m", "my worker"]
+
+
+def test_a_handler_path_with_a_trailing_slash_is_the_same_folder(make_project: MakeProject) -> None:
+    """``srcX/`` is ``srcX``, and ``./`` the root layout: the allowlist names each folder
+    once, without the slash (a ``srcX//**`` pattern would match nothing). Only the slash is
+    taken off (the folder's name ends in an X, as mutmut's string mutants do)."""
+    config = BASE_CONFIG.replace("  path: worker\n", '  path: "srcX/"\n')
+    root = make_project(config, name="slash", files={"srcX/handler.py": "print('hi')\n"})
+    assert _dockerignore_context(load_config(root / "rpdeploy.yaml", None, {}).config, root) == {
+        "include": ["srcX", "worker/requirements.txt"],
+        "exclude": ["srcX/**/__pycache__", "srcX/**/*.pyc", "srcX/**/.env*"],
+    }
+    config = BASE_CONFIG.replace("  path: worker\n", '  path: "./"\n')
+    root = make_project(config, name="root-layout", files={"handler.py": "print('hi')\n"})
+    assert _dockerignore_context(load_config(root / "rpdeploy.yaml", None, {}).config, root) == {
+        "include": ["handler.py", "*.py", "worker/requirements.txt"],
+        "exclude": ["**/__pycache__", "**/*.pyc", "**/.env*"],
+    }
+
+
+def test_each_kind_of_failure_has_its_words() -> None:
+    assert _failure(UndefinedError("'x' is undefined")) == "'x' is undefined"
+    assert _failure(SecurityError("no")) == "unsafe template operation: no"
+    assert _failure(RecursionError("deep")) == "template recursion is too deep"
+    assert _failure(MemoryError()) == "template ran out of memory"
+    assert _failure(KeyError()) == "template error: KeyError"  # no message: the kind alone
+    assert _failure(ValueError("bad")) == "template error: ValueError: bad"
+
+
+@pytest.mark.parametrize("strategy", ["slim", "baked"])
+def test_a_render_result_carries_what_the_build_needs(make_project: MakeProject, strategy: str) -> None:
+    """The slim image's build context also carries the bootstrap modules; a baked one does not.
+    The committed files are the Dockerfile of the strategy and the .dockerignore."""
+    config = BASE_CONFIG.replace("strategy: slim", f"strategy: {strategy}")
+    result = render_project(load_config(make_project(config) / "rpdeploy.yaml", None, {}), IMAGE)
+    assert (result.dockerfile, result.committed, result.image) == (
+        f"Dockerfile.{strategy}",
+        (f"Dockerfile.{strategy}", ".dockerignore"),
+        IMAGE,
+    )
+    assert result.context_files == (bootstrap_files() if strategy == "slim" else {})
+    assert result.context_files or strategy == "baked"
+
+
+def test_what_a_dockerfile_template_sees(make_project: MakeProject) -> None:
+    """Exactly what shapes the image: the handler folder with one slash (``srcX/``: only the
+    slash is taken off), the bootstrap's places, and the installer for a baked image only."""
+    config = BASE_CONFIG.replace("  path: worker\n", '  path: "srcX/"\n')
+    files = {"srcX/handler.py": "print('hi')\n"}
+    expected = {
+        "config_file": "rpdeploy.yaml",
+        "base_image": "127.0.0.1:5000/python:3.11-slim-local",
+        "system_packages": [],
+        "workdir": "/app",
+        "handler_src": "srcX/",
+        "requirements_src": "worker/requirements.txt",
+        "command": ["python3", "-u", "/app/handler.py"],
+        "bootstrap_src": ".rpdeploy/runtime/",
+        "bootstrap_dest": "/opt/rpdeploy/rpdeploy_runtime",
+        "runtime_requirements": "/opt/rpdeploy/requirements.txt",
+    }
+    root = make_project(config, name="slim", files=files)
+    assert _dockerfile_context(load_config(root / "rpdeploy.yaml", None, {})) == expected
+    root = make_project(config.replace("strategy: slim", "strategy: baked"), name="baked", files=files)
+    assert _dockerfile_context(load_config(root / "rpdeploy.yaml", None, {})) == {
+        **expected,
+        "installer": "pip",
+    }

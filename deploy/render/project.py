@@ -134,18 +134,25 @@ def _render(env: jinja2.Environment, template_name: str, context: dict[str, Any]
         raise RenderError(f"template {exc.name!r} not found in templates/ or rpdeploy's built-ins") from None
     except RpdeployError:
         raise
-    except jinja2.UndefinedError as exc:
-        raise RenderError(f"{_where(exc, template_name, root)}: {exc.message}") from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise RenderError(f"{_where(exc, template_name, root)}: unsafe template operation: {exc}") from None
-    except RecursionError as exc:
-        raise RenderError(f"{_where(exc, template_name, root)}: template recursion is too deep") from None
-    except MemoryError as exc:
-        raise RenderError(f"{_where(exc, template_name, root)}: template ran out of memory") from None
     except Exception as exc:
-        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise RenderError(f"{_where(exc, template_name, root)}: template error: {what}") from None
+        # One place for every kind: the template's name is what `_where` falls back to when no
+        # template frame raised (the output bound above).
+        raise RenderError(f"{_where(exc, template_name, root)}: {_failure(exc)}") from None
     return _normalize(text)
+
+
+def _failure(exc: Exception) -> str:
+    """What went wrong while a template ran, in words (`_where` says where)."""
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"{exc.message}"
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"unsafe template operation: {exc}"
+    if isinstance(exc, RecursionError):
+        return "template recursion is too deep"
+    if isinstance(exc, MemoryError):
+        return "template ran out of memory"
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return f"template error: {what}"
 
 
 def _where(exc: BaseException, template_name: str, root: Path) -> str:
