@@ -112,7 +112,7 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
     except ReaderError as exc:
         # A character YAML forbids in a file (NUL, ESC, ...); PyYAML gives an offset, not a line.
         number = text[: exc.position].count("\n") + 1
-        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        code: int = exc.character  # PyYAML's Reader gives the character's ord(), not the character
         raise ConfigError(
             f"{file.name}:{number}: YAML syntax error: character U+{code:04X} is not allowed in a YAML file"
         ) from None
