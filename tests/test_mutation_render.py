@@ -17,7 +17,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from deploy.config import load_config
 from deploy.errors import OutsideProject, RenderError
-from deploy.render import growth, render_project
+from deploy.render import endpoint_spec, growth, render_project
 from deploy.render.environment import (
     MAX_RANGE,
     MAX_STEPS,
@@ -1044,3 +1044,43 @@ def test_what_a_dockerfile_template_sees(make_project: MakeProject) -> None:
         **expected,
         "installer": "pip",
     }
+
+
+def test_a_mapping_key_is_weighed_one_level_below_its_mapping() -> None:
+    """A key sits as deep as its value: a key nested to the depth limit exactly passes, one
+    level more is refused."""
+
+    def nested(levels: int) -> Any:
+        value: Any = "x"
+        for _ in range(levels):
+            value = (value,)
+        return value
+
+    assert growth.weight({nested(growth.MAX_DEPTH - 1): 1}) > 0
+    with pytest.raises(SecurityError, match=f"nested over {growth.MAX_DEPTH} levels"):
+        growth.weight({nested(growth.MAX_DEPTH): 1})
+
+
+def test_a_generator_is_refused_by_what_its_items_weigh_together() -> None:
+    """Each item is far under the limit; together they are over it."""
+    items = (("x" * (growth.MAX_SIZE // 4)) for _ in range(8))
+    with pytest.raises(SecurityError, match="the items would make"):
+        growth.materialize(items, "the items")
+
+
+def test_only_percent_formats_a_string_left_operand(tmp_path: Path) -> None:
+    """The format-width bound is for ``%``: another intercepted operator on the same text is
+    Python's own error (a str has no power), not a format refusal."""
+    env = make_environment(tmp_path)
+    reset_budget()
+    with pytest.raises(TypeError, match="unsupported operand"):
+        env.from_string("{{ '%1234567d' ** 2 }}").render()
+
+
+def test_an_update_body_runpod_would_refuse_is_named_as_the_update_file() -> None:
+    with pytest.raises(RenderError) as caught:
+        endpoint_spec.update_request({"type": "QUEUE", "bogus": 1})
+    assert str(caught.value) == (
+        "endpoint.update.json: RunPod would refuse this body:"
+        " $: Unevaluated properties are not allowed ('bogus' was unexpected)"
+    )
