@@ -998,3 +998,14 @@ def test_a_too_deep_value_names_the_start_of_its_path(text: str, expected: str) 
     with pytest.raises(ConfigError) as caught:
         parse_yaml(text, Path("rpdeploy.yaml"))
     assert str(caught.value) == expected
+
+
+def test_an_alias_bomb_of_long_values_is_refused() -> None:
+    # Values count towards the expanded characters as keys do: 202 aliases of a 50,000-character value.
+    text = "a: &x " + "y" * 50_000 + "\nb: [" + ", ".join(["*x"] * 202) + "]\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, Path("x.yaml"))
+    assert caught.value.problems == [
+        "x.yaml:2: b: aliases expand to more than 10,000,000 characters beyond the file's own"
+        " (an alias bomb?)"
+    ]

@@ -136,7 +136,9 @@ class _DepthLimitedLoader(yaml.SafeLoader):
             if value == "<<":
                 return _MERGE
             return _YAML + ("null" if value in _NULLS else "str")
-        resolved: str = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        # Past the plain scalars above, SafeLoader resolves by kind alone (the value is read only
+        # for plain scalars' implicit types).
+        resolved: str = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # pragma: no mutate
         return resolved
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
@@ -185,7 +187,8 @@ class _Converter:
         self.chars: dict[int, int] = {}
         self.depth: dict[int, int] = {}
         self.building: set[int] = set()
-        self.constructor = yaml.SafeLoader("")
+        # Only its constructors are used (on tagged scalars), never its stream.
+        self.constructor = yaml.SafeLoader("")  # pragma: no mutate
 
     def problem(self, path: PathKey, message: str) -> YamlProblem:
         """A problem at ``path``, on its recorded line (where an alias was used) or its nearest
@@ -301,11 +304,11 @@ class _Converter:
     def _scalar(self, node: ScalarNode, path: PathKey) -> Any:
         if node.tag == _YAML + "str":
             return _join_surrogates(node.value)
-        if node.tag == _YAML + "null":
-            return None
         self._tag(node, path, *_EXPLICIT)
         try:
-            return self.constructor.construct_object(node, deep=True)
+            # A null (plain `~`, `null` or an explicit !!null) comes out as None here too; a
+            # scalar has nothing deeper to build.
+            return self.constructor.construct_object(node)
         except (ArithmeticError, LookupError, TypeError, ValueError, yaml.YAMLError) as exc:
             # PyYAML's constructors fail on a malformed explicit value (`!!int` alone, `!!bool maybe`)
             # with whatever the conversion raised.
