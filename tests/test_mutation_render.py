@@ -1084,3 +1084,53 @@ def test_an_update_body_runpod_would_refuse_is_named_as_the_update_file() -> Non
         "endpoint.update.json: RunPod would refuse this body:"
         " $: Unevaluated properties are not allowed ('bogus' was unexpected)"
     )
+
+
+def test_a_root_layout_handler_started_as_a_module_copies_its_package_and_runs_it(
+    make_project: MakeProject,
+) -> None:
+    """``handler.module`` in the root layout: the CMD is ``python3 -u -m <module>`` and the
+    allowlist lets in the module's top-level package, not a piece of its dotted name."""
+    config = BASE_CONFIG.replace(
+        "handler:\n  path: worker\n  file: handler.py\n",
+        'handler:\n  path: "."\n  file: handler.py\n  module: app.main\n',
+    ).replace("requirements: worker/requirements.txt", "requirements: requirements.txt")
+    root = make_project(config, files={"handler.py": "", "requirements.txt": "six\n", "app/__init__.py": ""})
+    files = render_project(load_config(root / "rpdeploy.yaml", None), IMAGE).files
+    assert 'CMD ["python3", "-u", "-m", "app.main"]' in files["Dockerfile.slim"]
+    allowed = [line for line in files[".dockerignore"].splitlines() if line.startswith("!")]
+    assert "!app" in allowed
+    assert "!main" not in allowed
+    assert "!app.main" not in allowed
+
+
+INCLUDES_SUB = (
+    '{% extends "builtin/Dockerfile.slim.j2" %}'
+    '{% block environment %}{% include "sub/secret.j2" %}{% endblock %}'
+)
+
+
+def test_a_template_reached_through_a_linked_folder_out_of_the_project_is_refused(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """The template file itself is no link, but the folder it sits in links out of the project:
+    still refused, before Jinja reads it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.j2").write_text("SECRET\n")
+    root = make_project(
+        BASE_CONFIG,
+        files={"templates/Dockerfile.slim.j2": INCLUDES_SUB},
+    )
+    (root / "templates" / "sub").symlink_to(outside)
+    with pytest.raises(OutsideProject):
+        render_project(load_config(root / "rpdeploy.yaml", None), IMAGE)
+
+
+def test_every_problem_of_a_refused_body_is_listed() -> None:
+    with pytest.raises(RenderError) as caught:
+        endpoint_spec.update_request({"type": "QUEUE", "bogus": 1, "templateId": 5})
+    assert str(caught.value) == (
+        "endpoint.update.json: RunPod would refuse this body: templateId: 5 is not of type 'string';"
+        " $: Unevaluated properties are not allowed ('bogus', 'templateId' were unexpected)"
+    )

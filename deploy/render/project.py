@@ -255,7 +255,7 @@ def _dockerignore_context(config: Config, root: Path) -> dict[str, Any]:
     """
     handler = config.handler
     handler_dir = handler.path.rstrip("/")
-    if handler_dir in ("", "."):
+    if handler_dir == ".":  # the config refuses an empty or absolute handler.path
         parent = str(PurePosixPath(handler.file).parent)
         include = [handler.file, "*.py" if parent == "." else f"{parent}/*.py"]
         include += _local_packages(root, parent)
