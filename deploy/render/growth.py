@@ -239,7 +239,9 @@ FILTER_BOUNDS: dict[str, Bound] = {
     "list": lambda a: text_length(a["value"]) if isinstance(a["value"], str) else weight(a["value"]),
     "pprint": lambda a: weight([a["value"]]),
     "tojson": lambda a: weight([a["value"]]) * (1 + _int(a.get("indent"), 0)),
-    "urlencode": lambda a: weight([a["value"]]),
+    # Every UTF-8 byte may become %XX: three characters for each (':' and '{' included), more
+    # than a value's weight as text (an ASCII character weighs 2 inside a container).
+    "urlencode": lambda a: weight([a["value"]]) * 3,
     "filesizeformat": lambda a: 64,
     # rpdeploy's own filters (deploy.render.filters)
     "shell_quote": lambda a: text_length(a["value"]) * 5 + 2,
