@@ -1095,7 +1095,8 @@ def test_a_root_layout_handler_started_as_a_module_copies_its_package_and_runs_i
         "handler:\n  path: worker\n  file: handler.py\n",
         'handler:\n  path: "."\n  file: handler.py\n  module: app.main\n',
     ).replace("requirements: worker/requirements.txt", "requirements: requirements.txt")
-    root = make_project(config, files={"handler.py": "", "requirements.txt": "six\n", "app/__init__.py": ""})
+    # A namespace package (no __init__.py): only handler.module lets it in, not the local-package scan.
+    root = make_project(config, files={"handler.py": "", "requirements.txt": "six\n", "app/main.py": ""})
     files = render_project(load_config(root / "rpdeploy.yaml", None), IMAGE).files
     assert 'CMD ["python3", "-u", "-m", "app.main"]' in files["Dockerfile.slim"]
     allowed = [line for line in files[".dockerignore"].splitlines() if line.startswith("!")]
@@ -1133,4 +1134,37 @@ def test_every_problem_of_a_refused_body_is_listed() -> None:
     assert str(caught.value) == (
         "endpoint.update.json: RunPod would refuse this body: templateId: 5 is not of type 'string';"
         " $: Unevaluated properties are not allowed ('bogus', 'templateId' were unexpected)"
+    )
+
+
+def test_a_runtime_setting_copying_a_runpod_secret_becomes_its_reference(make_project: MakeProject) -> None:
+    """runtime.s3.bucket interpolated from a runpod-secret's variable goes into the endpoint env
+    (RPDEPLOY_S3_BUCKET) as the secret's reference, like an endpoint.env copy, never the value."""
+    config = BASE_CONFIG.replace(
+        "  requirements: worker/requirements.txt\n",
+        "  requirements: worker/requirements.txt\n  s3: {bucket: '${AWS_ACCESS_KEY_ID}'}\n",
+    )
+    loaded = load_config(make_project(config) / "rpdeploy.yaml", None, {"AWS_ACCESS_KEY_ID": "envs-bucket"})
+    body = json.loads(render_project(loaded, IMAGE).files["build/rpdeploy/default/endpoint.create.json"])
+    assert body["env"]["RPDEPLOY_S3_BUCKET"] == "{{ RUNPOD_SECRET_demo_aws_access_key_id }}"
+
+
+def test_render_checks_the_create_body_itself_for_a_config_built_without_validation(
+    make_project: MakeProject,
+) -> None:
+    """Render refuses what RunPod would refuse even when the config skipped validation: an
+    idleTimeout given on an endpoint scaling on REQUEST_COUNT (config validation says the same)."""
+    config = BASE_CONFIG.replace(
+        "{type: QUEUE_DELAY, queueDelay: 4}", "{type: REQUEST_COUNT, requestCount: 3}"
+    )
+    loaded = load_config(make_project(config.replace("idleTimeout: 5}", "}")) / "rpdeploy.yaml", None)
+    workers = loaded.config.endpoint.workers.model_copy(update={"idle_timeout": 5})
+    unchecked = loaded.config.model_copy(
+        update={"endpoint": loaded.config.endpoint.model_copy(update={"workers": workers})}
+    )
+    with pytest.raises(RenderError) as caught:
+        endpoint_spec.create_request(unchecked, None, IMAGE)
+    assert str(caught.value) == (
+        "endpoint.create.json: RunPod would refuse this body: workers.idleTimeout: not applicable to"
+        " QUEUE endpoints scaling on REQUEST_COUNT (RunPod rejects it)"
     )
