@@ -1168,3 +1168,24 @@ def test_render_checks_the_create_body_itself_for_a_config_built_without_validat
         "endpoint.create.json: RunPod would refuse this body: workers.idleTimeout: not applicable to"
         " QUEUE endpoints scaling on REQUEST_COUNT (RunPod rejects it)"
     )
+
+
+def test_ports_registry_and_excluded_cards_reach_the_create_body(make_project: MakeProject) -> None:
+    config = BASE_CONFIG.replace(
+        "  gpu:\n    pools: [ADA_24]\n",
+        "  gpu:\n    pools: [AMPERE_16]\n    excludedTypes: [NVIDIA RTX A4000]\n"
+        "  ports: [8000/http, 22/tcp]\n  registry: cred-123\n",
+    )
+    loaded = load_config(make_project(config) / "rpdeploy.yaml", None)
+    body = endpoint_spec.create_request(loaded.config, None, IMAGE)
+    assert body["ports"] == ["8000/http", "22/tcp"]
+    assert body["registry"] == "cred-123"
+    assert body["gpu"]["excludedTypes"] == ["NVIDIA RTX A4000"]
+
+
+def test_a_pool_the_vendored_catalog_does_not_know_is_rendered_not_refused(make_project: MakeProject) -> None:
+    """Catalog problems only warn (RunPod's live catalog may know a pool ours does not)."""
+    config = BASE_CONFIG.replace("pools: [ADA_24]", "pools: [ADA_24, FUTURE_96]")
+    loaded = load_config(make_project(config) / "rpdeploy.yaml", None)
+    body = endpoint_spec.create_request(loaded.config, None, IMAGE)
+    assert body["gpu"]["pools"] == ["ADA_24", "FUTURE_96"]
