@@ -1189,3 +1189,15 @@ def test_a_pool_the_vendored_catalog_does_not_know_is_rendered_not_refused(make_
     loaded = load_config(make_project(config) / "rpdeploy.yaml", None)
     body = endpoint_spec.create_request(loaded.config, None, IMAGE)
     assert body["gpu"]["pools"] == ["ADA_24", "FUTURE_96"]
+
+
+def test_a_minimum_cuda_version_and_a_fractional_queue_delay_reach_the_create_body(
+    make_project: MakeProject,
+) -> None:
+    config = BASE_CONFIG.replace(
+        "    pools: [ADA_24]\n", "    pools: [ADA_24]\n    minCudaVersion: '12.4'\n"
+    ).replace("queueDelay: 4}", "queueDelay: 2.5}")
+    loaded = load_config(make_project(config) / "rpdeploy.yaml", None)
+    body = endpoint_spec.create_request(loaded.config, None, IMAGE)
+    assert body["gpu"]["minCudaVersion"] == "12.4"
+    assert body["scaling"] == {"type": "QUEUE_DELAY", "queueDelay": 2.5}
