@@ -362,7 +362,8 @@ def make_environment(project_root: Path) -> BoundedSandbox:
     (a cached one would keep resolving that name to the built-in).
     """
     overrides = project_root / "templates"
-    present = tuple(sorted(p.name for p in overrides.glob("*.j2"))) if overrides.is_dir() else ()
+    # A project without templates/ (or with a file of that name) globs nothing.
+    present = tuple(sorted(p.name for p in overrides.glob("*.j2")))
     return _environment(project_root, present)
 
 
