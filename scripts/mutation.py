@@ -172,11 +172,17 @@ def copy_tree(dest: Path, *, fresh: bool = True) -> None:
             shutil.copy2(source, dest / name)
 
 
-def mutmut_table(package: Package, present: list[str], extras: list[str]) -> str:
-    # The tests are listed with the pytest arguments, not in tests_dir (deprecated in mutmut 3).
+def pytest_args(package: Package) -> list[str]:
+    """The pytest arguments of a package's mutation runs: fast tests, without its deselected ones."""
     args = ["-m", "not docker", "-p", "no:cacheprovider", "-q"]
     for test in package.deselect:
         args += ["--deselect", test]
+    return args
+
+
+def mutmut_table(package: Package, present: list[str], extras: list[str]) -> str:
+    # The tests are listed with the pytest arguments, not in tests_dir (deprecated in mutmut 3).
+    args = pytest_args(package)
     return (
         "\n[tool.mutmut]\n"
         # The whole package is copied, so that `import deploy` finds the mutated tree first
@@ -253,9 +259,7 @@ def verify_timeouts(name: str, package: Package, limit_s: float) -> bool:
     ).stdout
     names = [line.split(":")[0].strip() for line in listed.splitlines() if line.rstrip().endswith("timeout")]
     stats = json.loads((workdir / "mutants" / "mutmut-stats.json").read_text())
-    args = ["-m", "not docker", "-p", "no:cacheprovider", "-q", "-x"]
-    for test in package.deselect:
-        args += ["--deselect", test]
+    args = [*pytest_args(package), "-x"]
     survived = 0
     for mutant in names:
         tests = sorted(stats["tests_by_mangled_function_name"].get(mutant.rsplit("__mutmut_", 1)[0], []))
